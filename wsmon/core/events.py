@@ -1,0 +1,235 @@
+"""The one event stream: every fact wsmon learns is one of these typed, versioned events.
+
+Events are msgspec Structs in a tagged union. They encode as arrays (``array_like``) with the
+tag first, which keeps recordings small; ``to_dict`` gives the named form for JSON Lines and feeds.
+Field order is part of the recording format: add fields only at the end, with a default, and bump
+``SCHEMA_VERSION`` for anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Closer = Literal["client", "server", "neither", "unknown"]
+FailKind = Literal["refused", "timeout", "rejected", "tls", "dns", "error"]
+LatencyKind = Literal["connect", "ping", "roundtrip", "delivery", "e2e", "db", "redis", "http"]
+AlertLevel = Literal["warn", "breach"]
+
+
+class Event(msgspec.Struct, tag_field="type", array_like=True, kw_only=True, gc=False, frozen=True):
+    """Every event carries the UTC wall time and the monotonic time it was observed at (seconds)."""
+
+    wall: float
+    mono: float
+
+
+class TargetAdded(Event, tag="target"):
+    """A target wsmon watches; ``address`` is already redacted."""
+
+    target: str
+    kind: str  # "websocket" | "server" | "process" | "redis" | "postgres" | "http" | "log"
+    address: str = ""
+
+
+class TargetDown(Event, tag="down"):
+    target: str
+    error: str
+    kind: str = ""  # refused, timeout, auth, exited, ...
+
+
+class TargetUp(Event, tag="up"):
+    target: str
+    detail: str = ""
+
+
+class Hint(Event, tag="hint"):
+    """Something the user can fix, e.g. 'run as the same user to read the process'."""
+
+    target: str
+    text: str
+
+
+class ConnectionConnecting(Event, tag="conn.connecting"):
+    conn: str
+    peer: str = ""
+    path: str = ""
+    source: str = ""
+
+
+class ConnectionOpened(Event, tag="conn.open"):
+    conn: str
+    peer: str = ""
+    path: str = ""
+    handshake_ms: float | None = None
+    source: str = ""
+    own: bool = False  # wsmon's own probe connection, kept out of the users' figures
+
+
+class ConnectionClosing(Event, tag="conn.closing"):
+    conn: str
+    by: Closer = "unknown"
+
+
+class ConnectionClosed(Event, tag="conn.close"):
+    """``code`` is 1006 when no close frame was seen, 1005 when the frame carried no status."""
+
+    conn: str
+    code: int
+    reason: str = ""
+    closed_by: Closer = "unknown"
+    duration_s: float | None = None
+    source: str = ""
+    own: bool = False
+
+
+class ConnectFailed(Event, tag="conn.fail"):
+    target: str
+    kind: FailKind
+    error: str = ""
+    status: int | None = None  # the HTTP status of a rejected handshake
+    source: str = ""
+    own: bool = False
+
+
+class Traffic(Event, tag="traffic"):
+    """Messages and bytes of one connection over one interval; 'in' is client to server."""
+
+    conn: str
+    msgs_in: int = 0
+    msgs_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    interval_s: float = 1.0
+    own: bool = False
+
+
+class DeliveryFailed(Event, tag="delivery.fail"):
+    message_id: str
+    conn: str = ""
+    reason: str = ""
+    source: str = ""
+
+
+class LatencySample(Event, tag="latency"):
+    """One measured latency. A ``delivery`` sample also counts as one successful delivery."""
+
+    kind: LatencyKind
+    ms: float
+    target: str = ""
+
+
+class ProcessSample(Event, tag="process"):
+    """The server's process tree. CPU is percent of one core, as top shows it."""
+
+    target: str
+    pid: int
+    cpu_percent: float
+    rss_bytes: int
+    threads: int = 0
+    fds: int = 0
+    tcp: dict[str, int] = {}
+    cores: int = 1
+    processes: int = 1
+
+
+class RedisSample(Event, tag="redis"):
+    target: str
+    ping_ms: float | None = None
+    connected_clients: int | None = None
+    blocked_clients: int | None = None
+    used_memory: int | None = None
+    maxmemory: int | None = None
+    ops_per_sec: float | None = None
+    rejected_connections: int | None = None
+    evicted_keys: int | None = None
+    hit_ratio: float | None = None
+    extra: dict[str, Any] = {}
+
+
+class PostgresSample(Event, tag="postgres"):
+    target: str
+    select1_ms: float | None = None
+    sessions: dict[str, int] = {}
+    connections: int | None = None
+    max_connections: int | None = None
+    longest_query_s: float | None = None
+    longest_xact_s: float | None = None
+    commits_per_s: float | None = None
+    rollbacks_per_s: float | None = None
+    deadlocks: int | None = None
+    notify_queue_usage: float | None = None
+    extra: dict[str, Any] = {}
+
+
+class AlertRaised(Event, tag="alert"):
+    figure: str
+    level: AlertLevel
+    value: float
+    limit: float
+    message: str = ""
+
+
+class AlertCleared(Event, tag="alert.clear"):
+    figure: str
+    value: float
+
+
+class Marker(Event, tag="marker"):
+    text: str
+
+
+class LogLine(Event, tag="log"):
+    level: str
+    text: str
+    source: str = ""
+
+
+class ServerExit(Event, tag="exit"):
+    target: str
+    pid: int | None = None
+    code: int | None = None
+    signal: int | None = None
+    last_lines: list[str] = []
+
+
+AnyEvent = (
+    TargetAdded
+    | TargetDown
+    | TargetUp
+    | Hint
+    | ConnectionConnecting
+    | ConnectionOpened
+    | ConnectionClosing
+    | ConnectionClosed
+    | ConnectFailed
+    | Traffic
+    | DeliveryFailed
+    | LatencySample
+    | ProcessSample
+    | RedisSample
+    | PostgresSample
+    | AlertRaised
+    | AlertCleared
+    | Marker
+    | LogLine
+    | ServerExit
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
+TAGS: dict[type[Event], str] = {cls: cls.__struct_config__.tag for cls in EVENT_TYPES}
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The named form of an event, tag first: what JSON Lines exports and feeds carry."""
+    out: dict[str, Any] = {"type": TAGS[type(event)], "wall": event.wall, "mono": event.mono}
+    out.update(msgspec.structs.asdict(event))
+    return out
+
+
+def from_dict(data: dict[str, Any]) -> Event:
+    """Validate a named-form event (from a feed or a JSON Lines file); raises msgspec.ValidationError."""
+    return msgspec.convert(data, AnyEvent)

@@ -1,0 +1,204 @@
+"""The State that the reducer folds events into, and that everything shows and judges.
+
+State is a tree of msgspec Structs so that a keyframe is one ``msgpack.encode(state)`` and a seek is
+one decode. Everything in it is bounded: closed connections, log lines and series are capped, and
+latency keeps a histogram rather than every sample, so a 10-million-event session fits in memory.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from wsmon.core.events import PostgresSample, ProcessSample, RedisSample
+from wsmon.core.percentiles import Distribution
+
+CONNECTING = "CONNECTING"
+OPEN = "OPEN"
+CLOSING = "CLOSING"
+CLOSED = "CLOSED"
+
+MAX_CLOSED_KEPT = 500
+MAX_LOG_LINES = 500
+MAX_FAILURES_KEPT = 500
+SERIES_LEN = 600
+
+
+class Connection(msgspec.Struct, gc=False):
+    id: str
+    state: str = OPEN
+    peer: str = ""
+    path: str = ""
+    source: str = ""
+    own: bool = False
+    opened_mono: float | None = None
+    closed_mono: float | None = None
+    handshake_ms: float | None = None
+    msgs_in: int = 0
+    msgs_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    close_code: int | None = None
+    close_reason: str = ""
+    closed_by: str = ""
+    updated_seq: int = 0  # the event count when this row last changed: the UI's cheap diff key
+
+
+class TargetState(msgspec.Struct, gc=False):
+    name: str
+    kind: str = ""
+    address: str = ""
+    up: bool | None = None  # None: configured but not heard from yet
+    since_mono: float | None = None
+    error: str = ""
+    error_kind: str = ""
+    down_count: int = 0
+    down_total_s: float = 0.0
+    hints: list[str] = []
+
+
+class Series(msgspec.Struct, gc=False):
+    """A capped time series for sparklines and peaks."""
+
+    times: list[float] = []
+    values: list[float] = []
+    peak: float = 0.0
+
+    def add(self, mono: float, value: float) -> None:
+        self.times.append(mono)
+        self.values.append(value)
+        if value > self.peak:
+            self.peak = value
+        if len(self.values) > 2 * SERIES_LEN:
+            del self.times[:-SERIES_LEN]
+            del self.values[:-SERIES_LEN]
+
+    @property
+    def last(self) -> float | None:
+        return self.values[-1] if self.values else None
+
+    def tail_mean(self, n: int) -> float | None:
+        tail = self.values[-n:]
+        return sum(tail) / len(tail) if tail else None
+
+
+class DeliveryFailure(msgspec.Struct, gc=False):
+    mono: float
+    wall: float
+    message_id: str
+    conn: str
+    reason: str
+    source: str = ""
+
+
+class ActiveAlert(msgspec.Struct, gc=False):
+    figure: str
+    level: str
+    value: float
+    limit: float
+    since_mono: float
+    message: str = ""
+
+
+class LogEntry(msgspec.Struct, gc=False):
+    mono: float
+    level: str
+    text: str
+    source: str = ""
+
+
+class MarkerEntry(msgspec.Struct, gc=False):
+    mono: float
+    wall: float
+    text: str
+
+
+class ExitEntry(msgspec.Struct, gc=False):
+    mono: float
+    target: str
+    pid: int | None
+    code: int | None
+    signal: int | None
+    last_lines: list[str] = []
+
+
+class State(msgspec.Struct, gc=False):
+    seq: int = 0  # events applied so far
+    first_wall: float | None = None
+    first_mono: float | None = None
+    last_wall: float = 0.0
+    last_mono: float = 0.0
+
+    targets: dict[str, TargetState] = {}
+
+    connections: dict[str, Connection] = {}
+    closed_order: list[str] = []
+    open_count: int = 0
+    peak_open: int = 0
+    opened_total: int = 0
+    close_codes: dict[int, int] = {}
+    closed_by: dict[str, int] = {}
+    connect_failed: int = 0
+    connect_fail_kinds: dict[str, int] = {}
+
+    delivered: int = 0
+    delivery_failed: int = 0
+    failure_reasons: dict[str, int] = {}
+    failures: list[DeliveryFailure] = []
+
+    latency: dict[str, Distribution] = {}
+
+    msgs_in: int = 0
+    msgs_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    msgs_by_second: dict[int, int] = {}
+    peak_msgs_per_s: int = 0
+
+    cpu: Series = msgspec.field(default_factory=Series)
+    rss_mib: Series = msgspec.field(default_factory=Series)
+    process: ProcessSample | None = None
+    redis: RedisSample | None = None
+    postgres: PostgresSample | None = None
+
+    alerts: dict[str, ActiveAlert] = {}
+    alerts_raised: int = 0
+    breached: dict[str, float] = {}  # figure -> worst value seen while in breach
+
+    markers: list[MarkerEntry] = []
+    logs: list[LogEntry] = []
+    log_counts: dict[str, int] = {}
+    exits: list[ExitEntry] = []
+
+    @property
+    def duration_s(self) -> float:
+        return 0.0 if self.first_mono is None else self.last_mono - self.first_mono
+
+    def messages_per_s(self, window_s: int = 5) -> float:
+        """Mean over the last complete seconds; the current second is still filling."""
+        if not self.msgs_by_second:
+            return 0.0
+        now = int(self.last_mono)
+        total = sum(self.msgs_by_second.get(s, 0) for s in range(now - window_s, now))
+        return total / window_s
+
+    def delivery_success(self) -> float:
+        attempts = self.delivered + self.delivery_failed
+        return self.delivered / attempts if attempts else math.nan
+
+    def connect_success(self) -> float:
+        attempts = self.opened_total + self.connect_failed
+        return self.opened_total / attempts if attempts else math.nan
+
+
+def decode_state(data: bytes) -> State:
+    return _state_decoder.decode(data)
+
+
+def encode_state(state: State) -> bytes:
+    return _state_encoder.encode(state)
+
+
+_state_encoder = msgspec.msgpack.Encoder()
+_state_decoder = msgspec.msgpack.Decoder(State)
