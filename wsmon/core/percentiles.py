@@ -17,7 +17,7 @@ WINDOW_S = 60.0
 
 
 def bucket_of(ms: float) -> int:
-    return int(math.floor(math.log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _INV_LOG_GAMMA))
+    return math.floor(math.log(ms if ms > _FLOOR_MS else _FLOOR_MS) * _INV_LOG_GAMMA)
 
 
 def bucket_value(bucket: int) -> float:

@@ -156,12 +156,11 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
-    if conn.state != OPEN and conn.state != CLOSING:
-        if not e.own:
-            state.open_count += 1
-            state.opened_total += 1
-            if state.open_count > state.peak_open:
-                state.peak_open = state.open_count
+    if conn.state != OPEN and conn.state != CLOSING and not e.own:
+        state.open_count += 1
+        state.opened_total += 1
+        if state.open_count > state.peak_open:
+            state.peak_open = state.open_count
     conn.state = OPEN
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
