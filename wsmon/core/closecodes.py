@@ -15,12 +15,8 @@ CLOSE_CODES: dict[int, CloseCode] = {
     1001: CloseCode("Going Away", "server shutting down, page navigated away, or a heartbeat timeout"),
     1002: CloseCode("Protocol Error", "a malformed frame or a protocol rule broken"),
     1003: CloseCode("Unsupported Data", "a message type the endpoint does not accept (e.g. binary)"),
-    1005: CloseCode(
-        "No Status Received", "a close frame without a status code (a bare close() call)"
-    ),
-    1006: CloseCode(
-        "Abnormal Closure", "no close frame: crash, killed process, network drop, TCP reset"
-    ),
+    1005: CloseCode("No Status Received", "a close frame without a status code (a bare close() call)"),
+    1006: CloseCode("Abnormal Closure", "no close frame: crash, killed process, network drop, TCP reset"),
     1007: CloseCode("Invalid Payload Data", "text that is not UTF-8, or data the application rejects"),
     1008: CloseCode("Policy Violation", "authentication or registration rejected, policy broken"),
     1009: CloseCode("Message Too Big", "a message above the endpoint's size limit"),

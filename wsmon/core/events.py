@@ -8,6 +8,7 @@ Field order is part of the recording format: add fields only at the end, with a 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import msgspec
@@ -20,7 +21,7 @@ LatencyKind = Literal["connect", "ping", "roundtrip", "delivery", "e2e", "db", "
 AlertLevel = Literal["warn", "breach"]
 
 
-class Event(msgspec.Struct, tag_field="type", array_like=True, kw_only=True, gc=False, frozen=True):
+class Event(msgspec.Struct, tag_field="type", array_like=True, gc=False, frozen=True):
     """Every event carries the UTC wall time and the monotonic time it was observed at (seconds)."""
 
     wall: float
@@ -67,6 +68,7 @@ class ConnectionOpened(Event, tag="conn.open"):
     handshake_ms: float | None = None
     source: str = ""
     own: bool = False  # wsmon's own probe connection, kept out of the users' figures
+    local: str = ""  # our end's address for own connections: the server's log shows it as the peer
 
 
 class ConnectionClosing(Event, tag="conn.closing"):
@@ -230,6 +232,33 @@ def to_dict(event: Event) -> dict[str, Any]:
     return out
 
 
+_BY_TAG: dict[str, type[Event]] = {tag: cls for cls, tag in TAGS.items()}
+_INDEX = re.compile(r"\$\[(\d+)\]")
+
+
 def from_dict(data: dict[str, Any]) -> Event:
-    """Validate a named-form event (from a feed or a JSON Lines file); raises msgspec.ValidationError."""
-    return msgspec.convert(data, AnyEvent)
+    """Validate a named-form event (from a feed or a JSON Lines file); raises msgspec.ValidationError.
+
+    Missing fields take their defaults and unknown keys are ignored, so either side may be newer.
+    """
+    tag = data.get("type") if isinstance(data, dict) else None
+    cls = _BY_TAG.get(tag) if isinstance(tag, str) else None
+    if cls is None:
+        got = tag if isinstance(data, dict) else type(data).__name__
+        raise msgspec.ValidationError(f"Expected an event object with a known `type`, got {got!r}")
+    # array_like Structs convert only from arrays, so lay the named fields out in the array's order and
+    # let msgspec validate them there.
+    fields = msgspec.structs.fields(cls)
+    row: list[Any] = [TAGS[cls]]
+    for field in fields:
+        if field.name in data:
+            row.append(data[field.name])
+        elif field.required:
+            raise msgspec.ValidationError(f"Object missing required field `{field.name}`")
+        else:
+            row.append(field.default if field.default is not msgspec.NODEFAULT else field.default_factory())
+    try:
+        return msgspec.convert(row, AnyEvent)
+    except msgspec.ValidationError as error:
+        named = _INDEX.sub(lambda m: f"$.{fields[int(m.group(1)) - 1].name}", str(error), count=1)
+        raise msgspec.ValidationError(named) from None

@@ -144,6 +144,8 @@ def judge(state: State, limits: tuple[Limit, ...], wall: float, mono: float) -> 
     for limit in limits:
         if limit.kind == "capacity":
             continue  # capacity targets are reported, not alerted on
+        if limit.kind == "cpu" and len(state.cpu.values) < CPU_AVERAGE_SAMPLES:
+            continue  # fewer samples than the mean needs is start-up, not load
         value = live_value(state, limit)
         if value is None:
             continue

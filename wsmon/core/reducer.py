@@ -18,6 +18,7 @@ from wsmon.core.state import (
     MAX_CLOSED_KEPT,
     MAX_FAILURES_KEPT,
     MAX_LOG_LINES,
+    MAX_OWN_PEERS,
     OPEN,
     ActiveAlert,
     Connection,
@@ -156,7 +157,10 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
-    if conn.state != OPEN and conn.state != CLOSING and not e.own:
+    own = e.own or e.peer in state.own_peers
+    if e.own and e.local:
+        _remember_own_peer(state, e.local)
+    if conn.state != OPEN and conn.state != CLOSING and not own:
         state.open_count += 1
         state.opened_total += 1
         if state.open_count > state.peak_open:
@@ -165,10 +169,25 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
     conn.source = e.source or conn.source
-    conn.own = e.own
+    conn.own = own
     conn.opened_mono = e.mono
     conn.handshake_ms = e.handshake_ms
     conn.updated_seq = state.seq
+
+
+def _remember_own_peer(state: State, local: str) -> None:
+    """A probe's address; the server's log may already have shown that connection as a user's."""
+    peers = state.own_peers
+    peers[local] = True
+    if len(peers) > 2 * MAX_OWN_PEERS:
+        for old in list(peers)[:-MAX_OWN_PEERS]:
+            del peers[old]
+    for conn in state.connections.values():
+        if conn.peer == local and not conn.own and conn.state in (OPEN, CLOSING):
+            conn.own = True
+            state.open_count -= 1
+            state.opened_total -= 1
+            conn.updated_seq = state.seq
 
 
 def _closing(state: State, e: ev.ConnectionClosing) -> None:
@@ -225,7 +244,7 @@ def _traffic(state: State, e: ev.Traffic) -> None:
         conn.bytes_in += e.bytes_in
         conn.bytes_out += e.bytes_out
         conn.updated_seq = state.seq
-    if e.own:
+    if e.own or (conn is not None and conn.own):
         return
     state.msgs_in += e.msgs_in
     state.msgs_out += e.msgs_out
@@ -238,10 +257,13 @@ def _traffic(state: State, e: ev.Traffic) -> None:
     if len(per_second) > 1200:
         for old in [s for s in per_second if s < second - 600]:
             del per_second[old]
-    # A second counts towards the peak only once it is complete.
+    # A second counts towards the peak only once it is complete: the one before this event's, or this
+    # event's own second when the event arrived late (the session's now has already moved past it).
     previous = per_second.get(second - 1, 0)
     if previous > state.peak_msgs_per_s:
         state.peak_msgs_per_s = previous
+    if second < int(state.last_mono) and count > state.peak_msgs_per_s:
+        state.peak_msgs_per_s = count
 
 
 # --- delivery and latency ------------------------------------------------------------------------
@@ -294,7 +316,9 @@ def _alert_raised(state: State, e: ev.AlertRaised) -> None:
     state.alerts_raised += 1
     if e.level == "breach":
         worst = state.breached.get(e.figure)
-        state.breached[e.figure] = e.value if worst is None else max(worst, e.value)
+        # A min-bound figure (a success ratio) breaches below its limit: its worst value is the lowest.
+        pick = min if e.value < e.limit else max
+        state.breached[e.figure] = e.value if worst is None else pick(worst, e.value)
 
 
 def _alert_cleared(state: State, e: ev.AlertCleared) -> None:

@@ -22,6 +22,7 @@ CLOSED = "CLOSED"
 MAX_CLOSED_KEPT = 500
 MAX_LOG_LINES = 500
 MAX_FAILURES_KEPT = 500
+MAX_OWN_PEERS = 1000
 SERIES_LEN = 600
 
 
@@ -140,6 +141,7 @@ class State(msgspec.Struct, gc=False):
     close_codes: dict[int, int] = {}
     closed_by: dict[str, int] = {}
     connect_failed: int = 0
+    own_peers: dict[str, bool] = {}  # addresses of wsmon's probes, to recognise them in server logs
     connect_fail_kinds: dict[str, int] = {}
 
     delivered: int = 0

@@ -1,0 +1,119 @@
+"""Configuration: flags, then environment (and a .env in the working directory), then wsmon.toml in
+the working directory, then wsmon.toml in the user config directory. The first that sets a key wins.
+
+Every bad value is a ConfigError whose message is one line naming the key, the file and what was
+expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsmon.core.limits import DEFAULT_LIMITS, Limit, LimitError, with_overrides
+
+CONFIG_NAME = "wsmon.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "wsmon"
+
+
+def config_files(cwd: Path | None = None) -> list[Path]:
+    """Existing config files, highest precedence first."""
+    cwd = cwd or Path.cwd()
+    candidates = [cwd / CONFIG_NAME, user_config_dir() / CONFIG_NAME]
+    return [p for p in candidates if p.is_file()]
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines; '#' comments, optional 'export ', optional quotes. No interpolation."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").strip()
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+@dataclass
+class Settings:
+    limits: tuple[Limit, ...] = DEFAULT_LIMITS
+    files: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    tables: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+
+    def lookup(self, section: str, key: str) -> tuple[Any, str] | None:
+        """(value, where) from the highest-precedence config file that sets [section].key."""
+        for path, data in self.tables:
+            table = data.get(section)
+            if isinstance(table, dict) and key in table:
+                return table[key], f"{path} [{section}].{key}"
+        return None
+
+
+def parse_limit_flags(flags: Sequence[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for flag in flags:
+        key, sep, value = flag.partition("=")
+        if not sep:
+            raise ConfigError(f"--limit {flag}: expected KEY=VALUE, e.g. --limit rss_mib=256")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--limit {flag}: expected a number after '=', got {value!r}") from None
+    return out
+
+
+def load_settings(limit_flags: Sequence[str] = (), cwd: Path | None = None) -> Settings:
+    cwd = cwd or Path.cwd()
+    env = {**read_dotenv(cwd / ".env"), **os.environ}
+    files = config_files(cwd)
+    tables = [(path, load_toml(path)) for path in files]
+    merged: dict[str, Any] = {}
+    # Lowest precedence first, so higher ones overwrite.
+    for path, data in reversed(tables):
+        limits = data.get("limits", {})
+        if not isinstance(limits, Mapping):
+            raise ConfigError(f"{path}: [limits] must be a table of figure = number")
+        try:
+            with_overrides(limits, where=f"{path} [limits]")
+        except LimitError as exc:
+            raise ConfigError(str(exc)) from None
+        merged.update(limits)
+    flags = parse_limit_flags(limit_flags)
+    try:
+        with_overrides(flags, where="--limit")
+    except LimitError as exc:
+        raise ConfigError(str(exc)) from None
+    merged.update(flags)
+    return Settings(limits=with_overrides(merged), files=files, env=env, tables=tables)

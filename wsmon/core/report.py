@@ -1,0 +1,727 @@
+"""The verdict on a recorded session: every limit's session figure, close codes, delivery, targets.
+
+``build_report`` turns a final State into a ``Report`` (a msgspec Struct tree, so its JSON is one
+encode); ``render_text``, ``render_markdown`` and ``render_json`` turn that into what ``wsmon report``
+and ``wsmon replay --headless`` print. Pure: no I/O. docs/report.md documents the JSON shape and
+what each verdict means; change the shape only as its versioning rules say.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from wsmon.core.closecodes import close_code_cause, close_code_name
+from wsmon.core.limits import BREACH, CPU_AVERAGE_SAMPLES, OK, WARN, Limit, format_value, level_of
+from wsmon.core.state import SERIES_LEN, State
+
+REPORT_VERSION = 1
+NO_DATA = "no data"
+REACHED = "reached"
+NOT_REACHED = "not reached"
+RECENT_FAILURES = 5
+FORMATS: tuple[str, ...] = ("text", "json", "markdown")
+
+
+class Session(msgspec.Struct, kw_only=True):
+    source: str
+    wsmon_version: str | None
+    command: str | None
+    started: str | None  # ISO 8601 UTC of the first event
+    ended: str | None
+    duration_s: float
+    events: int
+
+
+class Figure(msgspec.Struct, kw_only=True):
+    """One limit. Fields that do not apply to the figure's kind are null (see docs/report.md)."""
+
+    figure: str
+    label: str
+    kind: str
+    unit: str
+    bound: str
+    limit: float
+    limit_text: str
+    value: float | None  # the figure the verdict is judged on
+    verdict: str  # ok | warn | breach | no data | reached | not reached
+    note: str = ""
+    count: int = 0  # latency samples, ratio attempts, process samples
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    max: float | None = None
+    numerator: int | None = None
+    denominator: int | None = None
+    peak: float | None = None
+    last: float | None = None
+    breached_during_run: float | None = None
+
+
+class CloseCodeRow(msgspec.Struct, kw_only=True):
+    code: int
+    name: str
+    count: int
+    share: float  # percent of the closes counted
+    cause: str
+
+
+class CloseCodes(msgspec.Struct, kw_only=True):
+    total: int
+    codes: list[CloseCodeRow]
+    closed_by: dict[str, int]
+
+
+class Count(msgspec.Struct, kw_only=True):
+    name: str
+    count: int
+
+
+class FailureRow(msgspec.Struct, kw_only=True):
+    at: str
+    message_id: str
+    conn: str
+    reason: str
+    source: str
+
+
+class Delivery(msgspec.Struct, kw_only=True):
+    delivered: int
+    failed: int
+    success_percent: float | None
+    reasons: list[Count]
+    recent_failures: list[FailureRow]
+
+
+class Connections(msgspec.Struct, kw_only=True):
+    opened_total: int
+    peak_open: int
+    open_at_end: int
+    connect_failed: int
+    connect_fail_kinds: list[Count]
+
+
+class TargetRow(msgspec.Struct, kw_only=True):
+    name: str
+    kind: str
+    address: str
+    state: str  # up | down | unknown
+    down_count: int
+    down_total_s: float  # includes an outage still running at the end
+    error: str
+    error_kind: str
+    hints: list[str]
+
+
+class AlertRow(msgspec.Struct, kw_only=True):
+    figure: str
+    level: str
+    value: float
+    limit: float
+    since: str | None
+    message: str
+
+
+class Alerts(msgspec.Struct, kw_only=True):
+    raised: int
+    active: list[AlertRow]
+    breached: dict[str, float]
+
+
+class MarkerRow(msgspec.Struct, kw_only=True):
+    at: str | None
+    text: str
+
+
+class ExitRow(msgspec.Struct, kw_only=True):
+    at: str | None
+    target: str
+    pid: int | None
+    code: int | None
+    signal: int | None
+    last_lines: list[str]
+
+
+class Report(msgspec.Struct, kw_only=True):
+    report_version: int = REPORT_VERSION
+    session: Session
+    verdict: str  # pass | breach | no data
+    counts: dict[str, int]  # figures by verdict
+    figures: list[Figure]
+    close_codes: CloseCodes
+    delivery: Delivery
+    connections: Connections
+    targets: list[TargetRow]
+    alerts: Alerts
+    markers: list[MarkerRow]
+    exits: list[ExitRow]
+    log_counts: dict[str, int]
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any limit was breached, else 0 (2, unreadable input, is the CLI's to decide)."""
+        return exit_code(self)
+
+
+def exit_code(report: Report) -> int:
+    return 1 if any(figure.verdict == BREACH for figure in report.figures) else 0
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def build_report(
+    state: State,
+    limits: tuple[Limit, ...],
+    *,
+    source: str = "",
+    header: Mapping[str, Any] | None = None,
+) -> Report:
+    header = header or {}
+    to_iso = _clock(state)
+    figures = [_figure(state, limit) for limit in limits]
+    counts: dict[str, int] = {}
+    for figure in figures:
+        counts[figure.verdict] = counts.get(figure.verdict, 0) + 1
+    judged = [f for f in figures if f.kind != "capacity"]
+    if any(f.verdict == BREACH for f in figures):
+        verdict = BREACH
+    elif judged and all(f.verdict == NO_DATA for f in judged):
+        verdict = NO_DATA
+    else:
+        verdict = "pass"
+    return Report(
+        session=Session(
+            source=source,
+            wsmon_version=_header_str(header, "wsmon_version", "version"),
+            command=_header_command(header.get("command")),
+            started=_iso(state.first_wall),
+            ended=_iso(state.last_wall) if state.first_wall is not None else None,
+            duration_s=round(float(state.duration_s), 3),
+            events=state.seq,
+        ),
+        verdict=verdict,
+        counts=counts,
+        figures=figures,
+        close_codes=_close_codes(state),
+        delivery=_delivery(state),
+        connections=Connections(
+            opened_total=state.opened_total,
+            peak_open=state.peak_open,
+            open_at_end=state.open_count,
+            connect_failed=state.connect_failed,
+            connect_fail_kinds=_counts(state.connect_fail_kinds),
+        ),
+        targets=[_target(state, name) for name in sorted(state.targets)],
+        alerts=Alerts(
+            raised=state.alerts_raised,
+            active=[
+                AlertRow(
+                    figure=a.figure,
+                    level=a.level,
+                    value=float(a.value),
+                    limit=float(a.limit),
+                    since=to_iso(a.since_mono),
+                    message=a.message,
+                )
+                for a in state.alerts.values()
+            ],
+            breached={k: float(v) for k, v in state.breached.items()},
+        ),
+        markers=[MarkerRow(at=_iso(m.wall), text=m.text) for m in state.markers],
+        exits=[
+            ExitRow(
+                at=to_iso(x.mono),
+                target=x.target,
+                pid=x.pid,
+                code=x.code,
+                signal=x.signal,
+                last_lines=list(x.last_lines),
+            )
+            for x in state.exits
+        ],
+        log_counts=dict(state.log_counts),
+    )
+
+
+def _figure(state: State, limit: Limit) -> Figure:
+    base = Figure(
+        figure=limit.figure,
+        label=limit.label,
+        kind=limit.kind,
+        unit=limit.unit,
+        bound=limit.bound,
+        limit=limit.value,
+        limit_text=limit.describe(),
+        value=None,
+        verdict=NO_DATA,
+    )
+    builders: dict[str, Callable[[State, Limit, Figure], None]] = {
+        "latency": _latency_figure,
+        "ratio": _ratio_figure,
+        "rss": _rss_figure,
+        "cpu": _cpu_figure,
+        "capacity": _capacity_figure,
+    }
+    builders[limit.kind](state, limit, base)
+    if limit.kind != "capacity":
+        _apply_breached_during_run(state, limit, base)
+    return base
+
+
+def _latency_figure(state: State, limit: Limit, fig: Figure) -> None:
+    dist = state.latency.get(limit.latency_kind)
+    if dist is None or not dist.count:
+        return
+    fig.count = dist.count
+    fig.p50 = _num(dist.session_percentile(50))
+    fig.p95 = _num(dist.session_percentile(95))
+    fig.p99 = _num(dist.session_percentile(99))
+    fig.mean = _num(dist.mean)
+    fig.max = _num(dist.maximum)
+    fig.value = fig.p95
+    fig.verdict = level_of(limit, fig.value)
+
+
+def _ratio_figure(state: State, limit: Limit, fig: Figure) -> None:
+    if limit.figure == "connect_success":
+        good, bad = state.opened_total, state.connect_failed
+    else:
+        good, bad = state.delivered, state.delivery_failed
+    if not good + bad:
+        return
+    fig.numerator, fig.denominator, fig.count = good, good + bad, good + bad
+    fig.value = 100.0 * good / (good + bad)
+    fig.verdict = level_of(limit, fig.value)
+
+
+def _rss_figure(state: State, limit: Limit, fig: Figure) -> None:
+    series = state.rss_mib
+    if not series.values:
+        return
+    fig.count = len(series.values)
+    fig.peak = fig.value = _num(series.peak)
+    fig.last = _num(series.last)
+    fig.verdict = level_of(limit, fig.value)
+
+
+def _cpu_figure(state: State, limit: Limit, fig: Figure) -> None:
+    """CPU is judged on the highest 5-sample mean, like the live judge, over the samples still kept.
+
+    The State keeps the raw peak for the whole session but only the last SERIES_LEN to
+    2×SERIES_LEN samples, so in a long session the early means are known only through the live
+    alerts (applied afterwards in ``_apply_breached_during_run``). docs/report.md states the rule.
+    """
+    values = state.cpu.values
+    if not values:
+        return
+    fig.count = len(values)
+    fig.peak = _num(state.cpu.peak)
+    fig.last = _num(state.cpu.tail_mean(CPU_AVERAGE_SAMPLES))
+    if len(values) < CPU_AVERAGE_SAMPLES:
+        fig.note = f"{len(values)} samples: the {CPU_AVERAGE_SAMPLES}-sample mean needs more"
+        return  # the live judge does not judge these either: start-up, not load
+    fig.value = _num(_peak_moving_mean(values, CPU_AVERAGE_SAMPLES))
+    fig.verdict = level_of(limit, fig.value)
+    complete = len(values) < SERIES_LEN  # a trimmed series never drops below SERIES_LEN again
+    if not complete and fig.verdict != BREACH and level_of(limit, fig.peak) != OK:
+        fig.note = (
+            f"raw peak {format_value(fig.peak, limit.unit)}; the {CPU_AVERAGE_SAMPLES}-sample mean is "
+            f"known for the last {len(values)} samples only, earlier ones through the live alerts"
+        )
+
+
+def _capacity_figure(state: State, limit: Limit, fig: Figure) -> None:
+    if limit.figure == "connections":
+        seen = state.opened_total > 0
+        fig.count = state.opened_total
+        peak = float(state.peak_open)
+    else:
+        seen = state.msgs_in + state.msgs_out > 0
+        fig.count = state.msgs_in + state.msgs_out
+        # The last complete second counts too, though no later traffic arrived to complete it live.
+        now = int(state.last_mono)
+        complete = [count for second, count in state.msgs_by_second.items() if second < now]
+        peak = float(max([state.peak_msgs_per_s, *complete]))
+    if not seen:
+        return
+    fig.peak = fig.value = peak
+    fig.verdict = REACHED if peak >= limit.value else NOT_REACHED
+
+
+def _apply_breached_during_run(state: State, limit: Limit, fig: Figure) -> None:
+    """A live alert that reached breach makes the figure a breach even if the session figure recovered.
+
+    The recorded value is checked against this report's limit, so a report run with a looser limit
+    than the live session does not inherit a breach the looser limit would not have called.
+    """
+    worst = state.breached.get(limit.figure)
+    if worst is None or math.isnan(worst):
+        return
+    fig.breached_during_run = float(worst)
+    if fig.verdict == BREACH or level_of(limit, worst) != BREACH:
+        return
+    text = f"breached during the run: {format_value(worst, limit.unit)}"
+    fig.note = f"{text}; {fig.note}" if fig.note else text
+    fig.verdict = BREACH
+
+
+def _peak_moving_mean(values: Sequence[float], n: int) -> float:
+    if len(values) <= n:
+        return sum(values) / len(values)
+    window = sum(values[:n])
+    best = window
+    for i in range(n, len(values)):
+        window += values[i] - values[i - n]
+        best = max(best, window)
+    return best / n
+
+
+def _close_codes(state: State) -> CloseCodes:
+    total = sum(state.close_codes.values())
+    rows = [
+        CloseCodeRow(
+            code=code,
+            name=close_code_name(code),
+            count=count,
+            share=round(100.0 * count / total, 2) if total else 0.0,
+            cause=close_code_cause(code),
+        )
+        for code, count in sorted(state.close_codes.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    return CloseCodes(total=total, codes=rows, closed_by=dict(state.closed_by))
+
+
+def _delivery(state: State) -> Delivery:
+    success = state.delivery_success()
+    return Delivery(
+        delivered=state.delivered,
+        failed=state.delivery_failed,
+        success_percent=None if math.isnan(success) else 100.0 * success,
+        reasons=_counts(state.failure_reasons),
+        recent_failures=[
+            FailureRow(
+                at=_iso(f.wall) or "",
+                message_id=f.message_id,
+                conn=f.conn,
+                reason=f.reason,
+                source=f.source,
+            )
+            for f in state.failures[-RECENT_FAILURES:]
+        ],
+    )
+
+
+def _target(state: State, name: str) -> TargetRow:
+    t = state.targets[name]
+    down_total = t.down_total_s
+    if t.up is False and t.since_mono is not None:
+        down_total += max(0.0, state.last_mono - t.since_mono)  # the outage still running at the end
+    return TargetRow(
+        name=t.name,
+        kind=t.kind,
+        address=t.address,
+        state="unknown" if t.up is None else ("up" if t.up else "down"),
+        down_count=t.down_count,
+        down_total_s=round(float(down_total), 3),
+        error=t.error,
+        error_kind=t.error_kind,
+        hints=list(t.hints),
+    )
+
+
+def _counts(counts: Mapping[str, int]) -> list[Count]:
+    return [Count(name=k, count=v) for k, v in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def _clock(state: State) -> Callable[[float | None], str | None]:
+    """Wall time of a monotonic instant, anchored on the session's last event."""
+
+    def to_iso(mono: float | None) -> str | None:
+        if mono is None or state.first_wall is None:
+            return None
+        return _iso(state.last_wall - (state.last_mono - mono))
+
+    return to_iso
+
+
+def _iso(wall: float | None) -> str | None:
+    if wall is None or not math.isfinite(wall):
+        return None
+    stamp = datetime.fromtimestamp(wall, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return stamp[:-3] + "Z"
+
+
+def _num(value: float | None) -> float | None:
+    # float() because events may carry ints, and the JSON shape promises numbers of one type.
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _header_str(header: Mapping[str, Any], *keys: str) -> str | None:
+    for key in keys:
+        value = header.get(key)
+        if value:
+            return str(value)
+    return None
+
+
+def _header_command(command: Any) -> str | None:
+    if not command:
+        return None
+    if isinstance(command, list | tuple):
+        return shlex.join(str(part) for part in command)
+    return str(command)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def render(report: Report, fmt: str) -> str:
+    renderers: dict[str, Callable[[Report], str]] = {
+        "text": render_text,
+        "json": render_json,
+        "markdown": render_markdown,
+    }
+    if fmt not in renderers:
+        raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return renderers[fmt](report)
+
+
+def render_json(report: Report) -> str:
+    """The documented JSON shape (docs/report.md); non-finite numbers become null."""
+    return msgspec.json.format(msgspec.json.encode(_finite(msgspec.to_builtins(report))), indent=2).decode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def verdict_line(report: Report) -> str:
+    c = report.counts
+    judged = [f"{c[k]} {k}" for k in (BREACH, WARN, OK, NO_DATA) if c.get(k)]
+    capacity = [f"{c[k]} {k}" for k in (REACHED, NOT_REACHED) if c.get(k)]
+    detail = ", ".join(judged) + (f"; capacity targets: {', '.join(capacity)}" if capacity else "")
+    breached = [f.figure for f in report.figures if f.verdict == BREACH]
+    named = f" — breached: {', '.join(breached)}" if breached else ""
+    return f"wsmon report: {report.verdict.upper()}{named} ({detail})"
+
+
+def _figure_cells(f: Figure) -> list[str]:
+    """Figure, Limit, Observed, p50, p95, p99, Max, Samples, Verdict, Note."""
+
+    def fmt(value: float | None) -> str:
+        return "" if value is None else format_value(value, f.unit)
+
+    samples = str(f.count) if f.count else ""
+    observed = fmt(f.value)
+    if f.kind == "latency" and f.value is not None:
+        observed = f"p95 {observed}"
+    elif f.kind == "ratio" and f.numerator is not None:
+        samples = f"{f.numerator}/{f.denominator}"
+    elif f.kind == "rss" and f.value is not None:
+        observed = f"peak {observed}"
+    elif f.kind == "cpu" and f.value is not None:
+        observed = f"{CPU_AVERAGE_SAMPLES}-mean peak {observed}"
+    elif f.kind == "capacity" and f.value is not None:
+        observed = f"peak {observed}"
+    peak = f.max if f.kind == "latency" else (f.peak if f.kind in ("rss", "cpu") else None)
+    return [
+        f.label,
+        f.limit_text,
+        observed or "—",
+        fmt(f.p50),
+        fmt(f.p95),
+        fmt(f.p99),
+        fmt(peak),
+        samples,
+        f.verdict,
+        f.note,
+    ]
+
+
+_FIGURE_HEADINGS = ["Figure", "Limit", "Observed", "p50", "p95", "p99", "Max", "Samples", "Verdict", "Note"]
+
+
+def _table(headings: list[str], rows: Iterable[list[str]], indent: str = "  ") -> list[str]:
+    rows = [headings, *rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headings))]
+    return [
+        indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _session_lines(report: Report) -> list[str]:
+    s = report.session
+    parts = [f"source {s.source}" if s.source else "", f"wsmon {s.wsmon_version}" if s.wsmon_version else ""]
+    parts.append(f"command: {s.command}" if s.command else "")
+    head = "  ".join(p for p in parts if p)
+    when = f"started {s.started or '—'}  duration {_duration(s.duration_s)}  events {s.events:,}"
+    return [line for line in (head, when) if line]
+
+
+def render_text(report: Report) -> str:
+    lines = [verdict_line(report), *_session_lines(report), "", "Limits (latency judged on the session p95)"]
+    lines += _table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))
+
+    cc = report.close_codes
+    by = ", ".join(f"{k} {v}" for k, v in sorted(cc.closed_by.items(), key=lambda i: -i[1]))
+    lines += ["", f"Close codes: {cc.total} closes" + (f" (closed by: {by})" if by else "")]
+    lines += (
+        _table(
+            ["Code", "Name", "Count", "Share", "Usual cause"],
+            ([str(r.code), r.name, str(r.count), f"{r.share:.1f} %", r.cause] for r in cc.codes),
+        )
+        if cc.codes
+        else []
+    )
+
+    d = report.delivery
+    success = "—" if d.success_percent is None else format_value(d.success_percent, "%")
+    lines += ["", f"Delivery: {d.delivered} delivered, {d.failed} failed, success {success}"]
+    if d.reasons:
+        lines += _table(["Reason", "Count"], ([r.name, str(r.count)] for r in d.reasons))
+    if d.recent_failures:
+        lines.append("  last failures:")
+        lines += _table(
+            ["At", "Message", "Conn", "Reason"],
+            ([r.at, r.message_id, r.conn, r.reason] for r in d.recent_failures),
+            indent="    ",
+        )
+
+    c = report.connections
+    kinds = ", ".join(f"{k.name} {k.count}" for k in c.connect_fail_kinds)
+    lines += [
+        "",
+        f"Connections: {c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
+        f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
+    ]
+
+    if report.targets:
+        lines += ["", "Targets"]
+        lines += _table(
+            ["Name", "Kind", "Address", "State", "Downs", "Down time", "Last error"],
+            (
+                [t.name, t.kind, t.address, t.state, str(t.down_count), _duration(t.down_total_s), t.error]
+                for t in report.targets
+            ),
+        )
+
+    a = report.alerts
+    active = ", ".join(f"{r.figure} {r.level}" for r in a.active) or "none"
+    lines += ["", f"Alerts: {a.raised} raised, active at the end: {active}"]
+    for x in report.exits:
+        how = f"code {x.code}" if x.code is not None else (f"signal {x.signal}" if x.signal else "unknown")
+        lines.append(f"Server exit: {x.target} (pid {x.pid}) {how} at {x.at or '—'}")
+        lines += [f"    {line}" for line in x.last_lines]
+    if report.markers:
+        lines += ["", "Markers"] + [f"  {m.at or '—'}  {m.text}" for m in report.markers]
+    if report.log_counts:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.log_counts.items()))
+        lines += ["", f"Log lines: {counts}"]
+    return "\n".join(lines) + "\n"
+
+
+def _md(cell: str) -> str:
+    return cell.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(headings: list[str], rows: Iterable[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    out += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows]
+    return out
+
+
+def render_markdown(report: Report) -> str:
+    """GitHub-flavoured Markdown, for a CI job summary."""
+    lines = [f"## {verdict_line(report)}", ""]
+    lines += [f"{line}  " for line in _session_lines(report)] + [""]
+    lines += ["### Limits", "", *_md_table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))]
+
+    cc = report.close_codes
+    by = ", ".join(f"{k} {v}" for k, v in sorted(cc.closed_by.items(), key=lambda i: -i[1]))
+    lines += ["", "### Close codes", "", f"{cc.total} closes" + (f" (closed by: {by})" if by else ""), ""]
+    if cc.codes:
+        lines += _md_table(
+            ["Code", "Name", "Count", "Share", "Usual cause"],
+            ([str(r.code), r.name, str(r.count), f"{r.share:.1f} %", r.cause] for r in cc.codes),
+        )
+
+    d = report.delivery
+    success = "—" if d.success_percent is None else format_value(d.success_percent, "%")
+    lines += ["", "### Delivery", "", f"{d.delivered} delivered, {d.failed} failed, success {success}", ""]
+    if d.reasons:
+        lines += [*_md_table(["Reason", "Count"], ([r.name, str(r.count)] for r in d.reasons)), ""]
+    if d.recent_failures:
+        lines += _md_table(
+            ["At", "Message", "Conn", "Reason"],
+            ([r.at, r.message_id, r.conn, r.reason] for r in d.recent_failures),
+        )
+
+    c = report.connections
+    kinds = ", ".join(f"{k.name} {k.count}" for k in c.connect_fail_kinds)
+    lines += [
+        "",
+        "### Connections",
+        "",
+        f"{c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
+        f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
+    ]
+    if report.targets:
+        lines += ["", "### Targets", ""]
+        lines += _md_table(
+            ["Name", "Kind", "Address", "State", "Downs", "Down time", "Last error"],
+            (
+                [t.name, t.kind, t.address, t.state, str(t.down_count), _duration(t.down_total_s), t.error]
+                for t in report.targets
+            ),
+        )
+    a = report.alerts
+    active = ", ".join(f"{r.figure} {r.level}" for r in a.active) or "none"
+    lines += ["", "### Alerts", "", f"{a.raised} raised, active at the end: {active}"]
+    for x in report.exits:
+        how = f"code {x.code}" if x.code is not None else (f"signal {x.signal}" if x.signal else "unknown")
+        lines += ["", f"**Server exit**: {x.target} (pid {x.pid}) {how} at {x.at or '—'}"]
+        if x.last_lines:
+            lines += ["", "```", *x.last_lines, "```"]
+    if report.markers:
+        lines += ["", "### Markers", ""] + [f"- {m.at or '—'} {_md(m.text)}" for m in report.markers]
+    if report.log_counts:
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.log_counts.items()))
+        lines += ["", f"Log lines: {counts}"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "FORMATS",
+    "REPORT_VERSION",
+    "Figure",
+    "Report",
+    "build_report",
+    "exit_code",
+    "render",
+    "render_json",
+    "render_markdown",
+    "render_text",
+    "verdict_line",
+]

@@ -1,0 +1,127 @@
+"""`wsmon demo`: the reference server and its load generator, watched the way any server is watched.
+
+The server is a child process whose stdout is read as its log; psutil samples it; probes connect to
+it. The load generator is a second child process. Nothing here reaches into either process's memory
+or makes up an event: what wsmon shows is what it observed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from wsmon.core import events as ev
+from wsmon.core.limits import Limit
+from wsmon.session import Session, Source
+from wsmon.sources.base import Emit, now
+from wsmon.sources.probe import ProbeConfig, ProbeSource
+from wsmon.sources.process import ProcessSource
+from wsmon.sources.server import ServerSource
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LoadGenerator:
+    """The demo's simulated clients, as a child process; its only event is a marker when it starts."""
+
+    def __init__(self, url: str, clients: int, fault_rate: float, rate: float) -> None:
+        self.argv = [
+            sys.executable,
+            "-m",
+            "wsmon.demo.loadgen",
+            "--url",
+            url,
+            "--clients",
+            str(clients),
+            "--fault-rate",
+            str(fault_rate),
+            "--rate",
+            str(rate),
+        ]
+        self.clients = clients
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def run(self, emit: Emit) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wall, mono = now()
+        emit(ev.Marker(wall=wall, mono=mono, text=f"load generator started: {self.clients} clients"))
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5.0)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+def build_demo_session(
+    *,
+    clients: int,
+    limits: tuple[Limit, ...],
+    record: os.PathLike[str] | None,
+    duration: float | None,
+    fault_rate: float = 1.0,
+    rate: float = 1.0,
+    interval: float = 1.0,
+    extra_sources: list[Source] | None = None,
+) -> Session:
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/"
+    server = ServerSource(
+        [
+            sys.executable,
+            "-u",
+            "-m",
+            "wsmon.demo.server",
+            "--port",
+            str(port),
+            "--max-connections",
+            str(clients + 5),
+        ],
+        target="server",
+    )
+    # The probe speaks the demo's heartbeat as its request/reply, so the server's heartbeat check
+    # does not close it and the round trip through the server's event loop is measured too.
+    probes = ProbeSource(
+        ProbeConfig(
+            url=url, interval=interval, request='{"type":"heartbeat"}', reply_contains="heartbeat_ack"
+        )
+    )
+    process = ProcessSource(lambda: server.pid, port=port, target="process", interval=interval)
+    load = LoadGenerator(url, clients, fault_rate, rate)
+    sources: list[Source] = [server, process, probes, load, *(extra_sources or [])]
+    return Session(
+        sources,
+        title=f"demo · {url}",
+        limits=limits,
+        record=Path(record) if record is not None else None,
+        command=f"wsmon demo --clients {clients}",
+        targets=[
+            {"name": "server", "kind": "server", "address": "wsmon.demo.server"},
+            {"name": "process", "kind": "process", "address": f"port {port}"},
+            {"name": "websocket", "kind": "websocket", "address": url},
+        ],
+        duration=duration,
+    )

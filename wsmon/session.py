@@ -1,0 +1,158 @@
+"""A live session: sources feed one reducer (and the recorder), the judge raises alerts, the UI reads.
+
+This is the composition root of a live run. Every event goes through ``emit`` — applied to the
+State and appended to the recording in the same call, so the recording holds exactly the events
+the State was built from, in the same order. A source that fails is reported and restarted; it
+never takes the session down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import wsmon
+from wsmon.core import events as ev
+from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
+from wsmon.core.reducer import Reducer
+from wsmon.core.state import State
+from wsmon.sources.base import Emit, now
+from wsmon.store.format import FORMAT_VERSION, RecordingHeader
+from wsmon.store.writer import RecordingWriter
+
+TICK_S = 0.25
+SOURCE_RESTART_S = 2.0
+STOP_TIMEOUT_S = 8.0
+
+
+class Source(Protocol):
+    async def run(self, emit: Emit) -> None: ...
+
+
+class Session:
+    """Implements the UI's Feed protocol (wsmon.ui.feed.Feed) for a live run."""
+
+    mode = "live"
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        title: str,
+        limits: tuple[Limit, ...] = DEFAULT_LIMITS,
+        record: Path | None = None,
+        command: str = "",
+        targets: Sequence[dict[str, str]] = (),
+        duration: float | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.title = title
+        self.limits = limits
+        self.record_path = record
+        self.command = command
+        self.targets = list(targets)
+        self.duration = duration
+        self.paused = False
+        self.reducer = Reducer()
+        self.writer: RecordingWriter | None = None
+        self._stopping = asyncio.Event()
+        self._on_tick: list[Callable[[], Awaitable[None] | None]] = []
+
+    # --- the Feed protocol ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.reducer.state
+
+    def toggle_pause(self) -> None:
+        # Live pause freezes the screen only: sources and the recording keep going, as in top.
+        self.paused = not self.paused
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    # --- running ----------------------------------------------------------------------------------
+
+    def emit(self, event: ev.Event) -> None:
+        self.reducer.apply(event)
+        if self.writer is not None:
+            self.writer.append(event)
+
+    def marker(self, text: str) -> None:
+        wall, mono = now()
+        self.emit(ev.Marker(wall=wall, mono=mono, text=text))
+
+    async def run(self) -> None:
+        if self.record_path is not None:
+            header = RecordingHeader(
+                wsmon_version=wsmon.__version__,
+                format_version=FORMAT_VERSION,
+                schema_version=ev.SCHEMA_VERSION,
+                created_wall=time.time(),
+                command=self.command,
+                targets=self.targets,
+                limits=list(self.limits),
+            )
+            self.writer = RecordingWriter(self.record_path, header)
+        tasks = [
+            asyncio.create_task(self._guarded(source), name=type(source).__name__) for source in self.sources
+        ]
+        started = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=TICK_S)
+                self._tick()
+                if self.duration is not None and time.monotonic() - started >= self.duration:
+                    break
+        finally:
+            await self._shutdown(tasks)
+
+    def _tick(self) -> None:
+        wall, mono = now()
+        for alert in judge(self.reducer.state, self.limits, wall, mono):
+            self.emit(alert)
+        if self.writer is not None and self.writer.due(mono):
+            self.writer.flush(self.reducer.state)
+
+    async def _guarded(self, source: Source) -> None:
+        """Run a source for the whole session; an unexpected error is an event and a restart."""
+        name = type(source).__name__
+        while True:
+            try:
+                await source.run(self.emit)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                wall, mono = now()
+                detail = traceback.format_exception_only(exc)[-1].strip()
+                self.emit(
+                    ev.LogLine(
+                        wall=wall, mono=mono, level="error", text=f"{name} failed: {detail}", source="wsmon"
+                    )
+                )
+                await asyncio.sleep(SOURCE_RESTART_S)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
+        # Sources that own a process (a server, a load generator) stop it first, so its exit and its
+        # last log lines are still recorded; the rest are cancelled.
+        for source in reversed(self.sources):
+            stop = getattr(source, "stop", None)
+            if stop is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(stop(), timeout=STOP_TIMEOUT_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=1.0)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tick()
+        if self.writer is not None:
+            self.writer.close(self.reducer.state)
+            self.writer = None

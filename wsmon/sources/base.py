@@ -1,0 +1,49 @@
+"""What every source shares: the clock events are stamped with, the emit callback, backoff."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wsmon.core.events import Event
+
+Emit = Callable[[Event], None]
+
+
+def now() -> tuple[float, float]:
+    """(UTC wall seconds, monotonic seconds): every event carries both."""
+    return time.time(), time.monotonic()
+
+
+class Backoff:
+    """Capped exponential backoff: interval, 2×, 4× … at most ``cap`` seconds; reset on success."""
+
+    def __init__(self, first: float, cap: float) -> None:
+        self.first = first
+        self.cap = cap
+        self.current = first
+
+    def next(self) -> float:
+        delay = self.current
+        self.current = min(self.current * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self.current = self.first
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One pass against a target, for `wsmon check`: reachable or not, how fast, and what to fix."""
+
+    ok: bool
+    latency_ms: float | None = None
+    error: str = ""
+    hint: str = ""
+    kind: str = ""  # the failure kind, as in TargetDown: refused, timeout, auth, ...
+
+
+def retry_backoff(interval: float) -> Backoff:
+    """The retry schedule for a polled target: the interval, then twice it, never more than 30 s."""
+    return Backoff(min(interval, 30.0), min(2 * interval, 30.0))

@@ -1,0 +1,137 @@
+"""A server that wsmon starts itself: its stdout and stderr are the log source, its exit an event.
+
+The server runs in its own process group, so stopping it stops its children too; on Linux it also
+gets a parent-death signal, so even a kill -9 of wsmon leaves no orphaned server behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import sys
+from collections import deque
+from collections.abc import Sequence
+
+from wsmon.core import events as ev
+from wsmon.sources.base import Emit, now
+from wsmon.sources.logparse import LogParser
+
+LAST_LINES_KEPT = 20
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class ServerSource:
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        *,
+        target: str = "server",
+        env: dict[str, str] | None = None,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        self.argv = shlex.split(command) if isinstance(command, str) else list(command)
+        self.target = target
+        self.env = env
+        self.stop_timeout = stop_timeout
+        self.process: asyncio.subprocess.Process | None = None
+        self.started = asyncio.Event()
+        self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
+
+    @property
+    def pid(self) -> int | None:
+        if self.process is None or self.process.returncode is not None:
+            return None
+        return self.process.pid
+
+    async def run(self, emit: Emit) -> None:
+        wall, mono = now()
+        emit(
+            ev.TargetAdded(
+                wall=wall, mono=mono, target=self.target, kind="server", address=shlex.join(self.argv)
+            )
+        )
+        parser = LogParser(self.target, now)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, **(self.env or {})},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            wall, mono = now()
+            emit(
+                ev.TargetDown(
+                    wall=wall, mono=mono, target=self.target, error=f"could not start: {exc}", kind="start"
+                )
+            )
+            return
+        self.started.set()
+        wall, mono = now()
+        emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {self.process.pid}"))
+        try:
+            assert self.process.stdout is not None and self.process.stderr is not None
+            await asyncio.gather(
+                self._read(self.process.stdout, parser, emit),
+                self._read(self.process.stderr, parser, emit),
+            )
+            returncode = await self.process.wait()
+        finally:
+            if self.process.returncode is None:
+                await self.stop()
+        code, sig = (None, -returncode) if returncode < 0 else (returncode, None)
+        wall, mono = now()
+        emit(
+            ev.ServerExit(
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                pid=self.process.pid,
+                code=code,
+                signal=sig,
+                last_lines=list(self.last_lines),
+            )
+        )
+        how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
+        emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+
+    async def _read(self, stream: asyncio.StreamReader, parser: LogParser, emit: Emit) -> None:
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the stream's limit: take what there is
+                raw = await stream.read(65536)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace")
+            self.last_lines.append(line.rstrip("\n"))
+            for event in parser.parse(line):
+                emit(event)
+
+    async def stop(self) -> None:
+        """SIGTERM to the server's process group, SIGKILL if it is still there after stop_timeout."""
+        proc = self.process
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=self.stop_timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
