@@ -1,0 +1,1 @@
+"""The Textual dashboard: reads State on a timer, one widget a module (see docs/dashboard.md)."""

@@ -1,0 +1,191 @@
+"""The dashboard: reads the session's State a few times a second and shows it.
+
+It never does I/O and never reacts per event: a timer at ``refresh_hz`` reads ``feed.state``, and
+each widget compares what it would show with what it shows, repainting only what changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual import on
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Footer, Input
+from textual.worker import Worker
+
+from wsmon.ui.feed import Feed
+from wsmon.ui.help_screen import HelpScreen
+from wsmon.ui.widgets import (
+    CloseCodesPanel,
+    ConnectionsTable,
+    FailuresPanel,
+    HeaderBar,
+    LimitsStrip,
+    ResourcesPanel,
+)
+
+# Digit → the panel it maximises; 0 goes back to all panels.
+PANELS: dict[str, str] = {"1": "#connections", "2": "#close-codes", "3": "#failures", "4": "#resources"}
+REPLAY_ACTIONS = frozenset({"step", "faster", "slower"})
+
+
+class WsmonApp(App[int]):
+    # Absolute, because Textual resolves a relative CSS_PATH beside whichever module subclasses the app.
+    CSS_PATH = Path(__file__).with_name("wsmon.tcss")
+    TITLE = "wsmon"
+    ESCAPE_TO_MINIMIZE = False  # esc is "back", which also restores a maximised panel
+    ALLOW_IN_MAXIMIZED_VIEW = "HeaderBar, LimitsStrip, Footer, #filter"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "back", "Back", show=False),
+        Binding("space", "pause", "Pause"),
+        *(Binding(digit, f"panel('{digit}')", "Panels", show=digit == "1") for digit in (*PANELS, "0")),
+        Binding("left", "step(-1)", "Step back", priority=True),
+        Binding("right", "step(1)", "Step", priority=True),
+        Binding("plus", "faster", "Faster", priority=True),
+        Binding("minus", "slower", "Slower", priority=True),
+    ]
+
+    def __init__(self, feed: Feed, *, refresh_hz: float = 4.0, theme: str | None = None) -> None:
+        super().__init__()
+        self.feed = feed
+        self.refresh_hz = refresh_hz
+        if theme is not None:
+            self.theme = theme
+        self._stamp: tuple[object, ...] | None = None
+        self._stopping = False
+        self._feed_worker: Worker[None] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield HeaderBar(id="header")
+        yield LimitsStrip(id="limits")
+        yield ConnectionsTable(id="connections")
+        with Horizontal(id="panels"):
+            yield CloseCodesPanel(id="close-codes")
+            yield FailuresPanel(id="failures")
+            yield ResourcesPanel(id="resources")
+        yield Input(placeholder="filter connections: id, peer, state or close code", id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = self.feed.title
+        self._feed_worker = self.run_worker(self._run_feed(), name="feed", exit_on_error=True)
+        self.set_interval(1.0 / self.refresh_hz, self.refresh_from_state)
+        self.refresh_from_state()
+        self.query_one(ConnectionsTable).focus()
+
+    async def _run_feed(self) -> None:
+        await self.feed.run()
+        self.exit(0)
+
+    # --- the tick --------------------------------------------------------------------------------
+
+    def refresh_from_state(self) -> None:
+        """Show the State as it is now; the timer calls this, tests may call it directly."""
+        feed = self.feed
+        state = feed.state
+        replay = feed.mode == "replay"
+        speed = getattr(feed, "speed", None) if replay else None
+        position = getattr(feed, "position", None) if replay else None
+        stamp = (state.seq, feed.paused, speed, position, self._stopping)
+        if stamp == self._stamp:
+            return  # nothing happened since the last frame: do nothing at all
+        self._stamp = stamp
+        self.query_one(HeaderBar).update_from(
+            state,
+            title=feed.title + ("  · stopping…" if self._stopping else ""),
+            mode=feed.mode,
+            paused=feed.paused,
+            speed=speed,
+            position=position,
+        )
+        self.query_one(LimitsStrip).update_from(state, feed.limits)
+        self.query_one(ConnectionsTable).update_from(state)
+        self.query_one(CloseCodesPanel).update_from(state)
+        self.query_one(FailuresPanel).update_from(state)
+        self.query_one(ResourcesPanel).update_from(state, feed.limits)
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in REPLAY_ACTIONS:
+            return self.feed.mode == "replay"
+        return True
+
+    async def action_quit(self) -> None:
+        """Ask the session to stop; the app exits when its run() returns (recordings closed)."""
+        worker = self._feed_worker
+        if self._stopping or worker is None or worker.is_finished:
+            self.exit(0)
+            return
+        self._stopping = True
+        self.feed.stop()
+        self.refresh_from_state()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_pause(self) -> None:
+        self.feed.toggle_pause()
+        self.refresh_from_state()
+
+    def action_panel(self, digit: str) -> None:
+        if digit == "0" or digit not in PANELS:
+            self.screen.minimize()
+            return
+        panel = self.query_one(PANELS[digit], Widget)
+        self.screen.maximize(panel, container=False)
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.add_class("-shown")
+        field.focus()
+
+    def action_back(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.has_class("-shown"):
+            field.value = ""
+            field.remove_class("-shown")
+            self.query_one(ConnectionsTable).focus()
+        elif self.screen.maximized is not None:
+            self.screen.minimize()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_one(ConnectionsTable).filter_text = event.value
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(ConnectionsTable).focus()
+
+    def action_step(self, n: int) -> None:
+        step = getattr(self.feed, "step", None)
+        if step is not None:
+            step(n)
+            self.refresh_from_state()
+
+    def action_faster(self) -> None:
+        faster = getattr(self.feed, "faster", None)
+        if faster is not None:
+            faster()
+            self.refresh_from_state()
+
+    def action_slower(self) -> None:
+        slower = getattr(self.feed, "slower", None)
+        if slower is not None:
+            slower()
+            self.refresh_from_state()
+
+
+def run_dashboard(feed: Feed, *, refresh_hz: float = 4.0) -> int:
+    """Run the dashboard until the session ends or the user quits; returns the app's exit code."""
+    app = WsmonApp(feed, refresh_hz=refresh_hz)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

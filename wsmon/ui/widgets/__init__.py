@@ -1,0 +1,19 @@
+"""The dashboard's widgets, one a module."""
+
+from wsmon.ui.widgets.close_codes import CloseCodesPanel
+from wsmon.ui.widgets.connections_table import ConnectionsTable
+from wsmon.ui.widgets.failures import FailuresPanel
+from wsmon.ui.widgets.header_bar import HeaderBar
+from wsmon.ui.widgets.limits_strip import LimitsStrip
+from wsmon.ui.widgets.resources import ResourcesPanel
+from wsmon.ui.widgets.text_panel import TextPanel
+
+__all__ = [
+    "CloseCodesPanel",
+    "ConnectionsTable",
+    "FailuresPanel",
+    "HeaderBar",
+    "LimitsStrip",
+    "ResourcesPanel",
+    "TextPanel",
+]

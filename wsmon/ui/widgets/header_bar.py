@@ -1,0 +1,89 @@
+"""The top bar: what is watched, live or replay, how long, and each target's up/down state."""
+
+from __future__ import annotations
+
+from textual.content import Content
+
+from wsmon.core.state import State, TargetState
+from wsmon.ui.format import clock, coarse_age, count
+from wsmon.ui.widgets.text_panel import TextPanel
+
+# Kinds the user expects to see even when nobody configured them, so a missing one is visible.
+EXPECTED_KINDS = ("redis", "postgres")
+
+
+class HeaderBar(TextPanel):
+    DEFAULT_CSS = """
+    HeaderBar {
+        dock: top;
+        height: 2;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+    def update_from(
+        self,
+        state: State,
+        *,
+        title: str,
+        mode: str,
+        paused: bool,
+        speed: float | None = None,
+        position: float | None = None,
+    ) -> bool:
+        now = state.last_mono
+        targets = tuple(
+            (t.name, t.kind, t.up, "" if t.since_mono is None else coarse_age(now - t.since_mono), t.error)
+            for t in state.targets.values()
+        )
+        key = (title, mode, paused, speed, position, clock(state.duration_s), state.seq, targets)
+        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position))
+
+    def _build(
+        self,
+        state: State,
+        title: str,
+        mode: str,
+        paused: bool,
+        speed: float | None,
+        position: float | None,
+    ) -> Content:
+        top: list[str | tuple[str, str] | Content] = [("wsmon ", "bold $accent"), (title, "bold")]
+        if mode == "replay":
+            top.append(("  REPLAY", "bold $warning"))
+            if speed is not None:
+                top.append(f" ×{speed:g}")
+            if position is not None:
+                top.append(f" {position * 100:.0f} %")
+        else:
+            top.append(("  LIVE", "bold $success"))
+        if paused:
+            top.append(("  ⏸ PAUSED", "reverse $warning"))
+        top.append(f"  elapsed {clock(state.duration_s)}  events {count(state.seq)}")
+        return Content.assemble(*top, "\n", self._targets_line(state))
+
+    @staticmethod
+    def _targets_line(state: State) -> Content:
+        parts: list[str | tuple[str, str]] = []
+        now = state.last_mono
+        for target in state.targets.values():
+            parts.extend(_target_parts(target, now))
+            parts.append("   ")
+        kinds = {target.kind for target in state.targets.values()}
+        for kind in EXPECTED_KINDS:
+            if kind not in kinds:
+                parts.extend([(f"{kind}: ", "bold"), ("not configured", "$text-muted"), "   "])
+        if not parts:
+            return Content("no targets yet")
+        return Content.assemble(*parts[:-1])
+
+
+def _target_parts(target: TargetState, now: float) -> list[str | tuple[str, str]]:
+    since = f" {coarse_age(now - target.since_mono)}" if target.since_mono is not None else ""
+    name = (f"{target.name}: ", "bold")
+    if target.up is None:
+        return [name, ("pending", "$text-muted")]
+    if target.up:
+        return [name, ("UP", "bold $success"), since]
+    return [name, ("DOWN", "bold $error"), since, (f" ({target.error})" if target.error else "", "$error")]

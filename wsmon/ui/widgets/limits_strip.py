@@ -1,0 +1,79 @@
+"""One line of every limit's live value and level, and the alerts that are active now."""
+
+from __future__ import annotations
+
+from textual.content import Content
+
+from wsmon.core.limits import Limit, format_value, live_value
+from wsmon.core.state import State
+from wsmon.ui.format import LEVEL_STYLES, coarse_age
+from wsmon.ui.widgets.resources import current_level
+from wsmon.ui.widgets.text_panel import TextPanel
+
+SHORT_LABELS = {
+    "connect_ms": "connect p95",
+    "delivery_ms": "delivery p95",
+    "db_ms": "db p95",
+    "e2e_ms": "e2e p95",
+    "connect_success": "connect ok",
+    "delivery_success": "delivery ok",
+    "rss_mib": "RSS",
+    "cpu_percent": "CPU",
+    "connections": "conns",
+    "messages_per_s": "throughput",
+}
+
+
+class LimitsStrip(TextPanel):
+    DEFAULT_CSS = """
+    LimitsStrip {
+        height: auto;
+        padding: 0 1;
+        background: $boost;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._figures_at: tuple[int, int] | None = None
+        self._figures: tuple[tuple[str, str, str], ...] = ()
+
+    def update_from(self, state: State, limits: tuple[Limit, ...]) -> bool:
+        now = state.last_mono
+        alerts = tuple(
+            (a.figure, a.level, a.message, coarse_age(now - a.since_mono)) for a in state.alerts.values()
+        )
+        # A p95 over a minute of samples sorts the window: once a second (or on an alert) is plenty.
+        figures_at = (int(now), state.alerts_raised + len(state.alerts))
+        if figures_at != self._figures_at:
+            self._figures_at = figures_at
+            self._figures = tuple(_figure(state, limit) for limit in limits)
+        figures = self._figures
+        return self.show((figures, alerts), lambda: _build(figures, alerts))
+
+
+def _figure(state: State, limit: Limit) -> tuple[str, str, str]:
+    value = live_value(state, limit)
+    # Capacity targets are reported, not judged: colouring them would cry wolf on a quiet server.
+    level = "" if limit.kind == "capacity" or value is None else current_level(state, limit, value)
+    return (limit.figure, format_value(value, limit.unit), level)
+
+
+Figure = tuple[str, str, str]
+Alert = tuple[str, str, str, str]
+
+
+def _build(figures: tuple[Figure, ...], alerts: tuple[Alert, ...]) -> Content:
+    parts: list[str | tuple[str, str]] = []
+    for figure, shown, level in figures:
+        parts.append((f"{SHORT_LABELS.get(figure, figure)} ", "$text-muted"))
+        parts.append((shown, LEVEL_STYLES.get(level, "")))
+        parts.append("  ")
+    if alerts:
+        for figure, level, message, since in alerts:
+            parts.append("\n")
+            parts.append((f"▲ {level.upper()} ", LEVEL_STYLES.get(level, "")))
+            parts.append(f"{message or figure} for {since}")
+    else:
+        parts.append(("\nno active alerts", "$text-muted"))
+    return Content.assemble(*parts)

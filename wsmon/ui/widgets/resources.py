@@ -1,0 +1,99 @@
+"""The server's CPU and RSS against their limits, with sparklines, and its threads, fds and sockets."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import Sparkline
+
+from wsmon.core.limits import DEFAULT_LIMITS, OK, Limit, format_value, level_of, live_value
+from wsmon.core.state import Series, State
+from wsmon.ui.format import LEVEL_STYLES
+from wsmon.ui.widgets.text_panel import TextPanel
+
+SPARK_SAMPLES = 180  # three minutes at one sample a second
+
+
+def limit_for(limits: tuple[Limit, ...], kind: str) -> Limit:
+    for limit in limits:
+        if limit.kind == kind:
+            return limit
+    return next(limit for limit in DEFAULT_LIMITS if limit.kind == kind)
+
+
+def current_level(state: State, limit: Limit, value: float | None) -> str:
+    """The level as the judge sees it: hysteresis starts from the active alert, if any."""
+    active = state.alerts.get(limit.figure)
+    return level_of(limit, value, active.level if active is not None else OK)
+
+
+class ResourcesPanel(Vertical):
+    ALLOW_MAXIMIZE = True
+
+    DEFAULT_CSS = """
+    ResourcesPanel {
+        border: round $primary-darken-1;
+        border-title-color: $text;
+        height: 1fr;
+        padding: 0 1;
+    }
+    ResourcesPanel > Sparkline {
+        height: 2;
+        margin-bottom: 0;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield TextPanel(id="cpu-line")
+        yield Sparkline([], id="cpu-spark")
+        yield TextPanel(id="rss-line")
+        yield Sparkline([], id="rss-spark")
+        yield TextPanel(id="process-line")
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._series_keys: dict[str, tuple[int, float | None]] = {}
+
+    def on_mount(self) -> None:
+        self.border_title = "Server resources"
+
+    def update_from(self, state: State, limits: tuple[Limit, ...]) -> None:
+        self._figure("cpu", state, limit_for(limits, "cpu"), state.cpu, "CPU", " of one core")
+        self._figure("rss", state, limit_for(limits, "rss"), state.rss_mib, "RSS", "")
+        process = state.process
+        key = None if process is None else (process.threads, process.fds, tuple(process.tcp.items()))
+        self.query_one("#process-line", TextPanel).show(key, lambda: _process_text(state))
+
+    def _figure(self, name: str, state: State, limit: Limit, series: Series, label: str, basis: str) -> None:
+        value = live_value(state, limit)
+        level = current_level(state, limit, value)
+        shown = format_value(value, limit.unit)
+        peak = format_value(series.peak, limit.unit) if series.values else "—"
+        verdict = "" if value is None else level
+        line = self.query_one(f"#{name}-line", TextPanel)
+        line.show(
+            (shown, verdict, peak, limit.value),
+            lambda: Content.assemble(
+                (f"{label} ", "bold"),
+                (f"{shown}{basis}", LEVEL_STYLES.get(verdict, "")),
+                (f"  {verdict.upper()}" if verdict else "", LEVEL_STYLES.get(verdict, "")),
+                (f"   limit {limit.describe()} · peak {peak}", "$text-muted"),
+            ),
+        )
+        # A sparkline repaints only when a new sample arrived, not on every tick.
+        series_key = (len(series.values), series.times[-1] if series.times else None)
+        if self._series_keys.get(name) != series_key:
+            self._series_keys[name] = series_key
+            self.query_one(f"#{name}-spark", Sparkline).data = series.values[-SPARK_SAMPLES:]
+
+
+def _process_text(state: State) -> Content:
+    process = state.process
+    if process is None:
+        return Content.styled("no process samples yet", "$text-muted")
+    tcp = " ".join(f"{name} {n}" for name, n in sorted(process.tcp.items(), key=lambda i: -i[1])) or "—"
+    return Content(
+        f"pid {process.pid} · {process.processes} proc · threads {process.threads} · fds {process.fds}"
+        f"\ntcp {tcp}"
+    )
