@@ -270,6 +270,7 @@ def mixed_session(n: int, seed: int = 1) -> list[ev.Event]:
             out.append(ev.AlertCleared(**at(t), figure="rss_mib", value=100.0))
         elif roll < 0.97:
             out.append(ev.LogLine(**at(t), level=rng.choice(["info", "warn", "error"]), text=f"line {i}"))
+            out.append(ev.HttpSample(**at(t), target="health", status=200, ms=1.5, health="ok"))
         elif roll < 0.98:
             out.append(ev.Marker(**at(t), text=f"step {i}"))
         elif roll < 0.99:

@@ -198,6 +198,17 @@ class ServerExit(Event, tag="exit"):
     last_lines: list[str] = []
 
 
+class HttpSample(Event, tag="http"):
+    """One poll of an HTTP health or Prometheus metrics URL; ``status`` is None when no response came."""
+
+    target: str
+    status: int | None = None
+    ms: float | None = None
+    health: str = ""  # the JSON body's "status" field, when it has one
+    series: dict[str, float] = {}  # the Prometheus series named in wsmon.toml (finite values only)
+    error: str = ""
+
+
 AnyEvent = (
     TargetAdded
     | TargetDown
@@ -219,6 +230,7 @@ AnyEvent = (
     | Marker
     | LogLine
     | ServerExit
+    | HttpSample
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

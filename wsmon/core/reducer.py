@@ -59,6 +59,7 @@ class Reducer:
             ev.Marker: _marker,
             ev.LogLine: _log,
             ev.ServerExit: _server_exit,
+            ev.HttpSample: _http,
         }
 
     def apply(self, event: ev.Event) -> None:
@@ -304,6 +305,10 @@ def _redis(state: State, e: ev.RedisSample) -> None:
 
 def _postgres(state: State, e: ev.PostgresSample) -> None:
     state.postgres = e
+
+
+def _http(state: State, e: ev.HttpSample) -> None:
+    state.http[e.target] = e
 
 
 # --- alerts, markers, logs, exits ----------------------------------------------------------------

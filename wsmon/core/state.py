@@ -11,7 +11,7 @@ import math
 
 import msgspec
 
-from wsmon.core.events import PostgresSample, ProcessSample, RedisSample
+from wsmon.core.events import HttpSample, PostgresSample, ProcessSample, RedisSample
 from wsmon.core.percentiles import Distribution
 
 CONNECTING = "CONNECTING"
@@ -172,6 +172,7 @@ class State(msgspec.Struct, gc=False):
     logs: list[LogEntry] = []
     log_counts: dict[str, int] = {}
     exits: list[ExitEntry] = []
+    http: dict[str, HttpSample] = {}  # the latest poll of each HTTP health/metrics target
 
     @property
     def duration_s(self) -> float:

@@ -1,0 +1,466 @@
+"""wsmon's own WebSocket connections to the server: handshake time, ping and request/reply round trips.
+
+Every way a probe fails is an event: refused, timeout, rejected handshake (with its HTTP status), TLS,
+and every close code the server sends, with its reason. Probe connections are marked ``own`` so they
+stay out of the users' figures. A probe reconnects with capped exponential backoff and never raises
+out of ``run()`` except when cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import re
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import Close
+
+from wsmon.core import events as ev
+from wsmon.core.closecodes import close_code_label
+from wsmon.core.redact import redact_url
+from wsmon.sources.base import Backoff, CheckResult, Emit, now, retry_backoff
+
+# websockets' own keepalive is off: the probe pings on its own schedule to measure the round trip.
+CLOSE_TIMEOUT_S = 2.0
+MIN_REPLY_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    url: str
+    target: str = "websocket"
+    count: int = 2
+    interval: float = 1.0
+    open_timeout: float = 5.0
+    # Optional request/reply round trip: the text to send ("{id}" is replaced by a fresh id) and a
+    # substring ("{id}" replaced too) that marks its reply; without it the reply must carry the id.
+    request: str | None = None
+    reply_contains: str | None = None
+    ssl_context: ssl.SSLContext | None = None
+    display_url: str = ""  # the URL as shown; by default the URL with its secrets masked
+    ca_file: str | None = None  # a private CA for wss:// (PEM)
+    insecure: bool = False  # wss:// without verifying the certificate: only when asked explicitly
+    reply_timeout: float = field(default=0.0)  # 0: five intervals, at least 5 s
+
+    @property
+    def secure(self) -> bool:
+        return self.url.lower().startswith("wss://")
+
+    @property
+    def wait_s(self) -> float:
+        """How long a pong or a reply may take before the probe calls it a timeout."""
+        return self.reply_timeout or max(self.interval * 5, MIN_REPLY_TIMEOUT_S)
+
+
+def tls_context(config: ProbeConfig) -> ssl.SSLContext | None:
+    """The TLS context for a wss:// probe; None lets websockets use the system's default trust store.
+
+    Raises OSError/ssl.SSLError when the CA file cannot be read: that is a usage error, found at start.
+    """
+    if not config.secure:
+        return None  # websockets refuses an ssl argument for ws://
+    if config.ssl_context is not None:
+        return config.ssl_context
+    if config.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if config.ca_file:
+        return ssl.create_default_context(cafile=config.ca_file)
+    return None
+
+
+def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
+    """(kind, HTTP status, one-line error) for a failed connection attempt."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return "rejected", status, f"handshake rejected: HTTP {status} {exc.response.reason_phrase}".rstrip()
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls", None, f"TLS: {exc.verify_message or exc.reason or exc}"
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return "tls", None, f"TLS: {getattr(exc, 'reason', None) or exc}"
+    if isinstance(exc, ConnectionRefusedError) or _all_refused(exc):
+        return "refused", None, "connection refused (ECONNREFUSED)"
+    if isinstance(exc, TimeoutError):
+        return "timeout", None, "timed out opening the connection"
+    if isinstance(exc, socket.gaierror):
+        return "dns", None, f"name not resolved: {exc.strerror or exc}"
+    if isinstance(exc, InvalidHandshake | InvalidURI):
+        return "rejected", None, f"handshake failed: {exc}"
+    if isinstance(exc, OSError):
+        return "error", None, exc.strerror or str(exc)
+    return "error", None, str(exc) or type(exc).__name__
+
+
+def _all_refused(exc: BaseException) -> bool:
+    """asyncio joins the errors of every address it tried (localhost is ::1 and 127.0.0.1) into one."""
+    if (
+        not isinstance(exc, OSError)
+        or exc.errno is not None
+        or not str(exc).startswith("Multiple exceptions:")
+    ):
+        return False
+    errnos = _ERRNO.findall(str(exc))
+    return bool(errnos) and all(int(n) == errno.ECONNREFUSED for n in errnos)
+
+
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+
+
+def hint_for(kind: str, status: int | None) -> str:
+    """What the user can do about a failure of this kind."""
+    if kind == "refused":
+        return "nothing listens there: is the server running, on this host and port?"
+    if kind == "timeout":
+        return "no answer in time: check the host, a firewall, or an overloaded server"
+    if kind == "tls":
+        return "pass --ca FILE for a private CA, or --insecure to skip verification"
+    if kind == "dns":
+        return "check the host name in the URL"
+    if kind == "rejected" and status in (401, 403):
+        return "the server refused the handshake: check the path, Origin and credentials"
+    if kind == "rejected" and status == 426:
+        return "the server wants another protocol or version (is this a WebSocket endpoint?)"
+    if kind == "rejected" and status == 404:
+        return "no WebSocket endpoint at that path"
+    if kind == "rejected":
+        return "the server did not complete the WebSocket handshake"
+    return ""
+
+
+class ProbeSource:
+    def __init__(self, config: ProbeConfig) -> None:
+        self.config = config
+        self._tls = tls_context(config)
+        self._request_ids = itertools.count(1)
+        self._conn_ids = itertools.count(1)
+        self._up: bool | None = None
+
+    async def run(self, emit: Emit) -> None:
+        wall, mono = now()
+        address = self.config.display_url or redact_url(self.config.url)
+        emit(
+            ev.TargetAdded(wall=wall, mono=mono, target=self.config.target, kind="websocket", address=address)
+        )
+        async with asyncio.TaskGroup() as group:
+            for index in range(1, self.config.count + 1):
+                group.create_task(self._probe(index, emit))
+
+    async def check(self) -> CheckResult:
+        """One connect, one ping and (when configured) one request/reply: for `wsmon check`."""
+        cfg = self.config
+        started = time.perf_counter()
+        try:
+            ws = await self._connect()
+        except Exception as exc:
+            kind, status, error = classify_failure(exc)
+            return CheckResult(ok=False, error=error, hint=hint_for(kind, status), kind=kind)
+        handshake_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            async with asyncio.timeout(cfg.wait_s):
+                pong = await ws.ping()
+                await pong
+                if cfg.request is not None:
+                    request_id, expected = self._next_request()
+                    await ws.send(cfg.request.replace("{id}", request_id))
+                    while expected not in _text(await ws.recv()):
+                        pass
+        except TimeoutError:
+            await _close_quietly(ws)
+            what = "reply" if cfg.request is not None else "pong"
+            return CheckResult(
+                ok=False,
+                latency_ms=handshake_ms,
+                error=f"no {what} within {cfg.wait_s:g} s",
+                kind="timeout",
+                hint="the server accepted the connection but did not answer",
+            )
+        except ConnectionClosed as exc:
+            code, reason, _ = close_details(exc.rcvd, exc.sent, exc.rcvd_then_sent)
+            return CheckResult(
+                ok=False,
+                latency_ms=handshake_ms,
+                kind="closed",
+                error=f"closed: {close_code_label(code)}" + (f" ({reason})" if reason else ""),
+            )
+        except Exception as exc:
+            await _close_quietly(ws)
+            return CheckResult(ok=False, latency_ms=handshake_ms, kind="error", error=repr(exc))
+        await _close_quietly(ws)
+        return CheckResult(ok=True, latency_ms=handshake_ms)
+
+    async def _connect(self) -> ClientConnection:
+        # websockets rejects ssl=None for wss:// and any ssl for ws://: pass it only when there is one.
+        tls: dict[str, ssl.SSLContext] = {"ssl": self._tls} if self._tls is not None else {}
+        return await connect(
+            self.config.url,
+            proxy=None,
+            open_timeout=self.config.open_timeout,
+            close_timeout=CLOSE_TIMEOUT_S,
+            ping_interval=None,
+            max_size=None,
+            **tls,
+        )
+
+    def _next_request(self) -> tuple[str, str]:
+        request_id = f"wsmon-{next(self._request_ids)}"
+        expected = (self.config.reply_contains or "{id}").replace("{id}", request_id)
+        return request_id, expected
+
+    def _set_up(self, emit: Emit, up: bool, error: str = "", kind: str = "", detail: str = "") -> None:
+        if self._up is up:
+            return
+        self._up = up
+        wall, mono = now()
+        if up:
+            emit(ev.TargetUp(wall=wall, mono=mono, target=self.config.target, detail=detail))
+        else:
+            emit(ev.TargetDown(wall=wall, mono=mono, target=self.config.target, error=error, kind=kind))
+
+    async def _probe(self, index: int, emit: Emit) -> None:
+        cfg = self.config
+        backoff = retry_backoff(cfg.interval)
+        while True:
+            try:
+                delay = await self._attempt(index, emit, backoff)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug here must not take the other probes down with it
+                wall, mono = now()
+                emit(
+                    ev.LogLine(
+                        wall=wall, mono=mono, level="error", text=f"probe {index}: {exc!r}", source="probe"
+                    )
+                )
+                delay = backoff.next()
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, index: int, emit: Emit, backoff: Backoff) -> float:
+        """One connection from open to close; returns how long to wait before the next one."""
+        cfg = self.config
+        started = time.perf_counter()
+        try:
+            ws = await self._connect()
+        except Exception as exc:
+            kind, status, error = classify_failure(exc)
+            wall, mono = now()
+            emit(
+                ev.ConnectFailed(
+                    wall=wall,
+                    mono=mono,
+                    target=cfg.target,
+                    kind=kind,
+                    error=error,
+                    status=status,
+                    source="probe",
+                    own=True,
+                )
+            )
+            self._set_up(emit, False, error, kind)
+            return backoff.next()
+        handshake_ms = (time.perf_counter() - started) * 1000.0
+        backoff.reset()
+        conn_id = f"probe{index}#{next(self._conn_ids)}"
+        wall, mono = now()
+        emit(ev.LatencySample(wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=cfg.target))
+        emit(
+            ev.ConnectionOpened(
+                wall=wall,
+                mono=mono,
+                conn=conn_id,
+                peer=_host_port(ws.remote_address),
+                path=_redacted_path(ws),
+                handshake_ms=handshake_ms,
+                source="probe",
+                own=True,
+                local=_host_port(ws.local_address),
+            )
+        )
+        self._set_up(emit, True, detail=f"handshake {handshake_ms:.1f} ms")
+        opened = mono
+        try:
+            await self._exchange(ws, emit)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            await _close_quietly(ws, reason="wsmon stopping")
+            self._emit_closed(ws, emit, conn_id, opened)
+            raise
+        except Exception as exc:
+            wall, mono = now()
+            emit(
+                ev.LogLine(
+                    wall=wall, mono=mono, level="error", text=f"probe {index}: {exc!r}", source="probe"
+                )
+            )
+            await _close_quietly(ws, code=1011, reason="wsmon probe error")
+        code = self._emit_closed(ws, emit, conn_id, opened)
+        if code == 1006:
+            self._set_up(emit, False, "connection dropped without a close frame", "dropped")
+        return backoff.next()
+
+    def _emit_closed(self, ws: ClientConnection, emit: Emit, conn_id: str, opened: float) -> int:
+        protocol = ws.protocol
+        code, reason, closed_by = close_details(
+            protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent
+        )
+        wall, mono = now()
+        emit(
+            ev.ConnectionClosed(
+                wall=wall,
+                mono=mono,
+                conn=conn_id,
+                code=code,
+                reason=reason,
+                closed_by=closed_by,
+                duration_s=mono - opened,
+                source="probe",
+                own=True,
+            )
+        )
+        return code
+
+    async def _exchange(self, ws: ClientConnection, emit: Emit) -> None:
+        """Ping (and round-trip) every interval until the connection closes, which raises ConnectionClosed.
+
+        A reader drains every message the whole time: left unread, websockets stops reading the socket
+        once its queue fills, and then even pongs would go unseen.
+        """
+        cfg = self.config
+        waiting: dict[str, asyncio.Future[None]] = {}
+        reader = asyncio.create_task(_drain(ws, waiting))
+        try:
+            while True:
+                if not await self._ping(ws, emit, reader):
+                    await self._give_up(ws, emit, "pong")
+                    await reader  # raises ConnectionClosed
+                if cfg.request is not None and not await self._round_trip(ws, emit, waiting, reader):
+                    wall, mono = now()
+                    emit(
+                        ev.LogLine(
+                            wall=wall, mono=mono, level="warn", text="probe reply timed out", source="probe"
+                        )
+                    )
+                await asyncio.wait({reader}, timeout=cfg.interval)
+                if reader.done():
+                    await reader
+                    return
+        finally:
+            # Not awaited: awaiting here could swallow a cancellation meant for this task.
+            reader.cancel()
+            reader.add_done_callback(_retrieve)
+
+    async def _ping(self, ws: ClientConnection, emit: Emit, reader: asyncio.Task[None]) -> bool:
+        pong = await ws.ping()
+        done, _ = await asyncio.wait(
+            {pong, reader}, timeout=self.config.wait_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if pong not in done:
+            if reader in done:
+                await reader
+            pong.cancel()
+            return False
+        latency_s = pong.result()  # measured by websockets from the ping frame to its pong
+        wall, mono = now()
+        emit(
+            ev.LatencySample(
+                wall=wall, mono=mono, kind="ping", ms=latency_s * 1000.0, target=self.config.target
+            )
+        )
+        return True
+
+    async def _round_trip(
+        self,
+        ws: ClientConnection,
+        emit: Emit,
+        waiting: dict[str, asyncio.Future[None]],
+        reader: asyncio.Task[None],
+    ) -> bool:
+        cfg = self.config
+        assert cfg.request is not None
+        request_id, expected = self._next_request()
+        arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting[expected] = arrived
+        try:
+            started = time.perf_counter()
+            await ws.send(cfg.request.replace("{id}", request_id))
+            done, _ = await asyncio.wait(
+                {arrived, reader}, timeout=cfg.wait_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if arrived not in done:
+                if reader in done:
+                    await reader
+                return False
+            ms = (time.perf_counter() - started) * 1000.0
+        finally:
+            waiting.pop(expected, None)
+        wall, mono = now()
+        emit(ev.LatencySample(wall=wall, mono=mono, kind="roundtrip", ms=ms, target=cfg.target))
+        return True
+
+    async def _give_up(self, ws: ClientConnection, emit: Emit, what: str) -> None:
+        error = f"no {what} within {self.config.wait_s:g} s"
+        self._set_up(emit, False, error, "timeout")
+        # 1011 is what websockets' own keepalive sends when a pong never comes.
+        await _close_quietly(ws, code=1011, reason=f"wsmon: {error}")
+
+
+async def _drain(ws: ClientConnection, waiting: dict[str, asyncio.Future[None]]) -> None:
+    """Read every message; mark the round trip whose reply it is. Ends with ConnectionClosed."""
+    while True:
+        text = _text(await ws.recv())
+        for expected, arrived in list(waiting.items()):
+            if expected in text and not arrived.done():
+                arrived.set_result(None)
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _text(message: str | bytes) -> str:
+    return message if isinstance(message, str) else message.decode("utf-8", "replace")
+
+
+def close_details(
+    rcvd: Close | None, sent: Close | None, rcvd_then_sent: bool | None
+) -> tuple[int, str, ev.Closer]:
+    """(code, reason, who closed first) seen from the probe: the server is the other end.
+
+    1006 when no close frame went either way (the TCP connection just ended); 1005 when the server's
+    frame carried no status code, exactly as websockets parses it.
+    """
+    if rcvd is None and sent is None:
+        return 1006, "", "neither"
+    if rcvd is not None and (sent is None or rcvd_then_sent):
+        return int(rcvd.code), rcvd.reason, "server"
+    assert sent is not None
+    return int(sent.code), sent.reason, "client"
+
+
+def _host_port(address: object) -> str:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address or "")
+
+
+def _redacted_path(ws: ClientConnection) -> str:
+    path = ws.request.path if ws.request is not None else ""
+    if "?" not in path:
+        return path
+    return redact_url("ws://h" + path).removeprefix("ws://h")
+
+
+async def _close_quietly(ws: ClientConnection, code: int = 1000, reason: str = "") -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(ws.close(code, reason), timeout=CLOSE_TIMEOUT_S + 1.0)

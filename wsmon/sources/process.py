@@ -1,0 +1,447 @@
+"""The server's process tree through psutil: CPU, RSS, threads, fds and TCP states on its port.
+
+The process is found by pid, by name or command line, or by the port it listens on; when it exits,
+a new process found the same way (a restarted server) is followed. Sampling runs in a worker thread
+(psutil reads /proc synchronously). CPU is percent of one core summed over the tree, as top shows it;
+``cpu_basis="machine"`` divides by the core count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+import psutil
+
+from wsmon.core import events as ev
+from wsmon.sources.base import Emit, now
+
+# /proc/net/tcp state codes (include/net/tcp_states.h)
+_TCP_STATES = {
+    "01": "ESTABLISHED",
+    "02": "SYN_SENT",
+    "03": "SYN_RECV",
+    "04": "FIN_WAIT1",
+    "05": "FIN_WAIT2",
+    "06": "TIME_WAIT",
+    "07": "CLOSE",
+    "08": "CLOSE_WAIT",
+    "09": "LAST_ACK",
+    "0A": "LISTEN",
+    "0B": "CLOSING",
+}
+_LISTEN = "0A"
+_TCP_TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def _tcp_rows(port: int) -> list[list[str]]:
+    """The /proc/net/tcp{,6} rows whose local port is ``port``.
+
+    Read directly: psutil.net_connections() walks every process's fds, which costs far more and needs
+    privileges to see other users' sockets.
+    """
+    rows: list[list[str]] = []
+    suffix = f":{port:04X}"
+    for table in _TCP_TABLES:
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) >= 10 and fields[1].endswith(suffix):
+                        rows.append(fields)
+        except OSError:
+            continue
+    return rows
+
+
+def tcp_states_on_port(port: int) -> dict[str, int]:
+    """Count the machine's TCP sockets whose local port is ``port``, by state (LISTEN included)."""
+    counts: dict[str, int] = {}
+    for fields in _tcp_rows(port):
+        state = _TCP_STATES.get(fields[3], fields[3])
+        counts[state] = counts.get(state, 0) + 1
+    return counts
+
+
+def listening_inodes(port: int) -> set[int]:
+    """The inodes of the sockets listening on ``port``: the key to finding their process."""
+    return {int(fields[9]) for fields in _tcp_rows(port) if fields[3] == _LISTEN and fields[9] != "0"}
+
+
+def socket_owners(inodes: set[int]) -> list[int]:
+    """The pids holding any of these socket inodes open. Only processes wsmon may read are seen."""
+    if not inodes:
+        return []
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    owners: list[int] = []
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with os.scandir(f"/proc/{entry.name}/fd") as fds:
+                    if any(_readlink(fd.path) in wanted for fd in fds):
+                        owners.append(int(entry.name))
+            except OSError:  # gone, or another user's process
+                continue
+    return owners
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
+def pid_from_port(port: int) -> int | None:
+    """The process listening on ``port``; of several (forked workers sharing it), their root."""
+    return _root_of(socket_owners(listening_inodes(port)))
+
+
+def pid_from_name(name: str) -> int | None:
+    """The oldest process whose name is ``name`` or whose command line contains it; never wsmon itself
+    (nor the shells that started wsmon, whose command lines name it too)."""
+    excluded = _self_and_ancestors()
+    matches: list[tuple[float, int]] = []
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "create_time", "status"]):
+        info = proc.info
+        if info["pid"] in excluded or info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        cmdline = " ".join(info["cmdline"] or ())
+        if info["name"] == name or name in cmdline:
+            matches.append((info["create_time"] or 0.0, info["pid"]))
+    return min(matches)[1] if matches else None
+
+
+def _self_and_ancestors() -> set[int]:
+    pids = {os.getpid()}
+    try:
+        pids.update(p.pid for p in psutil.Process().parents())
+    except psutil.Error:
+        pass
+    return pids
+
+
+def _root_of(pids: list[int]) -> int | None:
+    if not pids:
+        return None
+    candidates: list[tuple[float, int]] = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.ppid() in pids:
+                continue
+            candidates.append((proc.create_time(), pid))
+        except psutil.Error:
+            continue
+    return min(candidates)[1] if candidates else min(pids)
+
+
+def port_of_local_url(url: str) -> int | None:
+    """The port of a URL that points at this machine (the default place to look for the server)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if not _is_local_host(host):
+        return None
+    if port is not None:
+        return port
+    return {"ws": 80, "http": 80, "wss": 443, "https": 443}.get(parts.scheme.lower())
+
+
+def _is_local_host(host: str) -> bool:
+    if host in ("localhost", "", socket.gethostname().lower()) or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def exit_status(pid: int) -> tuple[int | None, int | None]:
+    """(exit code, signal) of a process that has exited, when it is wsmon's own child; else (None, None).
+
+    WNOWAIT only peeks: the child stays unreaped for whoever started it (asyncio's child watcher, or
+    subprocess), so they still get its status.
+    """
+    try:
+        result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except (ChildProcessError, OSError):
+        return None, None
+    if result is None:
+        return None, None
+    if result.si_code == os.CLD_EXITED:
+        return result.si_status, None
+    return None, result.si_status
+
+
+def describe_exit(pid: int) -> str:
+    code, sig = exit_status(pid)
+    if code is not None:
+        return f"process {pid} exited with code {code}"
+    if sig is not None:
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = str(sig)
+        return f"process {pid} was killed by signal {sig} ({name})"
+    return f"process {pid} exited (code unknown)"
+
+
+class Sample(NamedTuple):
+    cpu_percent: float
+    rss_bytes: int
+    threads: int
+    fds: int
+    processes: int
+    tcp: dict[str, int]
+
+
+class ProcessSampler:
+    """Keeps psutil.Process objects between samples: cpu_percent() measures since the last call."""
+
+    def __init__(self, cpu_basis: str = "core") -> None:
+        self.cpu_basis = cpu_basis
+        self.cores = psutil.cpu_count() or 1
+        self.fds_denied = False  # some process in the tree hid its fds: run as the server's user
+        self._procs: dict[int, psutil.Process] = {}
+
+    def sample(self, pid: int, port: int | None) -> Sample:
+        """Raises psutil.NoSuchProcess when ``pid`` has exited (a zombie counts as exited)."""
+        root = self._process(pid)
+        if root.status() == psutil.STATUS_ZOMBIE:
+            raise psutil.ZombieProcess(pid)
+        tree = [root]
+        try:
+            tree += root.children(recursive=True)
+        except psutil.NoSuchProcess:
+            raise
+        except psutil.Error:
+            pass
+        cpu = 0.0
+        rss = threads = fds = 0
+        alive: dict[int, psutil.Process] = {}
+        for found in tree:
+            known = self._procs.get(found.pid)
+            # Equal means same pid and same start time: a reused pid is a new process with a new baseline.
+            proc = known if known is not None and known == found else found
+            try:
+                with proc.oneshot():
+                    cpu += proc.cpu_percent(None)
+                    rss += proc.memory_info().rss
+                    threads += proc.num_threads()
+                    try:
+                        fds += proc.num_fds()
+                    except psutil.AccessDenied:
+                        self.fds_denied = True
+                alive[proc.pid] = proc
+            except psutil.NoSuchProcess:
+                if proc.pid == pid:
+                    raise
+        self._procs = alive
+        if self.cpu_basis == "machine":
+            cpu /= self.cores
+        tcp = tcp_states_on_port(port) if port else {}
+        return Sample(cpu, rss, threads, fds, len(alive), tcp)
+
+    def _process(self, pid: int) -> psutil.Process:
+        proc = self._procs.get(pid)
+        if proc is None or not proc.is_running():
+            proc = psutil.Process(pid)
+            proc.cpu_percent(None)  # the first call only sets the baseline
+            self._procs = {pid: proc}
+        return proc
+
+
+class PidLocator:
+    """Finds the process again only when the one it found is gone: a /proc scan is not per sample."""
+
+    def __init__(self, find: Callable[[], int | None], describe: str) -> None:
+        self.find = find
+        self.describe = describe  # "listening on port 8080", "named node": for messages
+        self._proc: psutil.Process | None = None
+
+    def __call__(self) -> int | None:
+        proc = self._proc
+        if proc is not None:
+            try:
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    return proc.pid
+            except psutil.Error:
+                pass
+            self._proc = None
+        pid = self.find()
+        if pid is not None:
+            try:
+                self._proc = psutil.Process(pid)
+            except psutil.Error:
+                return None
+        return pid
+
+
+class ProcessSource:
+    """Samples a process tree every ``interval``. ``pid`` is asked before every sample, so it may change
+    (a restarted server); use ``for_pid``/``for_port``/``for_name`` to build one from the CLI's flags."""
+
+    def __init__(
+        self,
+        pid: Callable[[], int | None],
+        *,
+        port: int | None = None,
+        target: str = "process",
+        interval: float = 1.0,
+        cpu_basis: str = "core",
+        describe: str = "",
+    ) -> None:
+        self.pid = pid
+        self.port = port
+        self.target = target
+        self.interval = interval
+        self.describe = describe or getattr(pid, "describe", "")
+        self.sampler = ProcessSampler(cpu_basis)
+        self._up: bool | None = None
+        self._hints: set[str] = set()
+
+    @classmethod
+    def for_pid(
+        cls,
+        pid: int,
+        *,
+        port: int | None = None,
+        target: str = "process",
+        interval: float = 1.0,
+        cpu_basis: str = "core",
+    ) -> ProcessSource:
+        """Exactly this process: when it exits, it stays down."""
+        return cls(
+            lambda: pid,
+            port=port,
+            target=target,
+            interval=interval,
+            cpu_basis=cpu_basis,
+            describe=f"pid {pid}",
+        )
+
+    @classmethod
+    def for_port(
+        cls, port: int, *, target: str = "process", interval: float = 1.0, cpu_basis: str = "core"
+    ) -> ProcessSource:
+        """Whatever process listens on ``port``, followed across restarts."""
+        locator = PidLocator(lambda: pid_from_port(port), f"listening on port {port}")
+        return cls(locator, port=port, target=target, interval=interval, cpu_basis=cpu_basis)
+
+    @classmethod
+    def for_name(
+        cls,
+        name: str,
+        *,
+        port: int | None = None,
+        target: str = "process",
+        interval: float = 1.0,
+        cpu_basis: str = "core",
+    ) -> ProcessSource:
+        """The oldest process named ``name`` (or with it in its command line), followed across restarts."""
+        locator = PidLocator(lambda: pid_from_name(name), f"named {name!r}")
+        return cls(locator, port=port, target=target, interval=interval, cpu_basis=cpu_basis)
+
+    async def run(self, emit: Emit) -> None:
+        wall, mono = now()
+        emit(
+            ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="process", address=self._address())
+        )
+        watched: int | None = None  # the pid last sampled, until it is seen to exit
+        while True:
+            try:
+                watched = await self._step(emit, watched)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never bring wsmon down: say it, and try again next interval
+                wall, mono = now()
+                emit(
+                    ev.LogLine(
+                        wall=wall, mono=mono, level="error", text=f"process: {exc!r}", source="process"
+                    )
+                )
+            await asyncio.sleep(self.interval)
+
+    async def _step(self, emit: Emit, watched: int | None) -> int | None:
+        pid = await asyncio.to_thread(self.pid)
+        if watched is not None and pid != watched and self._up:
+            # The process we watched is gone and another (or none) took its place.
+            self._down(emit, await asyncio.to_thread(describe_exit, watched), "exited")
+        if pid is None:
+            self._down(emit, "no process found" + (f" {self.describe}" if self.describe else ""), "missing")
+            if self.port and await asyncio.to_thread(listening_inodes, self.port):
+                self._hint(
+                    emit,
+                    f"port {self.port} is listening but its process is not readable: "
+                    "run wsmon as the server's user, or pass --pid",
+                )
+            return None
+        try:
+            sample = await asyncio.to_thread(self.sampler.sample, pid, self.port)
+        except psutil.NoSuchProcess:
+            if pid == watched:
+                self._down(emit, await asyncio.to_thread(describe_exit, pid), "exited")
+            else:
+                self._down(emit, f"no process {pid}", "missing")
+            return None
+        except psutil.AccessDenied:
+            self._down(emit, f"access denied to process {pid}", "denied")
+            self._hint(emit, "run wsmon as the same user as the server to read its process")
+            return pid
+        if self.sampler.fds_denied:
+            self._hint(emit, "some of the server's open fds are not readable: run wsmon as the same user")
+        wall, mono = now()
+        if self._up is not True:
+            self._up = True
+            located = self.describe and not self.describe.startswith("pid ")
+            detail = f"pid {pid} ({self.describe})" if located else f"pid {pid}"
+            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+        emit(
+            ev.ProcessSample(
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                pid=pid,
+                cpu_percent=round(sample.cpu_percent, 2),
+                rss_bytes=sample.rss_bytes,
+                threads=sample.threads,
+                fds=sample.fds,
+                tcp=sample.tcp,
+                cores=self.sampler.cores,
+                processes=sample.processes,
+            )
+        )
+        return pid
+
+    def _down(self, emit: Emit, error: str, kind: str) -> None:
+        if self._up is False:
+            return
+        self._up = False
+        wall, mono = now()
+        emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
+
+    def _hint(self, emit: Emit, text: str) -> None:
+        if text in self._hints:
+            return
+        self._hints.add(text)
+        wall, mono = now()
+        emit(ev.Hint(wall=wall, mono=mono, target=self.target, text=text))
+
+    def _address(self) -> str:
+        if self.port and not self.describe:
+            return f"port {self.port}"
+        return self.describe
