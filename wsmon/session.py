@@ -140,15 +140,19 @@ class Session:
                 await asyncio.sleep(SOURCE_RESTART_S)
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
-        # Sources that own a process (a server, a load generator) stop it first, so its exit and its
-        # last log lines are still recorded; the rest are cancelled.
-        for source in reversed(self.sources):
-            stop = getattr(source, "stop", None)
-            if stop is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(stop(), timeout=STOP_TIMEOUT_S)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=1.0)
+        # Watchers (probes, samplers) end first, so stopping the processes wsmon owns does not show
+        # up as refused probes or a vanished process. Then the owners (a load generator, a server)
+        # stop their processes, newest first, so the server's exit and last lines are recorded.
+        owners = [(s, t) for s, t in zip(self.sources, tasks, strict=True) if hasattr(s, "stop")]
+        watchers = [t for s, t in zip(self.sources, tasks, strict=True) if not hasattr(s, "stop")]
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        for source, task in reversed(owners):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(source.stop(), timeout=STOP_TIMEOUT_S)  # type: ignore[attr-defined]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

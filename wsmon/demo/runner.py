@@ -33,7 +33,8 @@ def free_port() -> int:
 class LoadGenerator:
     """The demo's simulated clients, as a child process; its only event is a marker when it starts."""
 
-    def __init__(self, url: str, clients: int, fault_rate: float, rate: float) -> None:
+    def __init__(self, url: str, port: int, clients: int, fault_rate: float, rate: float) -> None:
+        self.port = port
         self.argv = [
             sys.executable,
             "-m",
@@ -51,6 +52,7 @@ class LoadGenerator:
         self.process: asyncio.subprocess.Process | None = None
 
     async def run(self, emit: Emit) -> None:
+        await wait_for_port(self.port)
         self.process = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.DEVNULL,
@@ -74,6 +76,34 @@ class LoadGenerator:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+async def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:port (the demo server has started)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return
+
+
+class AfterListening:
+    """Starts a watcher once the demo server listens, so start-up is not reported as an outage."""
+
+    def __init__(self, port: int, source: Source) -> None:
+        self.port = port
+        self.source = source
+
+    async def run(self, emit: Emit) -> None:
+        await wait_for_port(self.port)
+        await self.source.run(emit)
 
 
 def build_demo_session(
@@ -110,8 +140,14 @@ def build_demo_session(
         )
     )
     process = ProcessSource(lambda: server.pid, port=port, target="process", interval=interval)
-    load = LoadGenerator(url, clients, fault_rate, rate)
-    sources: list[Source] = [server, process, probes, load, *(extra_sources or [])]
+    load = LoadGenerator(url, port, clients, fault_rate, rate)
+    sources: list[Source] = [
+        server,
+        AfterListening(port, process),
+        AfterListening(port, probes),
+        load,
+        *(extra_sources or []),
+    ]
     return Session(
         sources,
         title=f"demo · {url}",

@@ -142,6 +142,7 @@ class DemoServer:
         # Keyed by (receiver conn id, message id): clients choose the ids, so they may collide across senders.
         self.pending: dict[tuple[str, str], Pending] = {}
         self._traffic: set[Conn] = set()
+        self._closers: set[asyncio.Task[None]] = set()
         self._next_id = 0
         self._last_stats = time.monotonic()
 
@@ -207,8 +208,15 @@ class DemoServer:
     # --- protocol -------------------------------------------------------------------------------------
 
     async def _serve(self, conn: Conn) -> None:
-        first = await conn.ws.recv()
-        self._count_in(conn, first)
+        while True:
+            first = await conn.ws.recv()
+            self._count_in(conn, first)
+            parsed = _parse(first)
+            # Heartbeats are answered before registration too, so a monitor's probe can measure the
+            # round trip (and stay open) without posing as a device. Anything else must register.
+            if parsed is None or parsed.get("type") != "heartbeat":
+                break
+            await self._send(conn, {"type": "heartbeat_ack"})
         device = _registration(first)
         if device is None:
             self.log("warn", "registration rejected", conn=conn.id, reason="invalid registration")
@@ -310,11 +318,17 @@ class DemoServer:
                 if conn.closing or not conn.is_open or silent <= self.heartbeat_timeout:
                     continue
                 self.log(
-                    "warn", "heartbeat timeout", conn=conn.id, device=conn.device, silent_ms=int(silent * 1000)
+                    "warn",
+                    "heartbeat timeout",
+                    conn=conn.id,
+                    device=conn.device,
+                    silent_ms=int(silent * 1000),
                 )
                 # In a task: one slow closing handshake must not delay the check of the others.
                 conn.closing = True
-                asyncio.get_running_loop().create_task(conn.ws.close(1001, "heartbeat timeout"))
+                task = asyncio.get_running_loop().create_task(conn.ws.close(1001, "heartbeat timeout"))
+                self._closers.add(task)
+                task.add_done_callback(self._closers.discard)
 
     async def stats_loop(self) -> None:
         while True:
@@ -442,7 +456,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="seconds a closed device stays registered: the deliberate delivery-failure bug (default 2.0)",
     )
     parser.add_argument(
-        "--leak-kb", type=float, default=2.0, help="KB retained per routed message: the deliberate leak (default 2)"
+        "--leak-kb",
+        type=float,
+        default=2.0,
+        help="KB retained per routed message: the deliberate leak (default 2)",
     )
     return parser.parse_args(argv)
 

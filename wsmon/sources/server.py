@@ -47,6 +47,7 @@ class ServerSource:
         self.process: asyncio.subprocess.Process | None = None
         self.started = asyncio.Event()
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
+        self._stopped_by_us = False
 
     @property
     def pid(self) -> int | None:
@@ -106,8 +107,9 @@ class ServerSource:
                 last_lines=list(self.last_lines),
             )
         )
-        how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
-        emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+        if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
+            how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
+            emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
 
     async def _read(self, stream: asyncio.StreamReader, parser: LogParser, emit: Emit) -> None:
         while True:
@@ -127,6 +129,7 @@ class ServerSource:
         proc = self.process
         if proc is None or proc.returncode is not None:
             return
+        self._stopped_by_us = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:

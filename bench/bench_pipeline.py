@@ -1,0 +1,169 @@
+"""Events per second through the reducer and the recorder together, and recording size per event.
+
+Goals: at least 500,000 events/s on one core, as a ratio to a bare reference measured in the same
+run (msgspec-encode + zstd of the same events with a trivial fold); at most 16 bytes per event for
+a typical mix. The events are fed as the live session feeds them: apply and append one by one, a
+flush with the State every half second of session time.
+
+    python bench/bench_pipeline.py [--seconds 300] [--connections 1000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import msgspec
+import zstandard
+from bench_report_input import DELIVERY_RATIO, typical_seconds, write_typical_recording
+
+from wsmon.core.events import Event
+from wsmon.core.reducer import Reducer
+from wsmon.store import RecordingWriter, new_header
+from wsmon.store.format import ZSTD_LEVEL
+
+
+def half_seconds(connections: int, seconds: int, delivery_ratio: float) -> list[list[Event]]:
+    """The session's events in the chunks the session flushes them in."""
+    chunks: list[list[Event]] = []
+    for events in typical_seconds(connections, seconds, delivery_ratio=delivery_ratio):
+        half = len(events) // 2
+        chunks += [events[:half], events[half:]]
+    return chunks
+
+
+def reference(chunks: list[list[Event]], _tmp: Path) -> None:
+    encode = msgspec.msgpack.Encoder().encode
+    compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+    count = 0
+    last = 0.0
+    for chunk in chunks:
+        for event in chunk:
+            count += 1
+            if event.mono > last:
+                last = event.mono
+        compress(encode(chunk))
+
+
+def reference_per_event(chunks: list[list[Event]], _tmp: Path) -> None:
+    """The same, encoding event by event: what a recorder without batch encoding would cost."""
+    encode = msgspec.msgpack.Encoder().encode
+    compress = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress
+    count = 0
+    last = 0.0
+    for chunk in chunks:
+        parts = []
+        for event in chunk:
+            count += 1
+            if event.mono > last:
+                last = event.mono
+            parts.append(encode(event))
+        compress(b"".join(parts))
+
+
+def reducer_only(chunks: list[list[Event]], _tmp: Path) -> None:
+    reducer = Reducer()
+    apply = reducer.apply
+    for chunk in chunks:
+        for event in chunk:
+            apply(event)
+
+
+def pipeline(chunks: list[list[Event]], tmp: Path) -> None:
+    reducer = Reducer()
+    apply = reducer.apply
+    with RecordingWriter(tmp / "pipeline.wsmon", new_header("bench"), overwrite=True) as writer:
+        append = writer.append
+        for chunk in chunks:
+            for event in chunk:
+                apply(event)
+                append(event)
+            writer.flush(reducer.state)
+        writer.close(reducer.state)
+
+
+def best_rate(
+    run: Callable[[list[list[Event]], Path], None], chunks: list[list[Event]], repeat: int
+) -> float:
+    count = sum(len(chunk) for chunk in chunks)
+    best = float("inf")
+    with tempfile.TemporaryDirectory(prefix="wsmon-bench-") as tmp:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            run(chunks, Path(tmp))
+            best = min(best, time.perf_counter() - started)
+    return count / best
+
+
+def sizes(seconds: int) -> None:
+    print(f"\nrecording size, {seconds} s sessions (keyframes included):")
+    print(
+        f"  {'connections':>11} {'deliveries/s':>12} {'events':>10}"
+        f" {'batches':>9} {'keyframes':>10} {'file':>9}"
+    )
+    with tempfile.TemporaryDirectory(prefix="wsmon-bench-") as tmp:
+        for connections, ratio in (
+            (50, DELIVERY_RATIO),
+            (200, DELIVERY_RATIO),
+            (1000, DELIVERY_RATIO),
+            (1000, 0.5),
+        ):
+            path = Path(tmp) / f"size{connections}-{ratio}.wsmon"
+            written = write_typical_recording(path, connections, seconds, delivery_ratio=ratio)
+            db = sqlite3.connect(path)
+            (batch_bytes,) = db.execute("SELECT sum(length(data)) FROM batches").fetchone()
+            (keyframe_bytes,) = db.execute("SELECT coalesce(sum(length(data)), 0) FROM keyframes").fetchone()
+            db.close()
+            file_bytes = path.stat().st_size
+            print(
+                f"  {connections:>11} {round(connections * ratio):>12} {written:>10,}"
+                f" {batch_bytes / written:>7.1f} B {keyframe_bytes / written:>8.1f} B"
+                f" {file_bytes / written:>7.1f} B"
+            )
+    print(
+        "  goal: file <= 16 B/event for the typical mix (delivery samples for a quarter of the connections)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=300)
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--delivery-ratio", type=float, default=DELIVERY_RATIO)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--size-seconds", type=int, default=900)
+    args = parser.parse_args()
+
+    chunks = half_seconds(args.connections, args.seconds, args.delivery_ratio)
+    count = sum(len(chunk) for chunk in chunks)
+    print(
+        f"{count:,} events: {args.connections} connections, {args.seconds} s,"
+        f" {args.delivery_ratio} delivery samples/connection/s; best of {args.repeat}"
+    )
+    bare = best_rate(reference, chunks, args.repeat)
+    bare_per_event = best_rate(reference_per_event, chunks, args.repeat)
+    reduce = best_rate(reducer_only, chunks, args.repeat)
+    full = best_rate(pipeline, chunks, args.repeat)
+    print(f"  reference (trivial fold + msgspec + zstd) {bare:>12,.0f} events/s")
+    print(f"  reference, encoding event by event        {bare_per_event:>12,.0f} events/s")
+    print(f"  reducer alone                             {reduce:>12,.0f} events/s")
+    print(
+        f"  reducer + recorder (file, keyframes)      {full:>12,.0f} events/s"
+        f"   ratio to the references {full / bare:.2f} / {full / bare_per_event:.2f}"
+    )
+    print(f"  goal: >= 500,000 events/s: {'ok' if full >= 500_000 else 'UNDER'}")
+    sizes(args.size_seconds)
+
+
+if __name__ == "__main__":
+    main()

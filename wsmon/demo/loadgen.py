@@ -1,0 +1,448 @@
+"""Load generator for the demo server: a population of simulated devices, plus injected faults.
+
+A stand-alone program (it imports nothing of wsmon's). Each simulated device registers, heartbeats,
+sends messages to other devices and acks what it receives; a fault scheduler makes some of them misbehave
+the way real clients do (vanish, close without a status, go silent, ...), so that every close code and
+failure the dashboard knows about shows up within seconds. docs/demo.md lists the faults and their rates.
+
+Run: ``python -m wsmon.demo.loadgen --url ws://127.0.0.1:PORT/ --clients 50``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+# Faults a second per client at --fault-rate 1: 50 clients give ~2 faults/s, so each kind comes
+# round every ~4 s.
+FAULTS_PER_CLIENT_SECOND = 0.04
+MIN_FAULTS_PER_SECOND = 0.5
+
+# The first round is in a fixed order so the slow-to-show faults start first: a silent client only
+# shows up after the server's heartbeat timeout. Later rounds are shuffled and go silent twice, for the
+# same reason (so several 1001s land within a short run).
+FIRST_ROUND = ("silent", "vanish", "no_status", "bad_registration", "garbage", "over_capacity", "normal")
+
+HEARTBEAT_INTERVAL = 2.0
+SLOW_ACK_SHARE = 0.1
+# After a vanish, others aim some messages at the vanished device while the server still has it
+# registered (its stale grace), which is what produces "Connection not open" delivery failures.
+VANISHED_TARGET_WINDOW = (0.05, 1.2)
+# How many messages, across all clients, aim at each vanished device within that window: a few failures
+# per vanish whatever the population, not one in a small run and dozens in a big one.
+FAILURES_PER_VANISH = 5.0
+CONNECT_TIMEOUT = 5.0
+
+
+async def send_empty_close(ws: ClientConnection) -> None:
+    """Send a Close frame with no payload, which the peer reports as 1005 (no status received).
+
+    ``close()`` refuses 1005 because that code must never appear on the wire. The sans-I/O protocol's
+    ``send_close()`` with no code writes an empty Close frame; ``send_context()`` flushes it to the
+    transport and then waits for the closing handshake, exactly as ``close()`` does.
+    """
+    try:
+        async with ws.send_context():
+            ws.protocol.send_close()
+    except ConnectionClosed:
+        pass
+
+
+class SimClient:
+    def __init__(self, gen: LoadGen, index: int, slow: bool) -> None:
+        self.gen = gen
+        self.index = index
+        self.device = f"dev-{index}"
+        self.slow = slow
+        self.ws: ClientConnection | None = None
+        self.healthy = False
+        self.silent = False
+        self.fault: str | None = None
+        self.fault_event = asyncio.Event()
+        self.garbage_due = False
+        self.sent = 0
+
+    def inject(self, kind: str) -> bool:
+        if not self.healthy or self.fault is not None:
+            return False
+        if kind == "garbage":
+            # Not session-ending: sent with the client's next heartbeat or message.
+            self.garbage_due = True
+            return True
+        self.fault = kind
+        self.healthy = False
+        self.fault_event.set()
+        return True
+
+    async def run(self) -> None:
+        rng = self.gen.rng
+        # Spread the first connections over a short ramp so the server log is not one burst.
+        await self.gen.sleep(rng.uniform(0, 0.5))
+        while not self.gen.stopping.is_set():
+            ws = await self.gen.open_connection()
+            if ws is None:
+                return
+            ended_by = await self.session(ws)
+            if self.gen.stopping.is_set():
+                return
+            if ended_by == "vanish":
+                # Longer than the others, so the server's stale entry is seen by senders first.
+                delay = rng.uniform(VANISHED_TARGET_WINDOW[1], 2.0)
+            else:
+                delay = rng.uniform(0.5, 2.0)
+            await self.gen.sleep(delay)
+
+    async def session(self, ws: ClientConnection) -> str:
+        self.fault = None
+        self.fault_event = asyncio.Event()
+        self.garbage_due = False
+        self.silent = False
+        try:
+            await ws.send(json.dumps({"type": "register", "device": self.device}))
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reply = json.loads(await ws.recv())
+            if reply.get("type") != "registered":
+                await ws.close(1000, "unexpected reply")
+                return "refused"
+        except (ConnectionClosed, TimeoutError, ValueError, OSError):
+            await _abort(ws)
+            return "refused"
+
+        self.ws = ws
+        self.healthy = True
+        receiver = asyncio.create_task(self.receive(ws))
+        stop_wait = asyncio.create_task(self.gen.stopping.wait())
+        try:
+            return await self.drive(ws, receiver, stop_wait)
+        except (ConnectionClosed, OSError):
+            return "closed"
+        finally:
+            self.healthy = False
+            self.ws = None
+            stop_wait.cancel()
+            if not receiver.done():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(3):
+                        await ws.wait_closed()
+                receiver.cancel()
+            await asyncio.gather(receiver, stop_wait, return_exceptions=True)
+
+    async def drive(
+        self, ws: ClientConnection, receiver: asyncio.Task[None], stop_wait: asyncio.Task[bool]
+    ) -> str:
+        fault_wait = asyncio.create_task(self.fault_event.wait())
+        try:
+            return await self._drive(ws, receiver, stop_wait, fault_wait)
+        finally:
+            fault_wait.cancel()
+
+    async def _drive(
+        self,
+        ws: ClientConnection,
+        receiver: asyncio.Task[None],
+        stop_wait: asyncio.Task[bool],
+        fault_wait: asyncio.Task[bool],
+    ) -> str:
+        rng = self.gen.rng
+        now = time.monotonic()
+        next_heartbeat = now + HEARTBEAT_INTERVAL
+        next_message = now + self.gen.next_message_gap()
+        while True:
+            timeout = max(0.0, min(next_heartbeat, next_message) - time.monotonic())
+            waiters = {receiver, fault_wait, stop_wait}
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if stop_wait.done():
+                await ws.close(1000, "load generator stopping")
+                return "stop"
+            if receiver.done():
+                return "closed"
+            if fault_wait.done():
+                return await self.misbehave(ws, self.fault or "", receiver)
+            if self.garbage_due:
+                self.garbage_due = False
+                await ws.send("this is not {json")
+            now = time.monotonic()
+            if now >= next_heartbeat:
+                await ws.send('{"type":"heartbeat"}')
+                next_heartbeat = now + HEARTBEAT_INTERVAL
+            if now >= next_message:
+                target = self.gen.pick_target(self.index)
+                if target is not None:
+                    self.sent += 1
+                    body = "x" * rng.randint(8, 200)
+                    msg = {
+                        "type": "message",
+                        "id": f"msg_{self.index}_{self.sent}",
+                        "to": target,
+                        "body": body,
+                    }
+                    await ws.send(json.dumps(msg))
+                next_message = now + self.gen.next_message_gap()
+
+    async def misbehave(self, ws: ClientConnection, kind: str, receiver: asyncio.Task[None]) -> str:
+        if kind == "vanish":
+            self.gen.vanished[self.device] = time.monotonic()
+            # No close frame at all: the server sees the TCP connection drop (1006).
+            ws.transport.abort()
+        elif kind == "no_status":
+            await send_empty_close(ws)
+        elif kind == "normal":
+            await ws.close(1000, "client leaving")
+        elif kind == "silent":
+            # Nothing more from this client, not even acks, until the server gives up on it (1001).
+            self.silent = True
+            stop_wait = asyncio.create_task(self.gen.stopping.wait())
+            try:
+                await asyncio.wait({receiver, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop_wait.cancel()
+            if not receiver.done():
+                await ws.close(1000, "load generator stopping")
+        return kind
+
+    async def receive(self, ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(data, dict) or data.get("type") != "message" or self.silent:
+                    continue
+                msg_id = data.get("id")
+                if not isinstance(msg_id, str):
+                    continue
+                if self.slow:
+                    self.gen.spawn(self.ack_later(ws, msg_id, self.gen.rng.uniform(0.1, 0.6)))
+                else:
+                    await ws.send(json.dumps({"type": "ack", "id": msg_id}))
+        except (ConnectionClosed, OSError):
+            pass
+
+    async def ack_later(self, ws: ClientConnection, msg_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self.silent:
+            return
+        with contextlib.suppress(ConnectionClosed, OSError):
+            await ws.send(json.dumps({"type": "ack", "id": msg_id}))
+
+
+class LoadGen:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.url: str = args.url
+        self.rate: float = args.rate
+        self.fault_rate: float = args.fault_rate
+        self.rng = random.Random(args.seed)
+        self.stopping = asyncio.Event()
+        n = max(1, args.clients)
+        slow = set(self.rng.sample(range(n), max(1, round(n * SLOW_ACK_SHARE)))) if n > 1 else set()
+        self.clients = [SimClient(self, i, i in slow) for i in range(n)]
+        self.vanished: dict[str, float] = {}
+        messages_in_window = (
+            n * max(self.rate, 0.01) * (VANISHED_TARGET_WINDOW[1] - VANISHED_TARGET_WINDOW[0])
+        )
+        self.vanished_target_share = min(0.5, FAILURES_PER_VANISH / messages_in_window)
+        self.side_tasks: set[asyncio.Task[Any]] = set()
+        self.fault_counts: dict[str, int] = {}
+        self.bursts = 0
+
+    async def sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.stopping.wait()
+
+    def next_message_gap(self) -> float:
+        if self.rate <= 0:
+            return 3600.0
+        return self.rng.expovariate(self.rate)
+
+    def pick_target(self, sender: int) -> str | None:
+        now = time.monotonic()
+        lo, hi = VANISHED_TARGET_WINDOW
+        fresh = [d for d, t in self.vanished.items() if lo <= now - t <= hi and d != f"dev-{sender}"]
+        for device in [d for d, t in self.vanished.items() if now - t > hi]:
+            del self.vanished[device]
+        if fresh and self.rng.random() < self.vanished_target_share:
+            return self.rng.choice(fresh)
+        if len(self.clients) < 2:
+            return None
+        other = self.rng.randrange(len(self.clients) - 1)
+        if other >= sender:
+            other += 1
+        return f"dev-{other}"
+
+    async def open_connection(self) -> ClientConnection | None:
+        backoff = 0.2
+        while not self.stopping.is_set():
+            try:
+                return await connect(
+                    self.url, proxy=None, open_timeout=CONNECT_TIMEOUT, ping_interval=None, compression=None
+                )
+            except InvalidURI:
+                raise
+            except (OSError, InvalidHandshake, TimeoutError):
+                # Connection refused (server not up yet, or restarting): retry with a short backoff.
+                await self.sleep(backoff * self.rng.uniform(0.5, 1.5))
+                backoff = min(backoff * 2, 2.0)
+        return None
+
+    # --- faults -------------------------------------------------------------------------------------
+
+    async def fault_loop(self) -> None:
+        if self.fault_rate <= 0:
+            return
+        per_second = self.fault_rate * max(
+            MIN_FAULTS_PER_SECOND, FAULTS_PER_CLIENT_SECOND * len(self.clients)
+        )
+        mean_gap = 1.0 / per_second
+        # Let the population register first.
+        await self.sleep(1.0)
+        deck: list[str] = list(FIRST_ROUND)
+        while not self.stopping.is_set():
+            if not deck:
+                deck = [*FIRST_ROUND, "silent"]
+                self.rng.shuffle(deck)
+            kind = deck.pop(0)
+            if not self.fire(kind):
+                # No healthy client just now: keep the kind for the next turn.
+                deck.insert(0, kind)
+            await self.sleep(mean_gap * self.rng.uniform(0.5, 1.5))
+
+    def fire(self, kind: str) -> bool:
+        if kind == "bad_registration":
+            self.spawn(self.bad_registration())
+        elif kind == "over_capacity":
+            self.spawn(self.over_capacity())
+        else:
+            candidates = [c for c in self.clients if c.healthy and c.fault is None]
+            if not candidates:
+                return False
+            self.rng.choice(candidates).inject(kind)
+        self.fault_counts[kind] = self.fault_counts.get(kind, 0) + 1
+        return True
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.side_tasks.add(task)
+        task.add_done_callback(self.side_tasks.discard)
+
+    async def bad_registration(self) -> None:
+        # During a burst the server would refuse it with 1013 before it could be rejected with 1008.
+        while self.bursts and not self.stopping.is_set():
+            await asyncio.sleep(0.1)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                ws = await connect(self.url, proxy=None, ping_interval=None, compression=None)
+                try:
+                    await ws.send('{"type":"register"}')
+                    await ws.wait_closed()
+                finally:
+                    await _abort(ws)
+        except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed):
+            pass
+
+    async def over_capacity(self) -> None:
+        # Enough extra connections to overrun a server run with --max-connections clients + 5.
+        burst = 6 + len(self.clients) // 10
+        self.bursts += 1
+        try:
+            await asyncio.gather(*(self.extra_connection() for _ in range(burst)), return_exceptions=True)
+        finally:
+            self.bursts -= 1
+
+    async def extra_connection(self) -> None:
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                ws = await connect(self.url, proxy=None, ping_interval=None, compression=None)
+        except (OSError, InvalidHandshake, TimeoutError):
+            return
+        try:
+            # Held open briefly: the server refuses the ones over its limit at once with 1013.
+            await self.sleep(1.0)
+            await ws.close(1000, "burst over")
+        except (ConnectionClosed, OSError):
+            pass
+        finally:
+            await _abort(ws)
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    async def run(self, duration: float) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        if duration > 0:
+            loop.call_later(duration, self.stopping.set)
+        print(
+            f"wsmon loadgen: {len(self.clients)} clients -> {self.url} "
+            f"(rate {self.rate}/s each, fault-rate {self.fault_rate})",
+            file=sys.stderr,
+            flush=True,
+        )
+        tasks = [asyncio.create_task(c.run()) for c in self.clients]
+        tasks.append(asyncio.create_task(self.fault_loop()))
+        await self.stopping.wait()
+        # Clients close cleanly (1000) on their own once stopping is set; do not wait long on a server
+        # that stopped answering (whoever sent SIGTERM may follow with SIGKILL after a few seconds).
+        _done, pending = await asyncio.wait(tasks + list(self.side_tasks), timeout=3.0)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        if self.fault_counts:
+            summary = ", ".join(f"{k}={v}" for k, v in sorted(self.fault_counts.items()))
+            print(f"wsmon loadgen: faults injected: {summary}", file=sys.stderr, flush=True)
+
+
+async def _abort(ws: ClientConnection) -> None:
+    if ws.transport is not None and not ws.transport.is_closing():
+        ws.transport.abort()
+    with contextlib.suppress(Exception):
+        await ws.wait_closed()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m wsmon.demo.loadgen",
+        description="Simulated devices for wsmon's demo server, with injected faults.",
+    )
+    parser.add_argument("--url", required=True, help="server URL, e.g. ws://127.0.0.1:8765/")
+    parser.add_argument("--clients", type=int, default=50, help="simulated devices (default 50)")
+    parser.add_argument(
+        "--rate", type=float, default=1.0, help="messages per second per client (default 1.0)"
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=1.0,
+        help="multiplier for the fault rate; 0 = no faults (default 1.0)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=0.0, help="seconds to run; 0 = until SIGTERM/SIGINT (default 0)"
+    )
+    parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(LoadGen(args).run(args.duration))
+    except InvalidURI as exc:
+        print(f"wsmon loadgen: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""What a recording file is: its version constants, its header, and the batch and keyframe codecs.
+
+A recording is an SQLite database (WAL mode). Events are stored in batches: one zstd frame holding
+the msgpack list of the batch's events, exactly as ``wsmon.core.events`` encodes them (arrays, tag
+first). Keyframes hold the encoded State; to keep them small, most are compressed against the
+previous keyframe (its raw bytes are the zstd dictionary), because consecutive States share most of
+their bytes. docs/recording-format.md is the reference for all of this.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import zstandard
+
+import wsmon
+from wsmon.core.events import SCHEMA_VERSION, AnyEvent, Event
+from wsmon.core.limits import DEFAULT_LIMITS, Limit
+
+FORMAT_VERSION = 1
+SUFFIX = ".wsmon"
+# SQLite's application_id (bytes 68-71 of the file): tells a wsmon recording from any other database.
+APPLICATION_ID = 0x77736D6E  # "wsmn"
+ZSTD_LEVEL = 3  # measured: levels 1-3 cost the same size here; 6+ halves the speed for 5 % less
+# zstd's window must span the dictionary (the previous keyframe) plus the new keyframe.
+_KEYFRAME_WINDOW_LOG = 25
+
+
+class RecordingError(Exception):
+    """A recording that cannot be written or read; ``str()`` is one line naming the file and the fault."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class RecordedTarget(msgspec.Struct, kw_only=True):
+    name: str
+    kind: str
+    address: str = ""  # redacted by the caller: never a password or a token
+
+
+class RecordingHeader(msgspec.Struct, kw_only=True):
+    wsmon_version: str
+    format_version: int
+    schema_version: int
+    created_wall: float
+    command: str = ""
+    targets: list[RecordedTarget] = []
+    limits: list[Limit] = []
+    extra: dict[str, Any] = {}
+
+
+def new_header(
+    command: str = "",
+    targets: Iterable[RecordedTarget] = (),
+    limits: Iterable[Limit] = DEFAULT_LIMITS,
+    extra: dict[str, Any] | None = None,
+) -> RecordingHeader:
+    """A header for a recording made now by this wsmon."""
+    return RecordingHeader(
+        wsmon_version=wsmon.__version__,
+        format_version=FORMAT_VERSION,
+        schema_version=SCHEMA_VERSION,
+        created_wall=time.time(),
+        command=command,
+        targets=list(targets),
+        limits=list(limits),
+        extra=dict(extra or {}),
+    )
+
+
+def encode_header(header: RecordingHeader) -> str:
+    # JSON rather than msgpack so that `sqlite3 FILE "select value from meta"` is readable.
+    return msgspec.json.encode(header).decode()
+
+
+def decode_header(text: str | bytes) -> RecordingHeader:
+    return msgspec.json.decode(text, type=RecordingHeader)
+
+
+class BatchEncoder:
+    """Events to a batch blob. One instance per writer: the encoder and compressor are reused."""
+
+    def __init__(self, level: int = ZSTD_LEVEL) -> None:
+        self._msgpack = msgspec.msgpack.Encoder()
+        self._zstd = zstandard.ZstdCompressor(level=level)
+
+    def encode(self, events: Sequence[Event]) -> bytes:
+        return self._zstd.compress(self._msgpack.encode(events))
+
+
+class BatchDecoder:
+    """Batch blobs back to events; raises ``ValueError`` (or a zstd/msgspec error) on a damaged blob."""
+
+    def __init__(self) -> None:
+        self._msgpack = msgspec.msgpack.Decoder(list[AnyEvent])
+        self._zstd = zstandard.ZstdDecompressor()
+
+    def decode(self, blob: bytes) -> list[Event]:
+        return self._msgpack.decode(self._zstd.decompress(blob))
+
+
+def compress_keyframe(raw: bytes, base_raw: bytes | None, level: int = ZSTD_LEVEL) -> bytes:
+    """Compress an encoded State; with ``base_raw`` (the previous keyframe's bytes) as the dictionary."""
+    if base_raw is None:
+        return zstandard.ZstdCompressor(level=level).compress(raw)
+    params = zstandard.ZstdCompressionParameters.from_level(level, window_log=_KEYFRAME_WINDOW_LOG)
+    dictionary = zstandard.ZstdCompressionDict(base_raw, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(raw)
+
+
+def decompress_keyframe(blob: bytes, base_raw: bytes | None) -> bytes:
+    if base_raw is None:
+        return zstandard.ZstdDecompressor().decompress(blob)
+    dictionary = zstandard.ZstdCompressionDict(base_raw, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(blob)
+
+
+SCHEMA_SQL = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE batches (
+    id INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min_mono REAL NOT NULL,
+    max_mono REAL NOT NULL,
+    first_wall REAL NOT NULL,
+    last_wall REAL NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX batches_by_seq ON batches (first_seq, count, min_mono, max_mono, first_wall, last_wall);
+CREATE TABLE keyframes (
+    seq INTEGER PRIMARY KEY,
+    mono REAL NOT NULL,
+    wall REAL NOT NULL,
+    base_seq INTEGER,
+    data BLOB NOT NULL
+);
+"""
