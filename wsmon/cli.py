@@ -104,6 +104,99 @@ def demo(
     sys.exit(EXIT_OK)
 
 
+def target_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `attach` and `check` share: what to watch and how."""
+    options = [
+        click.argument("url", required=False),
+        click.option("--redis", help="Redis URL, e.g. redis://127.0.0.1:6379/0 (or REDIS_URL)."),
+        click.option("--postgres", help="PostgreSQL URL, e.g. postgresql://user@host/db (or DATABASE_URL)."),
+        click.option("--pid", type=int, help="Watch this process (and its children)."),
+        click.option("--port", type=int, help="Watch the process listening on this port."),
+        click.option("--process", "process_name", help="Watch the process with this name or command line."),
+        click.option("--health", help="Poll this HTTP health URL."),
+        click.option("--metrics", help="Scrape this Prometheus metrics URL."),
+        click.option("--series", multiple=True, help="A metrics series to show (repeatable)."),
+        click.option("--interval", type=float, help="Seconds between samples (default 1)."),
+        click.option(
+            "--cpu-basis", type=click.Choice(["core", "machine"]), help="CPU as % of one core or of all."
+        ),
+        click.option("--probes", type=int, help="Probe connections to the WebSocket URL (default 2)."),
+        click.option("--request", help='A request the probes send, "{id}" replaced by a fresh id.'),
+        click.option("--reply-contains", help='How to recognise its reply ("{id}" replaced too).'),
+        click.option("--ca", "ca_file", type=click.Path(dir_okay=False), help="A CA bundle for wss://."),
+        click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates."),
+        limit_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
+    from wsmon.attach import resolve_options
+
+    flags = dict(flags)
+    flags["process"] = flags.pop("process_name", None)
+    flags["series"] = list(flags.get("series") or [])
+    try:
+        options = resolve_options(flags, settings)
+    except ConfigError as exc:
+        fail(str(exc))
+    if not options.configured():
+        fail(
+            "nothing to watch: give a ws:// URL, --redis, --postgres, --health, --metrics, --pid, --port "
+            "or --process"
+        )
+    return options
+
+
+@main.command()
+@target_options
+@click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Record the session to FILE.")
+@click.option("--headless", is_flag=True, help="No screen: watch, then print the report.")
+@click.option("--duration", type=click.FloatRange(min=1), help="Stop after this many seconds.")
+def attach(
+    record: Path | None, headless: bool, duration: float | None, limit_flags: tuple[str, ...], **flags: Any
+) -> None:
+    """Attach to a running system: WebSocket probes, the server process, Redis, PostgreSQL, HTTP.
+
+    Every target is optional; whatever is given gets its own panel and goes into the recording. A
+    target that is down shows DOWN and is retried; wsmon keeps running.
+    """
+    from wsmon.attach import build_attach_session
+
+    settings = _settings(limit_flags)
+    options = _attach_options(settings, flags)
+    _check_record_path(record)
+    session = build_attach_session(options, limits=settings.limits, record=record, duration=duration)
+    if headless:
+        _run_headless(session.run, session.stop)
+        from wsmon.core.report import build_report, render_text
+
+        click.echo(render_text(build_report(session.state, session.limits, source="attach")))
+    else:
+        _run_dashboard(session)
+    if record is not None:
+        click.echo(f"recorded to {record}", err=True)
+    sys.exit(EXIT_OK)
+
+
+@main.command()
+@target_options
+def check(limit_flags: tuple[str, ...], **flags: Any) -> None:
+    """One pass over every configured target: a table, and exit 0 only when all of them answer.
+
+    Put it before a test suite so the suite refuses to start on missing infrastructure.
+    """
+    from wsmon.attach import render_check_table, run_checks
+
+    settings = _settings(limit_flags)
+    options = _attach_options(settings, flags)
+    rows = asyncio.run(run_checks(options))
+    click.echo(render_check_table(rows))
+    sys.exit(EXIT_OK if all(row.result.ok for row in rows) else EXIT_BREACH)
+
+
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--headless", is_flag=True, help="No screen: replay everything, then print the summary.")

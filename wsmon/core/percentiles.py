@@ -14,6 +14,8 @@ GAMMA = 1.01
 _INV_LOG_GAMMA = 1.0 / math.log(GAMMA)
 _FLOOR_MS = 0.001  # below a microsecond the bucket index is meaningless
 WINDOW_S = 60.0
+WINDOW_TRIM_AT = 1_000
+WINDOW_MAX_SAMPLES = 200_000
 
 
 def bucket_of(ms: float) -> int:
@@ -54,10 +56,16 @@ class Distribution(msgspec.Struct, gc=False):
         b = bucket_of(ms)
         buckets = self.buckets
         buckets[b] = buckets.get(b, 0) + 1
-        self.window_t.append(mono)
+        times = self.window_t
+        times.append(mono)
         self.window_v.append(ms)
-        if len(self.window_t) > 50_000:
+        # Trim in chunks, not per sample: deleting from the head of a long list is a memmove.
+        if len(times) > WINDOW_TRIM_AT and times[0] < mono - 1.25 * WINDOW_S:
             self.trim(mono)
+        if len(times) > WINDOW_MAX_SAMPLES:
+            # Beyond this rate the window holds the newest samples only (it covers less than a minute).
+            del times[: WINDOW_MAX_SAMPLES // 2]
+            del self.window_v[: WINDOW_MAX_SAMPLES // 2]
 
     def trim(self, now: float) -> None:
         """Drop window samples older than WINDOW_S before ``now``."""

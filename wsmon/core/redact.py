@@ -37,6 +37,8 @@ def redact_url(url: str) -> str:
     """The URL with its password and any token-like query values replaced by ***."""
     if "://" not in url:
         return _LIBPQ_PASSWORD.sub(lambda m: m.group(1) + MASK, url)
+    if url.startswith("unix://") and "@" not in url and "?" not in url:
+        return url
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -54,4 +56,7 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, MASK if k.lower() in SECRET_PARAMS else v) for k, v in pairs], safe="*")
     fragment = parts.fragment
+    if parts.scheme == "unix" and not netloc:
+        # urlunsplit would drop the empty authority of unix:///path
+        return f"unix://{parts.path}" + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))

@@ -112,7 +112,7 @@ class SimClient:
             await ws.send(json.dumps({"type": "register", "device": self.device}))
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 reply = json.loads(await ws.recv())
-            if reply.get("type") != "registered":
+            if not isinstance(reply, dict) or reply.get("type") != "registered":
                 await ws.close(1000, "unexpected reply")
                 return "refused"
         except (ConnectionClosed, TimeoutError, ValueError, OSError):

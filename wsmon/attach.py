@@ -1,0 +1,344 @@
+"""`wsmon attach` and `wsmon check`: which targets to watch, resolved from flags, environment and
+wsmon.toml, and the sources that watch them.
+
+Precedence for every setting: the flag, then the environment (WSMON_URL, REDIS_URL, DATABASE_URL;
+a .env in the working directory counts as environment), then [targets]/[probe]/[attach] in
+wsmon.toml (working directory first, then the user config directory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wsmon.config import ConfigError, Settings
+from wsmon.core.limits import Limit
+from wsmon.core.redact import redact_url
+from wsmon.session import Session, Source
+from wsmon.sources.base import CheckResult
+from wsmon.sources.http import HealthSource, MetricsSource
+from wsmon.sources.postgres import PostgresSource
+from wsmon.sources.probe import ProbeConfig, ProbeSource
+from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
+from wsmon.sources.redis_source import RedisSource
+
+ENV_KEYS = {"url": "WSMON_URL", "redis": "REDIS_URL", "postgres": "DATABASE_URL"}
+CHECK_TIMEOUT_S = 10.0
+
+
+@dataclass
+class AttachOptions:
+    url: str | None = None
+    redis: str | None = None
+    postgres: str | None = None
+    health: str | None = None
+    metrics: str | None = None
+    series: list[str] = field(default_factory=list)
+    pid: int | None = None
+    port: int | None = None
+    process: str | None = None
+    interval: float = 1.0
+    cpu_basis: str = "core"
+    probes: int = 2
+    request: str | None = None
+    reply_contains: str | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+
+    def configured(self) -> list[str]:
+        names = [n for n in ("url", "redis", "postgres", "health", "metrics") if getattr(self, n)]
+        if self.process_wanted():
+            names.append("process")
+        return names
+
+    def process_port(self) -> int | None:
+        if self.port is not None:
+            return self.port
+        return port_of_local_url(self.url) if self.url else None
+
+    def process_wanted(self) -> bool:
+        return self.pid is not None or self.process is not None or self.process_port() is not None
+
+
+# --- resolution ------------------------------------------------------------------------------------
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, expected: str) -> Any:
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}: expected {expected}, got {value!r}")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: expected {expected}, got {value!r}")
+    return value
+
+
+def _url(value: Any, where: str, schemes: tuple[str, ...]) -> str:
+    text = _expect(value, str, where, f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+    if not text.startswith(tuple(s + "://" for s in schemes)):
+        shown = redact_url(text)
+        raise ConfigError(
+            f"{where}: expected a URL starting with {' or '.join(s + '://' for s in schemes)}, got {shown!r}"
+        )
+    return text
+
+
+def _port(value: Any, where: str) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    port = _expect(value, int, where, "a port number 1-65535")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{where}: expected a port number 1-65535, got {port}")
+    return port
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
+    number = _expect(value, int | float, where, "a positive number of seconds")
+    if number <= 0:
+        raise ConfigError(f"{where}: expected a positive number of seconds, got {number}")
+    return float(number)
+
+
+_VALIDATORS: dict[str, Any] = {
+    "url": lambda v, w: _url(v, w, ("ws", "wss")),
+    "redis": lambda v, w: _url(v, w, ("redis", "rediss", "unix")),
+    "postgres": lambda v, w: _url(v, w, ("postgresql", "postgres")),
+    "health": lambda v, w: _url(v, w, ("http", "https")),
+    "metrics": lambda v, w: _url(v, w, ("http", "https")),
+    "pid": lambda v, w: _expect(v, int, w, "a process id"),
+    "port": _port,
+    "process": lambda v, w: _expect(v, str, w, "a process name or command-line fragment"),
+    "interval": _positive,
+    "cpu_basis": lambda v, w: _choice(v, w, ("core", "machine")),
+    "probes": lambda v, w: _expect(v, int, w, "a number of probe connections"),
+    "request": lambda v, w: _expect(v, str, w, "a message template"),
+    "reply_contains": lambda v, w: _expect(v, str, w, "a substring of the reply"),
+    "ca_file": lambda v, w: _expect(v, str, w, "a path to a PEM file"),
+    "insecure": lambda v, w: _expect(v, bool, w, "true or false"),
+    "series": lambda v, w: _string_list(v, w),
+}
+# Where each key lives in wsmon.toml.
+_SECTIONS = {
+    "url": "targets",
+    "redis": "targets",
+    "postgres": "targets",
+    "health": "targets",
+    "metrics": "targets",
+    "pid": "targets",
+    "port": "targets",
+    "process": "targets",
+    "interval": "attach",
+    "cpu_basis": "attach",
+    "probes": "probe",
+    "request": "probe",
+    "reply_contains": "probe",
+    "ca_file": "probe",
+    "insecure": "probe",
+    "series": "metrics",
+}
+
+
+def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: expected a list of series names, got {value!r}")
+    return list(value)
+
+
+def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptions:
+    """Flags (None = not given), then environment, then the config files."""
+    options = AttachOptions()
+    for key, validate in _VALIDATORS.items():
+        value: Any = flags.get(key)
+        where = f"--{key.replace('_', '-')}"
+        if value is None or value == () or value == []:
+            value, where = None, ""
+            env_key = ENV_KEYS.get(key)
+            if env_key and settings.env.get(env_key):
+                value, where = settings.env[env_key], f"environment {env_key}"
+            else:
+                found = settings.lookup(_SECTIONS[key], key)
+                if found is not None:
+                    value, where = found
+        if value is None:
+            continue
+        setattr(options, key, validate(value, where))
+    if options.probes < 0 or options.probes > 50:
+        raise ConfigError(f"probes: expected 0-50 probe connections, got {options.probes}")
+    if options.ca_file and not Path(options.ca_file).is_file():
+        raise ConfigError(f"ca_file: {options.ca_file} is not a readable file")
+    return options
+
+
+# --- sources ---------------------------------------------------------------------------------------
+
+
+def build_sources(options: AttachOptions) -> list[Source]:
+    sources: list[Source] = []
+    if options.url and options.probes > 0:
+        sources.append(ProbeSource(_probe_config(options)))
+    process = _process_source(options)
+    if process is not None:
+        sources.append(process)
+    if options.redis:
+        sources.append(RedisSource(options.redis, interval=options.interval))
+    if options.postgres:
+        sources.append(PostgresSource(options.postgres, interval=options.interval))
+    if options.health:
+        sources.append(HealthSource(options.health, interval=options.interval))
+    if options.metrics:
+        sources.append(MetricsSource(options.metrics, interval=options.interval, series=options.series))
+    return sources
+
+
+def _probe_config(options: AttachOptions) -> ProbeConfig:
+    assert options.url is not None
+    return ProbeConfig(
+        url=options.url,
+        count=max(options.probes, 1),
+        interval=options.interval,
+        request=options.request,
+        reply_contains=options.reply_contains,
+        ca_file=options.ca_file,
+        insecure=options.insecure,
+    )
+
+
+def _process_source(options: AttachOptions) -> ProcessSource | None:
+    port = options.process_port()
+    common = {"interval": options.interval, "cpu_basis": options.cpu_basis}
+    if options.pid is not None:
+        return ProcessSource.for_pid(options.pid, port=port, **common)
+    if options.process is not None:
+        return ProcessSource.for_name(options.process, port=port, **common)
+    if port is not None:
+        return ProcessSource.for_port(port, **common)
+    return None
+
+
+def targets_of(options: AttachOptions) -> list[dict[str, str]]:
+    out = []
+    for name in ("url", "redis", "postgres", "health", "metrics"):
+        value = getattr(options, name)
+        if value:
+            out.append(
+                {"name": "websocket" if name == "url" else name, "kind": name, "address": redact_url(value)}
+            )
+    if options.process_wanted():
+        how = (
+            f"pid {options.pid}"
+            if options.pid is not None
+            else f"name {options.process}"
+            if options.process
+            else f"port {options.process_port()}"
+        )
+        out.append({"name": "process", "kind": "process", "address": how})
+    return out
+
+
+def build_attach_session(
+    options: AttachOptions, *, limits: tuple[Limit, ...], record: Path | None, duration: float | None
+) -> Session:
+    title = "attach · " + (redact_url(options.url) if options.url else ", ".join(options.configured()))
+    return Session(
+        build_sources(options),
+        title=title,
+        limits=limits,
+        record=record,
+        command="wsmon attach " + " ".join(options.configured()),
+        targets=targets_of(options),
+        duration=duration,
+    )
+
+
+# --- check -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckRow:
+    target: str
+    address: str
+    result: CheckResult
+
+
+async def _check_process(options: AttachOptions) -> CheckResult:
+    started = time.perf_counter()
+    port = options.process_port()
+    if options.pid is not None:
+        import psutil
+
+        ok = psutil.pid_exists(options.pid)
+        error = "" if ok else f"no process with pid {options.pid}"
+    elif options.process is not None:
+        ok = await asyncio.to_thread(pid_from_name, options.process) is not None
+        error = "" if ok else f"no process named {options.process!r}"
+    else:
+        assert port is not None
+        ok = await asyncio.to_thread(pid_from_port, port) is not None
+        error = "" if ok else f"no process of this user is listening on port {port}"
+    ms = (time.perf_counter() - started) * 1000.0
+    hint = "" if ok else "start the server, or run wsmon as the server's user"
+    return CheckResult(ok=ok, latency_ms=ms, error=error, hint=hint, kind="" if ok else "missing")
+
+
+async def run_checks(options: AttachOptions) -> list[CheckRow]:
+    """One pass over every configured target, concurrently, each bounded in time."""
+    jobs: list[tuple[str, str, Any]] = []
+    if options.url:
+        jobs.append(("websocket", redact_url(options.url), ProbeSource(_probe_config(options)).check()))
+    if options.process_wanted():
+        jobs.append(("process", targets_of(options)[-1]["address"], _check_process(options)))
+    if options.redis:
+        jobs.append(("redis", redact_url(options.redis), RedisSource(options.redis).check()))
+    if options.postgres:
+        jobs.append(("postgres", redact_url(options.postgres), PostgresSource(options.postgres).check()))
+    if options.health:
+        jobs.append(("health", redact_url(options.health), HealthSource(options.health).check()))
+    if options.metrics:
+        jobs.append(
+            (
+                "metrics",
+                redact_url(options.metrics),
+                MetricsSource(options.metrics, series=options.series).check(),
+            )
+        )
+
+    async def bounded(coro: Any) -> CheckResult:
+        try:
+            return await asyncio.wait_for(coro, timeout=CHECK_TIMEOUT_S)
+        except TimeoutError:
+            return CheckResult(ok=False, error=f"no answer within {CHECK_TIMEOUT_S:.0f} s", kind="timeout")
+        except Exception as exc:  # a check must report, never crash the table
+            return CheckResult(ok=False, error=str(exc) or type(exc).__name__, kind="error")
+
+    results = await asyncio.gather(*(bounded(job) for _, _, job in jobs))
+    return [CheckRow(name, address, result) for (name, address, _), result in zip(jobs, results, strict=True)]
+
+
+def render_check_table(rows: list[CheckRow]) -> str:
+    header = ("target", "address", "status", "latency", "error", "hint")
+    table = [header]
+    for row in rows:
+        r = row.result
+        latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "—"
+        table.append((row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint))
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in table
+    ]
+    failed = sum(1 for row in rows if not row.result.ok)
+    verdict = f"{len(rows) - failed} of {len(rows)} targets answer" + (f"; {failed} failed" if failed else "")
+    return "\n".join([*lines, "", verdict])
