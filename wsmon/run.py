@@ -1,0 +1,195 @@
+"""`wsmon run -- CMD`: watch a test run, record it, judge it.
+
+Start monitoring (and the server, if given), wait until the required targets answer, run the test
+command with its output passed through, mark its start and end, place the tests from its JUnit XML
+on the timeline, stop, and leave the recording for the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wsmon.core import events as ev
+from wsmon.core.junit import JUnitError, parse_junit
+from wsmon.session import Session
+from wsmon.sources.base import now
+from wsmon.sources.markers import TestMarkerSource
+
+READY_POLL_S = 0.1
+
+
+@dataclass
+class RunOutcome:
+    test_exit: int | None = None  # None: the tests never started
+    missing: list[str] = field(default_factory=list)  # required targets that did not answer
+    junit_error: str = ""
+    junit_cases: int = 0
+    interrupted: bool = False
+
+
+def default_record_path(directory: Path | None = None) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = (directory or Path.cwd() / "wsmon-runs") / f"{stamp}.wsmon"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.stem}-{n}.wsmon")
+    return path
+
+
+async def wait_until_ready(session: Session, required: list[str], timeout: float) -> list[str]:
+    """The required targets that are still not up after ``timeout`` seconds (empty: all are up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        targets = session.state.targets
+        missing = [name for name in required if not (name in targets and targets[name].up)]
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        await asyncio.sleep(READY_POLL_S)
+
+
+def place_junit(session: Session, path: Path, live: set[str]) -> int:
+    """Emit start/end events for the JUnit cases the live markers did not already report."""
+    cases = parse_junit(path.read_text(encoding="utf-8", errors="replace"))
+    wall_now, mono_now = now()
+    placed = 0
+    for case in cases:
+        if case.name in live or case.start_wall is None:
+            continue
+        start_mono = mono_now - (wall_now - case.start_wall)
+        end_wall, end_mono = case.start_wall + case.duration_s, start_mono + case.duration_s
+        session.emit(ev.TestEvent(wall=case.start_wall, mono=start_mono, name=case.name, phase="start"))
+        session.emit(
+            ev.TestEvent(
+                wall=end_wall,
+                mono=end_mono,
+                name=case.name,
+                phase="end",
+                outcome=case.outcome,
+                duration_s=case.duration_s,
+                message=case.message,
+            )
+        )
+        placed += 1
+    return placed
+
+
+class TestRun:
+    """Runs the test command inside a session; also usable as the dashboard's feed (``--tui``)."""
+
+    __test__ = False
+
+    def __init__(
+        self,
+        session: Session,
+        markers: TestMarkerSource,
+        test_argv: list[str],
+        *,
+        required: list[str],
+        ready_timeout: float,
+        junit: Path | None,
+        output: Path | None = None,
+    ) -> None:
+        self.session = session
+        self.markers = markers
+        self.test_argv = test_argv
+        self.required = required
+        self.ready_timeout = ready_timeout
+        self.junit = junit
+        self.output = output  # where the test output goes when the dashboard owns the terminal
+        self.outcome = RunOutcome()
+        self._process: asyncio.subprocess.Process | None = None
+        self._interrupted = False
+
+    # The Feed protocol, delegated to the session, so --tui can show the run.
+    @property
+    def state(self):  # type: ignore[no-untyped-def]
+        return self.session.state
+
+    @property
+    def limits(self):  # type: ignore[no-untyped-def]
+        return self.session.limits
+
+    @property
+    def title(self) -> str:
+        return f"run · {shlex.join(self.test_argv)}"
+
+    mode = "live"
+
+    @property
+    def paused(self) -> bool:
+        return self.session.paused
+
+    def toggle_pause(self) -> None:
+        self.session.toggle_pause()
+
+    def stop(self) -> None:
+        """Interrupt the run: the test command gets SIGTERM; the recording and report still happen."""
+        self._interrupted = True
+        proc = self._process
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        else:
+            self.session.stop()
+
+    async def run(self) -> None:
+        session_task = asyncio.create_task(self.session.run())
+        try:
+            await self._run_tests()
+        finally:
+            self.session.stop()
+            await session_task
+        self.outcome.interrupted = self._interrupted
+
+    async def _run_tests(self) -> None:
+        missing = await wait_until_ready(self.session, self.required, self.ready_timeout)
+        if missing:
+            self.outcome.missing = missing
+            self.session.marker(f"tests not started: {', '.join(missing)} not answering")
+            return
+        if self._interrupted:
+            return
+        await asyncio.wait_for(self.markers.listening.wait(), timeout=5.0)
+        env = {**os.environ, "WSMON_MARKERS": self.markers.address}
+        self.session.marker(f"tests started: {shlex.join(self.test_argv)}")
+        out = self.output.open("ab") if self.output is not None else None
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *self.test_argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL if out is not None else None,
+                stdout=out,
+                stderr=out,
+            )
+        except OSError as exc:
+            self.session.marker(f"tests could not start: {exc}")
+            self.outcome.test_exit = 127
+            if out is not None:
+                out.close()
+            return
+        try:
+            code = await self._process.wait()
+        finally:
+            if out is not None:
+                out.close()
+        self.outcome.test_exit = code
+        self.session.marker(f"tests ended: exit {code}")
+        if self.junit is not None:
+            self._read_junit(self.junit)
+
+    def _read_junit(self, path: Path) -> None:
+        live = set(self.session.state.tests)
+        try:
+            self.outcome.junit_cases = place_junit(self.session, path, live)
+        except FileNotFoundError:
+            self.outcome.junit_error = f"{path}: no JUnit XML was written"
+        except (OSError, JUnitError) as exc:
+            self.outcome.junit_error = f"{path}: {exc}"
