@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +44,37 @@ limit_option = click.option(
 )
 
 
+def output_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Where a live session's alerts and figures go besides the screen and the recording."""
+    options = [
+        click.option(
+            "--alert-cmd", metavar="CMD", help="Run CMD for each alert, the alert as JSON on stdin."
+        ),
+        click.option(
+            "--alert-webhook", metavar="URL", help="POST each alert as JSON (with a chat-ready text)."
+        ),
+        click.option("--prometheus", metavar="HOST:PORT", help="Expose the live figures for Prometheus."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _add_outputs(
+    session: Any, alert_cmd: str | None, alert_webhook: str | None, prometheus: str | None
+) -> None:
+    from wsmon.outputs import outputs_for
+
+    try:
+        session.sinks += outputs_for(
+            session, alert_cmd=alert_cmd, alert_webhook=alert_webhook, prometheus=prometheus
+        )
+    except ValueError as exc:
+        fail(f"--prometheus: {exc}")
+    except OSError as exc:
+        fail(f"--prometheus {prometheus}: {exc.strerror or exc}")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(wsmon.__version__, "--version", prog_name="wsmon")
 def main() -> None:
@@ -66,6 +99,7 @@ def main() -> None:
     "--rate", default=1.0, show_default=True, type=click.FloatRange(0.01, 100), help="Msg/s per client."
 )
 @limit_option
+@output_options
 def demo(
     clients: int,
     duration: float | None,
@@ -74,6 +108,9 @@ def demo(
     fault_rate: float,
     rate: float,
     limit_flags: tuple[str, ...],
+    alert_cmd: str | None,
+    alert_webhook: str | None,
+    prometheus: str | None,
 ) -> None:
     """Run the reference server and its simulated clients, and watch them.
 
@@ -92,6 +129,7 @@ def demo(
         fault_rate=fault_rate,
         rate=rate,
     )
+    _add_outputs(session, alert_cmd, alert_webhook, prometheus)
     if headless:
         _run_headless(session.run, session.stop)
         from wsmon.core.report import build_report, render_text
@@ -104,10 +142,18 @@ def demo(
     sys.exit(EXIT_OK)
 
 
-def target_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options `attach` and `check` share: what to watch and how."""
+def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> Callable[..., Any]:
+    """The options `attach`, `check` and `run` share: what to watch and how."""
+    url = (
+        click.option("--url", help="The WebSocket server's URL, e.g. ws://127.0.0.1:3001/ (or WSMON_URL).")
+        if url_as_option
+        else click.argument("url", required=False)
+    )
     options = [
-        click.argument("url", required=False),
+        url,
+        click.option(
+            "--server", "server_cmd", help="Start this server command and watch it (its output is its log)."
+        ),
         click.option("--redis", help="Redis URL, e.g. redis://127.0.0.1:6379/0 (or REDIS_URL)."),
         click.option("--postgres", help="PostgreSQL URL, e.g. postgresql://user@host/db (or DATABASE_URL)."),
         click.option("--pid", type=int, help="Watch this process (and its children)."),
@@ -136,22 +182,25 @@ def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
     from wsmon.attach import resolve_options
 
     flags = dict(flags)
+    server_cmd = flags.pop("server_cmd", None)
     flags["process"] = flags.pop("process_name", None)
     flags["series"] = list(flags.get("series") or [])
     try:
         options = resolve_options(flags, settings)
     except ConfigError as exc:
         fail(str(exc))
+    options.server = server_cmd
     if not options.configured():
         fail(
-            "nothing to watch: give a ws:// URL, --redis, --postgres, --health, --metrics, --pid, --port "
-            "or --process"
+            "nothing to watch: give a ws:// URL, --server, --redis, --postgres, --health, --metrics, --pid, "
+            "--port or --process"
         )
     return options
 
 
 @main.command()
 @target_options
+@output_options
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), help="Record the session to FILE.")
 @click.option("--headless", is_flag=True, help="No screen: watch, then print the report.")
 @click.option("--duration", type=click.FloatRange(min=1), help="Stop after this many seconds.")
@@ -169,6 +218,7 @@ def attach(
     options = _attach_options(settings, flags)
     _check_record_path(record)
     session = build_attach_session(options, limits=settings.limits, record=record, duration=duration)
+    _add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
     if headless:
         _run_headless(session.run, session.stop)
         from wsmon.core.report import build_report, render_text
@@ -195,6 +245,160 @@ def check(limit_flags: tuple[str, ...], **flags: Any) -> None:
     rows = asyncio.run(run_checks(options))
     click.echo(render_check_table(rows))
     sys.exit(EXIT_OK if all(row.result.ok for row in rows) else EXIT_BREACH)
+
+
+KNOWN_TARGETS = ("server", "websocket", "process", "redis", "postgres", "health", "metrics")
+
+
+@main.command(context_settings={"allow_interspersed_args": False})
+@functools.partial(target_options, url_as_option=True)
+@output_options
+@click.option(
+    "--require", help="Targets that must answer before the tests start (default: every configured one)."
+)
+@click.option(
+    "--ready-timeout", default=30.0, show_default=True, type=click.FloatRange(min=0), help="Seconds."
+)
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="The test runner's JUnit XML.")
+@click.option(
+    "--record", type=click.Path(dir_okay=False, path_type=Path), help="Default: ./wsmon-runs/<UTC>.wsmon"
+)
+@click.option("--tui", is_flag=True, help="Show the dashboard during the run (test output goes to a file).")
+@click.option(
+    "--no-fail-on-breach", is_flag=True, help="Exit 0 when the tests pass, even if a limit was breached."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True
+)
+@click.argument("test_cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    test_cmd: tuple[str, ...],
+    require: str | None,
+    ready_timeout: float,
+    junit: Path | None,
+    record: Path | None,
+    tui: bool,
+    no_fail_on_breach: bool,
+    fmt: str,
+    limit_flags: tuple[str, ...],
+    **flags: Any,
+) -> None:
+    """Watch a test run: wsmon run [OPTIONS] -- TEST_CMD ...
+
+    Starts monitoring (and --server), waits until the required targets answer, runs TEST_CMD with its
+    output passed through, records the run and prints the report. Exit code: the test command's own
+    when it failed; otherwise 1 when a limit was breached (or infrastructure was missing); otherwise 0.
+    """
+    from wsmon.attach import build_sources, targets_of
+    from wsmon.run import TestRun, default_record_path
+    from wsmon.session import Session
+    from wsmon.sources.markers import TestMarkerSource
+
+    settings = _settings(limit_flags)
+    options = _attach_options(settings, flags)
+    configured = [t["name"] for t in targets_of(options)]
+    required = (
+        configured if require is None else [name.strip() for name in require.split(",") if name.strip()]
+    )
+    for name in required:
+        if name not in KNOWN_TARGETS:
+            fail(f"--require {name}: unknown target; expected some of {', '.join(KNOWN_TARGETS)}")
+        if name not in configured:
+            fail(f"--require {name}: that target is not configured (configured: {', '.join(configured)})")
+    record = record or default_record_path()
+    if not record.parent.exists():
+        record.parent.mkdir(parents=True, exist_ok=True)
+    _check_record_path(record)
+    markers = TestMarkerSource()
+    session = Session(
+        [*build_sources(options), markers],
+        title="run",
+        limits=settings.limits,
+        record=record,
+        command="wsmon run -- " + " ".join(test_cmd),
+        targets=targets_of(options),
+    )
+    _add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
+    headless = not tui
+    output = record.with_suffix(".log") if tui else None
+    test_run = TestRun(
+        session,
+        markers,
+        list(test_cmd),
+        required=required,
+        ready_timeout=ready_timeout,
+        junit=junit,
+        output=output,
+    )
+    if headless:
+        _run_headless(test_run.run, test_run.stop)
+    else:
+        _run_dashboard(test_run)
+        click.echo(f"test output: {output}", err=True)
+    sys.exit(_finish_run(test_run, record, fmt, fail_on_breach=not no_fail_on_breach))
+
+
+def _finish_run(test_run: Any, record: Path, fmt: str, *, fail_on_breach: bool) -> int:
+    from wsmon.core.report import build_report, render
+    from wsmon.core.testwindows import summarise_windows
+    from wsmon.store.reader import RecordingReader
+
+    outcome = test_run.outcome
+    reader = RecordingReader(record)
+    state = reader.state_at_seq(reader.event_count)
+    if outcome.missing:
+        click.echo(_targets_table(state, outcome.missing), err=True)
+        click.echo(f"wsmon: tests not started: {', '.join(outcome.missing)} did not answer", err=True)
+        return EXIT_BREACH
+    report = build_report(state, test_run.session.limits, source=str(record), header=_header(reader))
+    windows = summarise_windows(state, reader.iter_events())
+    text = render(report, fmt) + "\n" + _render_tests(state, windows, fmt)
+    click.echo(text)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file and fmt != "json":
+        with open(summary_file, "a", encoding="utf-8") as out:
+            out.write(render(report, "markdown") + "\n" + _render_tests(state, windows, "markdown") + "\n")
+    if outcome.junit_error:
+        click.echo(f"wsmon: warning: {outcome.junit_error}", err=True)
+    click.echo(f"recorded to {record}", err=True)
+    if outcome.test_exit not in (0, None):
+        return int(outcome.test_exit) if 0 < outcome.test_exit < 256 else EXIT_BREACH
+    if outcome.interrupted:
+        return EXIT_BREACH
+    return EXIT_BREACH if (report.exit_code and fail_on_breach) else EXIT_OK
+
+
+def _render_tests(state: Any, windows: list[Any], fmt: str) -> str:
+    from wsmon.core.testwindows import describe
+
+    tests = list(state.tests.values())
+    if not tests:
+        return ""
+    counts: dict[str, int] = {}
+    for test in tests:
+        counts[test.outcome or "running"] = counts.get(test.outcome or "running", 0) + 1
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+    if fmt == "json":
+        return msgspec.json.encode({"tests": counts, "failed_tests": windows}).decode()
+    heading = "## Tests" if fmt == "markdown" else "Tests"
+    lines = [heading, f"{len(tests)} tests: {summary}", ""]
+    for window in windows:
+        title = f"{window.outcome.upper()} {window.test}" + (f" — {window.message}" if window.message else "")
+        lines.append(f"### {title}" if fmt == "markdown" else title)
+        if window.duration_s is not None:
+            lines.append(f"  ran {window.duration_s:.2f} s; while it ran:")
+        lines.extend(("- " if fmt == "markdown" else "  ") + line.strip() for line in describe(window))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _targets_table(state: Any, missing: list[str]) -> str:
+    rows = [("target", "kind", "status", "error", "hint")]
+    for name, target in sorted(state.targets.items()):
+        status = "ok" if target.up else ("FAIL" if name in missing else "pending")
+        rows.append((name, target.kind, status, target.error, "; ".join(target.hints)))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
 @main.command()
@@ -235,29 +439,87 @@ def replay(file: Path, headless: bool, speed: float) -> None:
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "junit"]),
+    default="text",
+    show_default=True,
+    help="markdown is also appended to $GITHUB_STEP_SUMMARY when that is set; junit: a test case per limit.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="An earlier recording to compare with, figure by figure; a regression exits 1.",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here, not stdout."
 )
 @limit_option
-def report(file: Path, fmt: str, limit_flags: tuple[str, ...]) -> None:
-    """Judge a recording against the limits. Exit 0 when every limit holds, 1 when any is breached."""
-    from wsmon.core.report import build_report, render
+def report(
+    file: Path, fmt: str, baseline: Path | None, output: Path | None, limit_flags: tuple[str, ...]
+) -> None:
+    """Judge a recording against the limits. Exit 0 when every limit holds, 1 when any is breached.
+
+    With --baseline OLD, also compare with OLD (tolerances: [baseline] in wsmon.toml, default 10 %)
+    and exit 1 on a regression too.
+    """
+    import os
+
+    from wsmon.core import baseline as baselines
+    from wsmon.core.report import build_report, render, verdict_line
     from wsmon.store.format import RecordingError
     from wsmon.store.reader import RecordingReader
 
-    try:
-        reader = RecordingReader(file)
-        state = reader.state_at_seq(reader.event_count)
-    except RecordingError as exc:
-        fail(str(exc))
-    _print_warnings(reader.warnings)
+    def load(path: Path) -> tuple[Any, Any]:
+        try:
+            reader = RecordingReader(path)
+            state = reader.state_at_seq(reader.event_count)
+        except RecordingError as exc:
+            fail(str(exc))
+        _print_warnings(reader.warnings)
+        return reader, state
+
+    reader, state = load(file)
     limits = (
         _settings(limit_flags).limits
         if limit_flags
         else (tuple(reader.header.limits) or _settings(()).limits)
     )
     result = build_report(state, limits, source=str(file), header=_header(reader))
-    click.echo(render(result, fmt))
-    sys.exit(result.exit_code)
+    text, code = render(result, fmt), result.exit_code
+    if baseline is not None:
+        settings = _settings(limit_flags)
+        try:
+            default = settings.lookup("baseline", "tolerance")
+            default_tolerance = (
+                baselines.parse_tolerance(*default) if default else baselines.DEFAULT_TOLERANCE
+            )
+            table = settings.lookup("baseline", "tolerances")
+            tolerances = baselines.parse_tolerances(*table) if table else {}
+        except baselines.ToleranceError as exc:
+            fail(str(exc))
+        old_reader, old_state = load(baseline)
+        old = build_report(old_state, limits, source=str(baseline), header=_header(old_reader))
+        comparison = baselines.compare(result, old, tolerances, default_tolerance)
+        text, code = baselines.render_with_report(result, comparison, fmt), max(code, comparison.exit_code)
+    if output is None:
+        click.echo(text)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"{output}: cannot write: {exc.strerror}")
+        click.echo(verdict_line(result))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if fmt == "markdown" and summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as out:
+                out.write(text + "\n")
+        except OSError as exc:
+            click.echo(
+                f"wsmon: warning: GITHUB_STEP_SUMMARY {summary}: cannot append: {exc.strerror}", err=True
+            )
+    sys.exit(code)
 
 
 @main.command()

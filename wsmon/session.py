@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,6 +35,15 @@ class Source(Protocol):
     async def run(self, emit: Emit) -> None: ...
 
 
+class Sink(Protocol):
+    """An output beside the UI (alert delivery, an exporter). Every method is optional:
+
+    ``on_event(event)`` is called from ``emit`` for every event, so it must be O(1) and never block;
+    ``async run()`` runs as a task for the session; ``async stop()`` is awaited at shutdown, after
+    the last judge tick, so it can flush what is queued.
+    """
+
+
 class Session:
     """Implements the UI's Feed protocol (wsmon.ui.feed.Feed) for a live run."""
 
@@ -49,6 +59,7 @@ class Session:
         command: str = "",
         targets: Sequence[dict[str, str]] = (),
         duration: float | None = None,
+        sinks: Sequence[Sink] = (),
     ) -> None:
         self.sources = list(sources)
         self.title = title
@@ -57,6 +68,8 @@ class Session:
         self.command = command
         self.targets = list(targets)
         self.duration = duration
+        self.sinks = list(sinks)
+        self._event_hooks = _event_hooks(self.sinks)
         self.paused = False
         self.reducer = Reducer()
         self.writer: RecordingWriter | None = None
@@ -82,6 +95,12 @@ class Session:
         self.reducer.apply(event)
         if self.writer is not None:
             self.writer.append(event)
+        for hook in self._event_hooks:
+            try:
+                hook(event)
+            except Exception:
+                # A broken output must not turn every source's emit into a failure and a restart.
+                logging.getLogger(__name__).exception("sink failed on %s", type(event).__name__)
 
     def marker(self, text: str) -> None:
         wall, mono = now()
@@ -102,6 +121,12 @@ class Session:
         tasks = [
             asyncio.create_task(self._guarded(source), name=type(source).__name__) for source in self.sources
         ]
+        self._event_hooks = _event_hooks(self.sinks)
+        sink_tasks = [
+            asyncio.create_task(sink.run(), name=type(sink).__name__)  # type: ignore[attr-defined]
+            for sink in self.sinks
+            if hasattr(sink, "run")
+        ]
         started = time.monotonic()
         try:
             while not self._stopping.is_set():
@@ -112,6 +137,7 @@ class Session:
                     break
         finally:
             await self._shutdown(tasks)
+            await self._stop_sinks(sink_tasks)
 
     def _tick(self) -> None:
         wall, mono = now()
@@ -160,3 +186,17 @@ class Session:
         if self.writer is not None:
             self.writer.close(self.reducer.state)
             self.writer = None
+
+    async def _stop_sinks(self, tasks: list[asyncio.Task[Any]]) -> None:
+        # After the final tick, so the last alerts are delivered before the sinks flush and stop.
+        for sink in self.sinks:
+            if hasattr(sink, "stop"):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(sink.stop(), timeout=STOP_TIMEOUT_S)  # type: ignore[attr-defined]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _event_hooks(sinks: Sequence[Sink]) -> list[Callable[[ev.Event], None]]:
+    return [sink.on_event for sink in sinks if hasattr(sink, "on_event")]  # type: ignore[attr-defined]
