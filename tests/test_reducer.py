@@ -271,6 +271,7 @@ def mixed_session(n: int, seed: int = 1) -> list[ev.Event]:
         elif roll < 0.97:
             out.append(ev.LogLine(**at(t), level=rng.choice(["info", "warn", "error"]), text=f"line {i}"))
             out.append(ev.HttpSample(**at(t), target="health", status=200, ms=1.5, health="ok"))
+            out.append(ev.TestEvent(**at(t), name=f"suite::test_{i}", phase="end", outcome="failed", duration_s=0.5))
         elif roll < 0.98:
             out.append(ev.Marker(**at(t), text=f"step {i}"))
         elif roll < 0.99:

@@ -246,6 +246,7 @@ DOCUMENTED_TOP = {
     "markers",
     "exits",
     "log_counts",
+    "trends",
 }
 DOCUMENTED_FIGURE = {
     "figure",

@@ -69,6 +69,8 @@ class ConnectionOpened(Event, tag="conn.open"):
     source: str = ""
     own: bool = False  # wsmon's own probe connection, kept out of the users' figures
     local: str = ""  # our end's address for own connections: the server's log shows it as the peer
+    subprotocol: str = ""  # the negotiated Sec-WebSocket-Protocol, as the tap saw it
+    extensions: str = ""  # the negotiated Sec-WebSocket-Extensions, as the tap saw it
 
 
 class ConnectionClosing(Event, tag="conn.closing"):
@@ -86,6 +88,7 @@ class ConnectionClosed(Event, tag="conn.close"):
     duration_s: float | None = None
     source: str = ""
     own: bool = False
+    answered: bool | None = None  # whether the other side answered the first close frame; None: unknown
 
 
 class ConnectFailed(Event, tag="conn.fail"):
@@ -107,6 +110,8 @@ class Traffic(Event, tag="traffic"):
     bytes_out: int = 0
     interval_s: float = 1.0
     own: bool = False
+    # Messages by type and direction, e.g. {"text_in": 3, "binary_out": 1, "ping_in": 1}, where known.
+    by_type: dict[str, int] = {}
 
 
 class DeliveryFailed(Event, tag="delivery.fail"):
@@ -209,6 +214,19 @@ class HttpSample(Event, tag="http"):
     error: str = ""
 
 
+class TestEvent(Event, tag="test"):
+    """A test of the suite under observation started or ended (live from the pytest plugin, or placed
+    afterwards from the runner's JUnit XML)."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    name: str
+    phase: Literal["start", "end"]
+    outcome: str = ""  # passed | failed | error | skipped, on "end"
+    duration_s: float | None = None
+    message: str = ""  # the failure's message, first line
+
+
 AnyEvent = (
     TargetAdded
     | TargetDown
@@ -231,6 +249,7 @@ AnyEvent = (
     | LogLine
     | ServerExit
     | HttpSample
+    | TestEvent
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from wsmon.core.state import (
     MAX_FAILURES_KEPT,
     MAX_LOG_LINES,
     MAX_OWN_PEERS,
+    MAX_TESTS_KEPT,
     OPEN,
     ActiveAlert,
     Connection,
@@ -28,6 +29,7 @@ from wsmon.core.state import (
     MarkerEntry,
     State,
     TargetState,
+    TestRecord,
 )
 
 _MIB = 1024 * 1024
@@ -60,6 +62,7 @@ class Reducer:
             ev.LogLine: _log,
             ev.ServerExit: _server_exit,
             ev.HttpSample: _http,
+            ev.TestEvent: _test,
         }
 
     def apply(self, event: ev.Event) -> None:
@@ -301,10 +304,14 @@ def _process(state: State, e: ev.ProcessSample) -> None:
 
 def _redis(state: State, e: ev.RedisSample) -> None:
     state.redis = e
+    if e.used_memory is not None:
+        state.redis_used_mib.add(e.mono, e.used_memory / _MIB)
 
 
 def _postgres(state: State, e: ev.PostgresSample) -> None:
     state.postgres = e
+    if e.connections is not None:
+        state.pg_connections.add(e.mono, float(e.connections))
 
 
 def _http(state: State, e: ev.HttpSample) -> None:
@@ -352,6 +359,23 @@ def _server_exit(state: State, e: ev.ServerExit) -> None:
                 state,
                 ev.ConnectionClosed(wall=e.wall, mono=e.mono, conn=conn.id, code=1006, closed_by="neither"),
             )
+
+
+def _test(state: State, e: ev.TestEvent) -> None:
+    tests = state.tests
+    record = tests.get(e.name)
+    if record is None:
+        if len(tests) >= MAX_TESTS_KEPT:
+            return
+        record = tests[e.name] = TestRecord(name=e.name)
+    if e.phase == "start":
+        record.start_mono, record.start_wall = e.mono, e.wall
+        return
+    record.end_mono, record.end_wall = e.mono, e.wall
+    record.outcome = e.outcome
+    record.message = e.message
+    if record.start_mono is None and e.duration_s is not None:
+        record.start_mono, record.start_wall = e.mono - e.duration_s, e.wall - e.duration_s
 
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Reducer", "fold"]

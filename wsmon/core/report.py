@@ -1,15 +1,16 @@
 """The verdict on a recorded session: every limit's session figure, close codes, delivery, targets.
 
 ``build_report`` turns a final State into a ``Report`` (a msgspec Struct tree, so its JSON is one
-encode); ``render_text``, ``render_markdown`` and ``render_json`` turn that into what ``wsmon report``
-and ``wsmon replay --headless`` print. Pure: no I/O. docs/report.md documents the JSON shape and
-what each verdict means; change the shape only as its versioning rules say.
+encode); ``render_text``, ``render_markdown``, ``render_json`` and ``render_junit`` turn that into what
+``wsmon report`` and ``wsmon replay --headless`` print. Pure: no I/O. docs/report.md documents the
+JSON shape and what each verdict means; change the shape only as its versioning rules say.
 """
 
 from __future__ import annotations
 
 import math
 import shlex
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,13 +20,14 @@ import msgspec
 from wsmon.core.closecodes import close_code_cause, close_code_name
 from wsmon.core.limits import BREACH, CPU_AVERAGE_SAMPLES, OK, WARN, Limit, format_value, level_of
 from wsmon.core.state import SERIES_LEN, State
+from wsmon.core.trend import TimeToLimit, all_time_to_limit
 
 REPORT_VERSION = 1
 NO_DATA = "no data"
 REACHED = "reached"
 NOT_REACHED = "not reached"
 RECENT_FAILURES = 5
-FORMATS: tuple[str, ...] = ("text", "json", "markdown")
+FORMATS: tuple[str, ...] = ("text", "json", "markdown", "junit")
 
 
 class Session(msgspec.Struct, kw_only=True):
@@ -162,6 +164,7 @@ class Report(msgspec.Struct, kw_only=True):
     markers: list[MarkerRow]
     exits: list[ExitRow]
     log_counts: dict[str, int]
+    trends: list[TimeToLimit] = []  # time to limit over the session's last minutes (core.trend)
 
     @property
     def exit_code(self) -> int:
@@ -247,7 +250,12 @@ def build_report(
             for x in state.exits
         ],
         log_counts=dict(state.log_counts),
+        trends=all_time_to_limit(state, _rss_limit(limits)),
     )
+
+
+def _rss_limit(limits: tuple[Limit, ...]) -> float | None:
+    return next((limit.value for limit in limits if limit.kind == "rss"), None)
 
 
 def _figure(state: State, limit: Limit) -> Figure:
@@ -487,6 +495,7 @@ def render(report: Report, fmt: str) -> str:
         "text": render_text,
         "json": render_json,
         "markdown": render_markdown,
+        "junit": render_junit,
     }
     if fmt not in renderers:
         raise ValueError(f"unknown report format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -617,6 +626,9 @@ def render_text(report: Report) -> str:
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
 
+    if report.trends:
+        lines += ["", "Time to limit (trend over the last minutes)"] + [f"  {t.text}" for t in report.trends]
+
     if report.targets:
         lines += ["", "Targets"]
         lines += _table(
@@ -687,6 +699,8 @@ def render_markdown(report: Report) -> str:
         f"{c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
+    if report.trends:
+        lines += ["", "### Time to limit", ""] + [f"- {_md(t.text)}" for t in report.trends]
     if report.targets:
         lines += ["", "### Targets", ""]
         lines += _md_table(
@@ -712,6 +726,69 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+# --- JUnit ---------------------------------------------------------------------------------------
+
+JUNIT_SUITE = "wsmon limits"
+JUNIT_CLASS = "wsmon.limits"
+
+
+def render_junit(report: Report) -> str:
+    """JUnit XML: each limit a test case, so a CI dashboard lists breaches as failed tests.
+
+    breach → <failure>; no data → <skipped>; ok, warn and capacity targets pass (warn and capacity
+    say why in <system-out>). Capacity targets never fail, as they never fail the exit code.
+    """
+    failures = sum(1 for f in report.figures if f.verdict == BREACH)
+    skipped = sum(1 for f in report.figures if f.verdict == NO_DATA)
+    counts = {"tests": str(len(report.figures)), "failures": str(failures), "errors": "0"}
+    root = ET.Element("testsuites", {"name": "wsmon", **counts})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": JUNIT_SUITE,
+            **counts,
+            "skipped": str(skipped),
+            "time": f"{report.session.duration_s:.3f}",
+            **({"timestamp": report.session.started} if report.session.started else {}),
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("source", report.session.source),
+        ("command", report.session.command or ""),
+        ("wsmon_version", report.session.wsmon_version or ""),
+        ("verdict", report.verdict),
+    ):
+        if value:
+            ET.SubElement(properties, "property", {"name": name, "value": value})
+    for figure in report.figures:
+        case = ET.SubElement(suite, "testcase", {"classname": JUNIT_CLASS, "name": figure.label, "time": "0"})
+        summary = _junit_summary(figure)
+        if figure.verdict == BREACH:
+            failure = ET.SubElement(case, "failure", {"message": summary, "type": "breach"})
+            failure.text = _junit_detail(figure)
+        elif figure.verdict == NO_DATA:
+            ET.SubElement(case, "skipped", {"message": f"{figure.label}: no data"})
+        else:
+            ET.SubElement(case, "system-out").text = f"{figure.verdict}: {summary}"
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _junit_summary(f: Figure) -> str:
+    observed = _figure_cells(f)[2]
+    text = f"{f.label} {observed} (limit {f.limit_text})"
+    if f.kind == "capacity":
+        text = f"capacity target {f.verdict}: {text}"
+    return f"{text}; {f.note}" if f.note else text
+
+
+def _junit_detail(f: Figure) -> str:
+    cells = dict(zip(_FIGURE_HEADINGS, _figure_cells(f), strict=True))
+    return "\n".join(f"{key}: {value}" for key, value in cells.items() if value)
+
+
 __all__ = [
     "FORMATS",
     "REPORT_VERSION",
@@ -721,6 +798,7 @@ __all__ = [
     "exit_code",
     "render",
     "render_json",
+    "render_junit",
     "render_markdown",
     "render_text",
     "verdict_line",

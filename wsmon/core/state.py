@@ -124,6 +124,21 @@ class ExitEntry(msgspec.Struct, gc=False):
     last_lines: list[str] = []
 
 
+class TestRecord(msgspec.Struct, gc=False):
+    __test__ = False
+
+    name: str
+    start_mono: float | None = None
+    start_wall: float | None = None
+    end_mono: float | None = None
+    end_wall: float | None = None
+    outcome: str = ""
+    message: str = ""
+
+
+MAX_TESTS_KEPT = 20_000
+
+
 class State(msgspec.Struct, gc=False):
     seq: int = 0  # events applied so far
     first_wall: float | None = None
@@ -173,6 +188,10 @@ class State(msgspec.Struct, gc=False):
     log_counts: dict[str, int] = {}
     exits: list[ExitEntry] = []
     http: dict[str, HttpSample] = {}  # the latest poll of each HTTP health/metrics target
+    # Trends toward max_connections and maxmemory (core.trend) need history, not just the last sample.
+    pg_connections: Series = msgspec.field(default_factory=Series)
+    redis_used_mib: Series = msgspec.field(default_factory=Series)
+    tests: dict[str, TestRecord] = {}  # the observed test suite's tests by name, in start order
 
     @property
     def duration_s(self) -> float:

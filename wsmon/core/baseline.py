@@ -1,0 +1,388 @@
+"""Baseline comparison: two reports of the same test, figure by figure, with a tolerance per figure.
+
+``compare(new, old)`` marks each figure ``regression``, ``improved``, ``same`` or ``no data``; the
+comparison's exit code is 1 when any figure regressed. The rules (docs/report.md, "Baselines"):
+
+- latency, RSS and CPU: higher is worse; a regression is a relative rise beyond the tolerance;
+- messages/s: lower is worse; a regression is a relative fall beyond the tolerance;
+- success ratios are compared on their *failure* percentage, since 99.9 % → 99.0 % is ten times the
+  failures, not a 0.9 % change. The failure rate may grow by the tolerance relative to the old one,
+  but never less than FAILURE_FLOOR_PERCENT points, so 100 % → 99.99 % is not "infinitely worse";
+- a change smaller than the figure's ABSOLUTE_FLOOR (1 ms, 2 MiB, 2 CPU points, 5 msg/s) is never a
+  regression: 1 ms → 1.2 ms is +20 % but nothing a test run can tell from noise;
+- a p95 from fewer than MIN_LATENCY_SAMPLES samples in either report is not compared (with two
+  samples the p95 is the slowest one).
+
+Pure: no I/O. The CLI reads the tolerances from wsmon.toml and validates them with
+``parse_tolerances``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from wsmon.core import report as report_module
+from wsmon.core.limits import format_value
+from wsmon.core.report import Figure, Report
+
+DEFAULT_TOLERANCE = 0.10
+FAILURE_FLOOR_PERCENT = 0.1  # failure-rate growth below 0.1 points is noise, never a regression
+ABSOLUTE_FLOOR: dict[str, float] = {"ms": 1.0, "MiB": 2.0, "%": 2.0, "msg/s": 5.0}
+MIN_LATENCY_SAMPLES = 20
+
+REGRESSION = "regression"
+IMPROVED = "improved"
+SAME = "same"
+NO_DATA = "no data"
+
+
+class Compared(msgspec.Struct, frozen=True):
+    """One compared figure: which report field it reads and which way is worse."""
+
+    figure: str
+    label: str
+    statistic: str  # p95 | peak | percent
+    unit: str
+    worse: str  # higher | lower
+
+
+COMPARED: tuple[Compared, ...] = (
+    Compared("connect_ms", "Connect time p95", "p95", "ms", "higher"),
+    Compared("delivery_ms", "Delivery latency p95", "p95", "ms", "higher"),
+    Compared("delivery_success", "Delivery success", "percent", "%", "lower"),
+    Compared("e2e_ms", "End-to-end p95", "p95", "ms", "higher"),
+    Compared("rss_mib", "Peak RSS", "peak", "MiB", "higher"),
+    Compared("cpu_percent", "Peak CPU (5-sample mean)", "peak", "%", "higher"),
+    Compared("messages_per_s", "Peak messages/s", "peak", "msg/s", "lower"),
+    Compared("connect_success", "Connection success", "percent", "%", "lower"),
+)
+FIGURES: tuple[str, ...] = tuple(c.figure for c in COMPARED)
+
+
+class FigureChange(msgspec.Struct, kw_only=True):
+    figure: str
+    label: str
+    unit: str
+    worse: str  # higher | lower: which direction is a regression
+    old: float | None
+    new: float | None
+    change: float | None  # new − old, in the figure's unit
+    change_percent: float | None  # relative to old; for success ratios, of the failure percentage
+    tolerance: float  # a fraction: 0.1 is 10 %
+    verdict: str  # regression | improved | same | no data
+    note: str = ""
+
+
+class BaselineComparison(msgspec.Struct, kw_only=True):
+    new_source: str
+    old_source: str
+    default_tolerance: float
+    verdict: str  # regression | pass | no data
+    figures: list[FigureChange]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.verdict == REGRESSION else 0
+
+    @property
+    def regressions(self) -> list[FigureChange]:
+        return [f for f in self.figures if f.verdict == REGRESSION]
+
+
+class ToleranceError(ValueError):
+    """A tolerance that is not usable; the message is one line naming where it came from."""
+
+
+def parse_tolerance(raw: Any, where: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw < 0:
+        raise ToleranceError(f"{where}: expected a fraction ≥ 0 such as 0.1 (10 %), got {raw!r}")
+    return float(raw)
+
+
+def parse_tolerances(raw: Any, where: str) -> dict[str, float]:
+    """``[baseline.tolerances]``: figure = fraction, e.g. ``delivery_ms = 0.2``."""
+    if not isinstance(raw, Mapping):
+        raise ToleranceError(f"{where}: expected a table of figure = fraction, got {raw!r}")
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in FIGURES:
+            raise ToleranceError(f"{where}.{key}: unknown figure; expected one of {', '.join(FIGURES)}")
+        out[key] = parse_tolerance(value, f"{where}.{key}")
+    return out
+
+
+def compare(
+    new: Report,
+    old: Report,
+    tolerances: Mapping[str, float] | None = None,
+    default_tolerance: float = DEFAULT_TOLERANCE,
+) -> BaselineComparison:
+    tolerances = tolerances or {}
+    new_figures = {f.figure: f for f in new.figures}
+    old_figures = {f.figure: f for f in old.figures}
+    rows = [
+        _compare_one(
+            c,
+            new_figures.get(c.figure),
+            old_figures.get(c.figure),
+            tolerances.get(c.figure, default_tolerance),
+        )
+        for c in COMPARED
+    ]
+    if any(r.verdict == REGRESSION for r in rows):
+        verdict = REGRESSION
+    elif all(r.verdict == NO_DATA for r in rows):
+        verdict = NO_DATA
+    else:
+        verdict = "pass"
+    return BaselineComparison(
+        new_source=new.session.source,
+        old_source=old.session.source,
+        default_tolerance=default_tolerance,
+        verdict=verdict,
+        figures=rows,
+    )
+
+
+def _value(c: Compared, figure: Figure | None) -> float | None:
+    if figure is None:
+        return None
+    if c.statistic == "p95":
+        return figure.p95
+    if c.figure == "cpu_percent":
+        return figure.value  # the 5-sample mean peak the limit is judged on; a raw peak is one busy second
+    if c.statistic == "peak":
+        return figure.peak
+    return figure.value
+
+
+def _compare_one(
+    c: Compared, new_figure: Figure | None, old_figure: Figure | None, tolerance: float
+) -> FigureChange:
+    new, old = _value(c, new_figure), _value(c, old_figure)
+    row = FigureChange(
+        figure=c.figure,
+        label=c.label,
+        unit=c.unit,
+        worse=c.worse,
+        old=old,
+        new=new,
+        change=None,
+        change_percent=None,
+        tolerance=tolerance,
+        verdict=NO_DATA,
+    )
+    if new is None or old is None:
+        row.note = "not measured in " + (
+            "either" if new is None and old is None else ("new" if new is None else "old")
+        )
+        return row
+    row.change = new - old
+    if c.statistic == "p95":
+        fewest = min(new_figure.count if new_figure else 0, old_figure.count if old_figure else 0)
+        if fewest < MIN_LATENCY_SAMPLES:
+            row.note = f"{fewest} samples: too few for a p95 to compare (needs {MIN_LATENCY_SAMPLES})"
+            return row
+    judge: Callable[[FigureChange, float, float, float], None] = (
+        _judge_ratio if c.statistic == "percent" else _judge_relative
+    )
+    judge(row, new, old, tolerance)
+    return row
+
+
+def _judge_relative(row: FigureChange, new: float, old: float, tolerance: float) -> None:
+    sign = 1.0 if row.worse == "higher" else -1.0
+    if old == 0:
+        worse_by = sign * new
+        floor = ABSOLUTE_FLOOR.get(row.unit, 0.0)
+        row.verdict = REGRESSION if worse_by > floor else (IMPROVED if worse_by < -floor else SAME)
+        row.note = "baseline was 0"
+        return
+    relative = (new - old) / abs(old)
+    row.change_percent = 100.0 * relative
+    if abs(new - old) < ABSOLUTE_FLOOR.get(row.unit, 0.0):
+        row.verdict = SAME
+        return
+    worse_by = sign * relative
+    row.verdict = REGRESSION if worse_by > tolerance else (IMPROVED if worse_by < -tolerance else SAME)
+
+
+def _judge_ratio(row: FigureChange, new: float, old: float, tolerance: float) -> None:
+    old_fail, new_fail = 100.0 - old, 100.0 - new
+    allowed = max(old_fail * tolerance, FAILURE_FLOOR_PERCENT)
+    if old_fail > 0:
+        row.change_percent = 100.0 * (new_fail - old_fail) / old_fail
+    row.note = f"failures {old_fail:.2f} % → {new_fail:.2f} %"
+    growth = new_fail - old_fail
+    row.verdict = REGRESSION if growth > allowed else (IMPROVED if growth < -allowed else SAME)
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _signed(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    if unit == "%":
+        text = f"{abs(value):.2f} pt"  # a change of a percentage is in points
+    elif unit == "MiB":
+        text = f"{abs(value):.1f} MiB"  # the report's whole MiB would show a small change as 0
+    else:
+        text = format_value(abs(value), unit)
+    return ("+" if value > 0 else "−" if value < 0 else "±") + text
+
+
+def _cells(r: FigureChange) -> list[str]:
+    relative = "" if r.change_percent is None else f"{r.change_percent:+.1f} %"
+    return [
+        r.label,
+        format_value(r.old, r.unit) if r.old is not None else "—",
+        format_value(r.new, r.unit) if r.new is not None else "—",
+        _signed(r.change, r.unit),
+        relative,
+        f"{100 * r.tolerance:g} %",
+        r.verdict,
+        r.note,
+    ]
+
+
+_HEADINGS = ["Figure", "Baseline", "New", "Change", "Relative", "Tolerance", "Verdict", "Note"]
+
+
+def headline(comparison: BaselineComparison) -> str:
+    regressed = [r.figure for r in comparison.regressions]
+    named = f" — regressed: {', '.join(regressed)}" if regressed else ""
+    return (
+        f"wsmon baseline: {comparison.verdict.upper()}{named} (against {comparison.old_source or 'baseline'})"
+    )
+
+
+def render_text(comparison: BaselineComparison) -> str:
+    rows = [_HEADINGS, *(_cells(r) for r in comparison.figures)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADINGS))]
+    table = [
+        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    return "\n".join([headline(comparison), *table]) + "\n"
+
+
+def render_markdown(comparison: BaselineComparison) -> str:
+    def md(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    lines = [
+        f"## {headline(comparison)}",
+        "",
+        "| " + " | ".join(_HEADINGS) + " |",
+        "|" + "---|" * len(_HEADINGS),
+    ]
+    lines += ["| " + " | ".join(md(c) for c in _cells(r)) + " |" for r in comparison.figures]
+    return "\n".join(lines) + "\n"
+
+
+def render_json(comparison: BaselineComparison) -> str:
+    data = msgspec.to_builtins(comparison)
+    for row in data["figures"]:
+        for key, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                row[key] = None
+    return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
+
+
+def render(comparison: BaselineComparison, fmt: str) -> str:
+    """The comparison alone: text, markdown, json or junit."""
+    renderers = {"json": render_json, "markdown": render_markdown, "junit": render_junit}
+    return renderers.get(fmt, render_text)(comparison)
+
+
+JUNIT_SUITE = "wsmon baseline"
+JUNIT_CLASS = "wsmon.baseline"
+
+
+def _junit_suite(comparison: BaselineComparison) -> ET.Element:
+    regressions = len(comparison.regressions)
+    skipped = sum(1 for r in comparison.figures if r.verdict == NO_DATA)
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": JUNIT_SUITE,
+            "tests": str(len(comparison.figures)),
+            "failures": str(regressions),
+            "errors": "0",
+            "skipped": str(skipped),
+        },
+    )
+    for r in comparison.figures:
+        case = ET.SubElement(suite, "testcase", {"classname": JUNIT_CLASS, "name": r.label, "time": "0"})
+        cells = dict(zip(_HEADINGS, _cells(r), strict=True))
+        summary = f"{r.label} {cells['Baseline']} → {cells['New']} ({cells['Relative'] or cells['Change']})"
+        if r.verdict == REGRESSION:
+            failure = ET.SubElement(
+                case, "failure", {"message": f"{summary}, beyond {cells['Tolerance']}", "type": "regression"}
+            )
+            failure.text = "\n".join(f"{k}: {v}" for k, v in cells.items() if v)
+        elif r.verdict == NO_DATA:
+            ET.SubElement(case, "skipped", {"message": f"{r.label}: {r.note or 'no data'}"})
+        else:
+            ET.SubElement(case, "system-out").text = f"{r.verdict}: {summary}"
+    return suite
+
+
+def render_junit(comparison: BaselineComparison) -> str:
+    root = ET.Element("testsuites", {"name": "wsmon"})
+    root.append(_junit_suite(comparison))
+    return _xml(root)
+
+
+def _xml(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_with_report(report: Report, comparison: BaselineComparison, fmt: str) -> str:
+    """What ``wsmon report NEW --baseline OLD`` prints: the report, then the comparison, as one document.
+
+    json: the report's object with a ``baseline`` key added (the report shape allows new keys);
+    junit: one <testsuites> holding the limits' suite and the baseline's suite.
+    """
+    rendered = report_module.render(report, fmt)
+    if fmt == "json":
+        data = json.loads(rendered)
+        data["baseline"] = json.loads(render_json(comparison))
+        return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
+    if fmt == "junit":
+        root = ET.fromstring(rendered)
+        root.append(_junit_suite(comparison))
+        tests = sum(int(suite.get("tests", "0")) for suite in root)
+        failures = sum(int(suite.get("failures", "0")) for suite in root)
+        root.set("tests", str(tests))
+        root.set("failures", str(failures))
+        return _xml(root)
+    return rendered + "\n" + render(comparison, fmt)
+
+
+__all__ = [
+    "COMPARED",
+    "DEFAULT_TOLERANCE",
+    "FAILURE_FLOOR_PERCENT",
+    "FIGURES",
+    "BaselineComparison",
+    "FigureChange",
+    "ToleranceError",
+    "compare",
+    "headline",
+    "parse_tolerance",
+    "parse_tolerances",
+    "render",
+    "render_json",
+    "render_junit",
+    "render_markdown",
+    "render_text",
+    "render_with_report",
+]
