@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
@@ -17,6 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input
 from textual.worker import Worker
 
+from wsmon.core.state import State
 from wsmon.ui.feed import Feed
 from wsmon.ui.help_screen import HelpScreen
 from wsmon.ui.widgets import (
@@ -24,13 +25,29 @@ from wsmon.ui.widgets import (
     ConnectionsTable,
     FailuresPanel,
     HeaderBar,
+    HttpPanel,
     LimitsStrip,
+    LogPanel,
+    PostgresPanel,
+    RedisPanel,
     ResourcesPanel,
 )
 
 # Digit → the panel it maximises; 0 goes back to all panels.
-PANELS: dict[str, str] = {"1": "#connections", "2": "#close-codes", "3": "#failures", "4": "#resources"}
+PANELS: dict[str, str] = {
+    "1": "#connections",
+    "2": "#close-codes",
+    "3": "#failures",
+    "4": "#resources",
+    "5": "#redis",
+    "6": "#postgres",
+    "7": "#logs",
+    "8": "#http",
+}
 REPLAY_ACTIONS = frozenset({"step", "faster", "slower"})
+# Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
+# so the connections table keeps a few rows.
+CROWDED_BELOW = 48
 
 
 class WsmonApp(App[int]):
@@ -71,6 +88,12 @@ class WsmonApp(App[int]):
             yield CloseCodesPanel(id="close-codes")
             yield FailuresPanel(id="failures")
             yield ResourcesPanel(id="resources")
+        # The attach targets' row and the log lines take room only once there is something to show.
+        with Horizontal(id="targets"):
+            yield RedisPanel(id="redis")
+            yield PostgresPanel(id="postgres")
+            yield HttpPanel(id="http")
+        yield LogPanel(id="logs")
         yield Input(placeholder="filter connections: id, peer, state or close code", id="filter")
         yield Footer()
 
@@ -111,6 +134,33 @@ class WsmonApp(App[int]):
         self.query_one(CloseCodesPanel).update_from(state)
         self.query_one(FailuresPanel).update_from(state)
         self.query_one(ResourcesPanel).update_from(state, feed.limits)
+        self._update_targets(state, feed)
+        self.query_one(LogPanel).update_from(state)
+        self._fit_rows()
+
+    def _update_targets(self, state: State, feed: Feed) -> None:
+        """The Redis, PostgreSQL and HTTP panels, and their row, which shows when any of them does."""
+        redis = self.query_one(RedisPanel)
+        postgres = self.query_one(PostgresPanel)
+        http = self.query_one(HttpPanel)
+        redis.update_from(state)
+        postgres.update_from(state, feed.limits)
+        http.update_from(state)
+        row = self.query_one("#targets", Horizontal)
+        shown = redis.display or postgres.display or http.display
+        if row.display != shown:
+            row.display = shown
+
+    def _fit_rows(self, height: int | None = None) -> None:
+        """Mark the app crowded when the extra rows would squeeze the connections table (wsmon.tcss)."""
+        extra_rows = self.query_one("#targets", Horizontal).display or self.query_one(LogPanel).display
+        crowded = extra_rows and (self.size.height if height is None else height) < CROWDED_BELOW
+        if self.has_class("-crowded") != crowded:
+            self.set_class(crowded, "-crowded")
+
+    def on_resize(self, event: events.Resize) -> None:
+        # This runs before App's own handler has taken the new size: read it from the event.
+        self._fit_rows(event.size.height)
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -141,6 +191,9 @@ class WsmonApp(App[int]):
             self.screen.minimize()
             return
         panel = self.query_one(PANELS[digit], Widget)
+        if not panel.display:
+            self.notify(f"{panel.border_title}: nothing to show yet", timeout=2)
+            return
         self.screen.maximize(panel, container=False)
 
     def action_filter(self) -> None:

@@ -17,6 +17,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("esc", "back: clear the filter, restore a maximised panel, close this help"),
     ("space", "pause / resume"),
     ("1 2 3 4", "maximise connections, close codes, delivery failures, resources"),
+    ("5 6 7 8", "maximise Redis, PostgreSQL, logs, HTTP (when shown)"),
     ("0", "all panels"),
     ("↑ ↓ pgup pgdn home end", "scroll the connections table"),
     ("ctrl+p", "command palette (themes, screenshots, keys)"),
