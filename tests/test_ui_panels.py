@@ -559,3 +559,28 @@ async def test_shrinking_the_terminal_shrinks_the_lower_rows_without_a_new_event
         await pilot.resize_terminal(160, 50)
         await pilot.pause()
         assert not app.has_class("-crowded")
+
+
+async def test_resources_show_the_rss_time_to_limit_live_and_process_hints() -> None:
+    feed = ReducerFeed()
+    # RSS grows 3 MiB a minute from 410 MiB over three minutes, one sample a second.
+    feed.apply(
+        ev.TargetAdded(**at(0.5), target="process", kind="process", address="port 3001"),
+        ev.Hint(**at(0.6), target="process", text="run wsmon as the server's user"),
+        *(
+            ev.ProcessSample(
+                **at(1 + i),
+                target="process",
+                pid=7,
+                cpu_percent=5.0,
+                rss_bytes=int((410 + 3 * (i / 60)) * 1024 * 1024),
+            )
+            for i in range(180)
+        ),
+    )
+    app = WsmonApp(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        text = " ".join(widget_text(app.query_one(ResourcesPanel)).split())
+        assert "RSS +3.0 MiB/min, 512 MiB in ~31 min" in text, text
+        assert "hint process: run wsmon as the server's user" in text

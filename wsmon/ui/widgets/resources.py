@@ -9,6 +9,7 @@ from textual.widgets import Sparkline
 
 from wsmon.core.limits import DEFAULT_LIMITS, OK, Limit, format_value, level_of, live_value
 from wsmon.core.state import Series, State
+from wsmon.core.trend import TimeToLimit, all_time_to_limit
 from wsmon.ui.format import LEVEL_STYLES
 from wsmon.ui.widgets.text_panel import TextPanel
 
@@ -50,6 +51,8 @@ class ResourcesPanel(Vertical):
         yield TextPanel(id="rss-line")
         yield Sparkline([], id="rss-spark")
         yield TextPanel(id="process-line")
+        yield TextPanel(id="trend-line")
+        yield TextPanel(id="hint-line")
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -64,6 +67,25 @@ class ResourcesPanel(Vertical):
         process = state.process
         key = None if process is None else (process.threads, process.fds, tuple(process.tcp.items()))
         self.query_one("#process-line", TextPanel).show(key, lambda: _process_text(state))
+        # Trends cost a few ms each: recompute only when one of their series got a new sample.
+        trend_key = tuple(
+            (len(s.values), s.times[-1] if s.times else None)
+            for s in (state.rss_mib, state.pg_connections, state.redis_used_mib)
+        )
+        rss_limit = limit_for(limits, "rss").value
+        self.query_one("#trend-line", TextPanel).show(trend_key, lambda: _trend_text(state, rss_limit))
+        hints = [
+            (name, hint)
+            for name, target in sorted(state.targets.items())
+            if target.kind in ("process", "server", "websocket", "tap", "log")
+            for hint in target.hints
+        ]
+        self.query_one("#hint-line", TextPanel).show(
+            tuple(hints),
+            lambda: Content.assemble(
+                *_joined([(f"hint {name}: {hint}", "$warning") for name, hint in hints])
+            ),
+        )
 
     def _figure(self, name: str, state: State, limit: Limit, series: Series, label: str, basis: str) -> None:
         value = live_value(state, limit)
@@ -97,3 +119,30 @@ def _process_text(state: State) -> Content:
         f"pid {process.pid} · {process.processes} proc · threads {process.threads} · fds {process.fds}"
         f"\ntcp {tcp}"
     )
+
+
+def _trend_text(state: State, rss_limit_mib: float) -> Content:
+    trends = all_time_to_limit(state, rss_limit_mib)
+    parts = []
+    for trend in trends:
+        soon = trend.eta_s is not None and trend.eta_s < 3600
+        parts.append((_compact(trend), "$warning" if soon else "$text-muted"))
+    return Content.assemble(*_joined(parts))
+
+
+def _compact(trend: TimeToLimit) -> str:
+    """The report's sentence, short enough for a panel: "RSS +3.1 MiB/min, 512 MiB in ~33 min"."""
+    if trend.eta_s is None or trend.slope_per_min is None or trend.limit is None:
+        return trend.text
+    unit = f" {trend.unit}" if trend.unit else ""
+    minutes = max(1, round(trend.eta_s / 60))
+    return f"{trend.label} {trend.slope_per_min:+.1f}{unit}/min, {trend.limit:.0f}{unit} in ~{minutes} min"
+
+
+def _joined(parts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for i, part in enumerate(parts):
+        if i:
+            out.append(("\n", ""))
+        out.append(part)
+    return out
