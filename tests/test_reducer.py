@@ -271,7 +271,9 @@ def mixed_session(n: int, seed: int = 1) -> list[ev.Event]:
         elif roll < 0.97:
             out.append(ev.LogLine(**at(t), level=rng.choice(["info", "warn", "error"]), text=f"line {i}"))
             out.append(ev.HttpSample(**at(t), target="health", status=200, ms=1.5, health="ok"))
-            out.append(ev.TestEvent(**at(t), name=f"suite::test_{i}", phase="end", outcome="failed", duration_s=0.5))
+            out.append(
+                ev.TestEvent(**at(t), name=f"suite::test_{i}", phase="end", outcome="failed", duration_s=0.5)
+            )
         elif roll < 0.98:
             out.append(ev.Marker(**at(t), text=f"step {i}"))
         elif roll < 0.99:
@@ -324,3 +326,28 @@ def test_apply_one_by_one_equals_apply_many() -> None:
     for event in events:
         one_by_one.apply(event)
     assert one_by_one.state == fold(events)
+
+
+@pytest.mark.parametrize("tap_first", [True, False])
+def test_a_tapped_connection_seen_in_the_server_log_too_is_counted_once(tap_first: bool) -> None:
+    """The tap reports the client's connection; the server's log reports its upstream leg, whose peer
+    is the tap's local address. Whichever arrives first, it is one connection."""
+    tap_open = ev.ConnectionOpened(
+        **at(1.0), conn="tap1:1", peer="10.0.0.9:5000", source="tap", local="127.0.0.1:40001"
+    )
+    log_open = ev.ConnectionOpened(**at(1.01), conn="c7", peer="127.0.0.1:40001", source="server")
+    opens = [tap_open, log_open] if tap_first else [log_open, tap_open]
+    state = fold(
+        [
+            *opens,
+            ev.Traffic(**at(2.0), conn="tap1:1", msgs_in=3, msgs_out=3),
+            ev.Traffic(**at(2.0), conn="c7", msgs_in=3, msgs_out=3),
+            ev.ConnectionClosed(**at(3.0), conn="tap1:1", code=1006, closed_by="neither", source="tap"),
+            ev.ConnectionClosed(**at(3.01), conn="c7", code=1006, closed_by="neither", source="server"),
+        ]
+    )
+    assert state.opened_total == 1 and state.peak_open == 1 and state.open_count == 0
+    assert state.close_codes == {1006: 1}
+    assert state.msgs_in == 3 and state.msgs_out == 3
+    assert state.connections["c7"].mirror_of == "tap1:1"
+    assert state.connections["tap1:1"].counted

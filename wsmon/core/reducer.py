@@ -161,10 +161,13 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
-    own = e.own or e.peer in state.own_peers
-    if e.own and e.local:
-        _remember_own_peer(state, e.local)
-    if conn.state != OPEN and conn.state != CLOSING and not own:
+    if e.local:
+        _remember_peer(state, e.local, e.conn, own=e.own)
+    was_counted = conn.counted and conn.state in (OPEN, CLOSING)
+    conn.own = e.own or e.peer in state.own_peers
+    if not e.local and not conn.own:
+        conn.mirror_of = state.relayed_peers.get(e.peer, "")
+    if conn.counted and not was_counted:
         state.open_count += 1
         state.opened_total += 1
         if state.open_count > state.peak_open:
@@ -173,25 +176,34 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
     conn.source = e.source or conn.source
-    conn.own = own
     conn.opened_mono = e.mono
     conn.handshake_ms = e.handshake_ms
     conn.updated_seq = state.seq
 
 
-def _remember_own_peer(state: State, local: str) -> None:
-    """A probe's address; the server's log may already have shown that connection as a user's."""
-    peers = state.own_peers
-    peers[local] = True
+def _remember_peer(state: State, local: str, conn_id: str, *, own: bool) -> None:
+    """Our end's address of a probe (own) or of a tap's upstream leg: the server's log shows it as the
+    peer, maybe already — that row is then the same connection, not another user's."""
+    if own:
+        peers: dict[str, object] = state.own_peers  # type: ignore[assignment]
+        peers[local] = True
+    else:
+        peers = state.relayed_peers  # type: ignore[assignment]
+        peers[local] = conn_id
     if len(peers) > 2 * MAX_OWN_PEERS:
         for old in list(peers)[:-MAX_OWN_PEERS]:
             del peers[old]
     for conn in state.connections.values():
-        if conn.peer == local and not conn.own and conn.state in (OPEN, CLOSING):
-            conn.own = True
+        if conn.peer != local or conn.id == conn_id or not conn.counted:
+            continue
+        if conn.state in (OPEN, CLOSING):
             state.open_count -= 1
             state.opened_total -= 1
-            conn.updated_seq = state.seq
+        if own:
+            conn.own = True
+        else:
+            conn.mirror_of = conn_id
+        conn.updated_seq = state.seq
 
 
 def _closing(state: State, e: ev.ConnectionClosing) -> None:
@@ -204,7 +216,8 @@ def _closing(state: State, e: ev.ConnectionClosing) -> None:
 
 def _closed(state: State, e: ev.ConnectionClosed) -> None:
     conn = _connection(state, e.conn)
-    if conn.state in (OPEN, CLOSING) and not conn.own:
+    conn.own = conn.own or e.own
+    if conn.state in (OPEN, CLOSING) and conn.counted:
         state.open_count -= 1
     if conn.state != CLOSED:
         state.closed_order.append(e.conn)
@@ -213,9 +226,8 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
     conn.close_code = e.code
     conn.close_reason = e.reason
     conn.closed_by = e.closed_by
-    conn.own = conn.own or e.own
     conn.updated_seq = state.seq
-    if not conn.own:
+    if conn.counted:
         codes = state.close_codes
         codes[e.code] = codes.get(e.code, 0) + 1
         by = state.closed_by
@@ -248,7 +260,7 @@ def _traffic(state: State, e: ev.Traffic) -> None:
         conn.bytes_in += e.bytes_in
         conn.bytes_out += e.bytes_out
         conn.updated_seq = state.seq
-    if e.own or (conn is not None and conn.own):
+    if e.own or (conn is not None and not conn.counted):
         return
     state.msgs_in += e.msgs_in
     state.msgs_out += e.msgs_out

@@ -44,6 +44,12 @@ class Connection(msgspec.Struct, gc=False):
     close_reason: str = ""
     closed_by: str = ""
     updated_seq: int = 0  # the event count when this row last changed: the UI's cheap diff key
+    mirror_of: str = ""  # the tap connection this server-log row is the other end of (not counted twice)
+
+    @property
+    def counted(self) -> bool:
+        """In the users' figures: neither wsmon's own probe nor the server's view of a tapped one."""
+        return not self.own and not self.mirror_of
 
 
 class TargetState(msgspec.Struct, gc=False):
@@ -157,6 +163,7 @@ class State(msgspec.Struct, gc=False):
     closed_by: dict[str, int] = {}
     connect_failed: int = 0
     own_peers: dict[str, bool] = {}  # addresses of wsmon's probes, to recognise them in server logs
+    relayed_peers: dict[str, str] = {}  # the tap's upstream-side addresses → its connection ids
     connect_fail_kinds: dict[str, int] = {}
 
     delivered: int = 0

@@ -168,8 +168,9 @@ class ConnectionsTable(ScrollView, can_focus=True):
 
     def _ordered_rows(self, state: State) -> list[Connection]:
         needle = self.filter_text.strip().lower()
-        conns = state.connections.values()
-        rows = [conn for conn in conns if _matches(conn, needle)] if needle else list(conns)
+        # A tapped connection is also in the server's log: show it once, as the tap saw it on the wire.
+        conns = [conn for conn in state.connections.values() if not conn.mirror_of]
+        rows = [conn for conn in conns if _matches(conn, needle)] if needle else conns
         rows.sort(key=_order_key)
         return rows
 
