@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from wsmon.core import events as ev
 from wsmon.sources.base import Emit, now
+from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
 from wsmon.sources.logparse import LogParser
 
 LAST_LINES_KEPT = 20
@@ -112,16 +113,28 @@ class ServerSource:
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
 
     async def _read(self, stream: asyncio.StreamReader, parser: LogParser, emit: Emit) -> None:
+        # A crash's stack trace is folded into the error line it follows: one event with its cause.
+        folder = StackFolder()
         while True:
             try:
-                raw = await stream.readline()
+                timeout = FOLD_IDLE_S if folder.held_since is not None else None
+                raw = await asyncio.wait_for(stream.readline(), timeout=timeout)
+            except TimeoutError:
+                self._emit_blocks(folder.flush(), parser, emit)
+                continue
             except ValueError:  # a line longer than the stream's limit: take what there is
                 raw = await stream.read(65536)
             if not raw:
+                self._emit_blocks(folder.flush(), parser, emit)
                 return
-            line = raw.decode("utf-8", "replace")
-            self.last_lines.append(line.rstrip("\n"))
-            for event in parser.parse(line):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self.last_lines.append(line)
+            self._emit_blocks(folder.feed(line), parser, emit)
+
+    @staticmethod
+    def _emit_blocks(blocks: list[str], parser: LogParser, emit: Emit) -> None:
+        for block in blocks:
+            for event in parser.parse(block):
                 emit(event)
 
     async def stop(self) -> None:
