@@ -1,0 +1,304 @@
+"""A server's log as a source: a file followed like ``tail -F``, or stdin.
+
+The file is polled (a stat every ``poll_interval``): new bytes are read as they are appended; a new
+inode at the path (rotation by rename) is read from its start, after what was left in the old file;
+a file that shrank (truncation, copytruncate) is read again from 0; a missing file is a ``down``
+event until it appears. A partial last line is held until its newline arrives.
+
+Stack traces are folded into the error line above them (``StackFolder``), so one crash is one
+log event, not forty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import stat
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from wsmon.core import events as ev
+from wsmon.sources.base import Emit, now
+from wsmon.sources.logparse import LogParser, strip_ansi
+from wsmon.sources.logrules import Rule
+
+MAX_LINE_BYTES = 1 << 20  # a "line" longer than this is cut, so a file without newlines cannot eat memory
+READ_CHUNK = 256 * 1024
+MAX_FOLDED_LINES = 50
+FOLD_IDLE_S = 0.5
+
+_TRACE_HEAD = re.compile(r"error|exception|traceback|fatal|panic|ECONN|ETIMEDOUT", re.IGNORECASE)
+_NODE_FRAME = re.compile(r"^\s+at\s")
+_PY_TRACEBACK = "Traceback (most recent call last)"
+
+
+class LineSplitter:
+    """Bytes in, complete lines out (decoded, without the newline); a partial line waits for the rest."""
+
+    def __init__(self) -> None:
+        self._partial = b""
+
+    def feed(self, data: bytes) -> list[str]:
+        buffer = self._partial + data
+        *complete, self._partial = buffer.split(b"\n")
+        if len(self._partial) > MAX_LINE_BYTES:
+            complete.append(self._partial)
+            self._partial = b""
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in complete]
+
+    def flush(self) -> list[str]:
+        """The held partial line, for the end of a stream or a file that was truncated or replaced."""
+        rest, self._partial = self._partial, b""
+        return [rest.decode("utf-8", "replace").rstrip("\r")] if rest else []
+
+
+class StackFolder:
+    """Folds stack-trace lines into the error line they follow, as one newline-joined block.
+
+    A line that could start a trace (it mentions an error, an exception, a traceback) is held until the
+    next line shows whether a trace follows, or until ``FOLD_IDLE_S`` passes with nothing new. Node
+    frames (``    at …``) and Python tracebacks (``Traceback …``, the indented ``File …`` lines, and the
+    exception line that ends it) continue a block; at most ``MAX_FOLDED_LINES`` lines are folded.
+    """
+
+    def __init__(self, max_lines: int = MAX_FOLDED_LINES) -> None:
+        self.max_lines = max_lines
+        self._block: list[str] = []
+        self._python = False  # inside a Python traceback, whose frames are indented
+        self.held_since: float | None = None
+
+    def feed(self, line: str) -> list[str]:
+        """The blocks this line completes (possibly none: it may be held)."""
+        if self._block and len(self._block) < self.max_lines and self._continues(line):
+            self._block.append(line)
+            self.held_since = time.monotonic()
+            return []
+        out = self.flush()
+        self._python = False
+        if _TRACE_HEAD.search(line):
+            self._block = [line]
+            self._python = strip_ansi(line).startswith(_PY_TRACEBACK)
+            self.held_since = time.monotonic()
+        else:
+            out.append(line)
+        return out
+
+    def _continues(self, line: str) -> bool:
+        plain = strip_ansi(line)
+        if plain.startswith(_PY_TRACEBACK):
+            self._python = True
+            return True
+        if _NODE_FRAME.match(plain):
+            return True
+        if self._python and plain.strip():
+            if not plain[0].isspace():
+                self._python = False  # "ValueError: boom" ends the traceback, and belongs to it
+            return True
+        return False
+
+    def flush(self) -> list[str]:
+        block, self._block = self._block, []
+        self.held_since = None
+        return ["\n".join(block)] if block else []
+
+    def idle(self) -> bool:
+        """True when a held block has waited long enough for more trace lines."""
+        return self.held_since is not None and time.monotonic() - self.held_since >= FOLD_IDLE_S
+
+
+class _Lines:
+    """Bytes → lines → folded blocks → events."""
+
+    def __init__(self, parser: LogParser, emit: Emit) -> None:
+        self.parser = parser
+        self.emit = emit
+        self.splitter = LineSplitter()
+        self.folder = StackFolder()
+
+    def feed(self, data: bytes) -> None:
+        for line in self.splitter.feed(data):
+            self._blocks(self.folder.feed(line))
+
+    def flush_if_idle(self) -> None:
+        if self.folder.idle():
+            self._blocks(self.folder.flush())
+
+    def flush(self) -> None:
+        for line in self.splitter.flush():
+            self._blocks(self.folder.feed(line))
+        self._blocks(self.folder.flush())
+
+    def _blocks(self, blocks: list[str]) -> None:
+        for block in blocks:
+            for event in self.parser.parse(block):
+                self.emit(event)
+
+
+class LogFileSource:
+    """Follows one log file like ``tail -F``; never raises, never ends by itself."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        target: str = "log",
+        parser_rules: Sequence[Rule] | None = None,
+        from_start: bool = False,
+        poll_interval: float = 0.25,
+    ) -> None:
+        self.path = Path(path)
+        self.target = target
+        self.rules = parser_rules
+        self.from_start = from_start
+        self.poll_interval = poll_interval
+        self.position = 0  # how far into the current file wsmon has read: for diagnostics, and tests
+        self._file: BinaryIO | None = None
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
+        self._up: bool | None = None
+        self._first_open = True  # only a file that is there when wsmon starts is read from its end
+
+    async def run(self, emit: Emit) -> None:
+        wall, mono = now()
+        emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="log", address=str(self.path)))
+        lines = _Lines(LogParser(self.target, now, self.rules), emit)
+        try:
+            while True:
+                await self._poll(lines, emit)
+                lines.flush_if_idle()
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            if self._file is not None:
+                self._file.close()
+
+    async def _poll(self, lines: _Lines, emit: Emit) -> None:
+        try:
+            info = os.stat(self.path)
+        except OSError as error:
+            await self._finish_file(lines)  # renamed away and not yet replaced: read what it still had
+            self._first_open = False  # whatever appears at the path later is new: read it from the top
+            missing = isinstance(error, FileNotFoundError)
+            self._set_up(emit, False, "no such file" if missing else _os_error(error), "missing")
+            return
+        if self._file is None or self._identity != (info.st_dev, info.st_ino):
+            await self._finish_file(lines)  # rotated: the rest of the old file, then the new one
+            if not self._open(emit):
+                return
+        elif info.st_size < self._file.tell():  # truncated in place: start again from the top
+            lines.flush()
+            self._file.seek(0)
+        assert self._file is not None
+        await self._drain(self._file, lines)
+
+    def _open(self, emit: Emit) -> bool:
+        try:
+            file = open(self.path, "rb")  # noqa: SIM115 - held open across polls, closed on rotation
+        except OSError as error:
+            self._set_up(emit, False, _os_error(error), "denied")
+            return False
+        opened = os.fstat(file.fileno())
+        self._file, self._identity = file, (opened.st_dev, opened.st_ino)
+        if self._first_open and not self.from_start:
+            file.seek(0, os.SEEK_END)
+        self._first_open = False
+        self._set_up(emit, True, "following")
+        return True
+
+    async def _finish_file(self, lines: _Lines) -> None:
+        if self._file is None:
+            return
+        await self._drain(self._file, lines)
+        lines.flush()
+        self._file.close()
+        self._file, self._identity = None, None
+
+    def _set_up(self, emit: Emit, up: bool, text: str, kind: str = "") -> None:
+        if self._up is up:
+            return
+        self._up = up
+        wall, mono = now()
+        if up:
+            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=text))
+        else:
+            emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=text, kind=kind))
+
+    async def _drain(self, file: BinaryIO, lines: _Lines) -> None:
+        read = file.read
+        while True:
+            data = read(READ_CHUNK)
+            self.position = file.tell()
+            if not data:
+                return
+            lines.feed(data)
+            if len(data) == READ_CHUNK:
+                await asyncio.sleep(0)  # a large backlog must not starve the other sources
+
+
+def _os_error(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
+class StdinLogSource:
+    """Log lines piped into wsmon (``--log -``); the end of the input ends the source quietly.
+
+    ``fd`` defaults to standard input; tests pass the read end of a pipe. The descriptor is not closed.
+    """
+
+    def __init__(
+        self, *, target: str = "stdin", parser_rules: Sequence[Rule] | None = None, fd: int | None = None
+    ) -> None:
+        self.target = target
+        self.rules = parser_rules
+        self.fd = sys.stdin.fileno() if fd is None else fd
+
+    async def run(self, emit: Emit) -> None:
+        wall, mono = now()
+        emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="log", address="stdin"))
+        wall, mono = now()
+        emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail="reading"))
+        lines = _Lines(LogParser(self.target, now, self.rules), emit)
+        pipe = os.fdopen(self.fd, "rb", buffering=0, closefd=False)
+        try:
+            if _is_regular(self.fd):
+                # `wsmon … --log - < file`: a regular file cannot be watched by the event loop.
+                while data := pipe.read(READ_CHUNK):
+                    lines.feed(data)
+                    await asyncio.sleep(0)
+            else:
+                await self._read_stream(pipe, lines)
+        finally:
+            lines.flush()
+            pipe.close()
+
+    @staticmethod
+    async def _read_stream(pipe: BinaryIO, lines: _Lines) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        try:
+            while True:
+                wait = FOLD_IDLE_S if lines.folder.held_since is not None else None
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_CHUNK), wait)
+                except TimeoutError:
+                    lines.flush_if_idle()
+                    continue
+                if not data:
+                    return
+                lines.feed(data)
+                lines.flush_if_idle()
+        finally:
+            transport.close()
+
+
+def _is_regular(fd: int) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return False
+
+
+__all__ = ["LineSplitter", "LogFileSource", "StackFolder", "StdinLogSource"]
