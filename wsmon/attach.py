@@ -25,6 +25,7 @@ from wsmon.sources.postgres import PostgresSource
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
 from wsmon.sources.redis_source import RedisSource
+from wsmon.sources.server import ServerSource
 
 ENV_KEYS = {"url": "WSMON_URL", "redis": "REDIS_URL", "postgres": "DATABASE_URL"}
 CHECK_TIMEOUT_S = 10.0
@@ -48,9 +49,10 @@ class AttachOptions:
     reply_contains: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    server: str | None = None  # a server command wsmon starts itself
 
     def configured(self) -> list[str]:
-        names = [n for n in ("url", "redis", "postgres", "health", "metrics") if getattr(self, n)]
+        names = [n for n in ("url", "server", "redis", "postgres", "health", "metrics") if getattr(self, n)]
         if self.process_wanted():
             names.append("process")
         return names
@@ -61,7 +63,12 @@ class AttachOptions:
         return port_of_local_url(self.url) if self.url else None
 
     def process_wanted(self) -> bool:
-        return self.pid is not None or self.process is not None or self.process_port() is not None
+        return (
+            self.server is not None
+            or self.pid is not None
+            or self.process is not None
+            or self.process_port() is not None
+        )
 
 
 # --- resolution ------------------------------------------------------------------------------------
@@ -106,23 +113,56 @@ def _positive(value: Any, where: str) -> float:
     return float(number)
 
 
+def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{where}: expected a list of series names, got {value!r}")
+    return list(value)
+
+
+def _probe_count(value: Any, where: str) -> int:
+    count = _expect(value, int, where, "a number of probe connections 0-50")
+    if not 0 <= count <= 50:
+        raise ConfigError(f"{where}: expected a number of probe connections 0-50, got {count}")
+    return count
+
+
+def _pid(value: Any, where: str) -> int:
+    pid = _expect(value, int, where, "a process id")
+    if pid <= 0:
+        raise ConfigError(f"{where}: expected a process id, got {pid}")
+    return pid
+
+
+def _ca_file(value: Any, where: str) -> str:
+    path = _expect(value, str, where, "a path to a PEM file")
+    if not Path(path).is_file():
+        raise ConfigError(f"{where}: expected a path to a readable PEM file, got {path!r}")
+    return path
+
+
 _VALIDATORS: dict[str, Any] = {
     "url": lambda v, w: _url(v, w, ("ws", "wss")),
     "redis": lambda v, w: _url(v, w, ("redis", "rediss", "unix")),
     "postgres": lambda v, w: _url(v, w, ("postgresql", "postgres")),
     "health": lambda v, w: _url(v, w, ("http", "https")),
     "metrics": lambda v, w: _url(v, w, ("http", "https")),
-    "pid": lambda v, w: _expect(v, int, w, "a process id"),
+    "pid": _pid,
     "port": _port,
     "process": lambda v, w: _expect(v, str, w, "a process name or command-line fragment"),
     "interval": _positive,
     "cpu_basis": lambda v, w: _choice(v, w, ("core", "machine")),
-    "probes": lambda v, w: _expect(v, int, w, "a number of probe connections"),
+    "probes": _probe_count,
     "request": lambda v, w: _expect(v, str, w, "a message template"),
     "reply_contains": lambda v, w: _expect(v, str, w, "a substring of the reply"),
-    "ca_file": lambda v, w: _expect(v, str, w, "a path to a PEM file"),
+    "ca_file": _ca_file,
     "insecure": lambda v, w: _expect(v, bool, w, "true or false"),
-    "series": lambda v, w: _string_list(v, w),
+    "series": _string_list,
 }
 # Where each key lives in wsmon.toml.
 _SECTIONS = {
@@ -145,29 +185,44 @@ _SECTIONS = {
 }
 
 
-def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
-    return str(value)
+def _flag_name(key: str) -> str:
+    if key == "url":
+        return "the URL argument"
+    return "--ca" if key == "ca_file" else f"--{key.replace('_', '-')}"
 
 
-def _string_list(value: Any, where: str) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{where}: expected a list of series names, got {value!r}")
-    return list(value)
+def check_config_tables(settings: Settings) -> None:
+    """A section of ours that is not a table, or a key in it that nothing reads, is a mistake (a typo
+    would otherwise be silently ignored). Other sections belong to other commands and are left alone."""
+    for path, data in settings.tables:
+        for section in sorted(set(_SECTIONS.values())):
+            if section not in data:
+                continue
+            table = data[section]
+            known = sorted(key for key, home in _SECTIONS.items() if home == section)
+            if not isinstance(table, dict):
+                raise ConfigError(
+                    f"{path} [{section}]: expected a table with keys {', '.join(known)}, got {table!r}"
+                )
+            for key in table:
+                if key not in known:
+                    raise ConfigError(
+                        f"{path} [{section}].{key}: unknown key; expected one of {', '.join(known)}"
+                    )
 
 
 def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptions:
     """Flags (None = not given), then environment, then the config files."""
+    check_config_tables(settings)
     options = AttachOptions()
     for key, validate in _VALIDATORS.items():
         value: Any = flags.get(key)
-        where = f"--{key.replace('_', '-')}"
+        where = _flag_name(key)
         if value is None or value == () or value == []:
             value, where = None, ""
             env_key = ENV_KEYS.get(key)
             if env_key and settings.env.get(env_key):
-                value, where = settings.env[env_key], f"environment {env_key}"
+                value, where = settings.env[env_key], settings.env_where(env_key)
             else:
                 found = settings.lookup(_SECTIONS[key], key)
                 if found is not None:
@@ -175,10 +230,6 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
         if value is None:
             continue
         setattr(options, key, validate(value, where))
-    if options.probes < 0 or options.probes > 50:
-        raise ConfigError(f"probes: expected 0-50 probe connections, got {options.probes}")
-    if options.ca_file and not Path(options.ca_file).is_file():
-        raise ConfigError(f"ca_file: {options.ca_file} is not a readable file")
     return options
 
 
@@ -187,9 +238,13 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
 
 def build_sources(options: AttachOptions) -> list[Source]:
     sources: list[Source] = []
+    server: ServerSource | None = None
+    if options.server:
+        server = ServerSource(options.server, target="server")
+        sources.append(server)
     if options.url and options.probes > 0:
         sources.append(ProbeSource(_probe_config(options)))
-    process = _process_source(options)
+    process = _process_source(options, server)
     if process is not None:
         sources.append(process)
     if options.redis:
@@ -216,9 +271,12 @@ def _probe_config(options: AttachOptions) -> ProbeConfig:
     )
 
 
-def _process_source(options: AttachOptions) -> ProcessSource | None:
+def _process_source(options: AttachOptions, server: ServerSource | None) -> ProcessSource | None:
     port = options.process_port()
     common = {"interval": options.interval, "cpu_basis": options.cpu_basis}
+    if server is not None and options.pid is None and options.process is None:
+        # The server wsmon started is the process to watch, whatever port it listens on.
+        return ProcessSource(lambda: server.pid, port=port, **common)
     if options.pid is not None:
         return ProcessSource.for_pid(options.pid, port=port, **common)
     if options.process is not None:
@@ -233,9 +291,10 @@ def targets_of(options: AttachOptions) -> list[dict[str, str]]:
     for name in ("url", "redis", "postgres", "health", "metrics"):
         value = getattr(options, name)
         if value:
-            out.append(
-                {"name": "websocket" if name == "url" else name, "kind": name, "address": redact_url(value)}
-            )
+            # The same name and kind as the source's TargetAdded, so header and events agree.
+            target = "websocket" if name == "url" else name
+            kind = {"url": "websocket", "health": "http", "metrics": "http"}.get(name, name)
+            out.append({"name": target, "kind": kind, "address": redact_url(value)})
     if options.process_wanted():
         how = (
             f"pid {options.pid}"
@@ -298,7 +357,8 @@ async def run_checks(options: AttachOptions) -> list[CheckRow]:
     jobs: list[tuple[str, str, Any]] = []
     if options.url:
         jobs.append(("websocket", redact_url(options.url), ProbeSource(_probe_config(options)).check()))
-    if options.process_wanted():
+    locatable = options.pid is not None or options.process is not None or options.process_port() is not None
+    if locatable:
         jobs.append(("process", targets_of(options)[-1]["address"], _check_process(options)))
     if options.redis:
         jobs.append(("redis", redact_url(options.redis), RedisSource(options.redis).check()))

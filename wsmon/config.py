@@ -71,6 +71,15 @@ class Settings:
     files: list[Path] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     tables: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    # Variables that came from the .env file rather than the process environment, and that file.
+    dotenv_keys: frozenset[str] = frozenset()
+    dotenv_path: Path | None = None
+
+    def env_where(self, key: str) -> str:
+        """Where an environment value came from, for error messages: the .env file or the environment."""
+        if key in self.dotenv_keys and self.dotenv_path is not None:
+            return f"{self.dotenv_path} {key}"
+        return f"environment {key}"
 
     def lookup(self, section: str, key: str) -> tuple[Any, str] | None:
         """(value, where) from the highest-precedence config file that sets [section].key."""
@@ -96,7 +105,11 @@ def parse_limit_flags(flags: Sequence[str]) -> dict[str, float]:
 
 def load_settings(limit_flags: Sequence[str] = (), cwd: Path | None = None) -> Settings:
     cwd = cwd or Path.cwd()
-    env = {**read_dotenv(cwd / ".env"), **os.environ}
+    dotenv_path = cwd / ".env"
+    dotenv = read_dotenv(dotenv_path)
+    # An empty variable in the environment counts as unset, so it does not hide the .env value.
+    process_env = {key: value for key, value in os.environ.items() if value}
+    env = {**dotenv, **process_env}
     files = config_files(cwd)
     tables = [(path, load_toml(path)) for path in files]
     merged: dict[str, Any] = {}
@@ -104,7 +117,7 @@ def load_settings(limit_flags: Sequence[str] = (), cwd: Path | None = None) -> S
     for path, data in reversed(tables):
         limits = data.get("limits", {})
         if not isinstance(limits, Mapping):
-            raise ConfigError(f"{path}: [limits] must be a table of figure = number")
+            raise ConfigError(f"{path} [limits]: expected a table of figure = number, got {limits!r}")
         try:
             with_overrides(limits, where=f"{path} [limits]")
         except LimitError as exc:
@@ -116,4 +129,11 @@ def load_settings(limit_flags: Sequence[str] = (), cwd: Path | None = None) -> S
     except LimitError as exc:
         raise ConfigError(str(exc)) from None
     merged.update(flags)
-    return Settings(limits=with_overrides(merged), files=files, env=env, tables=tables)
+    return Settings(
+        limits=with_overrides(merged),
+        files=files,
+        env=env,
+        tables=tables,
+        dotenv_keys=frozenset(dotenv.keys() - process_env.keys()),
+        dotenv_path=dotenv_path if dotenv else None,
+    )
