@@ -20,12 +20,16 @@ from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_url
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
+from wsmon.sources.feeds import FeedSource, FeedSpecError, parse_feed_spec
 from wsmon.sources.http import HealthSource, MetricsSource
+from wsmon.sources.logfile import LogFileSource, StdinLogSource
+from wsmon.sources.logrules import RuleError, load_rules
 from wsmon.sources.postgres import PostgresSource
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
 from wsmon.sources.redis_source import RedisSource
 from wsmon.sources.server import ServerSource
+from wsmon.sources.tap import TapSource, parse_tap_spec
 
 ENV_KEYS = {"url": "WSMON_URL", "redis": "REDIS_URL", "postgres": "DATABASE_URL"}
 CHECK_TIMEOUT_S = 10.0
@@ -50,9 +54,15 @@ class AttachOptions:
     ca_file: str | None = None
     insecure: bool = False
     server: str | None = None  # a server command wsmon starts itself
+    taps: list[str] = field(default_factory=list)  # LISTEN=UPSTREAM
+    logs: list[str] = field(default_factory=list)  # files to follow, or "-" for stdin
+    feeds: list[str] = field(default_factory=list)  # redis://…#channel, postgresql://…#channel
+    capture_payloads: bool = False
+    log_rules: list[Any] = field(default_factory=list)  # from wsmon.toml [[log.rules]]
 
     def configured(self) -> list[str]:
         names = [n for n in ("url", "server", "redis", "postgres", "health", "metrics") if getattr(self, n)]
+        names += [n for n in ("taps", "logs", "feeds") if getattr(self, n)]
         if self.process_wanted():
             names.append("process")
         return names
@@ -163,6 +173,11 @@ _VALIDATORS: dict[str, Any] = {
     "ca_file": _ca_file,
     "insecure": lambda v, w: _expect(v, bool, w, "true or false"),
     "series": _string_list,
+    "server": lambda v, w: _expect(v, str, w, "a server command line"),
+    "taps": lambda v, w: _specs(v, w, _tap_spec),
+    "logs": lambda v, w: _specs(v, w, lambda x, _w: x),
+    "feeds": lambda v, w: _specs(v, w, _feed_spec),
+    "capture_payloads": lambda v, w: _expect(v, bool, w, "true or false"),
 }
 # Where each key lives in wsmon.toml.
 _SECTIONS = {
@@ -182,12 +197,42 @@ _SECTIONS = {
     "ca_file": "probe",
     "insecure": "probe",
     "series": "metrics",
+    "server": "targets",
+    "taps": "targets",
+    "logs": "targets",
+    "feeds": "targets",
+    "capture_payloads": "attach",
 }
+
+
+def _specs(value: Any, where: str, check: Any) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+    return [check(item, where) for item in items]
+
+
+def _tap_spec(spec: str, where: str) -> str:
+    try:
+        parse_tap_spec(spec)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('--tap ')}") from None
+    return spec
+
+
+def _feed_spec(spec: str, where: str) -> str:
+    try:
+        parse_feed_spec(spec)
+    except FeedSpecError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('--feed ')}") from None
+    return spec
 
 
 def _flag_name(key: str) -> str:
     if key == "url":
         return "the URL argument"
+    if key in ("taps", "logs", "feeds"):
+        return f"--{key[:-1]}"
     return "--ca" if key == "ca_file" else f"--{key.replace('_', '-')}"
 
 
@@ -230,7 +275,19 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
         if value is None:
             continue
         setattr(options, key, validate(value, where))
+    options.log_rules = _log_rules(settings)
     return options
+
+
+def _log_rules(settings: Settings) -> list[Any]:
+    """[[log.rules]] from the highest-precedence config file that has any."""
+    for path, data in settings.tables:
+        if isinstance(data.get("log"), dict) and "rules" in data["log"]:
+            try:
+                return load_rules(data, str(path))
+            except RuleError as exc:
+                raise ConfigError(str(exc)) from None
+    return []
 
 
 # --- sources ---------------------------------------------------------------------------------------
@@ -240,8 +297,28 @@ def build_sources(options: AttachOptions) -> list[Source]:
     sources: list[Source] = []
     server: ServerSource | None = None
     if options.server:
-        server = ServerSource(options.server, target="server")
+        server = ServerSource(options.server, target="server", rules=options.log_rules)
         sources.append(server)
+    for number, spec in enumerate(options.taps, 1):
+        host, port, upstream = parse_tap_spec(spec)
+        sources.append(
+            TapSource(
+                host,
+                port,
+                upstream,
+                target=f"tap{number}" if len(options.taps) > 1 else "tap",
+                interval=options.interval,
+                capture_payloads=options.capture_payloads,
+            )
+        )
+    for number, path in enumerate(options.logs, 1):
+        name = "log" if len(options.logs) == 1 else f"log{number}"
+        if path == "-":
+            sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules))
+        else:
+            sources.append(LogFileSource(path, target=name, parser_rules=options.log_rules))
+    for number, spec in enumerate(options.feeds, 1):
+        sources.append(FeedSource(spec, target="feed" if len(options.feeds) == 1 else f"feed{number}"))
     if options.url and options.probes > 0:
         sources.append(ProbeSource(_probe_config(options)))
     process = _process_source(options, server)

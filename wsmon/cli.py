@@ -98,6 +98,7 @@ def main() -> None:
 @click.option(
     "--rate", default=1.0, show_default=True, type=click.FloatRange(0.01, 100), help="Msg/s per client."
 )
+@click.option("--no-tap", is_flag=True, help="Clients connect to the server directly, not through the tap.")
 @limit_option
 @output_options
 def demo(
@@ -106,6 +107,7 @@ def demo(
     record: Path | None,
     headless: bool,
     fault_rate: float,
+    no_tap: bool,
     rate: float,
     limit_flags: tuple[str, ...],
     alert_cmd: str | None,
@@ -128,6 +130,7 @@ def demo(
         duration=duration,
         fault_rate=fault_rate,
         rate=rate,
+        through_tap=not no_tap,
     )
     _add_outputs(session, alert_cmd, alert_webhook, prometheus)
     if headless:
@@ -153,6 +156,26 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
         url,
         click.option(
             "--server", "server_cmd", help="Start this server command and watch it (its output is its log)."
+        ),
+        click.option(
+            "--tap",
+            "taps",
+            multiple=True,
+            metavar="LISTEN=UPSTREAM",
+            help="A pass-through in front of the server: 127.0.0.1:9001=ws://127.0.0.1:3001 (repeatable).",
+        ),
+        click.option(
+            "--log", "logs", multiple=True, metavar="FILE", help="Follow the server's log file; - for stdin."
+        ),
+        click.option(
+            "--feed",
+            "feeds",
+            multiple=True,
+            metavar="SPEC",
+            help="Events published by the server: redis://host/db#channel, …#stream:KEY, postgresql://…#channel.",
+        ),
+        click.option(
+            "--capture-payloads", is_flag=True, default=None, help="Keep message payloads (redacted)."
         ),
         click.option("--redis", help="Redis URL, e.g. redis://127.0.0.1:6379/0 (or REDIS_URL)."),
         click.option("--postgres", help="PostgreSQL URL, e.g. postgresql://user@host/db (or DATABASE_URL)."),
@@ -182,14 +205,15 @@ def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
     from wsmon.attach import resolve_options
 
     flags = dict(flags)
-    server_cmd = flags.pop("server_cmd", None)
+    flags["server"] = flags.pop("server_cmd", None)
     flags["process"] = flags.pop("process_name", None)
     flags["series"] = list(flags.get("series") or [])
+    for key in ("taps", "logs", "feeds"):
+        flags[key] = list(flags.get(key) or [])
     try:
         options = resolve_options(flags, settings)
     except ConfigError as exc:
         fail(str(exc))
-    options.server = server_cmd
     if not options.configured():
         fail(
             "nothing to watch: give a ws:// URL, --server, --redis, --postgres, --health, --metrics, --pid, "

@@ -166,22 +166,28 @@ class Session:
                 await asyncio.sleep(SOURCE_RESTART_S)
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
-        # Watchers (probes, samplers) end first, so stopping the processes wsmon owns does not show
-        # up as refused probes or a vanished process. Then the owners (a load generator, a server)
-        # stop their processes, newest first, so the server's exit and last lines are recorded.
-        owners = [(s, t) for s, t in zip(self.sources, tasks, strict=True) if hasattr(s, "stop")]
-        watchers = [t for s, t in zip(self.sources, tasks, strict=True) if not hasattr(s, "stop")]
-        for task in watchers:
-            task.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
-        for source, task in reversed(owners):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(source.stop(), timeout=STOP_TIMEOUT_S)  # type: ignore[attr-defined]
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        """Stop the sources in stages, by their ``stop_order`` (default 1, the watchers).
+
+        Clients wsmon drives (a load generator, 0) leave first and close normally; then the watchers
+        (probes, samplers, taps, 1) end, so stopping the server does not show up as refused probes; the
+        processes wsmon owns (a server, 2) stop last, so their exit and last lines are recorded.
+        """
+        stages: dict[int, list[tuple[Source, asyncio.Task[Any]]]] = {}
+        for source, task in zip(self.sources, tasks, strict=True):
+            stages.setdefault(getattr(source, "stop_order", 1), []).append((source, task))
+        for order in sorted(stages):
+            stage = stages[order]
+            for source, task in reversed(stage):
+                stop = getattr(source, "stop", None)
+                if stop is None:
+                    task.cancel()
+                    continue
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(stop(), timeout=STOP_TIMEOUT_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
+                task.cancel()
+            await asyncio.gather(*(task for _, task in stage), return_exceptions=True)
         self._tick()
         if self.writer is not None:
             self.writer.close(self.reducer.state)

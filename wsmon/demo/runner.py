@@ -22,6 +22,7 @@ from wsmon.sources.base import Emit, now
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource
 from wsmon.sources.server import ServerSource
+from wsmon.sources.tap import TapSource
 
 
 def free_port() -> int:
@@ -32,6 +33,8 @@ def free_port() -> int:
 
 class LoadGenerator:
     """The demo's simulated clients, as a child process; its only event is a marker when it starts."""
+
+    stop_order = 0  # the clients leave first, and close normally
 
     def __init__(self, url: str, port: int, clients: int, fault_rate: float, rate: float) -> None:
         self.port = port
@@ -115,10 +118,15 @@ def build_demo_session(
     fault_rate: float = 1.0,
     rate: float = 1.0,
     interval: float = 1.0,
+    through_tap: bool = True,
     extra_sources: list[Source] | None = None,
 ) -> Session:
     port = free_port()
     url = f"ws://127.0.0.1:{port}/"
+    # The clients connect through wsmon's tap, as a user's clients would, so the demo shows the wire
+    # (who closed, abnormal ends, acks) beside the server's own log.
+    tap = TapSource("127.0.0.1", free_port(), url, target="tap", interval=interval) if through_tap else None
+    client_url = f"ws://127.0.0.1:{tap.port}/" if tap is not None else url
     server = ServerSource(
         [
             sys.executable,
@@ -140,9 +148,10 @@ def build_demo_session(
         )
     )
     process = ProcessSource(lambda: server.pid, port=port, target="process", interval=interval)
-    load = LoadGenerator(url, port, clients, fault_rate, rate)
+    load = LoadGenerator(client_url, port, clients, fault_rate, rate)
     sources: list[Source] = [
         server,
+        *([tap] if tap is not None else []),
         AfterListening(port, process),
         AfterListening(port, probes),
         load,
@@ -158,6 +167,11 @@ def build_demo_session(
             {"name": "server", "kind": "server", "address": "wsmon.demo.server"},
             {"name": "process", "kind": "process", "address": f"port {port}"},
             {"name": "websocket", "kind": "websocket", "address": url},
+            *(
+                [{"name": "tap", "kind": "tap", "address": f"{client_url} → {url}"}]
+                if tap is not None
+                else []
+            ),
         ],
         duration=duration,
     )

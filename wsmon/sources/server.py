@@ -14,6 +14,7 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from wsmon.core import events as ev
 from wsmon.sources.base import Emit, now
@@ -33,6 +34,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 class ServerSource:
+    stop_order = 2  # stopped after the watchers, so its exit is recorded and not seen as an outage
+
     def __init__(
         self,
         command: str | Sequence[str],
@@ -40,7 +43,9 @@ class ServerSource:
         target: str = "server",
         env: dict[str, str] | None = None,
         stop_timeout: float = 5.0,
+        rules: list[Any] | None = None,
     ) -> None:
+        self.rules = rules
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
         self.target = target
         self.env = env
@@ -63,7 +68,7 @@ class ServerSource:
                 wall=wall, mono=mono, target=self.target, kind="server", address=shlex.join(self.argv)
             )
         )
-        parser = LogParser(self.target, now)
+        parser = LogParser(self.target, now, rules=self.rules)
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv,

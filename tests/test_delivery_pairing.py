@@ -1,0 +1,121 @@
+"""Pairing messages with their acks: the pure matcher the tap feeds with every text message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryRules, Failed
+
+
+def js(value: dict[str, Any]) -> bytes:
+    return json.dumps(value).encode()
+
+
+def test_an_ack_naming_the_id_completes_it_with_its_latency() -> None:
+    matcher = DeliveryMatcher()
+    assert matcher.on_message("in", "c1", js({"id": "msg_1", "to": "b"}), 10.0) == []
+    assert matcher.pending_count == 1
+    (result,) = matcher.on_message("out", "c1", js({"type": "ack", "originalMessageId": "msg_1"}), 10.025)
+    assert isinstance(result, Delivered)
+    assert (result.message_id, result.conn) == ("msg_1", "c1")
+    assert abs(result.ms - 25.0) < 1e-6
+    assert matcher.pending_count == 0
+
+
+def test_every_default_ack_field_pairs_and_numeric_ids_match_strings() -> None:
+    for field in ("originalMessageId", "correlationId", "ackId", "replyTo", "inReplyTo"):
+        matcher = DeliveryMatcher()
+        matcher.on_message("in", "c", js({"id": 42}), 0.0)
+        assert [type(r) for r in matcher.on_message("out", "c", js({field: "42"}), 0.1)] == [Delivered], field
+
+
+def test_the_ack_may_come_on_another_connection_and_forwarded_copies_count_once() -> None:
+    matcher = DeliveryMatcher()
+    matcher.on_message("in", "sender", js({"id": "m"}), 1.0)
+    matcher.on_message("out", "recipient", js({"id": "m"}), 1.01)  # the server forwards it: not new
+    (done,) = matcher.on_message("in", "recipient", js({"originalMessageId": "m"}), 1.02)
+    assert isinstance(done, Delivered) and done.conn == "sender" and abs(done.ms - 20.0) < 1e-6
+    assert matcher.on_message("out", "sender", js({"originalMessageId": "m"}), 1.03) == []
+
+
+def test_a_failing_status_is_a_failure_with_the_acks_reason() -> None:
+    matcher = DeliveryMatcher()
+    cases = [
+        ({"status": "failed", "error": "Connection not open"}, "Connection not open"),
+        ({"status": "NACK", "reason": "queue full"}, "queue full"),
+        ({"type": "error", "message": "Invalid message format"}, "Invalid message format"),
+        ({"success": False, "error": {"code": "E1", "message": "recipient offline"}}, "recipient offline"),
+        ({"status": "rejected"}, "status rejected"),
+    ]
+    for index, (ack, reason) in enumerate(cases):
+        matcher.on_message("in", "c", js({"id": f"m{index}"}), 0.0)
+        (result,) = matcher.on_message("out", "c", js({"originalMessageId": f"m{index}", **ack}), 0.1)
+        assert result == Failed(f"m{index}", "c", reason), ack
+    matcher.on_message("in", "c", js({"id": "fine"}), 0.0)
+    (ok,) = matcher.on_message("out", "c", js({"originalMessageId": "fine", "status": "delivered"}), 0.1)
+    assert isinstance(ok, Delivered)
+
+
+def test_no_ack_within_the_timeout_is_a_failure_oldest_first() -> None:
+    matcher = DeliveryMatcher(timeout_s=5.0)
+    matcher.on_message("in", "c", js({"id": "a"}), 0.0)
+    matcher.on_message("in", "c", js({"id": "b"}), 2.0)
+    assert matcher.expire(4.9) == []
+    assert matcher.expire(5.0) == [Failed("a", "c", "no acknowledgement within 5 s")]
+    assert matcher.expire(7.5) == [Failed("b", "c", "no acknowledgement within 5 s")]
+    assert (
+        matcher.on_message("out", "c", js({"originalMessageId": "a"}), 8.0) == []
+    )  # too late: already failed
+
+
+def test_acks_servers_own_messages_and_non_json_never_wait() -> None:
+    matcher = DeliveryMatcher()
+    matcher.on_message("in", "c", js({"id": "ack-9", "originalMessageId": "unknown"}), 0.0)  # an ack
+    matcher.on_message("out", "c", js({"type": "welcome", "id": "srv-1"}), 0.0)  # the server's own
+    for junk in (b"hello", b"[1, 2]", b"{not json", "   ", b"\xff\xfe", b'{"id": null}', b'{"id": ""}'):
+        matcher.on_message("in", "c", junk, 0.0)
+    assert matcher.pending_count == 0
+    assert matcher.expire(100.0) == []
+
+
+def test_rules_are_configurable_dotted_paths_directions_and_types() -> None:
+    rules = DeliveryRules(
+        id_paths=("meta.msgId",),
+        ack_paths=("meta.ackOf",),
+        status_paths=("result.state",),
+        failure_values=frozenset({"bounced"}),
+        reason_paths=("result.why",),
+        pending_directions=("in", "out"),
+        request_types=frozenset({"chat"}),
+    )
+    matcher = DeliveryMatcher(rules, timeout_s=1.0)
+    matcher.on_message("in", "c", js({"type": "presence", "meta": {"msgId": "p"}}), 0.0)  # not a request type
+    matcher.on_message("out", "c", js({"type": "chat", "meta": {"msgId": "x"}}), 0.0)
+    (failed,) = matcher.on_message(
+        "in", "c", js({"meta": {"ackOf": "x"}, "result": {"state": "bounced", "why": "no such user"}}), 0.5
+    )
+    assert failed == Failed("x", "c", "no such user")
+    assert matcher.pending_count == 0
+
+
+def test_pending_ids_are_bounded_per_connection_and_in_total() -> None:
+    rules = DeliveryRules(max_pending_per_conn=3, max_pending_total=5)
+    matcher = DeliveryMatcher(rules)
+    for index in range(10):
+        matcher.on_message("in", "busy", js({"id": f"b{index}"}), float(index))
+    assert matcher.pending_count == 3 and matcher.skipped == 7
+    for index in range(4):
+        matcher.on_message("in", f"c{index}", js({"id": f"c{index}"}), 20.0 + index)
+    assert matcher.pending_count == 5 and matcher.evicted == 2
+    # The oldest were forgotten (not failed): only the survivors can still expire.
+    assert [r.message_id for r in matcher.expire(1000.0)] == ["b2", "c0", "c1", "c2", "c3"]
+
+
+def test_ack_directions_limit_where_acks_are_read() -> None:
+    matcher = DeliveryMatcher(DeliveryRules(ack_directions=("out",)))
+    matcher.on_message("in", "c", js({"id": "m"}), 0.0)
+    assert matcher.on_message("in", "c", js({"originalMessageId": "m"}), 0.1) == []
+    assert [type(r) for r in matcher.on_message("out", "c", js({"originalMessageId": "m"}), 0.2)] == [
+        Delivered
+    ]

@@ -1,0 +1,253 @@
+"""Delivery figures from real traffic: pair each message with its acknowledgement, by JSON fields.
+
+Pure logic (no I/O, no clock): the tap hands in every text message it sees with the monotonic time it
+saw it, and gets back what that message completed. A message with an id (by default sent by a client)
+is pending; the first later message whose ack field (``originalMessageId``, ``correlationId`` …) names
+that id completes it, on any connection, because a routing server forwards the message to another
+device and that device's ack comes back on its own connection. The ack is a failure when its status
+field says so; a pending message nobody acknowledges within the timeout is a failure too.
+
+Payloads are read here and dropped: nothing of a message but its id and a failure reason is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+MAX_REASON_CHARS = 200
+MAX_ID_CHARS = 200
+
+_decode_json = msgspec.json.Decoder().decode
+
+Path = tuple[str, ...]  # a dotted JSON path, split
+
+
+@dataclass(frozen=True)
+class DeliveryRules:
+    """Which JSON fields (dotted paths) carry a message's id, its ack's reference and the ack's verdict."""
+
+    id_paths: tuple[str, ...] = ("id", "messageId")
+    ack_paths: tuple[str, ...] = ("originalMessageId", "correlationId", "ackId", "replyTo", "inReplyTo")
+    # A field among these whose value is one of failure_values marks a failed delivery.
+    status_paths: tuple[str, ...] = ("status", "type")
+    failure_values: frozenset[str] = frozenset(
+        {"error", "failed", "failure", "fail", "nack", "rejected", "undelivered"}
+    )
+    success_path: str = "success"  # `"success": false` marks a failure too
+    reason_paths: tuple[str, ...] = ("error", "reason", "message", "detail")
+    # "in" is client to server. By default only clients' messages wait for an ack: a server's own
+    # messages (welcomes, broadcasts) are rarely acknowledged and would read as failures.
+    pending_directions: tuple[str, ...] = ("in",)
+    ack_directions: tuple[str, ...] = ("in", "out")
+    # When set, only messages whose `type_path` value is listed here wait for an ack.
+    request_types: frozenset[str] = frozenset()
+    type_path: str = "type"
+    max_pending_per_conn: int = 10_000
+    max_pending_total: int = 100_000
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Delivered:
+    message_id: str
+    conn: str
+    ms: float
+
+
+@dataclass(frozen=True)
+class Failed:
+    message_id: str
+    conn: str
+    reason: str
+
+
+DeliveryResult = Delivered | Failed
+
+
+@dataclass
+class _Pending:
+    conn: str
+    mono: float
+
+
+@dataclass
+class DeliveryMatcher:
+    """Pairs messages with acks; bounded: at most ``max_pending_total`` ids wait at once."""
+
+    rules: DeliveryRules = field(default_factory=DeliveryRules)
+    timeout_s: float = 5.0
+    evicted: int = 0  # pending ids forgotten to stay within the caps (not counted as failures)
+    skipped: int = 0  # ids not tracked because their connection already had too many pending
+    _pending: dict[str, _Pending] = field(default_factory=dict)
+    _per_conn: dict[str, int] = field(default_factory=dict)
+    _ids: tuple[Path, ...] = field(init=False, repr=False)
+    _acks: tuple[Path, ...] = field(init=False, repr=False)
+    _statuses: tuple[Path, ...] = field(init=False, repr=False)
+    _reasons: tuple[Path, ...] = field(init=False, repr=False)
+    _success: Path = field(init=False, repr=False)
+    _type: Path = field(init=False, repr=False)
+    _names_a_field: Callable[[bytes | bytearray], object] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Paths split once: this runs for every text message the tap sees.
+        rules = self.rules
+        self._ids = _split(rules.id_paths)
+        self._acks = _split(rules.ack_paths)
+        self._statuses = _split(rules.status_paths)
+        self._reasons = _split(rules.reason_paths)
+        self._success = tuple(rules.success_path.split("."))
+        self._type = tuple(rules.type_path.split("."))
+        # A message that names none of the id or ack fields is skipped before JSON parsing.
+        keys = sorted({path[-1] for path in (*self._ids, *self._acks)})
+        self._names_a_field = re.compile(
+            b'"(?:' + b"|".join(re.escape(k.encode()) for k in keys) + b')"'
+        ).search
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def on_message(
+        self, direction: str, conn: str, payload: bytes | bytearray | str, mono: float
+    ) -> list[DeliveryResult]:
+        """One text message seen at ``mono``; returns the deliveries it completes (at most one)."""
+        raw = payload.encode() if isinstance(payload, str) else payload
+        if not self._names_a_field(raw):
+            return []
+        message = _json_object(raw)
+        if message is None:
+            return []
+        rules = self.rules
+        ack_id = _first_id(message, self._acks)
+        if ack_id is not None:
+            # An ack is never itself pending: acks often carry an id of their own.
+            if direction not in rules.ack_directions:
+                return []
+            pending = self._pop(ack_id)
+            if pending is None:
+                return []  # an ack for a message seen before the tap started, or a forwarded copy
+            reason = self._failure_reason(message)
+            if reason is not None:
+                return [Failed(ack_id, pending.conn, reason)]
+            return [Delivered(ack_id, pending.conn, max(0.0, (mono - pending.mono) * 1000.0))]
+        if direction in rules.pending_directions and self._wants_ack(message):
+            message_id = _first_id(message, self._ids)
+            if message_id is not None and message_id not in self._pending:
+                self._add(message_id, conn, mono)
+        return []
+
+    def expire(self, mono: float) -> list[DeliveryResult]:
+        """Failures for every pending message older than the timeout at ``mono``."""
+        expired: list[DeliveryResult] = []
+        reason = f"no acknowledgement within {self.timeout_s:g} s"
+        pending = self._pending
+        # Insertion order is arrival order, so the oldest are first.
+        while pending:
+            message_id, entry = next(iter(pending.items()))
+            if mono - entry.mono < self.timeout_s:
+                break
+            self._pop(message_id)
+            expired.append(Failed(message_id, entry.conn, reason))
+        return expired
+
+    def _wants_ack(self, message: dict[str, Any]) -> bool:
+        types = self.rules.request_types
+        if not types:
+            return True
+        value = _lookup(message, self._type)
+        return isinstance(value, str) and value in types
+
+    def _add(self, message_id: str, conn: str, mono: float) -> None:
+        rules = self.rules
+        count = self._per_conn.get(conn, 0)
+        if count >= rules.max_pending_per_conn:
+            self.skipped += 1
+            return
+        if len(self._pending) >= rules.max_pending_total:
+            self._pop(next(iter(self._pending)))
+            self.evicted += 1
+        self._pending[message_id] = _Pending(conn, mono)
+        self._per_conn[conn] = count + 1
+
+    def _pop(self, message_id: str) -> _Pending | None:
+        entry = self._pending.pop(message_id, None)
+        if entry is not None:
+            left = self._per_conn[entry.conn] - 1
+            if left:
+                self._per_conn[entry.conn] = left
+            else:
+                del self._per_conn[entry.conn]
+        return entry
+
+    def _failure_reason(self, ack: dict[str, Any]) -> str | None:
+        rules = self.rules
+        failed_by: str | None = None
+        for path in self._statuses:
+            value = _lookup(ack, path)
+            if isinstance(value, str) and value.lower() in rules.failure_values:
+                failed_by = f"{'.'.join(path)} {value}"
+                break
+        if failed_by is None and _lookup(ack, self._success) is False:
+            failed_by = f"{rules.success_path} false"
+        if failed_by is None:
+            return None
+        for path in self._reasons:
+            reason = _reason_text(_lookup(ack, path))
+            if reason:
+                return reason
+        return failed_by
+
+
+def _json_object(payload: bytes | bytearray) -> dict[str, Any] | None:
+    # Most traffic that is not a JSON object is ruled out by its first character, without parsing.
+    stripped = payload.lstrip()
+    if not stripped or stripped[0] != 0x7B:  # "{"
+        return None
+    try:
+        value = _decode_json(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _split(paths: tuple[str, ...]) -> tuple[Path, ...]:
+    return tuple(tuple(path.split(".")) for path in paths)
+
+
+def _lookup(message: dict[str, Any], path: Path) -> Any:
+    if len(path) == 1:
+        return message.get(path[0])
+    value: Any = message
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _first_id(message: dict[str, Any], paths: tuple[Path, ...]) -> str | None:
+    for path in paths:
+        value = _lookup(message, path)
+        if isinstance(value, str) and value:
+            return value[:MAX_ID_CHARS]
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def _reason_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value.strip()[:MAX_REASON_CHARS]
+    if isinstance(value, dict):
+        inner = value.get("message") or value.get("reason") or value.get("code")
+        if inner is not None:
+            return _reason_text(inner)
+        return msgspec.json.encode(value).decode()[:MAX_REASON_CHARS]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
