@@ -254,3 +254,30 @@ def test_the_default_port_comes_from_a_local_url_only() -> None:
     assert port_of_local_url("ws://localhost/") == 80
     assert port_of_local_url("wss://[::1]/") == 443
     assert port_of_local_url("ws://example.com:8080/") is None
+
+
+def test_netlink_and_proc_count_the_same_tcp_states() -> None:
+    """The cheap netlink query must agree with /proc/net/tcp, the text every tool reads."""
+    import socket as _socket
+
+    from wsmon.sources.process import tcp_states_from_proc
+    from wsmon.sources.sockdiag import tcp_states_netlink
+
+    server = _socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(20)
+    port = server.getsockname()[1]
+    clients = [_socket.create_connection(("127.0.0.1", port)) for _ in range(6)]
+    accepted = [server.accept()[0] for _ in range(6)]
+    try:
+        for client in clients[:2]:
+            client.close()  # their server-side ends go to CLOSE_WAIT
+        deadline = time.monotonic() + 2
+        while tcp_states_from_proc(port).get("CLOSE_WAIT", 0) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        from_proc = tcp_states_from_proc(port)
+        assert from_proc == {"LISTEN": 1, "ESTABLISHED": 4, "CLOSE_WAIT": 2}
+        assert tcp_states_netlink(port) == from_proc
+    finally:
+        for sock in [*clients, *accepted, server]:
+            sock.close()

@@ -21,6 +21,7 @@ import psutil
 
 from wsmon.core import events as ev
 from wsmon.sources.base import Emit, now
+from wsmon.sources.sockdiag import tcp_states_netlink
 
 # /proc/net/tcp state codes (include/net/tcp_states.h)
 _TCP_STATES = {
@@ -62,7 +63,18 @@ def _tcp_rows(port: int) -> list[list[str]]:
 
 
 def tcp_states_on_port(port: int) -> dict[str, int]:
-    """Count the machine's TCP sockets whose local port is ``port``, by state (LISTEN included)."""
+    """Count the machine's TCP sockets whose local port is ``port``, by state (LISTEN included).
+
+    Asks the kernel for just that port over netlink; /proc/net/tcp (every socket on the machine,
+    formatted as text) is the fallback where netlink is not available.
+    """
+    counts = tcp_states_netlink(port)
+    if counts is not None:
+        return counts
+    return tcp_states_from_proc(port)
+
+
+def tcp_states_from_proc(port: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     for fields in _tcp_rows(port):
         state = _TCP_STATES.get(fields[3], fields[3])
