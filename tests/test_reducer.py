@@ -351,3 +351,20 @@ def test_a_tapped_connection_seen_in_the_server_log_too_is_counted_once(tap_firs
     assert state.msgs_in == 3 and state.msgs_out == 3
     assert state.connections["c7"].mirror_of == "tap1:1"
     assert state.connections["tap1:1"].counted
+
+
+def test_one_delivery_reported_by_the_tap_and_the_server_log_counts_once() -> None:
+    state = fold(
+        [
+            ev.LatencySample(**at(1.0), kind="delivery", ms=12.0, target="tap", ref="msg_1"),
+            ev.LatencySample(**at(1.01), kind="delivery", ms=11.0, target="server", ref="msg_1"),
+            ev.DeliveryFailed(**at(2.0), message_id="msg_2", reason="Connection not open", source="server"),
+            ev.DeliveryFailed(**at(2.01), message_id="msg_2", reason="Connection not open", source="tap"),
+            # Without an id there is nothing to match: each sample counts.
+            ev.LatencySample(**at(3.0), kind="delivery", ms=5.0),
+            ev.LatencySample(**at(3.0), kind="delivery", ms=5.0),
+        ]
+    )
+    assert (state.delivered, state.delivery_failed) == (3, 1)
+    assert state.latency["delivery"].count == 3
+    assert state.failure_reasons == {"Connection not open": 1}

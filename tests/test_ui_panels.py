@@ -8,7 +8,6 @@ import io
 from typing import Any
 
 from rich.console import Console
-from textual.content import Content
 from textual.widget import Widget
 
 from wsmon.core import events as ev
@@ -94,7 +93,7 @@ def widget_text(widget: Widget) -> str:
 
 def styles_of(panel: TextPanel, text: str, after: str = "") -> set[str]:
     """The styles of the spans that cover ``text`` (its first occurrence after ``after``)."""
-    content: Content = panel._content
+    content = panel.render()  # what the panel paints
     start = content.plain.index(text, content.plain.index(after) + len(after) if after else 0)
     end = start + len(text)
     return {str(span.style) for span in content.spans if span.start <= start and span.end >= end}

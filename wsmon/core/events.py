@@ -127,6 +127,7 @@ class LatencySample(Event, tag="latency"):
     kind: LatencyKind
     ms: float
     target: str = ""
+    ref: str = ""  # the message a delivery sample is about: two witnesses of one delivery count once
 
 
 class ProcessSample(Event, tag="process"):

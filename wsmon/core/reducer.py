@@ -16,6 +16,7 @@ from wsmon.core.state import (
     CLOSING,
     CONNECTING,
     MAX_CLOSED_KEPT,
+    MAX_DELIVERY_REFS,
     MAX_FAILURES_KEPT,
     MAX_LOG_LINES,
     MAX_OWN_PEERS,
@@ -285,7 +286,22 @@ def _traffic(state: State, e: ev.Traffic) -> None:
 # --- delivery and latency ------------------------------------------------------------------------
 
 
+def _first_witness(state: State, message_id: str) -> bool:
+    """False when this message's delivery was already counted (the tap and the server's log both
+    report it); the first report wins."""
+    refs = state.delivery_refs
+    if message_id in refs:
+        return False
+    refs[message_id] = True
+    if len(refs) > 2 * MAX_DELIVERY_REFS:
+        for old in list(refs)[:-MAX_DELIVERY_REFS]:
+            del refs[old]
+    return True
+
+
 def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
+    if e.message_id and not _first_witness(state, e.message_id):
+        return
     state.delivery_failed += 1
     reason = e.reason or "unknown"
     reasons = state.failure_reasons
@@ -297,6 +313,8 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
 
 
 def _latency(state: State, e: ev.LatencySample) -> None:
+    if e.ref and e.kind == "delivery" and not _first_witness(state, e.ref):
+        return
     dist = state.latency.get(e.kind)
     if dist is None:
         dist = state.latency[e.kind] = Distribution()

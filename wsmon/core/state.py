@@ -23,6 +23,7 @@ MAX_CLOSED_KEPT = 500
 MAX_LOG_LINES = 500
 MAX_FAILURES_KEPT = 500
 MAX_OWN_PEERS = 1000
+MAX_DELIVERY_REFS = 10_000
 SERIES_LEN = 600
 
 
@@ -164,6 +165,7 @@ class State(msgspec.Struct, gc=False):
     connect_failed: int = 0
     own_peers: dict[str, bool] = {}  # addresses of wsmon's probes, to recognise them in server logs
     relayed_peers: dict[str, str] = {}  # the tap's upstream-side addresses → its connection ids
+    delivery_refs: dict[str, bool] = {}  # recent message ids whose delivery or failure is counted
     connect_fail_kinds: dict[str, int] = {}
 
     delivered: int = 0

@@ -19,10 +19,20 @@ from wsmon.core import events as ev
 from wsmon.core.limits import Limit
 from wsmon.session import Session, Source
 from wsmon.sources.base import Emit, now
+from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource
 from wsmon.sources.server import ServerSource
 from wsmon.sources.tap import TapSource
+
+# The demo's protocol: {"type": "message", "id": …} waits for the receiving device's
+# {"type": "ack", "id": …}; the server's {"type": "error", "id": …, "error": …} is a failed delivery.
+DEMO_DELIVERY_RULES = DeliveryRules(
+    id_paths=("id",),
+    ack_paths=("id",),
+    request_types=frozenset({"message"}),
+    ack_types=frozenset({"ack", "error"}),
+)
 
 
 def free_port() -> int:
@@ -125,7 +135,11 @@ def build_demo_session(
     url = f"ws://127.0.0.1:{port}/"
     # The clients connect through wsmon's tap, as a user's clients would, so the demo shows the wire
     # (who closed, abnormal ends, acks) beside the server's own log.
-    tap = TapSource("127.0.0.1", free_port(), url, target="tap", interval=interval) if through_tap else None
+    tap = (
+        TapSource("127.0.0.1", free_port(), url, target="tap", interval=interval, rules=DEMO_DELIVERY_RULES)
+        if through_tap
+        else None
+    )
     client_url = f"ws://127.0.0.1:{tap.port}/" if tap is not None else url
     server = ServerSource(
         [

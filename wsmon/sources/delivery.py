@@ -46,6 +46,9 @@ class DeliveryRules:
     ack_directions: tuple[str, ...] = ("in", "out")
     # When set, only messages whose `type_path` value is listed here wait for an ack.
     request_types: frozenset[str] = frozenset()
+    # When set, only messages whose `type_path` value is listed here are acks (for protocols whose
+    # acks carry the message's id in the same field as the message itself, e.g. {"type": "ack", "id": …}).
+    ack_types: frozenset[str] = frozenset()
     type_path: str = "type"
     max_pending_per_conn: int = 10_000
     max_pending_total: int = 100_000
@@ -123,7 +126,7 @@ class DeliveryMatcher:
         if message is None:
             return []
         rules = self.rules
-        ack_id = _first_id(message, self._acks)
+        ack_id = _first_id(message, self._acks) if self._is_ack_type(message) else None
         if ack_id is not None:
             # An ack is never itself pending: acks often carry an id of their own.
             if direction not in rules.ack_directions:
@@ -154,6 +157,13 @@ class DeliveryMatcher:
             self._pop(message_id)
             expired.append(Failed(message_id, entry.conn, reason))
         return expired
+
+    def _is_ack_type(self, message: dict[str, Any]) -> bool:
+        types = self.rules.ack_types
+        if not types:
+            return True
+        value = _lookup(message, self._type)
+        return isinstance(value, str) and value in types
 
     def _wants_ack(self, message: dict[str, Any]) -> bool:
         types = self.rules.request_types

@@ -217,7 +217,14 @@ class LogParser:
             latency = record.get("latency_ms")
             if isinstance(latency, int | float):
                 return [
-                    ev.LatencySample(wall=wall, mono=mono, kind="delivery", ms=float(latency), target=source)
+                    ev.LatencySample(
+                        wall=wall,
+                        mono=mono,
+                        kind="delivery",
+                        ms=float(latency),
+                        target=source,
+                        ref=str(record.get("msg_id", record.get("messageId", "")) or ""),
+                    )
                 ]
             return []
         if lowered == "connection opened" and conn:

@@ -173,7 +173,14 @@ class TapSource:
             wall, mono = now()
             if isinstance(result, Delivered):
                 self._emit(
-                    ev.LatencySample(wall=wall, mono=mono, kind="delivery", ms=result.ms, target=self.target)
+                    ev.LatencySample(
+                        wall=wall,
+                        mono=mono,
+                        kind="delivery",
+                        ms=result.ms,
+                        target=self.target,
+                        ref=result.message_id,
+                    )
                 )
             else:
                 self._emit(
@@ -638,6 +645,9 @@ class _Pair:
                 source="tap",
                 subprotocol=headers.get("sec-websocket-protocol", ""),
                 extensions=extensions,
+                # What the server sees as this connection's peer: lets the reducer match the
+                # server's own log line for it, so the connection is counted once.
+                local=_host_port(self.upstream.get_extra_info("sockname")) if self.upstream else "",
             )
         )
         self.flushed_mono = self.mono

@@ -46,6 +46,7 @@ _STATE_COLUMN = 3
 TABLE_WIDTH = sum(column.width + 1 for column in COLUMNS)
 FIXED_LINES = 2  # the count line and the column titles stay put while the rows scroll
 OWN_MARK = "◆"
+VIRTUAL_STEP = 64
 EXPECTED_CODES = frozenset({1000, 1001})
 
 RowKey = tuple[str, int, str]
@@ -148,7 +149,10 @@ class ConnectionsTable(ScrollView, can_focus=True):
             self._rows_stamp = stamp
             self._rows = self._ordered_rows(state)
             self._summary = self._summary_text(state)
-            height = len(self._rows) + FIXED_LINES
+            # A new virtual size relayouts the whole screen, and rows come and go every second; growing
+            # in steps of VIRTUAL_STEP rows (the tail below the last row is blank) relayouts rarely.
+            rows = len(self._rows) + FIXED_LINES
+            height = -(-rows // VIRTUAL_STEP) * VIRTUAL_STEP
             if self.virtual_size.height != height:
                 self.virtual_size = Size(TABLE_WIDTH, height)
         if self._fixed_strips.get(0, ("",))[0] != self._summary:
@@ -236,6 +240,12 @@ class ConnectionsTable(ScrollView, can_focus=True):
             )
             self._styles[name] = style
         return style
+
+    @property
+    def max_scroll_y(self) -> int:
+        # The virtual height is rounded up (see update_from); scrolling stops at the last real row.
+        rows = len(self._rows) + FIXED_LINES
+        return max(0, rows - (self.container_size.height - self.scrollbar_size_horizontal))
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width

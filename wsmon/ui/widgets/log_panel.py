@@ -75,7 +75,11 @@ class LogPanel(TextPanel):
             lines.append(line)
         self._styled = kept
         self._lines = lines
-        self._content = Content("\n").join(lines)
+
+    @property
+    def text(self) -> str:
+        # Joined on demand: joining LINES_KEPT styled lines on every new log line showed in profiles.
+        return "\n".join(line.plain for line in self._lines)
 
     @property
     def shown_lines(self) -> list[str]:
