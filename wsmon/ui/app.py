@@ -20,6 +20,7 @@ from textual.worker import Worker
 from wsmon.core.state import State
 from wsmon.ui.feed import Feed
 from wsmon.ui.help_screen import HelpScreen
+from wsmon.ui.seek_screen import SeekScreen
 from wsmon.ui.widgets import (
     CloseCodesPanel,
     ConnectionsTable,
@@ -44,7 +45,7 @@ PANELS: dict[str, str] = {
     "7": "#logs",
     "8": "#http",
 }
-REPLAY_ACTIONS = frozenset({"step", "faster", "slower"})
+REPLAY_ACTIONS = frozenset({"step", "faster", "slower", "anomaly", "seek"})
 # Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
 # so the connections table keeps a few rows.
 CROWDED_BELOW = 48
@@ -68,6 +69,9 @@ class WsmonApp(App[int]):
         Binding("right", "step(1)", "Step", priority=True),
         Binding("plus", "faster", "Faster", priority=True),
         Binding("minus", "slower", "Slower", priority=True),
+        Binding("n", "anomaly(1)", "Next anomaly"),
+        Binding("N", "anomaly(-1)", "Previous anomaly", show=False),
+        Binding("g", "seek", "Seek"),
     ]
 
     def __init__(self, feed: Feed, *, refresh_hz: float = 4.0, theme: str | None = None) -> None:
@@ -223,6 +227,31 @@ class WsmonApp(App[int]):
         if step is not None:
             step(n)
             self.refresh_from_state()
+
+    def action_anomaly(self, direction: int) -> None:
+        """Jump to the next (1) or previous (-1) abnormal close, delivery failure, alert or outage."""
+        jump = getattr(self.feed, "next_anomaly", None)
+        if jump is None:
+            return
+        label = jump(direction)
+        self.notify(label or ("no later anomaly" if direction > 0 else "no earlier anomaly"), timeout=4)
+        self.refresh_from_state()
+
+    def action_seek(self) -> None:
+        seek = getattr(self.feed, "seek_text", None)
+        if seek is None:
+            return
+
+        def done(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                seek(text)
+            except ValueError as exc:
+                self.notify(str(exc), severity="error", timeout=4)
+            self.refresh_from_state()
+
+        self.push_screen(SeekScreen(), done)
 
     def action_faster(self) -> None:
         faster = getattr(self.feed, "faster", None)

@@ -23,6 +23,8 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("ctrl+p", "command palette (themes, screenshots, keys)"),
     ("← →", "replay: step back / forward"),
     ("+ -", "replay: faster / slower"),
+    ("n N", "replay: next / previous anomaly (abnormal close, delivery failure, alert, outage)"),
+    ("g", "replay: seek to a moment (50%, 1:30, 90s)"),
 )
 
 

@@ -1,0 +1,71 @@
+"""Replay in the dashboard: n / N jump between anomalies, g seeks, ← → step — on a real recording."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wsmon.core import events as ev
+from wsmon.core.limits import DEFAULT_LIMITS
+from wsmon.core.reducer import fold
+from wsmon.replay_feed import ReplayFeed, parse_seek
+from wsmon.store import RecordingWriter, new_header
+from wsmon.ui.app import WsmonApp
+
+T0 = 1_750_000_000.0
+
+
+def at(mono: float) -> dict[str, float]:
+    return {"wall": T0 + mono, "mono": mono}
+
+
+EVENTS: list[ev.Event] = [
+    ev.ConnectionOpened(**at(1.0), conn="c1", peer="10.0.0.1:1"),
+    ev.ConnectionOpened(**at(2.0), conn="c2", peer="10.0.0.1:2"),
+    ev.ConnectionClosed(**at(10.0), conn="c1", code=1000, closed_by="client"),  # normal: not an anomaly
+    ev.ConnectionClosed(**at(20.0), conn="c2", code=1006, closed_by="neither"),
+    ev.Marker(**at(25.0), text="half way"),
+    ev.DeliveryFailed(**at(30.0), message_id="msg_9", reason="Connection not open"),
+    ev.Marker(**at(40.0), text="the end"),
+]
+
+
+@pytest.fixture
+def recording(tmp_path: Path) -> Path:
+    path = tmp_path / "keys.wsmon"
+    writer = RecordingWriter(path, new_header(limits=list(DEFAULT_LIMITS)))
+    writer.extend(EVENTS)
+    writer.close(fold(EVENTS))
+    return path
+
+
+def test_parse_seek_understands_percent_minutes_and_seconds() -> None:
+    assert parse_seek("50%", 40.0) == 20.0
+    assert parse_seek("1:30", 400.0) == 90.0
+    assert parse_seek("90s", 400.0) == 90.0 and parse_seek(" 12 ", 400.0) == 12.0
+    with pytest.raises(ValueError, match="expected 50%, 1:30 or 90s"):
+        parse_seek("soon", 40.0)
+
+
+async def test_n_and_shift_n_jump_between_anomalies_and_g_seeks(recording: Path) -> None:
+    feed = ReplayFeed(recording)
+    feed.engine.paused = True
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("n")
+        assert feed.engine.position == 4  # the 1006 close, not the normal 1000 before it
+        assert feed.state.close_codes == {1000: 1, 1006: 1}
+        await pilot.press("n")
+        assert feed.engine.position == 6 and feed.state.delivery_failed == 1
+        await pilot.press("n")
+        assert feed.engine.position == 6  # nothing later: it stays, and says so
+        await pilot.press("N")
+        assert feed.engine.position == 4
+        await pilot.press("g")
+        await pilot.press(*"75%", "enter")
+        await pilot.pause()
+        assert feed.engine.position == 6  # 30 s of 1..40 s: everything up to the failure
+        await pilot.press("left")
+        assert feed.engine.position == 5
+        await pilot.press("q")
