@@ -257,3 +257,22 @@ def test_passwords_from_config_never_reach_the_check_table(tmp_path: Path) -> No
     assert shown["websocket"].endswith("?token=***")
     for secret in secrets:
         assert secret not in result.stdout + result.stderr
+
+
+def test_delivery_rules_come_from_wsmon_toml_and_bad_ones_are_one_line(tmp_path: Path) -> None:
+    from wsmon.attach import resolve_options
+    from wsmon.config import ConfigError, load_settings
+
+    (tmp_path / "wsmon.toml").write_text(
+        '[delivery]\nid_paths = ["id"]\nack_paths = ["id"]\nrequest_types = ["message"]\n'
+        'ack_types = ["ack", "error"]\ntimeout_s = 2.5\n'
+    )
+    options = resolve_options({}, load_settings(cwd=tmp_path))
+    assert options.delivery_rules.ack_types == frozenset({"ack", "error"})
+    assert options.delivery_rules.id_paths == ("id",) and options.delivery_timeout == 2.5
+    (tmp_path / "wsmon.toml").write_text('[delivery]\nack_path = ["id"]\n')
+    with pytest.raises(ConfigError, match=r"wsmon.toml \[delivery\]\.ack_path: unknown key"):
+        resolve_options({}, load_settings(cwd=tmp_path))
+    (tmp_path / "wsmon.toml").write_text('[delivery]\npending_directions = ["up"]\n')
+    with pytest.raises(ConfigError, match=r"pending_directions: expected a list of \"in\" and \"out\""):
+        resolve_options({}, load_settings(cwd=tmp_path))

@@ -57,8 +57,24 @@ def test_a_failing_status_is_a_failure_with_the_acks_reason() -> None:
     assert isinstance(ok, Delivered)
 
 
-def test_no_ack_within_the_timeout_is_a_failure_oldest_first() -> None:
+def warmed(matcher: DeliveryMatcher) -> DeliveryMatcher:
+    """One message paired with its ack: the protocol is known to acknowledge."""
+    matcher.on_message("in", "warm", js({"id": "w"}), 0.0)
+    matcher.on_message("out", "warm", js({"originalMessageId": "w"}), 0.0)
+    assert matcher.acks_seen == 1
+    return matcher
+
+
+def test_before_any_ack_is_seen_unanswered_messages_are_not_failures() -> None:
+    """A protocol whose acks the rules do not recognise must not read as 100 % failed deliveries."""
     matcher = DeliveryMatcher(timeout_s=5.0)
+    matcher.on_message("in", "c", js({"id": "a"}), 0.0)
+    assert matcher.expire(10.0) == []
+    assert matcher.unconfirmed == 1 and matcher.pending_count == 0
+
+
+def test_no_ack_within_the_timeout_is_a_failure_oldest_first() -> None:
+    matcher = warmed(DeliveryMatcher(timeout_s=5.0))
     matcher.on_message("in", "c", js({"id": "a"}), 0.0)
     matcher.on_message("in", "c", js({"id": "b"}), 2.0)
     assert matcher.expire(4.9) == []
@@ -101,7 +117,7 @@ def test_rules_are_configurable_dotted_paths_directions_and_types() -> None:
 
 def test_pending_ids_are_bounded_per_connection_and_in_total() -> None:
     rules = DeliveryRules(max_pending_per_conn=3, max_pending_total=5)
-    matcher = DeliveryMatcher(rules)
+    matcher = warmed(DeliveryMatcher(rules))
     for index in range(10):
         matcher.on_message("in", "busy", js({"id": f"b{index}"}), float(index))
     assert matcher.pending_count == 3 and matcher.skipped == 7

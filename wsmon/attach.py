@@ -20,6 +20,7 @@ from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_url
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
+from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.feeds import FeedSource, FeedSpecError, parse_feed_spec
 from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logfile import LogFileSource, StdinLogSource
@@ -59,6 +60,8 @@ class AttachOptions:
     feeds: list[str] = field(default_factory=list)  # redis://…#channel, postgresql://…#channel
     capture_payloads: bool = False
     log_rules: list[Any] = field(default_factory=list)  # from wsmon.toml [[log.rules]]
+    delivery_rules: DeliveryRules = field(default_factory=DeliveryRules)  # from wsmon.toml [delivery]
+    delivery_timeout: float = 5.0
 
     def configured(self) -> list[str]:
         names = [n for n in ("url", "server", "redis", "postgres", "health", "metrics") if getattr(self, n)]
@@ -276,7 +279,51 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
             continue
         setattr(options, key, validate(value, where))
     options.log_rules = _log_rules(settings)
+    options.delivery_rules, options.delivery_timeout = _delivery_rules(settings)
     return options
+
+
+_DELIVERY_LISTS = (
+    "id_paths",
+    "ack_paths",
+    "status_paths",
+    "reason_paths",
+    "pending_directions",
+    "ack_directions",
+)
+_DELIVERY_SETS = ("failure_values", "request_types", "ack_types")
+
+
+def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
+    """[delivery] from the highest-precedence config file that has it: how the tap pairs messages."""
+    for path, data in settings.tables:
+        table = data.get("delivery")
+        if table is None:
+            continue
+        where = f"{path} [delivery]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table")
+        known = {*_DELIVERY_LISTS, *_DELIVERY_SETS, "success_path", "type_path", "timeout_s", "enabled"}
+        values: dict[str, Any] = {}
+        timeout = 5.0
+        for key, value in table.items():
+            at = f"{where}.{key}"
+            if key not in known:
+                raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
+            if key == "timeout_s":
+                timeout = _positive(value, at)
+            elif key == "enabled":
+                values[key] = _expect(value, bool, at, "true or false")
+            elif key in ("success_path", "type_path"):
+                values[key] = _expect(value, str, at, "a dotted JSON path")
+            else:
+                items = _specs(value, at, lambda item, _w: item)
+                values[key] = frozenset(items) if key in _DELIVERY_SETS else tuple(items)
+        for key in ("pending_directions", "ack_directions"):
+            if not set(values.get(key, ())) <= {"in", "out"}:
+                raise ConfigError(f'{where}.{key}: expected a list of "in" and "out"')
+        return DeliveryRules(**values), timeout
+    return DeliveryRules(), 5.0
 
 
 def _log_rules(settings: Settings) -> list[Any]:
@@ -309,6 +356,8 @@ def build_sources(options: AttachOptions) -> list[Source]:
                 target=f"tap{number}" if len(options.taps) > 1 else "tap",
                 interval=options.interval,
                 capture_payloads=options.capture_payloads,
+                rules=options.delivery_rules,
+                delivery_timeout_s=options.delivery_timeout,
             )
         )
     for number, path in enumerate(options.logs, 1):

@@ -86,6 +86,8 @@ class DeliveryMatcher:
     timeout_s: float = 5.0
     evicted: int = 0  # pending ids forgotten to stay within the caps (not counted as failures)
     skipped: int = 0  # ids not tracked because their connection already had too many pending
+    acks_seen: int = 0  # acknowledgements paired with a message: proof the protocol acknowledges
+    unconfirmed: int = 0  # unanswered before any ack was seen: not counted as failures
     _pending: dict[str, _Pending] = field(default_factory=dict)
     _per_conn: dict[str, int] = field(default_factory=dict)
     _ids: tuple[Path, ...] = field(init=False, repr=False)
@@ -134,6 +136,7 @@ class DeliveryMatcher:
             pending = self._pop(ack_id)
             if pending is None:
                 return []  # an ack for a message seen before the tap started, or a forwarded copy
+            self.acks_seen += 1
             reason = self._failure_reason(message)
             if reason is not None:
                 return [Failed(ack_id, pending.conn, reason)]
@@ -149,13 +152,19 @@ class DeliveryMatcher:
         expired: list[DeliveryResult] = []
         reason = f"no acknowledgement within {self.timeout_s:g} s"
         pending = self._pending
+        # Until one acknowledgement has been paired, nothing says this protocol acknowledges messages
+        # in a way the rules recognise: unanswered messages are then not failures, only unconfirmed.
+        confirmed = self.acks_seen > 0
         # Insertion order is arrival order, so the oldest are first.
         while pending:
             message_id, entry = next(iter(pending.items()))
             if mono - entry.mono < self.timeout_s:
                 break
             self._pop(message_id)
-            expired.append(Failed(message_id, entry.conn, reason))
+            if confirmed:
+                expired.append(Failed(message_id, entry.conn, reason))
+            else:
+                self.unconfirmed += 1
         return expired
 
     def _is_ack_type(self, message: dict[str, Any]) -> bool:

@@ -1,7 +1,8 @@
 """A server that wsmon starts itself: its stdout and stderr are the log source, its exit an event.
 
-The server runs in its own process group, so stopping it stops its children too; on Linux it also
-gets a parent-death signal, so even a kill -9 of wsmon leaves no orphaned server behind.
+The server runs in its own process group, so stopping it stops its children too. On Linux it also
+gets a parent-death signal, and a small watchdog outside the group ends the whole group when wsmon's
+end of a pipe closes, so even a kill -9 of wsmon leaves neither the server nor its workers behind.
 """
 
 from __future__ import annotations
@@ -22,6 +23,16 @@ from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
 from wsmon.sources.logparse import LogParser
 
 LAST_LINES_KEPT = 20
+DRAIN_AFTER_EXIT_S = 1.0
+# Waits for EOF on stdin (wsmon gone), then ends the server's whole process group.
+WATCHDOG_SCRIPT = 'cat >/dev/null; kill -s TERM -- "-$1" 2>/dev/null; sleep 3; kill -s KILL -- "-$1" 2>/dev/null'
+
+EXIT_POLL_S = 0.1
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -54,6 +65,7 @@ class ServerSource:
         self.started = asyncio.Event()
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
         self._stopped_by_us = False
+        self._watchdog: asyncio.subprocess.Process | None = None
 
     @property
     def pid(self) -> int | None:
@@ -88,18 +100,29 @@ class ServerSource:
             )
             return
         self.started.set()
+        await self._start_watchdog(self.process.pid)
         wall, mono = now()
         emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {self.process.pid}"))
         try:
             assert self.process.stdout is not None and self.process.stderr is not None
-            await asyncio.gather(
+            readers = asyncio.gather(
                 self._read(self.process.stdout, parser, emit),
                 self._read(self.process.stderr, parser, emit),
             )
-            returncode = await self.process.wait()
+            returncode = await self._exited()
+            # A worker the server started can hold its output open after the server is gone: read what
+            # is left for a moment, then record the exit now rather than when that worker ends.
+            try:
+                await asyncio.wait_for(asyncio.shield(readers), DRAIN_AFTER_EXIT_S)
+            except TimeoutError:
+                readers.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await readers
         finally:
             if self.process.returncode is None:
                 await self.stop()
+            _signal_group(self.process.pid, signal.SIGKILL)  # what the server left in its group
+            self._stop_watchdog()
         code, sig = (None, -returncode) if returncode < 0 else (returncode, None)
         wall, mono = now()
         emit(
@@ -116,6 +139,38 @@ class ServerSource:
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
             how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+
+    async def _start_watchdog(self, pgid: int) -> None:
+        """A tiny process outside the server's group that signals the group when wsmon's end of its
+        stdin closes: that happens however wsmon ends, kill -9 included, which the parent-death signal
+        alone does not cover for the server's own children."""
+        with contextlib.suppress(OSError):
+            self._watchdog = await asyncio.create_subprocess_exec(
+                "sh",
+                "-c",
+                WATCHDOG_SCRIPT,
+                "wsmon-watchdog",
+                str(pgid),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def _stop_watchdog(self) -> None:
+        # wsmon stopped the server itself: the watchdog has nothing left to do.
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None and watchdog.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                watchdog.kill()
+
+    async def _exited(self) -> int:
+        # Not Process.wait(): up to Python 3.11 it also waits for the pipes to close, which a worker the
+        # server started may keep open for good. returncode is set the moment the server is reaped.
+        assert self.process is not None
+        while self.process.returncode is None:
+            await asyncio.sleep(EXIT_POLL_S)
+        return self.process.returncode
 
     async def _read(self, stream: asyncio.StreamReader, parser: LogParser, emit: Emit) -> None:
         # A crash's stack trace is folded into the error line it follows: one event with its cause.
@@ -145,14 +200,16 @@ class ServerSource:
     async def stop(self) -> None:
         """SIGTERM to the server's process group, SIGKILL if it is still there after stop_timeout."""
         proc = self.process
-        if proc is None or proc.returncode is not None:
+        if proc is None:
+            return
+        if proc.returncode is not None:
+            _signal_group(proc.pid, signal.SIGKILL)  # the server is gone; its workers may not be
             return
         self._stopped_by_us = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), timeout=self.stop_timeout)
+            await asyncio.wait_for(self._exited(), timeout=self.stop_timeout)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            _signal_group(proc.pid, signal.SIGKILL)
+            await self._exited()

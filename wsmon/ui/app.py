@@ -45,6 +45,10 @@ PANELS: dict[str, str] = {
     "7": "#logs",
     "8": "#http",
 }
+# At the default 4 frames a second: the table every frame, the figures twice a second, the log tail
+# once a second.
+FIGURES_EVERY = 2
+LOGS_EVERY = 4
 REPLAY_ACTIONS = frozenset({"step", "faster", "slower", "anomaly", "seek"})
 # Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
 # so the connections table keeps a few rows.
@@ -81,6 +85,8 @@ class WsmonApp(App[int]):
         if theme is not None:
             self.theme = theme
         self._stamp: tuple[object, ...] | None = None
+        self._ticks = 0
+        self._behind = False  # a throttled panel skipped the last frame: catch up even if nothing new
         self._stopping = False
         self._feed_worker: Worker[None] | None = None
 
@@ -104,7 +110,7 @@ class WsmonApp(App[int]):
     def on_mount(self) -> None:
         self.sub_title = self.feed.title
         self._feed_worker = self.run_worker(self._run_feed(), name="feed", exit_on_error=True)
-        self.set_interval(1.0 / self.refresh_hz, self.refresh_from_state)
+        self.set_interval(1.0 / self.refresh_hz, self._frame)
         self.refresh_from_state()
         self.query_one(ConnectionsTable).focus()
 
@@ -114,32 +120,45 @@ class WsmonApp(App[int]):
 
     # --- the tick --------------------------------------------------------------------------------
 
-    def refresh_from_state(self) -> None:
+    def _frame(self) -> None:
+        # Panels repaint at the rate their content is worth; repainting is what a frame costs (measured
+        # in a real terminal, docs/performance.md), and a frame that changes nothing costs nothing.
+        self._ticks += 1
+        self.refresh_from_state(figures=self._ticks % FIGURES_EVERY == 0, logs=self._ticks % LOGS_EVERY == 0)
+
+    def refresh_from_state(self, *, figures: bool = True, logs: bool = True) -> None:
         """Show the State as it is now; the timer calls this, tests may call it directly."""
         feed = self.feed
         state = feed.state
         replay = feed.mode == "replay"
         speed = getattr(feed, "speed", None) if replay else None
         position = getattr(feed, "position", None) if replay else None
-        stamp = (state.seq, feed.paused, speed, position, self._stopping)
-        if stamp == self._stamp:
+        # A live pause freezes the screen (as in top); the session and the recording go on.
+        frozen = feed.paused and not replay
+        stamp = (None if frozen else state.seq, feed.paused, speed, position, self._stopping)
+        if stamp == self._stamp and not self._behind:
             return  # nothing happened since the last frame: do nothing at all
         self._stamp = stamp
-        self.query_one(HeaderBar).update_from(
-            state,
-            title=feed.title + ("  · stopping…" if self._stopping else ""),
-            mode=feed.mode,
-            paused=feed.paused,
-            speed=speed,
-            position=position,
-        )
-        self.query_one(LimitsStrip).update_from(state, feed.limits)
-        self.query_one(ConnectionsTable).update_from(state)
-        self.query_one(CloseCodesPanel).update_from(state)
-        self.query_one(FailuresPanel).update_from(state)
-        self.query_one(ResourcesPanel).update_from(state, feed.limits)
-        self._update_targets(state, feed)
-        self.query_one(LogPanel).update_from(state)
+        self._behind = not (figures and logs) and not frozen
+        if not frozen:
+            self.query_one(ConnectionsTable).update_from(state)
+        if figures or frozen:
+            self.query_one(HeaderBar).update_from(
+                state,
+                title=feed.title + ("  · stopping…" if self._stopping else ""),
+                mode=feed.mode,
+                paused=feed.paused,
+                speed=speed,
+                position=position,
+            )
+        if figures and not frozen:
+            self.query_one(LimitsStrip).update_from(state, feed.limits)
+            self.query_one(CloseCodesPanel).update_from(state)
+            self.query_one(FailuresPanel).update_from(state)
+            self.query_one(ResourcesPanel).update_from(state, feed.limits)
+            self._update_targets(state, feed)
+        if logs and not frozen:
+            self.query_one(LogPanel).update_from(state)
         self._fit_rows()
 
     def _update_targets(self, state: State, feed: Feed) -> None:
