@@ -25,7 +25,9 @@ from wsmon.sources.logparse import LogParser
 LAST_LINES_KEPT = 20
 DRAIN_AFTER_EXIT_S = 1.0
 # Waits for EOF on stdin (wsmon gone), then ends the server's whole process group.
-WATCHDOG_SCRIPT = 'cat >/dev/null; kill -s TERM -- "-$1" 2>/dev/null; sleep 3; kill -s KILL -- "-$1" 2>/dev/null'
+WATCHDOG_SCRIPT = (
+    'cat >/dev/null; kill -s TERM -- "-$1" 2>/dev/null; sleep 3; kill -s KILL -- "-$1" 2>/dev/null'
+)
 
 EXIT_POLL_S = 0.1
 
