@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from wsmon.core.events import Event
@@ -47,3 +48,17 @@ class CheckResult:
 def retry_backoff(interval: float) -> Backoff:
     """The retry schedule for a polled target: the interval, then twice it, never more than 30 s."""
     return Backoff(min(interval, 30.0), min(2 * interval, 30.0))
+
+
+async def poll_forever(interval: float, one_pass: Callable[[], Awaitable[bool]]) -> None:
+    """Run ``one_pass`` every ``interval`` seconds, start to start; after a failed pass (False), wait
+    by ``retry_backoff`` instead, so a target that is down is retried but not hammered."""
+    backoff = retry_backoff(interval)
+    while True:
+        started = time.monotonic()
+        if await one_pass():
+            backoff.reset()
+            delay = interval - (time.monotonic() - started)
+        else:
+            delay = backoff.next()
+        await asyncio.sleep(max(delay, 0.0))

@@ -8,7 +8,6 @@ Proxies from the environment are ignored: wsmon talks to the server directly.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -20,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import CheckResult, Emit, now, retry_backoff
+from wsmon.sources.base import CheckResult, Emit, now, poll_forever
 
 TIMEOUT_S = 5.0
 # A JSON health body whose "status" is one of these is down even when the HTTP status says 200.
@@ -78,16 +77,14 @@ class _HttpPoller:
                 wall=wall, mono=mono, target=self.target, kind="http", address=redact_url(self.url)
             )
         )
-        backoff = retry_backoff(self.interval)
         async with self._client() as client:
-            while True:
+
+            async def one_pass() -> bool:
                 outcome = await self._poll(client)
                 self._emit(emit, outcome)
-                if outcome.ok:
-                    backoff.reset()
-                    await asyncio.sleep(self.interval)
-                else:
-                    await asyncio.sleep(backoff.next())
+                return outcome.ok
+
+            await poll_forever(self.interval, one_pass)
 
     async def check(self) -> CheckResult:
         """One poll, for `wsmon check`."""

@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import CheckResult, Emit, now, retry_backoff
+from wsmon.sources.base import CheckResult, Emit, now, poll_forever
 from wsmon.sources.redact import scrub
 
 # The ACL rule that allows everything this source runs, and nothing else.
@@ -195,16 +195,8 @@ class RedisSource:
     async def run(self, emit: Emit) -> None:
         wall, mono = now()
         emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="redis", address=self.address))
-        backoff = retry_backoff(self.interval)
         try:
-            while True:
-                started = time.monotonic()
-                if await self._pass(emit):
-                    backoff.reset()
-                    delay = self.interval - (time.monotonic() - started)
-                else:
-                    delay = backoff.next()
-                await asyncio.sleep(max(delay, 0.0))
+            await poll_forever(self.interval, lambda: self._pass(emit))
         finally:
             await self._close()
 
