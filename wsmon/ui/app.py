@@ -45,10 +45,9 @@ PANELS: dict[str, str] = {
     "7": "#logs",
     "8": "#http",
 }
-# At the default 4 frames a second: the table every frame, the figures twice a second, the log tail
-# once a second.
+# At the default 2 frames a second: the table every frame, the figures and the log tail once a second.
 FIGURES_EVERY = 2
-LOGS_EVERY = 4
+LOGS_EVERY = 2
 REPLAY_ACTIONS = frozenset({"step", "faster", "slower", "anomaly", "seek"})
 # Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
 # so the connections table keeps a few rows.
@@ -78,7 +77,7 @@ class WsmonApp(App[int]):
         Binding("g", "seek", "Seek"),
     ]
 
-    def __init__(self, feed: Feed, *, refresh_hz: float = 4.0, theme: str | None = None) -> None:
+    def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, theme: str | None = None) -> None:
         super().__init__()
         self.feed = feed
         self.refresh_hz = refresh_hz
@@ -285,7 +284,7 @@ class WsmonApp(App[int]):
             self.refresh_from_state()
 
 
-def run_dashboard(feed: Feed, *, refresh_hz: float = 4.0) -> int:
+def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0) -> int:
     """Run the dashboard until the session ends or the user quits; returns the app's exit code."""
     app = WsmonApp(feed, refresh_hz=refresh_hz)
     result = app.run()
