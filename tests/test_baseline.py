@@ -284,20 +284,29 @@ def test_cli_unreadable_baseline_exits_2(tmp_path: Path, recordings: dict[str, P
 
 @pytest.mark.slow
 def test_real_demo_runs_with_more_slow_ackers_regress_delivery_latency(tmp_path: Path) -> None:
-    """The demo's load generator makes round(10 % of clients) ack 100–600 ms late. 14 clients give one
-    slow acker (7 % of receivers, so the p95 falls early in the slow range, about 200 ms); 16 clients
-    give two (12.5 %, about 400 ms). Faults are off in both, so only the injected ack latency differs.
-    Both runs go at once to keep the test near 15 s."""
-    runs = {"base": "14", "slow": "16"}
+    """Two real demo runs, faults off, that differ only in injected ack latency: no client acks late
+    in the baseline, a third of them ack 100–600 ms late in the new run. Both go at once to keep the
+    test near 15 s."""
+    runs = {"base": "0", "slow": "0.34"}
     demo = [sys.executable, "-m", "wsmon", "demo", "--headless", "--duration", "12", "--fault-rate", "0"]
     procs = {
         name: subprocess.Popen(
-            [*demo, "--rate", "4", "--clients", clients, "--record", str(tmp_path / f"{name}.wsmon")],
+            [
+                *demo,
+                "--rate",
+                "4",
+                "--clients",
+                "12",
+                "--slow-acks",
+                share,
+                "--record",
+                str(tmp_path / f"{name}.wsmon"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for name, clients in runs.items()
+        for name, share in runs.items()
     }
     for name, proc in procs.items():
         _, stderr = proc.communicate(timeout=35)
@@ -315,4 +324,4 @@ def test_real_demo_runs_with_more_slow_ackers_regress_delivery_latency(tmp_path:
     rows = {row["figure"]: row for row in json.loads(result.stdout)["baseline"]["figures"]}
     delivery = rows["delivery_ms"]
     assert delivery["verdict"] == REGRESSION, delivery
-    assert delivery["change_percent"] > 30
+    assert delivery["change_percent"] > 100

@@ -98,6 +98,11 @@ def main() -> None:
 @click.option(
     "--rate", default=1.0, show_default=True, type=click.FloatRange(0.01, 100), help="Msg/s per client."
 )
+@click.option(
+    "--slow-acks",
+    type=click.FloatRange(0, 1),
+    help="Share of clients that ack 100–600 ms late (default 0.1).",
+)
 @click.option("--no-tap", is_flag=True, help="Clients connect to the server directly, not through the tap.")
 @limit_option
 @output_options
@@ -108,6 +113,7 @@ def demo(
     headless: bool,
     fault_rate: float,
     no_tap: bool,
+    slow_acks: float | None,
     rate: float,
     limit_flags: tuple[str, ...],
     alert_cmd: str | None,
@@ -131,6 +137,7 @@ def demo(
         fault_rate=fault_rate,
         rate=rate,
         through_tap=not no_tap,
+        slow_acks=slow_acks,
     )
     _add_outputs(session, alert_cmd, alert_webhook, prometheus)
     if headless:

@@ -246,7 +246,9 @@ class LoadGen:
         self.rng = random.Random(args.seed)
         self.stopping = asyncio.Event()
         n = max(1, args.clients)
-        slow = set(self.rng.sample(range(n), max(1, round(n * SLOW_ACK_SHARE)))) if n > 1 else set()
+        share = args.slow_acks
+        slow_count = round(n * share) if share != SLOW_ACK_SHARE else max(1, round(n * share))
+        slow = set(self.rng.sample(range(n), min(n, slow_count))) if n > 1 else set()
         self.clients = [SimClient(self, i, i in slow) for i in range(n)]
         self.vanished: dict[str, float] = {}
         messages_in_window = (
@@ -429,6 +431,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--duration", type=float, default=0.0, help="seconds to run; 0 = until SIGTERM/SIGINT (default 0)"
+    )
+    parser.add_argument(
+        "--slow-acks",
+        type=float,
+        default=SLOW_ACK_SHARE,
+        help=f"share of clients that ack 100-600 ms late (default {SLOW_ACK_SHARE}; 0 = none)",
     )
     parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
     return parser.parse_args(argv)

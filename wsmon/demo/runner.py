@@ -46,7 +46,15 @@ class LoadGenerator:
 
     stop_order = 0  # the clients leave first, and close normally
 
-    def __init__(self, url: str, port: int, clients: int, fault_rate: float, rate: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        port: int,
+        clients: int,
+        fault_rate: float,
+        rate: float,
+        slow_acks: float | None = None,
+    ) -> None:
         self.port = port
         self.argv = [
             sys.executable,
@@ -60,6 +68,7 @@ class LoadGenerator:
             str(fault_rate),
             "--rate",
             str(rate),
+            *(["--slow-acks", str(slow_acks)] if slow_acks is not None else []),
         ]
         self.clients = clients
         self.process: asyncio.subprocess.Process | None = None
@@ -129,6 +138,7 @@ def build_demo_session(
     rate: float = 1.0,
     interval: float = 1.0,
     through_tap: bool = True,
+    slow_acks: float | None = None,
     extra_sources: list[Source] | None = None,
 ) -> Session:
     port = free_port()
@@ -162,7 +172,7 @@ def build_demo_session(
         )
     )
     process = ProcessSource(lambda: server.pid, port=port, target="process", interval=interval)
-    load = LoadGenerator(client_url, port, clients, fault_rate, rate)
+    load = LoadGenerator(client_url, port, clients, fault_rate, rate, slow_acks)
     sources: list[Source] = [
         server,
         *([tap] if tap is not None else []),
