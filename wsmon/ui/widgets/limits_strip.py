@@ -70,10 +70,14 @@ def _build(figures: tuple[Figure, ...], alerts: tuple[Alert, ...]) -> Content:
         parts.append((shown, LEVEL_STYLES.get(level, "")))
         parts.append("  ")
     if alerts:
+        # The message holds the value when the alert was raised; "now" is what the figure is today.
+        current = {figure: shown for figure, shown, _ in figures}
         for figure, level, message, since in alerts:
             parts.append("\n")
             parts.append((f"▲ {level.upper()} ", LEVEL_STYLES.get(level, "")))
             parts.append(f"{message or figure} for {since}")
+            if current.get(figure, "—") != "—":
+                parts.append((f" · now {current[figure]}", "$text-muted"))
     else:
         parts.append(("\nno active alerts", "$text-muted"))
     return Content.assemble(*parts)
