@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from wsmon.core.events import Event
+from wsmon.core.events import Event, TargetDown, TargetUp
 
 Emit = Callable[[Event], None]
 
@@ -62,3 +62,27 @@ async def poll_forever(interval: float, one_pass: Callable[[], Awaitable[bool]])
         else:
             delay = backoff.next()
         await asyncio.sleep(max(delay, 0.0))
+
+
+class TargetStatus:
+    """A target's up/down, emitted only on transitions (and again when the kind of failure changes:
+    refused after dropped is news, a second refused is not)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.up: bool | None = None
+        self.down_kind = ""
+
+    def mark_up(self, emit: Emit, detail: str = "") -> None:
+        if self.up is not True:
+            self.up = True
+            wall, mono = now()
+            emit(TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+
+    def mark_down(self, emit: Emit, error: str, kind: str) -> None:
+        if self.up is False and self.down_kind == kind:
+            return
+        self.up = False
+        self.down_kind = kind
+        wall, mono = now()
+        emit(TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))

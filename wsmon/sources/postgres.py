@@ -20,7 +20,7 @@ import asyncpg
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import CheckResult, Emit, now, poll_forever
+from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, poll_forever
 from wsmon.sources.redact import scrub
 
 QUERY_CHARS = 120
@@ -172,8 +172,7 @@ class PostgresSource:
         self.timeout = timeout
         self._conn: asyncpg.Connection | None = None
         self._version = 0
-        self._up: bool | None = None
-        self._down_kind = ""
+        self._status = TargetStatus(target)
         self._hinted: set[str] = set()
         self._baseline: _Baseline | None = None
         # wsmon's own statements: each is a transaction that pg_stat_database counts as a commit.
@@ -219,14 +218,12 @@ class PostgresSource:
                 wall, mono = now()
                 text = scrub(f"postgres sample failed: {error}", self.dsn)
                 emit(ev.LogLine(wall=wall, mono=mono, level="error", text=text, source=self.target))
-            self._set_down(emit, scrub(error, self.dsn), kind)
+            self._status.mark_down(emit, scrub(error, self.dsn), kind)
             await self._close()
             return False
         wall, mono = now()
-        if self._up is not True:
-            self._up = True
-            version = f"PostgreSQL {self._version // 10000}.{self._version % 10000}" if self._version else ""
-            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=version))
+        version = f"PostgreSQL {self._version // 10000}.{self._version % 10000}" if self._version else ""
+        self._status.mark_up(emit, version)
         for key, text in poll.hints:
             if key not in self._hinted:
                 self._hinted.add(key)
@@ -236,14 +233,6 @@ class PostgresSource:
         if select1_ms is not None:
             emit(ev.LatencySample(wall=wall, mono=mono, kind="db", ms=select1_ms, target=self.target))
         return True
-
-    def _set_down(self, emit: Emit, error: str, kind: str) -> None:
-        if self._up is False and self._down_kind == kind:
-            return
-        self._up = False
-        self._down_kind = kind
-        wall, mono = now()
-        emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
 
     async def _connect(self) -> None:
         if self._conn is not None:

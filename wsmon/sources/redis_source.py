@@ -20,7 +20,7 @@ from redis.backoff import NoBackoff
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import CheckResult, Emit, now, poll_forever
+from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, poll_forever
 from wsmon.sources.redact import scrub
 
 # The ACL rule that allows everything this source runs, and nothing else.
@@ -178,8 +178,7 @@ class RedisSource:
         # redis-py 8 waits 5 s on a socket by default; a sample must fail faster than that.
         self.timeout = timeout
         self._client: aioredis.Redis | None = None
-        self._up: bool | None = None
-        self._down_kind = ""
+        self._status = TargetStatus(target)
         self._denied: set[str] = set()
         self._hinted: set[str] = set()
         self._baseline: _Baseline | None = None
@@ -225,14 +224,11 @@ class RedisSource:
                 wall, mono = now()
                 text = scrub(f"redis sample failed: {error}", self.url)
                 emit(ev.LogLine(wall=wall, mono=mono, level="error", text=text, source=self.target))
-            self._set_down(emit, scrub(error, self.url), kind)
+            self._status.mark_down(emit, scrub(error, self.url), kind)
             await self._close()
             return False
         wall, mono = now()
-        if self._up is not True:
-            self._up = True
-            detail = f"Redis {poll.version}" if poll.version else ""
-            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+        self._status.mark_up(emit, f"Redis {poll.version}" if poll.version else "")
         for name in poll.denied:
             if name not in self._hinted:
                 self._hinted.add(name)
@@ -242,14 +238,6 @@ class RedisSource:
         if ping_ms is not None:
             emit(ev.LatencySample(wall=wall, mono=mono, kind="redis", ms=ping_ms, target=self.target))
         return True
-
-    def _set_down(self, emit: Emit, error: str, kind: str) -> None:
-        if self._up is False and self._down_kind == kind:
-            return
-        self._up = False
-        self._down_kind = kind
-        wall, mono = now()
-        emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
 
     async def _connect(self) -> None:
         if self._client is not None:

@@ -415,19 +415,8 @@ class _Pair:
     def _upstream_failed(self, exc: BaseException) -> None:
         self.upstream_failed = True
         kind, status, error = classify_failure(exc)
-        wall, mono = now()
         text = f"upstream {redact_url(self.tap.upstream_url)}: {error}"
-        self.tap.emit(
-            ev.ConnectFailed(
-                wall=wall,
-                mono=mono,
-                target=self.tap.target,
-                kind=kind,
-                error=text,
-                status=status,
-                source="tap",
-            )
-        )
+        self._emit_failed(kind, text, status)  # type: ignore[arg-type]
         if kind in ("refused", "timeout", "dns"):
             self.tap.upstream_unreachable(kind, text)
         # The closest a proxy can come to "connection refused" once it has accepted the connection.
