@@ -12,6 +12,7 @@ from wsmon.core.reducer import fold
 from wsmon.replay_feed import ReplayFeed, parse_seek
 from wsmon.store import RecordingWriter, new_header
 from wsmon.ui.app import WsmonApp
+from wsmon.ui.widgets import HeaderBar
 
 T0 = 1_750_000_000.0
 
@@ -55,6 +56,10 @@ async def test_n_and_shift_n_jump_between_anomalies_and_g_seeks(recording: Path)
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("n")
         assert feed.engine.position == 4  # the 1006 close, not the normal 1000 before it
+        app.refresh_from_state()
+        await pilot.pause()
+        header = app.query_one(HeaderBar).text
+        assert "REPLAY" in header and "57 %" in header  # 4 of 7 events
         assert feed.state.close_codes == {1000: 1, 1006: 1}
         await pilot.press("n")
         assert feed.engine.position == 6 and feed.state.delivery_failed == 1

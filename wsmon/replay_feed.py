@@ -50,12 +50,6 @@ class ReplayFeed:
     def slower(self) -> None:
         self.engine.slower()
 
-    def seek_fraction(self, fraction: float) -> None:
-        first, last = self.reader.first_mono, self.reader.last_mono
-        if first is None or last is None:
-            return
-        self.engine.seek_time(first + (last - first) * min(max(fraction, 0.0), 1.0))
-
     def anomalies(self) -> list[tuple[int, float, str]]:
         """(position after the event, its time, label) of every anomaly; read once, on first use."""
         if self._anomalies is None:
@@ -95,7 +89,8 @@ class ReplayFeed:
         return self.engine.speed
 
     @property
-    def progress(self) -> float:
+    def position(self) -> float:
+        """How far into the recording, 0.0 … 1.0: the header's position (the Feed protocol's name)."""
         total = self.reader.event_count
         return self.engine.position / total if total else 1.0
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -74,7 +74,6 @@ class Session:
         self.reducer = Reducer()
         self.writer: RecordingWriter | None = None
         self._stopping = asyncio.Event()
-        self._on_tick: list[Callable[[], Awaitable[None] | None]] = []
 
     # --- the Feed protocol ------------------------------------------------------------------------
 

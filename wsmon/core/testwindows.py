@@ -36,12 +36,6 @@ class TestWindow(msgspec.Struct):
     log_error_lines: list[str] = []
     alerts: list[str] = []
 
-    @property
-    def quiet(self) -> bool:
-        return not (
-            self.close_codes or self.delivery_failures or self.outages or self.log_errors or self.alerts
-        )
-
 
 class _Span(msgspec.Struct):
     window: TestWindow

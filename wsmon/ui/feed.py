@@ -20,8 +20,8 @@ class Feed(Protocol):
     """What the dashboard needs from a session.
 
     Optional replay controls, looked up with ``getattr`` only when ``mode == "replay"``:
-    ``step(n: int)``, ``faster()``, ``slower()``, ``seek_fraction(f: float)``, and for the header
-    ``speed: float`` (1.0 is real time) and ``position: float`` (0.0 … 1.0 of the recording).
+    ``step(n: int)``, ``faster()``, ``slower()``, ``next_anomaly(direction)``, ``seek_text(text)``,
+    and for the header ``speed: float`` (1.0 is real time) and ``position: float`` (0.0 … 1.0).
     """
 
     @property
