@@ -1,0 +1,42 @@
+"""Text from outside never drives the operator's terminal.
+
+Log lines, close reasons, ack fields and recordings handed over after an incident are written by
+strangers. A terminal obeys escape sequences wherever they appear, so an OSC 52 in a close reason
+could write the operator's clipboard and a dangling ESC could swallow later output. Every text from
+outside is passed through :func:`visible` where it enters, and every renderer passes it through again
+(cheap when there is nothing to replace), so recordings written before this rule are safe too.
+
+Control characters are not dropped but shown: a reader should see that a line carried an ESC.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls except tab, DEL, and the C1 controls (0x80–0x9F: 0x9B is a one-byte CSI on some
+# terminals). Unicode's bidirectional overrides can make a line read differently from what it holds.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _placeholder(code: int) -> str:
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Control Pictures block: ␛ for ESC, ␊ for LF, ␀ for NUL
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return f"<U+{code:04X}>"
+
+
+_TABLE = {code: _placeholder(code) for code in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
+_TABLE.update({code: _placeholder(code) for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+
+
+def visible(text: str) -> str:
+    """The text with every control character replaced by a visible placeholder; tab is kept."""
+    if _UNSAFE.search(text) is None:
+        return text
+    return text.translate(_TABLE)
+
+
+def is_visible(text: str) -> bool:
+    """Whether the text holds nothing a terminal would act on (tab aside)."""
+    return _UNSAFE.search(text) is None
