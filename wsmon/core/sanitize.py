@@ -6,7 +6,8 @@ could write the operator's clipboard and a dangling ESC could swallow later outp
 outside is passed through :func:`visible` where it enters, and every renderer passes it through again
 (cheap when there is nothing to replace), so recordings written before this rule are safe too.
 
-Control characters are not dropped but shown: a reader should see that a line carried an ESC.
+Control characters are not dropped but shown, one placeholder a character, so a reader sees that
+a line carried an ESC and columns and styled spans keep their offsets.
 """
 
 from __future__ import annotations
@@ -23,18 +24,20 @@ def _placeholder(code: int) -> str:
         return chr(0x2400 + code)  # the Control Pictures block: ␛ for ESC, ␊ for LF, ␀ for NUL
     if code == 0x7F:
         return "\u2421"  # ␡
-    return f"<U+{code:04X}>"
+    return "\ufffd"  # �: C1 controls and bidi overrides have no picture of their own
 
 
 _TABLE = {code: _placeholder(code) for code in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
 _TABLE.update({code: _placeholder(code) for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+_TABLE_KEEPING_LINES = {code: text for code, text in _TABLE.items() if code != 0x0A}
 
 
-def visible(text: str) -> str:
-    """The text with every control character replaced by a visible placeholder; tab is kept."""
+def visible(text: str, *, keep_newlines: bool = False) -> str:
+    """The text with every control character replaced by a visible placeholder; tab is kept, and
+    newline too when asked (a renderer's own line breaks in a multi-line panel)."""
     if _UNSAFE.search(text) is None:
         return text
-    return text.translate(_TABLE)
+    return text.translate(_TABLE_KEEPING_LINES if keep_newlines else _TABLE)
 
 
 def is_visible(text: str) -> bool:
