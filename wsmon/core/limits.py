@@ -84,7 +84,9 @@ def with_overrides(overrides: Mapping[str, Any], where: str = "limits") -> tuple
             min_events = _min_events(raw, f"{where}.{key}")
             continue
         if key not in known:
-            raise LimitError(f"{where}.{key}: unknown limit; expected one of {', '.join(known)}")
+            raise LimitError(
+                f"{where}.{key}: unknown limit; expected one of {', '.join(known)} or {RATIO_MIN_EVENTS_KEY}"
+            )
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw <= 0:
             raise LimitError(f"{where}.{key}: expected a positive number, got {raw!r}")
         if known[key].unit == "%" and known[key].kind == "ratio" and raw >= 100:
