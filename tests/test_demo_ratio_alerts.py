@@ -39,6 +39,8 @@ def test_demo_ratio_alerts_are_raised_only_on_enough_attempts(tmp_path: Path) ->
     assert first_failure is not None and state.delivery_failed > 0, "the demo injected no delivery failure"
     start = state.first_mono or 0.0
 
+    # The demo's failures are real (a device registry that forgets closed devices late): still caught.
+    assert any(alert.figure == "delivery_success" and alert.level == BREACH for alert, *_ in judged)
     for alert, successes, attempts, failures in judged:
         where = f"{alert.figure} {alert.level} at {alert.mono - start:.2f} s on {successes}/{attempts}"
         assert alert.mono - first_failure >= 1.0, f"raised within a second of the first failure: {where}"
