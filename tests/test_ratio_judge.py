@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wsmon.config import ConfigError, load_settings
 from wsmon.core import events as ev
 from wsmon.core.limits import (
     BREACH,
@@ -284,3 +286,23 @@ def test_a_re_raised_alert_leads_with_its_current_value_and_names_the_earlier_wo
     assert [a.value for a in raised] == [600.0, 520.0]
     text = alert_payload(raised[-1])["text"]
     assert text == "wsmon: BREACH Server memory (RSS) 520 MiB (limit < 512 MiB) · worst 600 MiB"
+
+
+def test_ratio_min_events_comes_from_wsmon_toml_and_a_bad_one_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    (tmp_path / "wsmon.toml").write_text("[limits]\nratio_min_events = 20\n")
+    limits = {limit.figure: limit for limit in load_settings(cwd=tmp_path).limits}
+    assert limits["delivery_success"].min_events == 20
+    assert limits["delivery_success"].value == 99.9
+    flagged = {limit.figure: limit for limit in load_settings(["ratio_min_events=7"], cwd=tmp_path).limits}
+    assert flagged["connect_success"].min_events == 7  # the flag wins over wsmon.toml
+
+    (tmp_path / "wsmon.toml").write_text("[limits]\nratio_min_events = 0.5\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(cwd=tmp_path)
+    assert str(raised.value) == (
+        f"{tmp_path / 'wsmon.toml'} [limits].ratio_min_events: expected a whole number of attempts, "
+        "at least 1, got 0.5"
+    )
