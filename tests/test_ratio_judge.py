@@ -198,11 +198,13 @@ def test_every_report_format_says_too_few_to_judge_and_none_calls_it_pass_or_bre
     judged = figure(report, "delivery_success")
     assert (judged.verdict, judged.value, judged.numerator, judged.denominator) == (TOO_FEW, None, 1, 2)
     assert judged.note == "needs 100 attempts"
-    # Delivery latency held, so the run passes, and the headline names what it could not judge.
-    assert (report.verdict, report.exit_code) == ("pass", 0)
+    # Delivery latency held, but the run is not called a pass while a ratio could not be judged.
+    assert (report.verdict, report.exit_code) == (TOO_FEW, 0)
 
     text = render_text(report)
-    assert text.splitlines()[0].startswith("wsmon report: PASS — too few to judge: delivery_success (")
+    assert text.splitlines()[0].startswith(
+        "wsmon report: TOO FEW TO JUDGE — too few to judge: delivery_success (1 ok, 1 too few to judge, "
+    )
     row = next(line for line in text.splitlines() if line.strip().startswith("Message delivery success"))
     assert "n = 2, too few to judge" in row and "too few to judge" in row.split("1/2")[1]
     assert "Delivery: 1 delivered, 1 failed, success n = 2, too few to judge" in text
@@ -215,7 +217,7 @@ def test_every_report_format_says_too_few_to_judge_and_none_calls_it_pass_or_bre
     data = json.loads(render_json(report))
     row_json = next(f for f in data["figures"] if f["figure"] == "delivery_success")
     assert (row_json["verdict"], row_json["value"], row_json["denominator"]) == ("too few to judge", None, 2)
-    assert data["verdict"] == "pass" and data["counts"]["too few to judge"] == 1
+    assert data["verdict"] == "too few to judge" and data["counts"]["too few to judge"] == 1
 
     suite = ET.fromstring(render_junit(report)).find("testsuite")
     assert suite is not None and suite.get("failures") == "0"
@@ -305,4 +307,19 @@ def test_ratio_min_events_comes_from_wsmon_toml_and_a_bad_one_names_the_file(
     assert str(raised.value) == (
         f"{tmp_path / 'wsmon.toml'} [limits].ratio_min_events: expected a whole number of attempts, "
         "at least 1, got 0.5"
+    )
+
+
+def test_worst_is_never_shown_better_than_the_current_value() -> None:
+    # Breached early at about 99 %, then it got worse: 80.0 % now. "worst 99.0 %" would be a lie.
+    early = deliveries(0.0, ok=190, failed=10)
+    _, alerts = run_judged(early)
+    (raised,) = alerts
+    assert isinstance(raised, ev.AlertRaised) and 98.0 < raised.value < 99.5
+    reducer = Reducer()
+    reducer.apply_many([*early, raised, *deliveries(10.0, ok=130, failed=70)])
+    (row,) = build_report(reducer.state, DEFAULT_LIMITS).alerts.active
+    assert (round(row.now, 1), round(row.worst, 1), row.value) == (80.0, 80.0, raised.value)
+    assert row.headline.startswith(
+        "Message delivery success 80.0 % (limit > 99.90 %) · worst 80.0 % · raised at "
     )

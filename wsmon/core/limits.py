@@ -204,6 +204,18 @@ def shown_value(state: State, limit: Limit) -> str:
     return format_value(live_value(state, limit), limit.unit)
 
 
+def worst_of(limit: Limit, *values: float | None) -> float | None:
+    """The worst of some values for this limit: the lowest for a success rate, else the highest.
+
+    State.breached keeps the value recorded at each breach, not every value in between, so where an
+    alert is shown its worst is the worse of that and the figure now (never a worst better than now).
+    """
+    known = [value for value in values if value is not None and not math.isnan(value)]
+    if not known:
+        return None
+    return min(known) if limit.bound == "min" else max(known)
+
+
 def alert_headline(limit: Limit, now: str, worst: float | None, raised_at: float | None) -> tuple[str, str]:
     """An alert's line in two halves: the figure as it is now, then its history.
 

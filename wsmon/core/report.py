@@ -33,6 +33,7 @@ from wsmon.core.limits import (
     too_few,
     too_few_text,
     wilson_interval,
+    worst_of,
 )
 from wsmon.core.state import SERIES_LEN, State
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
@@ -260,15 +261,15 @@ def build_report(
 
 
 def _overall_verdict(figures: list[Figure]) -> str:
-    """breach if any figure breached; else pass if any was judged ok or warn; else, when nothing could
-    be judged, too few to judge (if some ratio had a few attempts) or no data. A figure with too few
-    attempts never fails a run, and a run is not called a pass on such figures alone."""
+    """breach if any figure breached; else too few to judge if any success ratio had attempts but too
+    few to judge (there was activity that may be failing, and nobody can tell yet: not a pass); else
+    pass if any figure was judged; else no data. Only a breach fails a run (exit_code)."""
     judged = [f.verdict for f in figures if f.kind != "capacity"]
     if BREACH in judged:
         return BREACH
-    if OK in judged or WARN in judged:
-        return "pass"
-    return TOO_FEW if TOO_FEW in judged else NO_DATA
+    if TOO_FEW in judged:
+        return TOO_FEW
+    return "pass" if OK in judged or WARN in judged else NO_DATA
 
 
 def _alert_row(
@@ -290,6 +291,8 @@ def _alert_row(
         return row
     row.now = _num(live_value(state, limit))
     row.now_text = _now_text(state, limit, row.now)
+    if row.worst is not None:
+        row.worst = worst_of(limit, row.worst, row.now)
     headline, history = alert_headline(limit, row.now_text, row.worst, row.value)
     row.headline = f"{headline} · {history}"
     return row
