@@ -40,7 +40,8 @@ limit_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Override a limit, e.g. --limit rss_mib=256 (repeatable). Keys: connect_ms, delivery_ms, db_ms, "
-    "e2e_ms, connect_success, delivery_success, rss_mib, cpu_percent, connections, messages_per_s.",
+    "e2e_ms, connect_success, delivery_success, rss_mib, cpu_percent, connections, messages_per_s; "
+    "ratio_min_events (attempts a success ratio needs before it is judged, default 100).",
 )
 
 
