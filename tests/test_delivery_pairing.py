@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryRules, Failed
 
 
@@ -222,3 +225,44 @@ def test_ack_types_still_gate_pairing_by_value() -> None:
     # The ack paths share the id key here, so a nested id in an ack is a reference.
     (done,) = matcher.on_message("out", "c", js({"type": "ack", "payload": {"id": "msg_1"}}), 0.1)
     assert isinstance(done, Delivered)
+
+
+_IDS = ["msg_a1", "msg_b2", "msg_c3", "msg_d4"]
+_json_leaf = st.one_of(st.sampled_from(_IDS), st.text(max_size=8), st.integers(), st.booleans(), st.none())
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(["id", "ref", "payload", "status", "error", "x"]), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def _string_values(value: Any, key: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _string_values(v, k)]
+    if isinstance(value, list):
+        return [pair for v in value for pair in _string_values(v, key)]
+    return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(acks=st.lists(st.dictionaries(st.sampled_from(["type", "payload", "ref", "id"]), _json, max_size=4)))
+def test_by_value_pairing_completes_only_named_outstanding_ids_and_each_once(
+    acks: list[dict[str, Any]],
+) -> None:
+    matcher = DeliveryMatcher()
+    for message_id in _IDS:
+        matcher.on_message("in", "c", js({"id": message_id}), 0.0)
+    completed: list[str] = []
+    for ack in acks:
+        results = matcher.on_message("out", "c", js(ack), 0.1)
+        # Only ids the ack names outside an id key, and only those still outstanding.
+        named = {value for key, value in _string_values(ack) if key != "id"}
+        assert {r.message_id for r in results} <= named
+        completed.extend(r.message_id for r in results)
+    assert len(completed) == len(set(completed))
+    assert matcher.pending_count == len(_IDS) - len(completed)
