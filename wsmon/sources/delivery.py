@@ -166,7 +166,8 @@ class DeliveryMatcher:
         self._reasons = _split(rules.reason_paths)
         self._success = tuple(rules.success_path.split("."))
         self._type = tuple(rules.type_path.split("."))
-        # A message that names none of the id or ack fields is skipped before JSON parsing.
+        # While no id is outstanding, a message that names none of the id or ack fields is skipped
+        # before JSON parsing (while ids are outstanding, any JSON object may name one by value).
         keys = sorted({path[-1] for path in (*self._ids, *self._acks)})
         # A value under an id key is a message's own id (a forwarded copy carries it), not a reference;
         # unless the ack paths share the key, as in protocols whose acks are told apart by their type.
