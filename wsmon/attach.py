@@ -126,6 +126,13 @@ def _positive(value: Any, where: str) -> float:
     return float(number)
 
 
+def _count(value: Any, where: str) -> int:
+    number = _expect(value, int, where, "a whole number")
+    if number < 1:
+        raise ConfigError(f"{where}: expected a whole number of at least 1, got {number}")
+    return int(number)
+
+
 def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
@@ -292,6 +299,7 @@ _DELIVERY_LISTS = (
     "ack_directions",
 )
 _DELIVERY_SETS = ("failure_values", "request_types", "ack_types")
+_DELIVERY_BOUNDS = ("value_max_depth", "value_max_strings", "value_max_bytes", "value_min_chars")
 
 
 def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
@@ -303,7 +311,8 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
         where = f"{path} [delivery]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: expected a table")
-        known = {*_DELIVERY_LISTS, *_DELIVERY_SETS, "success_path", "type_path", "timeout_s", "enabled"}
+        known = {*_DELIVERY_LISTS, *_DELIVERY_SETS, *_DELIVERY_BOUNDS}
+        known |= {"success_path", "type_path", "timeout_s", "enabled", "match_values"}
         values: dict[str, Any] = {}
         timeout = 5.0
         for key, value in table.items():
@@ -312,8 +321,10 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
                 raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
             if key == "timeout_s":
                 timeout = _positive(value, at)
-            elif key == "enabled":
+            elif key in ("enabled", "match_values"):
                 values[key] = _expect(value, bool, at, "true or false")
+            elif key in _DELIVERY_BOUNDS:
+                values[key] = _count(value, at)
             elif key in ("success_path", "type_path"):
                 values[key] = _expect(value, str, at, "a dotted JSON path")
             else:

@@ -293,6 +293,13 @@ KNOWN_TARGETS = ("server", "websocket", "process", "redis", "postgres", "health"
 )
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="The test runner's JUnit XML.")
 @click.option(
+    "--test-results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="The test runner's results, read when it ends: JUnit XML, jest --json --outputFile, "
+    "go test -json output or TAP; the format is told from the content (repeatable).",
+)
+@click.option(
     "--record", type=click.Path(dir_okay=False, path_type=Path), help="Default: ./wsmon-runs/<UTC>.wsmon"
 )
 @click.option("--tui", is_flag=True, help="Show the dashboard during the run (test output goes to a file).")
@@ -308,6 +315,7 @@ def run(
     require: str | None,
     ready_timeout: float,
     junit: Path | None,
+    test_results: tuple[Path, ...],
     record: Path | None,
     tui: bool,
     no_fail_on_breach: bool,
@@ -361,6 +369,7 @@ def run(
         ready_timeout=ready_timeout,
         junit=junit,
         output=output,
+        test_results=test_results,
     )
     if headless:
         _run_headless(test_run.run, test_run.stop)
@@ -392,6 +401,8 @@ def _finish_run(test_run: Any, record: Path, fmt: str, *, fail_on_breach: bool) 
             out.write(render(report, "markdown") + "\n" + _render_tests(state, windows, "markdown") + "\n")
     if outcome.junit_error:
         click.echo(f"wsmon: warning: {outcome.junit_error}", err=True)
+    for error in outcome.results_errors:
+        click.echo(f"wsmon: warning: {error}", err=True)
     click.echo(f"recorded to {record}", err=True)
     if outcome.test_exit not in (0, None):
         return int(outcome.test_exit) if 0 < outcome.test_exit < 256 else EXIT_BREACH
@@ -401,7 +412,7 @@ def _finish_run(test_run: Any, record: Path, fmt: str, *, fail_on_breach: bool) 
 
 
 def _render_tests(state: Any, windows: list[Any], fmt: str) -> str:
-    from wsmon.core.testwindows import describe
+    from wsmon.core.testwindows import describe, span_line
 
     tests = list(state.tests.values())
     if not tests:
@@ -418,7 +429,7 @@ def _render_tests(state: Any, windows: list[Any], fmt: str) -> str:
         title = f"{window.outcome.upper()} {window.test}" + (f" — {window.message}" if window.message else "")
         lines.append(f"### {title}" if fmt == "markdown" else title)
         if window.duration_s is not None:
-            lines.append(f"  ran {window.duration_s:.2f} s; while it ran:")
+            lines.append(f"  {span_line(window)}")
         lines.extend(("- " if fmt == "markdown" else "  ") + line.strip() for line in describe(window))
         lines.append("")
     return "\n".join(lines)

@@ -217,7 +217,7 @@ class HttpSample(Event, tag="http"):
 
 class TestEvent(Event, tag="test"):
     """A test of the suite under observation started or ended (live from the pytest plugin, or placed
-    afterwards from the runner's JUnit XML)."""
+    afterwards from the runner's results: JUnit XML, jest --json, go test -json, TAP)."""
 
     __test__ = False  # not a pytest test class, whatever its name says
 
@@ -226,6 +226,8 @@ class TestEvent(Event, tag="test"):
     outcome: str = ""  # passed | failed | error | skipped, on "end"
     duration_s: float | None = None
     message: str = ""  # the failure's message, first line
+    # The window is derived from durations (JUnit, jest's per-test times, TAP), not given by the runner.
+    approximate: bool = False
 
 
 AnyEvent = (

@@ -400,12 +400,15 @@ def _test(state: State, e: ev.TestEvent) -> None:
         record = tests[e.name] = TestRecord(name=e.name)
     if e.phase == "start":
         record.start_mono, record.start_wall = e.mono, e.wall
+        record.approximate = e.approximate
         return
     record.end_mono, record.end_wall = e.mono, e.wall
     record.outcome = e.outcome
     record.message = e.message
+    record.approximate = record.approximate or e.approximate
     if record.start_mono is None and e.duration_s is not None:
         record.start_mono, record.start_wall = e.mono - e.duration_s, e.wall - e.duration_s
+        record.approximate = True  # the start is derived from the duration
 
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Reducer", "fold"]

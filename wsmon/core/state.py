@@ -141,6 +141,7 @@ class TestRecord(msgspec.Struct, gc=False):
     end_wall: float | None = None
     outcome: str = ""
     message: str = ""
+    approximate: bool = False  # its window was derived, not given by the runner
 
 
 MAX_TESTS_KEPT = 20_000
