@@ -255,6 +255,7 @@ DOCUMENTED_TOP = {
     "exits",
     "log_counts",
     "trends",
+    "probe",
 }
 DOCUMENTED_FIGURE = {
     "figure",

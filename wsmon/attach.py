@@ -26,7 +26,7 @@ from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logfile import LogFileSource, StdinLogSource
 from wsmon.sources.logrules import RuleError, load_rules
 from wsmon.sources.postgres import PostgresSource
-from wsmon.sources.probe import ProbeConfig, ProbeSource
+from wsmon.sources.probe import DEFAULT_RECONNECT_S, ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
 from wsmon.sources.redis_source import RedisSource
 from wsmon.sources.server import ServerSource
@@ -50,6 +50,7 @@ class AttachOptions:
     interval: float = 1.0
     cpu_basis: str = "core"
     probes: int = 2
+    reconnect_every: float = DEFAULT_RECONNECT_S  # seconds a probe connection lives; 0: until closed
     request: str | None = None
     reply_contains: str | None = None
     ca_file: str | None = None
@@ -145,6 +146,12 @@ def _string_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
+def _reconnect_every(value: Any, where: str) -> float:
+    if value == 0 or value == "0":
+        return 0.0  # never on purpose: each probe connection lives until the server closes it
+    return _positive(value, where)
+
+
 def _probe_count(value: Any, where: str) -> int:
     count = _expect(value, int, where, "a number of probe connections 0-50")
     if not 0 <= count <= 50:
@@ -178,6 +185,7 @@ _VALIDATORS: dict[str, Any] = {
     "interval": _positive,
     "cpu_basis": lambda v, w: _choice(v, w, ("core", "machine")),
     "probes": _probe_count,
+    "reconnect_every": _reconnect_every,
     "request": lambda v, w: _expect(v, str, w, "a message template"),
     "reply_contains": lambda v, w: _expect(v, str, w, "a substring of the reply"),
     "ca_file": _ca_file,
@@ -202,6 +210,7 @@ _SECTIONS = {
     "interval": "attach",
     "cpu_basis": "attach",
     "probes": "probe",
+    "reconnect_every": "probe",
     "request": "probe",
     "reply_contains": "probe",
     "ca_file": "probe",
@@ -401,6 +410,7 @@ def _probe_config(options: AttachOptions) -> ProbeConfig:
         url=options.url,
         count=max(options.probes, 1),
         interval=options.interval,
+        reconnect_every=options.reconnect_every,
         request=options.request,
         reply_contains=options.reply_contains,
         ca_file=options.ca_file,

@@ -198,6 +198,12 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
             "--cpu-basis", type=click.Choice(["core", "machine"]), help="CPU as % of one core or of all."
         ),
         click.option("--probes", type=int, help="Probe connections to the WebSocket URL (default 2)."),
+        click.option(
+            "--reconnect-every",
+            type=float,
+            metavar="SECONDS",
+            help="Reopen each probe connection this often, timing its handshake again (default 30, 0 never).",
+        ),
         click.option("--request", help='A request the probes send, "{id}" replaced by a fresh id.'),
         click.option("--reply-contains", help='How to recognise its reply ("{id}" replaced too).'),
         click.option("--ca", "ca_file", type=click.Path(dir_okay=False), help="A CA bundle for wss://."),

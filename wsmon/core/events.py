@@ -128,6 +128,7 @@ class LatencySample(Event, tag="latency"):
     ms: float
     target: str = ""
     ref: str = ""  # the message a delivery sample is about: two witnesses of one delivery count once
+    own: bool = False  # measured on wsmon's own probe connection: reported apart from the users' figures
 
 
 class ProcessSample(Event, tag="process"):

@@ -22,6 +22,7 @@ from wsmon.core.state import (
     MAX_OWN_PEERS,
     MAX_TESTS_KEPT,
     OPEN,
+    PROBE_CONNECT,
     ActiveAlert,
     Connection,
     DeliveryFailure,
@@ -315,9 +316,11 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
 def _latency(state: State, e: ev.LatencySample) -> None:
     if e.ref and e.kind == "delivery" and not _first_witness(state, e.ref):
         return
-    dist = state.latency.get(e.kind)
+    # The probe's own handshakes are reported as the probe's, never judged as the users' connect time.
+    kind = PROBE_CONNECT if e.own and e.kind == "connect" else e.kind
+    dist = state.latency.get(kind)
     if dist is None:
-        dist = state.latency[e.kind] = Distribution()
+        dist = state.latency[kind] = Distribution()
     dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1

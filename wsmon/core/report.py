@@ -35,7 +35,7 @@ from wsmon.core.limits import (
     wilson_interval,
     worst_of,
 )
-from wsmon.core.state import SERIES_LEN, State
+from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, State
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
 
 REPORT_VERSION = 1
@@ -172,6 +172,18 @@ class ExitRow(msgspec.Struct, kw_only=True):
     last_lines: list[str]
 
 
+class ProbeLatency(msgspec.Struct, kw_only=True):
+    """A latency of wsmon's own probe connections: reported beside the figures, never judged as the
+    users' (the probe's handshake is not a client's connect time)."""
+
+    kind: str  # connect | ping | roundtrip
+    label: str
+    count: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
 class Report(msgspec.Struct, kw_only=True):
     report_version: int = REPORT_VERSION
     session: Session
@@ -187,6 +199,7 @@ class Report(msgspec.Struct, kw_only=True):
     exits: list[ExitRow]
     log_counts: dict[str, int]
     trends: list[TimeToLimit] = []  # time to limit over the session's last minutes (core.trend)
+    probe: list[ProbeLatency] = []  # wsmon's own probe connections' latencies, not judged
 
     @property
     def exit_code(self) -> int:
@@ -257,6 +270,7 @@ def build_report(
         ],
         log_counts=dict(state.log_counts),
         trends=all_time_to_limit(state, _rss_limit(limits)),
+        probe=_probe_latencies(state),
     )
 
 
@@ -306,6 +320,42 @@ def _now_text(state: State, limit: Limit, now: float | None) -> str:
     return NO_DATA if now is None else format_value(now, limit.unit)
 
 
+_PROBE_KINDS = (
+    (PROBE_CONNECT, "connect", "handshake"),
+    ("ping", "ping", "ping"),
+    ("roundtrip", "roundtrip", "request/reply"),
+)
+
+
+def _probe_latencies(state: State) -> list[ProbeLatency]:
+    rows: list[ProbeLatency] = []
+    for key, kind, label in _PROBE_KINDS:
+        dist = state.latency.get(key)
+        if dist is None or not dist.count:
+            continue
+        rows.append(
+            ProbeLatency(
+                kind=kind,
+                label=label,
+                count=dist.count,
+                p50=_num(dist.session_percentile(50)),
+                p95=_num(dist.session_percentile(95)),
+                max=_num(dist.maximum),
+            )
+        )
+    return rows
+
+
+def probe_line(report: Report) -> str:
+    """wsmon's own probes' latencies in one line, labelled as the probe's; "" without any."""
+    parts = [
+        f"{p.label} p95 {format_value(p.p95, 'ms')} (max {format_value(p.max, 'ms')}, {p.count} samples)"
+        for p in report.probe
+        if p.p95 is not None and p.max is not None
+    ]
+    return "wsmon's own probes (not judged): " + ", ".join(parts) if parts else ""
+
+
 def _rss_limit(limits: tuple[Limit, ...]) -> float | None:
     return next((limit.value for limit in limits if limit.kind == "rss"), None)
 
@@ -338,6 +388,10 @@ def _figure(state: State, limit: Limit) -> Figure:
 def _latency_figure(state: State, limit: Limit, fig: Figure) -> None:
     dist = state.latency.get(limit.latency_kind)
     if dist is None or not dist.count:
+        probe = state.latency.get(PROBE_CONNECT)
+        if limit.latency_kind == "connect" and probe is not None and probe.count:
+            shown = format_value(_num(probe.session_percentile(95)), "ms")
+            fig.note = f"no client handshakes seen (needs a tap); wsmon's own probe: p95 {shown}"
         return
     fig.count = dist.count
     fig.p50 = _num(dist.session_percentile(50))
@@ -691,6 +745,8 @@ def render_text(report: Report) -> str:
         f"Connections: {c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
+    if probe_line(report):
+        lines.append(probe_line(report))
 
     if report.trends:
         lines += ["", "Time to limit (trend over the last minutes)"] + [f"  {t.text}" for t in report.trends]
@@ -782,6 +838,8 @@ def render_markdown(report: Report) -> str:
         f"{c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
+    if probe_line(report):
+        lines += ["", _md(probe_line(report))]
     if report.trends:
         lines += ["", "### Time to limit", ""] + [f"- {_md(t.text)}" for t in report.trends]
     if report.targets:
