@@ -247,6 +247,7 @@ DOCUMENTED_TOP = {
     "exits",
     "log_counts",
     "trends",
+    "warnings",
 }
 DOCUMENTED_FIGURE = {
     "figure",

@@ -507,6 +507,7 @@ def report(
             state = reader.state_at_seq(reader.event_count)
         except RecordingError as exc:
             fail(str(exc))
+        _damaged_batches_warning(reader)
         _print_warnings(reader.warnings)
         return reader, state
 
@@ -517,6 +518,7 @@ def report(
         else (tuple(reader.header.limits) or _settings(()).limits)
     )
     result = build_report(state, limits, source=str(file), header=_header(reader))
+    result.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
         settings = _settings(limit_flags)
@@ -592,6 +594,19 @@ def _check_record_path(record: Path | None) -> None:
         fail(f"{record}: already exists; wsmon never overwrites a recording (choose another name)")
     if not record.parent.exists():
         fail(f"{record}: directory {record.parent} does not exist")
+
+
+_UNREADABLE_BATCHES = "unreadable batches:"
+
+
+def _damaged_batches_warning(reader: Any) -> None:
+    """Read every batch (the State comes from a keyframe, which would hide damage) and sum up the loss."""
+    unreadable = reader.check_batches()
+    if unreadable:
+        reader.warnings.append(
+            f"{_UNREADABLE_BATCHES} {unreadable} of {reader.batch_count} batches in {reader.path} could not"
+            " be read; their events cannot be replayed or exported"
+        )
 
 
 def _header(reader: Any) -> dict[str, Any]:

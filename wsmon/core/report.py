@@ -165,6 +165,7 @@ class Report(msgspec.Struct, kw_only=True):
     exits: list[ExitRow]
     log_counts: dict[str, int]
     trends: list[TimeToLimit] = []  # time to limit over the session's last minutes (core.trend)
+    warnings: list[str] = []  # what the report could not see, e.g. a recording's unreadable batches
 
     @property
     def exit_code(self) -> int:
@@ -590,7 +591,9 @@ def _session_lines(report: Report) -> list[str]:
 
 
 def render_text(report: Report) -> str:
-    lines = [verdict_line(report), *_session_lines(report), "", "Limits (latency judged on the session p95)"]
+    lines = [verdict_line(report), *_session_lines(report)]
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
+    lines += ["", "Limits (latency judged on the session p95)"]
     lines += _table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))
 
     cc = report.close_codes
@@ -668,6 +671,8 @@ def render_markdown(report: Report) -> str:
     """GitHub-flavoured Markdown, for a CI job summary."""
     lines = [f"## {verdict_line(report)}", ""]
     lines += [f"{line}  " for line in _session_lines(report)] + [""]
+    lines += [f"> **Warning:** {_md(warning)}" for warning in report.warnings]
+    lines += [""] if report.warnings else []
     lines += ["### Limits", "", *_md_table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))]
 
     cc = report.close_codes

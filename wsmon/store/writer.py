@@ -137,20 +137,12 @@ class RecordingWriter:
         rows = []
         first_seq = self._count
         for start in range(0, len(buffer), MAX_BATCH_EVENTS):
-            chunk = buffer[start : start + MAX_BATCH_EVENTS]
-            monos = [event.mono for event in chunk]
-            rows.append(
-                (
-                    first_seq,
-                    len(chunk),
-                    min(monos),
-                    max(monos),
-                    chunk[0].wall,
-                    chunk[-1].wall,
-                    self._encoder.encode(chunk),
+            for chunk, blob in self._encoder.encode_within_limit(buffer[start : start + MAX_BATCH_EVENTS]):
+                monos = [event.mono for event in chunk]
+                rows.append(
+                    (first_seq, len(chunk), min(monos), max(monos), chunk[0].wall, chunk[-1].wall, blob)
                 )
-            )
-            first_seq += len(chunk)
+                first_seq += len(chunk)
         keyframe = self._keyframe_row(state, first_seq, force_keyframe)
         if not rows and keyframe is None:
             return
