@@ -142,3 +142,19 @@ async def test_the_dashboard_says_recording_stopped_and_keeps_running(small_disk
         assert session.state.seq > seq  # still monitoring
         await pilot.press("q")
     assert app.return_code in (None, 0)
+
+
+def test_wsmon_run_on_a_full_disk_still_runs_the_tests_and_reports(small_disk: Path, tmp_path: Path) -> None:
+    fill(small_disk, leave=0)
+    record = small_disk / "run.wsmon"
+    proc = wsmon(
+        "run", "--redis", "redis://127.0.0.1:6379/0", "--record", str(record), "--",
+        sys.executable, "-c", "print('tests ran')",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "tests ran" in proc.stdout
+    assert "wsmon report: " in proc.stdout  # from the live State: nothing could be recorded
+    assert f"wsmon: error: {record}: cannot write (disk full)" in proc.stderr.splitlines()
+    assert proc.returncode == 2
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
