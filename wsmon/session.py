@@ -76,6 +76,7 @@ class Session:
         # Set when the recording could not be written (disk full, read-only): one line naming the file
         # and the fault. Monitoring goes on without it; the CLI reports it and exits 2 at the end.
         self.recording_error: str | None = None
+        self._recording_stopped_by = ""
         self._stopping = asyncio.Event()
 
     # --- the Feed protocol ------------------------------------------------------------------------
@@ -94,9 +95,7 @@ class Session:
     @property
     def notice(self) -> str:
         """A line the dashboard's header shows in its error colour (the Feed protocol's optional part)."""
-        if self.recording_error is None:
-            return ""
-        return "recording stopped: " + self.recording_error.rsplit("(", 1)[-1].rstrip(")")
+        return f"recording stopped: {self._recording_stopped_by}" if self.recording_error else ""
 
     # --- running ----------------------------------------------------------------------------------
 
@@ -167,6 +166,7 @@ class Session:
             self.writer.abandon()
             self.writer = None
         self.recording_error = str(exc)
+        self._recording_stopped_by = getattr(exc, "reason", exc.problem)
         wall, mono = now()
         self.emit(
             ev.LogLine(wall=wall, mono=mono, level="error", text=f"recording stopped: {exc}", source="wsmon")

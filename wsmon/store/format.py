@@ -44,6 +44,14 @@ class RecordingError(Exception):
         super().__init__(f"{self.path}: {problem}")
 
 
+class RecordingWriteError(RecordingError):
+    """The recording cannot be written (disk full, read-only, no permission); ``reason`` is the cause."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.reason = reason
+        super().__init__(path, f"cannot write ({reason})")
+
+
 class RecordedTarget(msgspec.Struct, kw_only=True):
     name: str
     kind: str
@@ -120,6 +128,8 @@ class BatchDecoder:
         raw = _decompress_capped(self._zstd, blob, MAX_BATCH_BYTES)
         if expected_count is not None:
             count = _msgpack_array_length(raw)
+            if count is None:
+                raise ValueError("is not a list of events")
             if count != expected_count:
                 # Checked before decoding: a crafted blob must not build millions of objects first.
                 raise ValueError(f"holds {count} events, the index says {expected_count}")

@@ -25,6 +25,7 @@ from wsmon.store.format import (
     BatchEncoder,
     RecordingError,
     RecordingHeader,
+    RecordingWriteError,
     compress_keyframe,
     encode_header,
 )
@@ -83,7 +84,7 @@ class RecordingWriter:
         except sqlite3.Error as exc:
             # Nothing was recorded: leave no empty file behind to make the next try say "already exists".
             self._remove_files()
-            raise RecordingError(self.path, f"cannot write ({_reason(exc)})") from exc
+            raise RecordingWriteError(self.path, _reason(exc)) from exc
 
     def _remove_files(self) -> None:
         if self._db is not None:
@@ -106,7 +107,7 @@ class RecordingWriter:
         except FileExistsError:
             raise RecordingError(self.path, "already exists (choose another name or overwrite it)") from None
         except OSError as exc:
-            raise RecordingError(self.path, f"cannot write ({_reason(exc)})") from exc
+            raise RecordingWriteError(self.path, _reason(exc)) from exc
         try:
             os.fchmod(fd, 0o600)  # os.open's mode is masked by the umask; never widened, but be exact
         finally:
@@ -180,7 +181,7 @@ class RecordingWriter:
             with contextlib.suppress(sqlite3.Error):
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-            raise RecordingError(self.path, f"cannot write ({_reason(exc)})") from exc
+            raise RecordingWriteError(self.path, _reason(exc)) from exc
         self._count = first_seq
         buffer.clear()
         if keyframe is not None:
