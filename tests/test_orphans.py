@@ -7,6 +7,7 @@ for ever (the load generator retrying the dead tap at 2-4 % CPU).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -100,4 +101,44 @@ def test_no_child_outlives_wsmon(tmp_path: Path, signum: int) -> None:
             wsmon.kill()
             wsmon.wait()
         for proc in _alive(children):  # reparented by now: only the list still finds them
+            proc.kill()
+
+
+def test_closing_the_dashboards_terminal_leaves_no_child(tmp_path: Path) -> None:
+    """The dashboard in a real pseudo-terminal; the terminal hangs up (SIGHUP) and goes away."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: wsmon's dashboard on the pty
+        os.chdir(tmp_path)
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(sys.executable, [sys.executable, "-m", "wsmon", "demo", "--clients", "3"])
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):
+                    os.read(fd, 65536)  # keep the terminal drained, as a terminal would
+            lines = [_cmdline(child) for child in _descendants(pid)]
+            if any("wsmon.demo.loadgen" in line for line in lines) and any(line == "cat" for line in lines):
+                break
+        children = _descendants(pid)
+        assert any("wsmon.demo.loadgen" in _cmdline(child) for child in children)
+        os.kill(pid, signal.SIGHUP)
+        os.close(fd)
+        deadline = time.monotonic() + 20
+        while not os.waitpid(pid, os.WNOHANG)[0]:
+            assert time.monotonic() < deadline, "wsmon did not end on SIGHUP"
+            time.sleep(0.2)
+        deadline = time.monotonic() + GONE_WITHIN_S
+        while _alive(children) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [_cmdline(proc) for proc in _alive(children)]
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for proc in _alive(children):
             proc.kill()
