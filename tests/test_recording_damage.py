@@ -166,6 +166,8 @@ def test_report_says_how_many_batches_could_not_be_read(tmp_path: Path) -> None:
     line = f"unreadable batches: 2 of 15 batches in {path} could not be read"
     assert f"wsmon: warning: {line}" in proc.stderr
     assert f"WARNING: {line}" in proc.stdout
+    proc = wsmon("replay", "--headless", str(path))
+    assert f"wsmon: warning: {line}" in proc.stderr and f"WARNING: {line}" in proc.stdout
     proc = wsmon("report", str(path), "--format", "json")
     warnings = json.loads(proc.stdout)["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith(line)

@@ -12,6 +12,8 @@ import io
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,3 +147,41 @@ def test_odd_and_huge_rows_are_skipped_with_a_warning(
             )
         db.close()
         assert read_everything(path) in ("whole", "partial")
+
+
+CLI_FUZZ = settings(
+    max_examples=int(os.environ.get("WSMON_CLI_FUZZ_EXAMPLES", "6")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+@CLI_FUZZ
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 7)), min_size=1, max_size=40),
+    cut=st.one_of(st.none(), st.integers(0, 10**9)),
+)
+def test_the_cli_on_damage_prints_one_error_line_or_warnings_never_a_traceback(
+    flips: list[tuple[int, int]], cut: int | None
+) -> None:
+    data = bytearray(original())
+    for offset, bit in flips:
+        data[offset % len(data)] ^= 1 << bit
+    if cut is not None:
+        data = data[: cut % len(data)]
+    with damaged(bytes(data)) as path:
+        for command in (["report"], ["export", "--jsonl"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "wsmon", *command, str(path)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert "Traceback" not in proc.stderr, proc.stderr
+            assert proc.returncode in (0, 1, 2), proc.stderr
+            errors = [line for line in proc.stderr.splitlines() if line.startswith("wsmon: error: ")]
+            if proc.returncode == 2:
+                assert errors == proc.stderr.splitlines() and len(errors) == 1, proc.stderr
+            else:
+                assert not errors
+                assert all(line.startswith("wsmon: warning: ") for line in proc.stderr.splitlines())

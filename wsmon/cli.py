@@ -473,11 +473,13 @@ def replay(file: Path, headless: bool, speed: float) -> None:
             reader = RecordingReader(file)
             engine = ReplayEngine(reader)
             engine.seek_seq(reader.event_count)
+            _damaged_batches_warning(reader)
             _print_warnings(reader.warnings)
             limits = tuple(reader.header.limits) or None
             report = build_report(
                 engine.state, limits or _settings(()).limits, source=str(file), header=_header(reader)
             )
+            report.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
             click.echo(render_text(report))
             sys.exit(EXIT_OK)
         from wsmon.replay_feed import ReplayFeed
