@@ -1,0 +1,246 @@
+"""The words and field names real WebSocket servers log with, and a log line's fields kept for later.
+
+Recognition matches vocabulary, not sentences: a server may say "client joined", "new connection" or
+"connection established" for the same thing, and name the connection ``connectionId``, ``socketId``,
+``sid`` or ``client.id``. Field names are compared normalised (lower case, without ``_``/``-``), and
+nested objects are flattened to dotted keys, so ``payload.messageId`` and ``error.message`` are found
+wherever a logger put them. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from wsmon.core.redact import MASK, redact_url
+
+MAX_FIELDS = 32  # a kept line carries at most this many fields ...
+MAX_FIELD_CHARS = 400  # ... each cut to this many characters
+MAX_DEPTH = 4  # nested objects deeper than this are kept as their JSON-ish text
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+# --- vocabulary -----------------------------------------------------------------------------------
+
+# Failing to send: phrases that say so on their own ...
+FAIL_STRONG = re.compile(
+    r"fail(?:ed|ure)? to (?:send|deliver|write|forward|route|relay|emit|push)"
+    r"|(?:delivery|send|sending|write|forward(?:ing)?|routing|relay) (?:has |was )?(?:failed|failure|error)"
+    r"|(?:could|can)\s?not (?:send|deliver|forward|route|relay)|unable to (?:send|deliver|forward|route)"
+    r"|undeliverable|messagedeliveryerror|not delivered"
+    r"|(?:unknown|missing|unregistered|offline|absent|invalid) (?:recipient|target|device|destination|peer)"
+    r"|(?:recipient|target device|device|destination|peer) (?:was |is )?(?:not found|unknown|offline"
+    r"|not connected|not registered|does not exist|gone)"
+    r"|no such (?:recipient|device|client|connection|peer)|(?:message|msg) dropped|dropped (?:message|msg)"
+)
+# ... and words that mean it only where a send is in view (a message id, or "send", "deliver" ...).
+FAIL_WEAK = re.compile(
+    r"\bnot open\b|\bepipe\b|\beconnreset\b|write after end|broken pipe|readystate [23]\b"
+    r"|(?:on|to) (?:a |the )?closed (?:socket|connection|websocket)|is (?:already )?closed"
+    r"|after (?:it was |the socket was )?closed|socket hang up"
+)
+SEND_CONTEXT = re.compile(r"send|sent\b|deliver|writ|forward|recipient|relay|rout")
+CLOSE = re.compile(
+    r"\bdisconnect(?:ed|ing)?\b|\bclos(?:ed|ing|e)\b|\bconnection (?:lost|dropped|reset|terminated|ended)\b"
+    r"|\bhung up\b|\bhang up\b|\bwent away\b|\bleft\b|\bterminated\b|\bgoodbye\b|\bdeparted\b"
+)
+OPEN = re.compile(
+    r"\b(?:re)?connected\b|\bconnection (?:established|opened|open|accepted|ready)\b"
+    r"|\bnew (?:websocket |ws |socket )?(?:connection|client|socket|session)\b"
+    r"|\b(?:client|socket|device|peer|user) (?:joined|connected|attached|opened)\b|\bjoined\b|\bopened\b"
+    r"|\baccepted (?:connection|websocket|client)\b|\bhandshake (?:complete|completed|done|succeeded)\b"
+)
+DELIVERED = re.compile(
+    r"\bdelivered\b|\b(?:message|msg) (?:sent|forwarded|routed|relayed|acked|acknowledged)\b"
+    r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
+)
+CRASH = re.compile(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+# Whether a line can be about any of the above: a few substring tests before any regex or decoding.
+CUES = (
+    "conn", "open", "clos", "join", "left", "hung", "hang", "went", "termin", "bye", "depart", "accept",
+    "handshake", "fail", "deliver", "send", "sent", "recipient", "epipe", "reset", "write", "dropped",
+    "error", "not ", "ack", "routed", "relay", "forward", "uncaught", "unhandled", "fatal", "panic", "device",
+    "offline", "unknown", "missing", "no such", "peer", "exception",
+)  # fmt: skip
+
+
+def has_cue(lowered: str) -> bool:
+    return any(cue in lowered for cue in CUES)
+
+
+# --- field names ----------------------------------------------------------------------------------
+
+
+def norm(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+MESSAGE_KEYS = ("msg", "message", "event", "@m", "MESSAGE")
+LEVEL_KEYS = ("level", "severity", "levelname", "log.level", "lvl", "@l")
+CONN_NAMES = frozenset(
+    {
+        "conn", "connid", "connectionid", "connection", "socketid", "socket", "clientid", "client", "sid",
+        "wsid", "websocketid", "connectionkey", "clientkey", "peerid",
+    }
+)  # fmt: skip
+CONN_PARENTS = frozenset({"conn", "connection", "client", "socket", "ws", "websocket", "peer"})
+MESSAGE_ID_NAMES = frozenset({"messageid", "msgid", "mid", "deliveryid"})
+MESSAGE_PARENTS = frozenset({"message", "msg", "payload", "data", "body", "envelope", "packet"})
+RECIPIENT_NAMES = frozenset({"to", "recipient", "recipientid", "target", "targetid", "todevice", "dest"})
+ERROR_NAMES = ("error.message", "err.message", "exception.message", "error", "err", "exception", "exc_info")
+CODE_NAMES = frozenset({"closecode", "closestatus", "wscode"})
+REASON_NAMES = frozenset({"reason", "closereason", "reasontext"})
+CLOSER_NAMES = frozenset({"closedby", "initiator", "initiatedby", "by", "side", "origin"})
+PEER_NAMES = frozenset({"peer", "remoteaddress", "remoteaddr", "remote", "ip", "clientaddr", "address"})
+LATENCY_MS_NAMES = frozenset(
+    {"latencyms", "latency", "durationms", "duration", "elapsedms", "elapsed", "tookms", "took", "ms",
+     "deliveryms", "responsetime", "rtt", "rttms"}
+)  # fmt: skip
+LATENCY_S_NAMES = frozenset({"latencys", "durations", "elapseds", "seconds", "latencyseconds"})
+
+
+def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested objects as dotted keys, leaves only; lists and objects deeper than MAX_DEPTH stay whole."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, Mapping[str, Any], int]] = [("", record, 0)]
+    while stack:
+        prefix, obj, depth = stack.pop()
+        for key, value in obj.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, Mapping) and value and depth < MAX_DEPTH:
+                stack.append((name + ".", value, depth + 1))
+            else:
+                out[name] = value
+    return out
+
+
+def _leaf_and_parent(key: str) -> tuple[str, str]:
+    parent, _, leaf = key.rpartition(".")
+    return norm(leaf), norm(parent.rpartition(".")[2]) if parent else ""
+
+
+def find(flat: Mapping[str, Any], names: frozenset[str], parents: frozenset[str] = frozenset()) -> Any:
+    """The first scalar value whose key's last part is one of ``names`` (top level first), or whose key
+    is ``<parent>.id`` for one of ``parents``; None when there is none."""
+    best: tuple[int, Any] | None = None
+    for key, value in flat.items():
+        if value is None or value == "" or isinstance(value, bool | list | dict):
+            continue
+        leaf, parent = _leaf_and_parent(key)
+        if leaf in names or (leaf == "id" and parent in parents):
+            depth = key.count(".")
+            if best is None or depth < best[0]:
+                best = (depth, value)
+                if depth == 0:
+                    break
+    return None if best is None else best[1]
+
+
+def text_of(value: Any) -> str:
+    return strip_ansi(value if isinstance(value, str) else str(value)).strip()
+
+
+def error_text(flat: Mapping[str, Any]) -> str:
+    """The error a line carries: ``error.message``, ``err.message``, ``error``, ``err`` ... first line."""
+    for key in ERROR_NAMES:
+        value = flat.get(key)
+        if value not in (None, "", {}) and not isinstance(value, bool | dict | list):
+            text = text_of(value)
+            if text.startswith("Traceback"):  # Python's exc_info: the exception is the last line
+                return text.rstrip().rpartition("\n")[2].strip()
+            return text.partition("\n")[0]
+    return ""
+
+
+# --- key=value text (logfmt, structlog's key-value and console renderers) ------------------------
+
+_KV = re.compile(r"""(?:^|(?<=\s))([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']\S*)""")
+
+
+def key_values(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for match in _KV.finditer(text):
+        value = match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
+        out[match.group(1)] = value
+        if len(out) >= MAX_FIELDS:
+            break
+    return out
+
+
+# --- what a kept line carries ---------------------------------------------------------------------
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie", "apikey", "credential")
+_SECRET_EXACT = frozenset({"auth", "pwd", "key", "sig", "signature", "jwt", "session", "sessionid"})
+_URL = re.compile(r"\b[a-zA-Z][\w+.-]*://[^\s\"'<>]+")
+_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[\w.~+/=-]{6,}", re.IGNORECASE)
+
+
+def is_secret_key(key: str) -> bool:
+    leaf = norm(key.rpartition(".")[2])
+    return leaf in _SECRET_EXACT or any(word in leaf for word in _SECRET_WORDS)
+
+
+def mask_text(text: str) -> str:
+    """Passwords and tokens in URLs and bearer credentials in free text, masked."""
+    if "://" in text:
+        text = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    if " " in text and any(w in text for w in ("earer", "asic", "oken")):
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    return text
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FIELD_CHARS else text[: MAX_FIELD_CHARS - 1] + "…"
+
+
+def kept_fields(items: Iterable[tuple[str, Any]], skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """A line's fields as text for the recording: at most MAX_FIELDS, each capped, secrets masked."""
+    out: dict[str, str] = {}
+    for key, value in items:
+        if key in skip or value is None:
+            continue
+        if len(out) >= MAX_FIELDS:
+            out["…"] = "more fields not kept"
+            break
+        if is_secret_key(key):
+            out[key] = MASK
+            continue
+        text = value if isinstance(value, str) else _scalar_text(value)
+        out[key] = _cut(mask_text(strip_ansi(text)))
+    return out
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return repr(value)[: MAX_FIELD_CHARS + 1]
+
+
+__all__ = [
+    "CLOSE",
+    "CRASH",
+    "DELIVERED",
+    "FAIL_STRONG",
+    "FAIL_WEAK",
+    "OPEN",
+    "SEND_CONTEXT",
+    "error_text",
+    "find",
+    "flatten",
+    "has_cue",
+    "kept_fields",
+    "key_values",
+    "mask_text",
+    "norm",
+    "strip_ansi",
+]
