@@ -34,6 +34,7 @@ FOLD_IDLE_S = 0.5
 _TRACE_HEAD = re.compile(r"error|exception|traceback|fatal|panic|ECONN|ETIMEDOUT", re.IGNORECASE)
 _NODE_FRAME = re.compile(r"^\s+at\s")
 _PY_TRACEBACK = "Traceback (most recent call last)"
+_PY_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 # Node's own crash output: "/app/server.js:42", the source line, a caret under it, a blank line, then
 # "SomeError: message", its frames, the error's own properties ("{ code: … }") and "Node.js v20.…".
 _NODE_LOCATION = re.compile(r"^(?:file://)?(?:/|[A-Za-z]:\\|\.{1,2}/)\S*:\d+\s*$")
@@ -73,6 +74,7 @@ class StackFolder:
         self.max_lines = max_lines
         self._block: list[str] = []
         self._python = False  # inside a Python traceback, whose frames are indented
+        self._python_ended = False  # its exception line was seen: a chained traceback may follow
         self._node = 0  # Node's crash output: 1 after its location line, 2 within, 3 ended
         self._node_error_seen = False
         self.held_since: float | None = None
@@ -84,7 +86,7 @@ class StackFolder:
             self.held_since = time.monotonic()
             return []
         out = self.flush()
-        self._python = False
+        self._python = self._python_ended = False
         plain = strip_ansi(line)
         self._node = 1 if _NODE_LOCATION.match(plain) else 0
         self._node_error_seen = False
@@ -108,8 +110,10 @@ class StackFolder:
         if self._python and plain.strip():
             if not plain[0].isspace():
                 self._python = False  # "ValueError: boom" ends the traceback, and belongs to it
+                self._python_ended = True
             return True
-        return False
+        # "During handling of the above exception …": a chain of tracebacks is one crash.
+        return self._python_ended and (not plain.strip() or plain.startswith(_PY_CHAINED))
 
     def _node_continues(self, plain: str) -> bool:
         """The source line (whatever it looks like), the caret, blank lines, the error line after

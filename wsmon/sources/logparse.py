@@ -347,7 +347,7 @@ class LogParser:
         match = vocab.DELIVERED.search(line.lowered)
         if match is None:
             return None
-        latency = _latency_ms(line.flat)
+        latency = _latency_ms(line.flat, line.message)
         if latency is None:
             return None  # a success without a latency is kept as a line; there is no event to count it
         sample = ev.LatencySample(
@@ -484,7 +484,7 @@ def _message_id(line: _Line) -> str:
     if found is not None:
         return _text_of(found)
     matched = _MESSAGE_ID.search(line.message) or _MESSAGE_WORD.search(line.message)
-    return matched.group(1) if matched else ""
+    return matched.group(1).rstrip(".,;:") if matched else ""
 
 
 def _close_code(line: _Line, *, close_words: bool) -> int | None:
@@ -517,7 +517,10 @@ def _duration_s(flat: dict[str, Any]) -> float | None:
     return None
 
 
-def _latency_ms(flat: dict[str, Any]) -> float | None:
+_TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
+
+
+def _latency_ms(flat: dict[str, Any], message: str = "") -> float | None:
     for key, value in flat.items():
         if not isinstance(value, int | float | str) or isinstance(value, bool):
             continue
@@ -531,7 +534,8 @@ def _latency_ms(flat: dict[str, Any]) -> float | None:
             continue
         if number >= 0:
             return number * scale
-    return None
+    said = _TEXT_MS.search(message)  # "delivered to client c1 in 0.42 ms"
+    return float(said.group(1)) if said else None
 
 
 def _level_for_text(level: str, text: str) -> str:

@@ -37,7 +37,10 @@ FAIL_STRONG = re.compile(
     r"|(?:unknown|missing|unregistered|offline|absent|invalid) (?:recipient|target|device|destination|peer)"
     r"|(?:recipient|target device|device|destination|peer) (?:was |is )?(?:not found|unknown|offline"
     r"|not connected|not registered|does not exist|gone)"
-    r"|no such (?:recipient|device|client|connection|peer)|(?:message|msg) dropped|dropped (?:message|msg)"
+    r"|no such (?:recipient|device|client|connection|peer)"
+    r"|(?:message|msg) dropped|drop(?:ped|ping) (?:message|msg)"
+    r"|(?:recipient|device|destination|peer) \S+ (?:is |was )?"
+    r"(?:not connected|not found|unknown|offline|gone)"
 )
 # ... and words that mean it only where a send is in view (a message id, or "send", "deliver" ...).
 FAIL_WEAK = re.compile(
