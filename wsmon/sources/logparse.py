@@ -115,6 +115,21 @@ MAX_TEXT_CHARS = 16_384  # a line kept as plain text after it failed to decode i
 _json_decoder = msgspec.json.Decoder()
 
 
+class _Head(msgspec.Struct):
+    """The only fields the pre-filter decodes: the message and the level, under their common names."""
+
+    msg: str = ""
+    message: str = ""
+    event: str = ""
+    level: str | int | float | None = None
+    severity: str | int | None = None
+    levelname: str | None = None
+    lvl: str | int | None = None
+
+
+_head_decoder = msgspec.json.Decoder(_Head)
+
+
 def normalise_level(raw: Any) -> str:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return _PINO_LEVELS.get(int(raw) // 10 * 10, "info")
@@ -145,7 +160,7 @@ def recognise(text: str) -> str:
     lowered = text.lower()
     if "messagedeliveryerror" in lowered or "delivery failed" in lowered or "connection not open" in lowered:
         return "delivery"
-    if vocab.FAIL_STRONG.search(lowered):
+    if vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, lowered):
         return "delivery"
     if "\n" in text:
         return "stack"
@@ -179,9 +194,17 @@ class _Line:
     crash: bool = False
     source_line: bool = False  # a source-code line printed above a crash, on its own
     lowered: str = field(default="", init=False)
+    _roles: dict[str, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.lowered = self.message.lower()
+
+    @property
+    def roles(self) -> dict[str, Any]:
+        """The fields by role (connection, message id, close code …), worked out on first use."""
+        if self._roles is None:
+            self._roles = vocab.roles(self.flat)
+        return self._roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +236,10 @@ class LogParser:
             return Explanation([], "blank")
         wall, mono = self.clock()
         try:
+            if block[0] == "{" and "\n" not in block and not self.rules:
+                chatter = self._chatter(block, wall, mono)
+                if chatter is not None:
+                    return chatter
             parsed = self._prepare(block)
             if self.rules:
                 ruled = self._by_rules(parsed, wall, mono)
@@ -226,6 +253,32 @@ class LogParser:
             note = f"not decoded ({type(error).__name__}): kept as a plain line"
             log = ev.LogLine(wall=wall, mono=mono, level=level, text=text, source=self.source)
             return Explanation([log], note)
+
+    # --- the pre-filter: most lines are chatter -------------------------------------------------
+
+    def _chatter(self, block: str, wall: float, mono: float) -> Explanation | None:
+        """The pre-filter. A JSON line is first decoded for its message and level alone (msgspec into
+        a small Struct, skipping every other field); when the message names nothing wsmon recognises
+        and the level is below a warning — most lines of a busy server — it is kept as its message and
+        level, without the recognisers and without its other fields. None for any other line."""
+        try:
+            head = _head_decoder.decode(block)
+        except msgspec.DecodeError:  # not JSON, not an object, a message that is not a string ...
+            return None
+        message = head.msg or head.message or head.event
+        if not message:
+            return None
+        message = strip_ansi(message)  # winston's colorize() puts escape codes into the JSON strings
+        if vocab.has_cue(message.lower()):
+            return None
+        raw_level = next(
+            (x for x in (head.level, head.severity, head.levelname, head.lvl) if x is not None), None
+        )
+        level = normalise_level(raw_level) if raw_level is not None else "info"
+        if _LEVEL_RANK.get(level, 2) >= 3:
+            return None
+        log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(message), source=self.source)
+        return Explanation([log], "no event in its words, below a warning: kept as its message (pre-filter)")
 
     # --- one line, ready for recognition --------------------------------------------------------
 
@@ -281,17 +334,19 @@ class LogParser:
 
     def _failure(self, line: _Line, wall: float, mono: float) -> tuple[ev.DeliveryFailed, str] | None:
         lowered = line.lowered
-        match = vocab.FAIL_STRONG.search(lowered)
-        message_id = _message_id(line)
+        match = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, lowered)
         if match is None:
-            weak = vocab.FAIL_WEAK.search(lowered)
-            if weak is None or not (message_id or vocab.SEND_CONTEXT.search(lowered)):
+            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, lowered)
+            if weak is None:
+                return None
+            if not (vocab.SEND_CONTEXT.search(lowered) or _message_id(line)):
                 return None
             match = weak
+        message_id = _message_id(line)
         phrase = match.group(0)
         text_id, text_reason = _failure_from_text(line.message)
         reason = text_reason or vocab.error_text(line.flat) or _phrase_reason(line.message, match)
-        conn = _conn_of(line, bare_id=False) or _text_of(vocab.find(line.flat, vocab.RECIPIENT_NAMES))
+        conn = _conn_of(line, bare_id=False) or _text_of(line.roles.get("recipient"))
         event = ev.DeliveryFailed(
             wall=wall,
             mono=mono,
@@ -303,7 +358,9 @@ class LogParser:
         return event, phrase
 
     def _closed(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionClosed, str] | None:
-        match = vocab.CLOSE.search(line.lowered)
+        match = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, line.lowered)
+        if match is None and "code" not in line.roles and "code" not in line.lowered:
+            return None  # neither a word nor a code of a close: skip the code searches
         code = _close_code(line, close_words=match is not None)
         if match is None and code is None:
             return None
@@ -317,7 +374,7 @@ class LogParser:
             mono=mono,
             conn=conn,
             code=1005 if code is None else code,
-            reason=_text_of(vocab.find(line.flat, vocab.REASON_NAMES)),
+            reason=_text_of(line.roles.get("reason")),
             closed_by=_closer(line),  # type: ignore[arg-type]
             duration_s=duration if duration is not None else (mono - opened if opened is not None else None),
             source=self.source,
@@ -326,7 +383,7 @@ class LogParser:
         return event, f"connection closed: {said}" + ("" if code is not None else ", no code given: 1005")
 
     def _opened(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionOpened, str] | None:
-        match = vocab.OPEN.search(line.lowered)
+        match = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, line.lowered)
         if match is None or _NOT_OPENING.search(line.lowered):
             return None
         conn = _conn_of(line)
@@ -337,17 +394,17 @@ class LogParser:
             wall=wall,
             mono=mono,
             conn=conn,
-            peer=_text_of(vocab.find(line.flat, vocab.PEER_NAMES)),
+            peer=_text_of(line.roles.get("peer")),
             path=_text_of(line.flat.get("path", line.flat.get("url", ""))),
             source=self.source,
         )
         return event, f"connection opened: {match.group(0)!r}"
 
     def _delivered(self, line: _Line, wall: float, mono: float) -> tuple[ev.LatencySample, str] | None:
-        match = vocab.DELIVERED.search(line.lowered)
+        match = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, line.lowered)
         if match is None:
             return None
-        latency = _latency_ms(line.flat, line.message)
+        latency = _latency_ms(line.roles, line.message)
         if latency is None:
             return None  # a success without a latency is kept as a line; there is no event to count it
         sample = ev.LatencySample(
@@ -400,7 +457,7 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     level_key = next((k for k in vocab.LEVEL_KEYS if k in record), "")
     level = normalise_level(record[level_key]) if level_key else "info"
     text = f"{message}\n{continuation}" if continuation else message
-    crash = bool(continuation) or bool(vocab.CRASH.search(message.lower()))
+    crash = bool(continuation) or _crashed(message.lower())
     if continuation:
         level = at_least(level, "error")
     skip = frozenset(k for k in (message_key, level_key) if k) | {"v"}
@@ -427,7 +484,7 @@ def _from_text(block: str) -> _Line:
     skip = frozenset({"msg", "message", "event", "level"}) if said else frozenset({"level"})
     if crash:
         level = at_least(level, "fatal" if node_crash else "error")
-    crash = crash or bool(vocab.CRASH.search(message.lower()))
+    crash = crash or _crashed(message.lower())
     return _Line(said or message, level, block, flat, skip, crash=crash)
 
 
@@ -452,6 +509,10 @@ def _python_exception_line(block: str) -> str:
     return ""
 
 
+def _crashed(lowered: str) -> bool:
+    return vocab.gated(vocab.CRASH, ("uncaught", "unhandled", "fatal", "panic"), lowered) is not None
+
+
 def _plain_why(line: _Line) -> str:
     if line.crash:
         return "crash or stack trace: kept as an error line"
@@ -469,7 +530,7 @@ def _text_of(value: Any) -> str:
 
 def _conn_of(line: _Line, *, bare_id: bool = True) -> str:
     """The connection a line is about; a bare ``id`` field counts only on lines about a connection."""
-    found = vocab.find(line.flat, vocab.CONN_NAMES, vocab.CONN_PARENTS)
+    found = line.roles.get("conn")
     if found is not None:
         return _text_of(found)
     if bare_id and line.record is not None and "id" in line.flat:
@@ -480,7 +541,7 @@ def _conn_of(line: _Line, *, bare_id: bool = True) -> str:
 
 
 def _message_id(line: _Line) -> str:
-    found = vocab.find(line.flat, vocab.MESSAGE_ID_NAMES, vocab.MESSAGE_PARENTS)
+    found = line.roles.get("message_id")
     if found is not None:
         return _text_of(found)
     matched = _MESSAGE_ID.search(line.message) or _MESSAGE_WORD.search(line.message)
@@ -488,7 +549,7 @@ def _message_id(line: _Line) -> str:
 
 
 def _close_code(line: _Line, *, close_words: bool) -> int | None:
-    code = _as_close_code(vocab.find(line.flat, vocab.CODE_NAMES))
+    code = _as_close_code(line.roles.get("code"))
     if code is not None:
         return code
     if close_words or _CLOSE_CONTEXT.search(line.message):
@@ -499,7 +560,7 @@ def _close_code(line: _Line, *, close_words: bool) -> int | None:
 
 
 def _closer(line: _Line) -> str:
-    said = vocab.find(line.flat, vocab.CLOSER_NAMES)
+    said = line.roles.get("closer")
     if said is not None:
         return _CLOSERS.get(_text_of(said).lower(), "unknown")
     if _CLIENT_CLOSED.search(line.lowered):
@@ -520,13 +581,10 @@ def _duration_s(flat: dict[str, Any]) -> float | None:
 _TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
-def _latency_ms(flat: dict[str, Any], message: str = "") -> float | None:
-    for key, value in flat.items():
-        if not isinstance(value, int | float | str) or isinstance(value, bool):
-            continue
-        leaf = vocab.norm(key.rpartition(".")[2])
-        scale = 1.0 if leaf in vocab.LATENCY_MS_NAMES else 1000.0 if leaf in vocab.LATENCY_S_NAMES else 0.0
-        if not scale:
+def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
+    for role, scale in (("latency_ms", 1.0), ("latency_s", 1000.0)):
+        value = roles.get(role)
+        if not isinstance(value, int | float | str):
             continue
         try:
             number = float(str(value).removesuffix("ms")) if isinstance(value, str) else float(value)
@@ -540,6 +598,9 @@ def _latency_ms(flat: dict[str, Any], message: str = "") -> float | None:
 
 def _level_for_text(level: str, text: str) -> str:
     """Lines that name a refusal or a timeout are errors, an invalid message format a warning at least."""
+    lowered = text.lower()
+    if "refused" not in lowered and "timed" not in lowered and "invalid" not in lowered:
+        return level  # the regexes below cannot match: skip them, this runs for every kept line
     if _REFUSED.search(text) or _TIMEOUT.search(text):
         return at_least(level, "error")
     if _INVALID_FORMAT.search(text):

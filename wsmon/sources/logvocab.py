@@ -64,17 +64,47 @@ DELIVERED = re.compile(
     r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
 )
 CRASH = re.compile(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+# Each regex above is tried only when one of its words is in the line: a substring test costs a
+# fraction of a regex scan, and most lines have none of them.
+STRONG_GATE = ("fail", "not", "unable", "undeliver", "unknown", "missing", "unregistered", "offline",
+               "absent", "invalid", "no such", "drop", "gone", "can")  # fmt: skip
+WEAK_GATE = (
+    "not open",
+    "epipe",
+    "econnreset",
+    "write after",
+    "broken pipe",
+    "readystate",
+    "closed",
+    "hang up",
+)
+CLOSE_GATE = ("disconnect", "clos", "connection ", "hung up", "hang up", "went away", "left", "terminated",
+              "goodbye", "departed")  # fmt: skip
+OPEN_GATE = ("connect", "new ", "joined", "opened", "accepted", "handshake", "attached")
+DELIVERED_GATE = ("deliver", "sent", "forward", "rout", "relay", "ack")
+
+
+def gated(pattern: re.Pattern[str], gate: tuple[str, ...], lowered: str) -> re.Match[str] | None:
+    for word in gate:
+        if word in lowered:
+            return pattern.search(lowered)
+    return None
+
+
 # Whether a line can be about any of the above: a few substring tests before any regex or decoding.
 CUES = (
     "conn", "open", "clos", "join", "left", "hung", "hang", "went", "termin", "bye", "depart", "accept",
     "handshake", "fail", "deliver", "send", "sent", "recipient", "epipe", "reset", "write", "dropped",
-    "error", "not ", "ack", "routed", "relay", "forward", "uncaught", "unhandled", "fatal", "panic", "device",
-    "offline", "unknown", "missing", "no such", "peer", "exception",
+    "error", "not ", "ack", "routed", "relay", "forward", "uncaught", "unhandled", "fatal", "panic",
+    "offline", "unknown", "missing", "no such", "exception", "refused", "timed", "invalid", "stats", "gone",
 )  # fmt: skip
+_CUE = re.compile("|".join(re.escape(cue) for cue in CUES))
 
 
 def has_cue(lowered: str) -> bool:
-    return any(cue in lowered for cue in CUES)
+    """Whether a line's (lower-cased) message can be about anything wsmon recognises: one regex scan
+    decides, before any of the recognisers' work, for the many lines that are chatter."""
+    return _CUE.search(lowered) is not None
 
 
 # --- field names ----------------------------------------------------------------------------------
@@ -108,24 +138,76 @@ LATENCY_MS_NAMES = frozenset(
 LATENCY_S_NAMES = frozenset({"latencys", "durations", "elapseds", "seconds", "latencyseconds"})
 
 
-def flatten(record: Mapping[str, Any]) -> dict[str, Any]:
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
     """Nested objects as dotted keys, leaves only; lists and objects deeper than MAX_DEPTH stay whole."""
+    for value in record.values():
+        if type(value) is dict:
+            break
+    else:
+        return record  # flat already: most lines are
     out: dict[str, Any] = {}
-    stack: list[tuple[str, Mapping[str, Any], int]] = [("", record, 0)]
+    stack: list[tuple[str, dict[str, Any], int]] = [("", record, 0)]
     while stack:
         prefix, obj, depth = stack.pop()
         for key, value in obj.items():
             name = f"{prefix}{key}"
-            if isinstance(value, Mapping) and value and depth < MAX_DEPTH:
+            if type(value) is dict and value and depth < MAX_DEPTH:
                 stack.append((name + ".", value, depth + 1))
             else:
                 out[name] = value
     return out
 
 
-def _leaf_and_parent(key: str) -> tuple[str, str]:
-    parent, _, leaf = key.rpartition(".")
-    return norm(leaf), norm(parent.rpartition(".")[2]) if parent else ""
+_KEY_CACHE: dict[str, tuple[str, str, bool, str]] = {}  # key -> (leaf, parent, secret, role)
+_ROLES = (
+    ("conn", CONN_NAMES),
+    ("message_id", MESSAGE_ID_NAMES),
+    ("recipient", RECIPIENT_NAMES),
+    ("code", CODE_NAMES),
+    ("reason", REASON_NAMES),
+    ("closer", CLOSER_NAMES),
+    ("peer", PEER_NAMES),
+    ("latency_ms", LATENCY_MS_NAMES),
+    ("latency_s", LATENCY_S_NAMES),
+)
+
+
+def _key_info(key: str) -> tuple[str, str, bool, str]:
+    """What a field's name says (cached: the same keys come line after line)."""
+    info = _KEY_CACHE.get(key)
+    if info is None:
+        if len(_KEY_CACHE) > 4096:  # a logger that puts ids in its keys must not grow this forever
+            _KEY_CACHE.clear()
+        parent, _, leaf = key.rpartition(".")
+        leaf_norm = norm(leaf)
+        parent_norm = norm(parent.rpartition(".")[2]) if parent else ""
+        secret = leaf_norm in _SECRET_EXACT or any(word in leaf_norm for word in _SECRET_WORDS)
+        role = next((role for role, names in _ROLES if leaf_norm in names), "")
+        if not role and leaf_norm == "id":
+            role = (
+                "conn"
+                if parent_norm in CONN_PARENTS
+                else "message_id"
+                if parent_norm in MESSAGE_PARENTS
+                else ""
+            )
+        info = _KEY_CACHE[key] = (leaf_norm, parent_norm, secret, role)
+    return info
+
+
+def roles(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that name a connection, a message id, a close code … by the role their names give
+    them; where several fields have one role, the shallowest (then the first) wins."""
+    found: dict[str, Any] = {}
+    depths: dict[str, int] = {}
+    for key, value in flat.items():
+        role = _key_info(key)[3]
+        if not role or value is None or value == "" or isinstance(value, bool | list | dict):
+            continue
+        depth = key.count(".") if "." in key else 0
+        if role not in found or depth < depths[role]:
+            found[role], depths[role] = value, depth
+    return found
 
 
 def find(flat: Mapping[str, Any], names: frozenset[str], parents: frozenset[str] = frozenset()) -> Any:
@@ -135,7 +217,7 @@ def find(flat: Mapping[str, Any], names: frozenset[str], parents: frozenset[str]
     for key, value in flat.items():
         if value is None or value == "" or isinstance(value, bool | list | dict):
             continue
-        leaf, parent = _leaf_and_parent(key)
+        leaf, parent, _, _ = _key_info(key)
         if leaf in names or (leaf == "id" and parent in parents):
             depth = key.count(".")
             if best is None or depth < best[0]:
@@ -187,8 +269,7 @@ _BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[\w.~+/=-]{6,}", re.IGNORECASE)
 
 
 def is_secret_key(key: str) -> bool:
-    leaf = norm(key.rpartition(".")[2])
-    return leaf in _SECRET_EXACT or any(word in leaf for word in _SECRET_WORDS)
+    return _key_info(key)[2]
 
 
 def mask_text(text: str) -> str:
@@ -207,17 +288,26 @@ def _cut(text: str) -> str:
 def kept_fields(items: Iterable[tuple[str, Any]], skip: frozenset[str] = frozenset()) -> dict[str, str]:
     """A line's fields as text for the recording: at most MAX_FIELDS, each capped, secrets masked."""
     out: dict[str, str] = {}
+    cache = _KEY_CACHE
     for key, value in items:
-        if key in skip or value is None:
+        if value is None or key in skip:
             continue
         if len(out) >= MAX_FIELDS:
             out["…"] = "more fields not kept"
             break
-        if is_secret_key(key):
+        info = cache.get(key) or _key_info(key)
+        if info[2]:
             out[key] = MASK
             continue
-        text = value if isinstance(value, str) else _scalar_text(value)
-        out[key] = _cut(mask_text(strip_ansi(text)))
+        kind = type(value)
+        if kind is str:
+            if len(value) > 12 or "\x1b" in value:  # an id is kept as it is, quickly
+                value = _cut(mask_text(strip_ansi(value)))
+        elif kind is int or kind is float:
+            value = str(value)
+        else:
+            value = _cut(_scalar_text(value))
+        out[key] = value
     return out
 
 
