@@ -612,6 +612,8 @@ def _failure_from_text(text: str) -> tuple[str, str]:
     """(message id, reason) from a delivery failure's text; either may be empty."""
     match = _DELIVERY_FAILED.search(text)
     message_id = (match.group("id") or "") if match else ""
+    if not any(c.isdigit() for c in message_id):
+        message_id = ""  # "delivery failed: unknown recipient": a word, not an id
     reason = ((match.group("reason") or "") if match else "").strip()
     if not message_id:
         found = _MESSAGE_ID.search(text)
@@ -623,8 +625,11 @@ def _failure_from_text(text: str) -> tuple[str, str]:
 
 def _phrase_reason(message: str, match: re.Match[str]) -> str:
     """The failure's words as the server wrote them: from the matched phrase to the end of its clause."""
-    start = match.start()
-    rest = message[start:]
+    after = message[match.end() :].lstrip()
+    if after[:1] in (":", "-") and len(after) > 2:  # "Delivery failed: unknown recipient x"
+        rest = after[1:].strip()
+    else:
+        rest = message[match.start() :]
     for stop in (" (", "; ", ", "):
         rest = rest.partition(stop)[0]
     return rest.strip().rstrip(".:")[:200]
