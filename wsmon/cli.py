@@ -589,7 +589,9 @@ def logs() -> None:
 
 @logs.command("explain")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--examples", default=3, type=click.IntRange(min=1), help="Lines shown of each kind (default 3).")
+@click.option(
+    "--examples", default=3, type=click.IntRange(min=1), help="Lines shown of each kind (default 3)."
+)
 @click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
 def logs_explain(file: Path, examples: int, every: bool) -> None:
     """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -34,7 +33,6 @@ from wsmon.store.reader import RecordingReader
 pytestmark = pytest.mark.slow
 
 SERVERS = Path(__file__).parent / "servers"
-NODE_PACKAGES = ("ws", "winston", "pino")
 
 
 @dataclass(frozen=True)
@@ -51,24 +49,6 @@ STACKS = {
     "python-websockets-structlog": Stack((sys.executable, "-u", str(SERVERS / "structlog_server.py"))),
     "fastapi-uvicorn-logging": Stack((sys.executable, "-u", str(SERVERS / "fastapi_server.py")), "/ws"),
 }
-
-
-@pytest.fixture(scope="session")
-def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ws, winston and pino from the npm registry, once per session."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is not installed: the Node fidelity servers need it")
-    prefix = tmp_path_factory.mktemp("node")
-    done = subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(prefix), *NODE_PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"npm install {' '.join(NODE_PACKAGES)} failed:\n{done.stderr[-2000:]}")
-    return prefix / "node_modules"
 
 
 def free_port() -> int:

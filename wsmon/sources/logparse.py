@@ -346,7 +346,7 @@ class LogParser:
         phrase = match.group(0)
         text_id, text_reason = _failure_from_text(line.message)
         reason = text_reason or vocab.error_text(line.flat) or _phrase_reason(line.message, match)
-        conn = _conn_of(line, bare_id=False) or _text_of(line.roles.get("recipient"))
+        conn = _conn_of(line, bare_id=False)  # a recipient that is not connected has no connection
         event = ev.DeliveryFailed(
             wall=wall,
             mono=mono,
@@ -475,7 +475,15 @@ def _from_text(block: str) -> _Line:
         message = _node_crash_message(block) or head
     elif head.startswith(_PY_TRACEBACK):
         message = _python_exception_line(block) or head
-    flat: dict[str, Any] = vocab.key_values(message) if "=" in message else {}
+    flat: dict[str, Any] = {}
+    tail = _json_tail(message)
+    if tail is not None:  # "info: Client connected {"connectionId":"c1"}": winston's simple format
+        message, flat = message[: len(message) - len(tail[0])].rstrip(), tail[1]
+    elif "=" in message:
+        flat = vocab.key_values(message)
+        first = vocab.first_key_value(message)
+        if first > 0 and not any(k in flat for k in ("msg", "message", "event")):
+            message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
     level_match = _TEXT_LEVEL.search(head)
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
@@ -486,6 +494,22 @@ def _from_text(block: str) -> _Line:
         level = at_least(level, "fatal" if node_crash else "error")
     crash = crash or _crashed(message.lower())
     return _Line(said or message, level, block, flat, skip, crash=crash)
+
+
+def _json_tail(text: str) -> tuple[str, dict[str, Any]] | None:
+    """The JSON object a text line ends with, if it does: (its text, its fields flattened)."""
+    if not text.endswith("}"):
+        return None
+    start = text.find(" {")
+    while start != -1:
+        candidate = text[start + 1 :]
+        try:
+            record = _json_decoder.decode(candidate)
+        except msgspec.DecodeError:
+            start = text.find(" {", start + 1)
+            continue
+        return (candidate, vocab.flatten(record)) if isinstance(record, dict) else None
+    return None
 
 
 def _node_crash_message(block: str) -> str:
@@ -626,10 +650,8 @@ def _failure_from_text(text: str) -> tuple[str, str]:
 def _phrase_reason(message: str, match: re.Match[str]) -> str:
     """The failure's words as the server wrote them: from the matched phrase to the end of its clause."""
     after = message[match.end() :].lstrip()
-    if after[:1] in (":", "-") and len(after) > 2:  # "Delivery failed: unknown recipient x"
-        rest = after[1:].strip()
-    else:
-        rest = message[match.start() :]
+    # "Delivery failed: unknown recipient x": what follows the phrase; else the phrase and its clause
+    rest = after[1:].strip() if after[:1] in (":", "-") and len(after) > 2 else message[match.start() :]
     for stop in (" (", "; ", ", "):
         rest = rest.partition(stop)[0]
     return rest.strip().rstrip(".:")[:200]

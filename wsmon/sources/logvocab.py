@@ -237,6 +237,8 @@ def error_text(flat: Mapping[str, Any]) -> str:
         value = flat.get(key)
         if value not in (None, "", {}) and not isinstance(value, bool | dict | list):
             text = text_of(value)
+            if text.startswith("Traceback") and "\n" not in text:
+                text = text.replace("\\n", "\n")  # a repr()'d traceback (structlog's key=value renderer)
             if text.startswith("Traceback"):  # Python's exc_info: the exception is the last line
                 return text.rstrip().rpartition("\n")[2].strip()
             return text.partition("\n")[0]
@@ -246,6 +248,12 @@ def error_text(flat: Mapping[str, Any]) -> str:
 # --- key=value text (logfmt, structlog's key-value and console renderers) ------------------------
 
 _KV = re.compile(r"""(?:^|(?<=\s))([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']\S*)""")
+
+
+def first_key_value(text: str) -> int:
+    """Where the first key=value pair of a line starts, or -1."""
+    match = _KV.search(text)
+    return match.start() if match else -1
 
 
 def key_values(text: str) -> dict[str, str]:
