@@ -336,7 +336,9 @@ class LogParser:
         lowered = line.lowered
         match = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, lowered)
         if match is None:
-            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, lowered)
+            # "send" with error "write after end": the weak words may be in the error, not the message
+            error = vocab.error_text(line.flat).lower() if line.flat else ""
+            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, f"{lowered} {error}" if error else lowered)
             if weak is None:
                 return None
             if not (vocab.SEND_CONTEXT.search(lowered) or _message_id(line)):
@@ -566,7 +568,9 @@ def _conn_of(line: _Line, *, bare_id: bool = True) -> str:
 
 def _message_id(line: _Line) -> str:
     found = line.roles.get("message_id")
-    if found is not None:
+    if found is None and line.record is not None:
+        found = line.flat.get("id")  # a bare "id" on a line about a delivery names the message
+    if found is not None and not isinstance(found, bool | dict | list):
         return _text_of(found)
     matched = _MESSAGE_ID.search(line.message) or _MESSAGE_WORD.search(line.message)
     return matched.group(1).rstrip(".,;:") if matched else ""

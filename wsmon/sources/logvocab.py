@@ -146,16 +146,18 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     else:
         return record  # flat already: most lines are
     out: dict[str, Any] = {}
-    stack: list[tuple[str, dict[str, Any], int]] = [("", record, 0)]
-    while stack:
-        prefix, obj, depth = stack.pop()
-        for key, value in obj.items():
-            name = f"{prefix}{key}"
-            if type(value) is dict and value and depth < MAX_DEPTH:
-                stack.append((name + ".", value, depth + 1))
-            else:
-                out[name] = value
+    _flatten_into(out, "", record, 0)
     return out
+
+
+def _flatten_into(out: dict[str, Any], prefix: str, obj: dict[str, Any], depth: int) -> None:
+    # In the line's own order (so the cap keeps its first fields); the depth is bounded: no deep recursion.
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if type(value) is dict and value and depth < MAX_DEPTH:
+            _flatten_into(out, name + ".", value, depth + 1)
+        else:
+            out[name] = value
 
 
 _KEY_CACHE: dict[str, tuple[str, str, bool, str]] = {}  # key -> (leaf, parent, secret, role)
