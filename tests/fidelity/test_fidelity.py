@@ -12,14 +12,16 @@ log) is meant to be added as another ``how``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,17 +110,24 @@ def recorded(path: Path) -> list[ev.Event]:
         reader.close()
 
 
-def under_wsmon_server(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[Tally, list[ev.Event]]:
-    """`wsmon attach --server "CMD"`: wsmon starts the server and reads its output as its log."""
+def under_wsmon_server(
+    stack: Stack, tmp_path: Path, env: dict[str, str], *, tap: bool = False
+) -> tuple[Tally, list[ev.Event]]:
+    """`wsmon attach --server "CMD"`: wsmon starts the server and reads its output as its log; with
+    ``tap``, the clients connect through wsmon's tap as well, so every event has two witnesses."""
     port = free_port()
     record = tmp_path / "run.wsmon"
-    command = " ".join([*stack.argv, str(port)])
-    proc = wsmon(
-        tmp_path, env, "--server", command, "--headless", "--record", str(record), "--duration", "120"
-    )
+    command = shlex.join([*stack.argv, str(port)])
+    args = ["--server", command, "--headless", "--record", str(record), "--duration", "120"]
+    client_port = port
+    if tap:
+        client_port = free_port()
+        args += ["--tap", f"127.0.0.1:{client_port}=ws://127.0.0.1:{port}"]
+    proc = wsmon(tmp_path, env, *args)
     try:
         wait_listening(port)
-        tally = asyncio.run(drive(f"ws://127.0.0.1:{port}{stack.path}", crash=stack.crashes))
+        wait_listening(client_port)
+        tally = asyncio.run(drive(f"ws://127.0.0.1:{client_port}{stack.path}", crash=stack.crashes))
         time.sleep(1.5)  # the last lines: read, folded (0.5 s idle) and recorded
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -152,10 +161,22 @@ def from_saved_log(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[T
     return tally, recorded(record)
 
 
-HOW = {"server": under_wsmon_server, "saved-log": from_saved_log}
+HOW: dict[str, Callable[[Stack, Path, dict[str, str]], tuple[Tally, list[ev.Event]]]] = {
+    "server": under_wsmon_server,
+    "saved-log": from_saved_log,
+    "server+tap": functools.partial(under_wsmon_server, tap=True),
+}
 
 
-@pytest.mark.parametrize("how", HOW)
+TAP_DOUBLE_COUNT = pytest.mark.xfail(
+    strict=False,
+    reason="tap and log both witness each connection; the reducer pairs them only when the log names the "
+    "peer with its port (structlog here does): the connection-witness rules are being fixed separately",
+)
+HOW_CASES = [pytest.param(how, marks=TAP_DOUBLE_COUNT) if "tap" in how else how for how in HOW]
+
+
+@pytest.mark.parametrize("how", HOW_CASES)
 @pytest.mark.parametrize("stack", STACKS)
 def test_counts_from_the_servers_log_equal_the_clients_tally(
     stack: str, how: str, tmp_path: Path, env: dict[str, str]

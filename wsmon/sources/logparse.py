@@ -396,7 +396,7 @@ class LogParser:
             wall=wall,
             mono=mono,
             conn=conn,
-            peer=_text_of(line.roles.get("peer")),
+            peer=_peer_of(line),
             path=_text_of(line.flat.get("path", line.flat.get("url", ""))),
             source=self.source,
         )
@@ -566,6 +566,18 @@ def _conn_of(line: _Line, *, bare_id: bool = True) -> str:
     return _text_conn(line.message, exclude_message_ids=True)
 
 
+def _peer_of(line: _Line) -> str:
+    """The client's address: a peer field (with the port field beside it, if any), or "from 1.2.3.4:5678"."""
+    peer = _text_of(line.roles.get("peer"))
+    port = line.flat.get("remotePort", line.flat.get("remote_port"))
+    if peer and isinstance(port, int) and not isinstance(port, bool) and not peer.endswith(f":{port}"):
+        return f"{peer}:{port}"
+    if peer:
+        return peer
+    said = _TEXT_PEER.search(line.message)
+    return f"{said.group('peer')}:{said.group('port')}" if said else ""
+
+
 def _message_id(line: _Line) -> str:
     found = line.roles.get("message_id")
     if found is None and line.record is not None:
@@ -606,6 +618,9 @@ def _duration_s(flat: dict[str, Any]) -> float | None:
     return None
 
 
+_TEXT_PEER = re.compile(
+    r"\bfrom\s+\[?(?P<peer>(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F:]*:[0-9a-fA-F:]+)\]?:(?P<port>\d{1,5})\b"
+)
 _TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
