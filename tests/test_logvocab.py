@@ -236,3 +236,31 @@ def test_wsmon_logs_explain_shows_what_each_line_became_and_why(tmp_path: Path) 
         timeout=60,
     )
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "nope.log" in missing.stderr
+
+
+def test_custom_rules_come_first_and_see_the_whole_text_line() -> None:
+    from wsmon.sources.logrules import load_rules
+
+    rules = load_rules(
+        {
+            "log": {
+                "rules": [
+                    {
+                        "regex": r"evicted (?P<who>\S+) .*slot=(?P<slot>\d+)",
+                        "event": "conn.close",
+                        "fields": {"conn": "{who}", "code": "4000", "reason": "slot {slot}"},
+                    }
+                ]
+            }
+        },
+        "wsmon.toml",
+    )
+    parser = LogParser("api", lambda: (1.0, 2.0), rules)
+    explained = parser.explain("2024-05-01 [info     ] evicted k9 from the lobby   slot=3 by=scheduler")
+    [closed] = explained.events
+    assert isinstance(closed, ev.ConnectionClosed) and (closed.conn, closed.code, closed.reason) == (
+        "k9",
+        4000,
+        "slot 3",
+    )
+    assert explained.why == "custom rule wsmon.toml [[log.rules]] #1"

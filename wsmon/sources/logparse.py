@@ -294,8 +294,10 @@ class LogParser:
     # --- custom rules ---------------------------------------------------------------------------
 
     def _by_rules(self, line: _Line, wall: float, mono: float) -> Explanation | None:
+        # A rule's regex is searched in a JSON line's message, or in the whole (first) line of text.
+        subject = line.message if line.record is not None else line.text.partition("\n")[0]
         for rule in self.rules:
-            event = rule.apply(line.message, line.record, wall=wall, mono=mono, source=self.source)
+            event = rule.apply(subject, line.record, wall=wall, mono=mono, source=self.source)
             if event is None:
                 continue
             out: list[ev.Event] = [event]
