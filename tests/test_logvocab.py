@@ -264,3 +264,26 @@ def test_custom_rules_come_first_and_see_the_whole_text_line() -> None:
         "slot 3",
     )
     assert explained.why == "custom rule wsmon.toml [[log.rules]] #1"
+
+
+def test_a_kept_lines_ids_and_error_reach_the_state_and_the_log_panel() -> None:
+    from wsmon.core.reducer import Reducer
+    from wsmon.ui.widgets.log_panel import _line
+
+    reducer = Reducer()
+    line = json.dumps(
+        {
+            "level": "error",
+            "message": "Failed to send message",
+            "messageId": "m5",
+            "connectionId": "c3",
+            "error": "WebSocket is not open: readyState 3 (CLOSED)",
+            "service": "router",
+        }
+    )
+    reducer.apply_many(parse(line))
+    entry = reducer.state.logs[-1]
+    assert entry.fields["messageId"] == "m5" and entry.fields["error"].startswith("WebSocket is not open")
+    shown = _line(entry, 0.0).plain
+    assert "messageId=m5" in shown and "connectionId=c3" in shown and "error=WebSocket is not open" in shown
+    assert "service=" not in shown  # only the fields that say which and what went wrong
