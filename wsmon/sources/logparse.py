@@ -236,8 +236,12 @@ class LogParser:
             return Explanation([], "blank")
         wall, mono = self.clock()
         try:
-            if block[0] == "{" and "\n" not in block and not self.rules:
-                chatter = self._chatter(block, wall, mono)
+            if "\n" not in block and not self.rules:
+                chatter = (
+                    self._chatter(block, wall, mono)
+                    if block[0] == "{"
+                    else self._text_chatter(block, wall, mono)
+                )
                 if chatter is not None:
                     return chatter
             parsed = self._prepare(block)
@@ -279,6 +283,17 @@ class LogParser:
             return None
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(message), source=self.source)
         return Explanation([log], "no event in its words, below a warning: kept as its message (pre-filter)")
+
+    def _text_chatter(self, block: str, wall: float, mono: float) -> Explanation | None:
+        """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
+        plain = strip_ansi(block)
+        lowered = plain.lower()
+        if vocab.has_cue(lowered) or "warn" in lowered or "err" in lowered or "crit" in lowered:
+            return None
+        match = _TEXT_LEVEL.search(plain)
+        level = normalise_level(match.group(1)) if match else "info"
+        log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
+        return Explanation([log], "no event in its words, below a warning: kept as it is (pre-filter)")
 
     # --- one line, ready for recognition --------------------------------------------------------
 
@@ -338,9 +353,11 @@ class LogParser:
         lowered = line.lowered
         match = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, lowered)
         if match is None:
-            # "send" with error "write after end": the weak words may be in the error, not the message
-            error = vocab.error_text(line.flat).lower() if line.flat else ""
-            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, f"{lowered} {error}" if error else lowered)
+            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, lowered)
+            if weak is None and line.flat and vocab.SEND_CONTEXT.search(lowered):
+                # "send" with error "write after end": the weak words may be in the error field
+                error = vocab.error_text(line.flat).lower()
+                weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, error) if error else None
             if weak is None:
                 return None
             if not (vocab.SEND_CONTEXT.search(lowered) or _message_id(line)):
@@ -363,7 +380,7 @@ class LogParser:
 
     def _closed(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionClosed, str] | None:
         match = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, line.lowered)
-        if match is None and "code" not in line.roles and "code" not in line.lowered:
+        if match is None and "code" not in line.lowered and "code" not in line.roles:
             return None  # neither a word nor a code of a close: skip the code searches
         code = _close_code(line, close_words=match is not None)
         if match is None and code is None:
@@ -464,8 +481,15 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     crash = bool(continuation) or _crashed(message.lower())
     if continuation:
         level = at_least(level, "error")
-    skip = frozenset(k for k in (message_key, level_key) if k) | {"v"}
+    skip = _SKIPS.get((message_key, level_key))
+    if skip is None:
+        skip = _SKIPS[(message_key, level_key)] = frozenset(k for k in (message_key, level_key, "v") if k)
     return _Line(message, level, text, flat, skip, record, crash=crash)
+
+
+_SKIPS: dict[
+    tuple[str, str], frozenset[str]
+] = {}  # the keys a kept line leaves out, by message and level key
 
 
 def _from_text(block: str) -> _Line:
