@@ -466,7 +466,7 @@ class LogParser:
 
 def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     flat = vocab.flatten(record)
-    message_key = next((k for k in vocab.MESSAGE_KEYS if k in record), "")
+    message_key = _first_key(record, vocab.MESSAGE_KEYS)
     message = record.get(message_key, "") if message_key else ""
     if isinstance(message, dict | list):
         message = ""
@@ -475,7 +475,7 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
         if isinstance(err, dict):
             message = err.get("message") or err.get("type") or err.get("name") or ""
     message = strip_ansi(str(message))
-    level_key = next((k for k in vocab.LEVEL_KEYS if k in record), "")
+    level_key = _first_key(record, vocab.LEVEL_KEYS)
     level = normalise_level(record[level_key]) if level_key else "info"
     text = f"{message}\n{continuation}" if continuation else message
     crash = bool(continuation) or _crashed(message.lower())
@@ -490,6 +490,13 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
 _SKIPS: dict[
     tuple[str, str], frozenset[str]
 ] = {}  # the keys a kept line leaves out, by message and level key
+
+
+def _first_key(record: dict[str, Any], keys: tuple[str, ...]) -> str:
+    for key in keys:
+        if key in record:
+            return key
+    return ""
 
 
 def _from_text(block: str) -> _Line:
