@@ -487,9 +487,8 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     return _Line(message, level, text, flat, skip, record, crash=crash)
 
 
-_SKIPS: dict[
-    tuple[str, str], frozenset[str]
-] = {}  # the keys a kept line leaves out, by message and level key
+# The keys a kept line leaves out (its message and its level), by which keys those were.
+_SKIPS: dict[tuple[str, str], frozenset[str]] = {}
 
 
 def _first_key(record: dict[str, Any], keys: tuple[str, ...]) -> str:
