@@ -287,3 +287,15 @@ def test_a_kept_lines_ids_and_error_reach_the_state_and_the_log_panel() -> None:
     shown = _line(entry, 0.0).plain
     assert "messageId=m5" in shown and "connectionId=c3" in shown and "error=WebSocket is not open" in shown
     assert "service=" not in shown  # only the fields that say which and what went wrong
+
+
+def test_a_close_logged_twice_counts_once_and_a_reopened_id_closes_again() -> None:
+    parser = LogParser("api", lambda: (1.0, 2.0))
+    lines = [
+        '{"level":"info","msg":"client left","connId":"k1","code":1001}',
+        '{"level":"info","msg":"connection closed","connId":"k1","code":1001}',
+        '{"level":"info","msg":"client connected","connId":"k1"}',
+        '{"level":"info","msg":"connection closed","connId":"k1","code":1000}',
+    ]
+    closes = [e for line in lines for e in parser.parse(line) if isinstance(e, ev.ConnectionClosed)]
+    assert [(c.conn, c.code) for c in closes] == [("k1", 1001), ("k1", 1000)]

@@ -110,6 +110,7 @@ _CLIENT_CLOSED = re.compile(
     r"by (?:the )?(?:client|peer|remote)|(?:client|peer|remote) (?:closed|hung up|left)"
 )
 _SERVER_CLOSED = re.compile(r"by (?:the )?server|server (?:closed|terminated|kicked)|\bkicked\b|\bevicted\b")
+MAX_CLOSED_REMEMBERED = 10_000
 MAX_TEXT_CHARS = 16_384  # a line kept as plain text after it failed to decode is cut here
 
 _json_decoder = msgspec.json.Decoder()
@@ -226,6 +227,9 @@ class LogParser:
         self.clock = clock
         self.rules = tuple(rules or ())
         self._open_since: dict[str, float] = {}
+        # Connections this log has closed: a server that logs one close twice ("client left", then
+        # "connection closed code=1000") must not count it twice. Bounded; a reopened id leaves it.
+        self._closed_ids: dict[str, None] = {}
 
     def parse(self, line: str) -> list[ev.Event]:
         return self.explain(line).events
@@ -388,6 +392,11 @@ class LogParser:
         conn = _conn_of(line)
         if not conn:
             return None
+        if conn in self._closed_ids:
+            return None  # already closed by an earlier line of this log: kept as a log line only
+        self._closed_ids[conn] = None
+        if len(self._closed_ids) > MAX_CLOSED_REMEMBERED:
+            del self._closed_ids[next(iter(self._closed_ids))]
         opened = self._open_since.pop(conn, None)
         duration = _duration_s(line.flat)
         event = ev.ConnectionClosed(
@@ -411,6 +420,7 @@ class LogParser:
         if not conn:
             return None
         self._open_since[conn] = mono
+        self._closed_ids.pop(conn, None)
         event = ev.ConnectionOpened(
             wall=wall,
             mono=mono,
