@@ -608,6 +608,40 @@ def export(file: Path, jsonl: bool, output: Path | None) -> None:
     _print_warnings(reader.warnings)
 
 
+@main.group()
+def logs() -> None:
+    """How wsmon reads a server's log."""
+
+
+@logs.command("explain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--examples", default=3, type=click.IntRange(min=1), help="Lines shown of each kind (default 3)."
+)
+@click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
+def logs_explain(file: Path, examples: int, every: bool) -> None:
+    """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
+    from wsmon.sources.logexplain import explain_lines, report
+    from wsmon.sources.logrules import RuleError, load_rules
+
+    settings = _settings(())
+    rules: list[Any] = []
+    for path, data in settings.tables:
+        if isinstance(data.get("log"), dict) and "rules" in data["log"]:
+            try:
+                rules = load_rules(data, str(path))
+            except RuleError as exc:
+                fail(str(exc))
+            break
+    try:
+        with file.open(encoding="utf-8", errors="replace") as lines:
+            for text in report(explain_lines(lines, rules), per_kind=examples, every=every):
+                click.echo(text)
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}")
+    sys.exit(EXIT_OK)
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 

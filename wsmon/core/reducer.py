@@ -378,7 +378,7 @@ def _log(state: State, e: ev.LogLine) -> None:
     counts = state.log_counts
     counts[e.level] = counts.get(e.level, 0) + 1
     logs = state.logs
-    logs.append(LogEntry(e.mono, e.level, e.text, e.source))
+    logs.append(LogEntry(e.mono, e.level, e.text, e.source, e.fields))
     if len(logs) > 2 * MAX_LOG_LINES:
         del logs[:-MAX_LOG_LINES]
 

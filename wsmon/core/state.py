@@ -117,6 +117,7 @@ class LogEntry(msgspec.Struct, gc=False):
     level: str
     text: str
     source: str = ""
+    fields: dict[str, str] = {}  # the line's structured fields (LogLine.fields): ids, the error text
 
 
 class MarkerEntry(msgspec.Struct, gc=False):

@@ -77,7 +77,9 @@ class ServerSource:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, **(self.env or {})},
+                # A Python server's stdout is a pipe here, so block-buffered: its log would arrive in
+                # lumps, or never if it is killed. Unbuffered unless the user's environment says otherwise.
+                env={"PYTHONUNBUFFERED": "1", **os.environ, **(self.env or {})},
             )
         except OSError as exc:
             wall, mono = now()
