@@ -125,7 +125,7 @@ def demo(
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
     it, exactly as wsmon watches any server. Faults are injected at a visible rate.
     """
-    from wsmon.demo.runner import build_demo_session
+    from wsmon.demo.runner import build_demo_session, load_generator_of
 
     settings = _settings(limit_flags)
     _check_record_path(record)
@@ -147,6 +147,9 @@ def demo(
         click.echo(render_text(build_report(session.state, session.limits, source="demo")))
     else:
         _run_dashboard(session)
+    load = load_generator_of(session)
+    if load is not None:
+        click.echo(load.tally_line())
     if record is not None:
         click.echo(f"recorded to {record}", err=True)
     sys.exit(EXIT_OK)

@@ -120,8 +120,8 @@ def _target(state: State, name: str) -> TargetState:
 
 def _target_added(state: State, e: ev.TargetAdded) -> None:  # type: ignore[misc]
     target = _target(state, e.target)
-    target.kind = e.kind
-    target.address = e.address
+    target.kind = e.kind or target.kind
+    target.address = e.address or target.address
     for log_source in e.covers:
         state.tapped_logs[log_source] = e.target
     if e.starting and target.up is None:

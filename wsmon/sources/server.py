@@ -14,7 +14,7 @@ import shlex
 import signal
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wsmon.core import events as ev
@@ -68,6 +68,9 @@ class ServerSource:
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
         self._stopped_by_us = False
         self._watchdog: asyncio.subprocess.Process | None = None
+        # Called with how it ended ("killed by SIGKILL") when the server dies on its own: a tap in front
+        # of it learns at once that its upstream is gone.
+        self.exit_listeners: list[Callable[[str], None]] = []
 
     @property
     def pid(self) -> int | None:
@@ -141,6 +144,8 @@ class ServerSource:
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
             how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+            for listener in self.exit_listeners:
+                listener(how)
 
     async def _start_watchdog(self, pgid: int) -> None:
         """A tiny process outside the server's group that signals the group when wsmon's end of its
