@@ -268,6 +268,8 @@ class TapSource:
         """Down once per outage; again only when the reason changes (e.g. dropping, then refusing)."""
         if not error.startswith("upstream "):
             error = f"upstream {redact_url(self.upstream_url)}: {error}"
+        if self._upstream_up is False and self._down_reason[0] == "exited" and kind in ("refused", "timeout"):
+            return  # of course the exited server refuses: the exit stays the outage's cause
         if self._upstream_up is not False or self._down_reason != (kind, error):
             self._upstream_up = False
             self._down_reason = (kind, error)
