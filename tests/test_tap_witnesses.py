@@ -265,3 +265,48 @@ async def test_a_tapped_server_logging_only_connection_ids_counts_each_connectio
         # One row a connection: each log row is folded into the tap's row it closed with.
         shown = [c for c in state.connections.values() if not c.mirror_of]
         assert len(shown) == 14 and all(c.source == "tap" and c.server_conn for c in shown)
+
+
+async def test_an_upstream_reset_of_a_live_connection_is_checked_at_once() -> None:
+    """A dying server resets its connections: the tap checks the upstream at once instead of after the
+    grace it gives a server that merely closed one."""
+    held: list[ServerConnection] = []
+
+    async def hold(ws: ServerConnection) -> None:
+        held.append(ws)
+        await ws.wait_closed()
+
+    events: list[ev.Event] = []
+    async with serve(hold, "127.0.0.1", 0) as server:
+        upstream = server.sockets[0].getsockname()[1]
+        tap = TapSource("127.0.0.1", 0, f"ws://127.0.0.1:{upstream}", interval=0.1)
+        task = asyncio.create_task(tap.run(events.append))
+        try:
+            await asyncio.wait_for(tap.listening.wait(), 5)
+            async with connect(f"ws://127.0.0.1:{tap.port}/") as client:
+                while not held or not any(
+                    isinstance(e, ev.TargetUp) and "reachable" in e.detail for e in events
+                ):
+                    await asyncio.sleep(0.01)
+                # The server dies: its listener is gone and its connection is reset.
+                server.server.close()
+                transport = held[0].transport
+                transport.get_extra_info("socket").setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                transport.abort()
+                reset = time.monotonic()
+                deadline = reset + 5
+                while not any(isinstance(e, ev.TargetDown) for e in events):
+                    assert time.monotonic() < deadline, "the tap never checked its upstream"
+                    await asyncio.sleep(0.005)
+                noticed = time.monotonic() - reset
+                with contextlib.suppress(Exception):
+                    await client.recv()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    (down,) = [e for e in events if isinstance(e, ev.TargetDown)]
+    assert down.kind == "refused"
+    assert noticed < 0.45  # before, the tap waited 0.5 s before it even checked

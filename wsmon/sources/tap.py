@@ -229,11 +229,13 @@ class TapSource:
         """The upstream reset a live connection: a dying server does that. Check it at once."""
         self._restart_watch()
 
-    def _restart_watch(self) -> None:
+    def _restart_watch(self, grace: float = 0.0) -> None:
+        """A fresh check now: one already running may have connected before the server died (and would
+        then say it holds), or be sleeping in a long backoff."""
         if self._watcher is not None and not self._watcher.done():
-            self._watcher.cancel()  # it may be sleeping in a long backoff
+            self._watcher.cancel()
         self._watcher = None
-        self._watch_upstream()
+        self._watch_upstream(grace)
 
     def _watch_upstream(self, grace: float = 0.0) -> None:
         """Check the upstream with a bare TCP connection until it holds one: at start, after a refusal,
