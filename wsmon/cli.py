@@ -323,7 +323,7 @@ def run(
     output passed through, records the run and prints the report. Exit code: the test command's own
     when it failed; otherwise 1 when a limit was breached (or infrastructure was missing); otherwise 0.
     """
-    from wsmon.attach import build_sources, targets_of
+    from wsmon.attach import build_sources, starting_targets, targets_of
     from wsmon.run import TestRun, default_record_path
     from wsmon.session import Session
     from wsmon.sources.markers import TestMarkerSource
@@ -351,6 +351,7 @@ def run(
         record=record,
         command="wsmon run -- " + " ".join(test_cmd),
         targets=targets_of(options),
+        starting=starting_targets(options),
     )
     _add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
     headless = not tui
