@@ -208,7 +208,7 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     if e.local:
         _remember_peer(state, e.local, e.conn, own=e.own)
     conn.own = conn.own or e.own or e.peer in state.own_peers
-    if not e.local and not e.own:
+    if not e.own:
         _witnessed_by_log(state, conn, e.peer, e.source)
     if conn.counted and not was_counted:
         state.open_count += 1
@@ -225,8 +225,9 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
 
 
 def _witnessed_by_log(state: State, conn: Connection, peer: str, source: str) -> None:
-    """A server-log row: the other end of a tap's or probe's row (matched by the peer the server saw),
-    or — when a tap covers this server — the log's own row, shown but never counted."""
+    """A row seen from the far end — the server's log, or a tap a probe connects through: the other end
+    of a tap's or probe's row (matched by the peer it saw), or — a log of a server a tap covers — the
+    log's own row, shown but never counted."""
     witness_id = state.relayed_peers.get(peer, "") if peer else ""
     witness = state.connections.get(witness_id) if witness_id else None
     if witness is not None and witness_id != conn.id:
