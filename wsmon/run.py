@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wsmon.core import events as ev
 from wsmon.core.junit import JUnitError, parse_junit
+from wsmon.core.testresults import TestResult, TestResultsError, parse_test_results
 from wsmon.session import Session
 from wsmon.sources.base import now
 from wsmon.sources.markers import TestMarkerSource
@@ -31,6 +32,8 @@ class RunOutcome:
     missing: list[str] = field(default_factory=list)  # required targets that did not answer
     junit_error: str = ""
     junit_cases: int = 0
+    results_errors: list[str] = field(default_factory=list)  # --test-results files that could not be read
+    results_cases: int = 0
     interrupted: bool = False
 
 
@@ -65,7 +68,11 @@ def place_junit(session: Session, path: Path, live: set[str]) -> int:
             continue
         start_mono = mono_now - (wall_now - case.start_wall)
         end_wall, end_mono = case.start_wall + case.duration_s, start_mono + case.duration_s
-        session.emit(ev.TestEvent(wall=case.start_wall, mono=start_mono, name=case.name, phase="start"))
+        session.emit(
+            ev.TestEvent(
+                wall=case.start_wall, mono=start_mono, name=case.name, phase="start", approximate=True
+            )
+        )
         session.emit(
             ev.TestEvent(
                 wall=end_wall,
@@ -75,6 +82,67 @@ def place_junit(session: Session, path: Path, live: set[str]) -> int:
                 outcome=case.outcome,
                 duration_s=case.duration_s,
                 message=case.message,
+                approximate=True,  # JUnit gives durations; the starts are derived
+            )
+        )
+        placed += 1
+    return placed
+
+
+def read_test_results(session: Session, paths: list[Path], live: set[str]) -> tuple[int, list[str]]:
+    """``--test-results``: place each file's tests (format from its content); the count and errors."""
+    placed, errors = 0, []
+    started = _tests_started_wall(session)
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            _, results = parse_test_results(text, anchor_wall=started)
+        except FileNotFoundError:
+            errors.append(f"{path}: no test results were written")
+            continue
+        except (OSError, TestResultsError) as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        placed += place_results(session, results, live, fallback_wall=started)
+    return placed, errors
+
+
+def _tests_started_wall(session: Session) -> float | None:
+    """When the test command started (its marker): where results without a clock are placed."""
+    for marker in reversed(session.state.markers):
+        if marker.text.startswith("tests started"):
+            return marker.wall
+    return None
+
+
+def place_results(
+    session: Session, results: list[TestResult], live: set[str], *, fallback_wall: float | None
+) -> int:
+    """Emit start/end events for the results the live markers did not already report.
+
+    A result without a start (a Go package that did not build) is placed at ``fallback_wall``, flagged
+    approximate; without that it is left off the timeline.
+    """
+    wall_now, mono_now = now()
+    placed = 0
+    for result in results:
+        start_wall, approximate = result.start_wall, result.approximate
+        if start_wall is None:
+            start_wall, approximate = fallback_wall, True
+        if result.name in live or start_wall is None:
+            continue
+        start_mono = mono_now - (wall_now - start_wall)
+        common = {"name": result.name, "approximate": approximate}
+        session.emit(ev.TestEvent(wall=start_wall, mono=start_mono, phase="start", **common))
+        session.emit(
+            ev.TestEvent(
+                wall=start_wall + result.duration_s,
+                mono=start_mono + result.duration_s,
+                phase="end",
+                outcome=result.outcome,
+                duration_s=result.duration_s,
+                message=result.message,
+                **common,
             )
         )
         placed += 1
@@ -96,6 +164,7 @@ class TestRun:
         ready_timeout: float,
         junit: Path | None,
         output: Path | None = None,
+        test_results: tuple[Path, ...] = (),
     ) -> None:
         self.session = session
         self.markers = markers
@@ -103,6 +172,7 @@ class TestRun:
         self.required = required
         self.ready_timeout = ready_timeout
         self.junit = junit
+        self.test_results = test_results  # --test-results: jest --json, go test -json, TAP, JUnit
         self.output = output  # where the test output goes when the dashboard owns the terminal
         self.outcome = RunOutcome()
         self._process: asyncio.subprocess.Process | None = None
@@ -184,6 +254,10 @@ class TestRun:
         self.session.marker(f"tests ended: exit {code}")
         if self.junit is not None:
             self._read_junit(self.junit)
+        if self.test_results:
+            live = set(self.session.state.tests)
+            placed, errors = read_test_results(self.session, list(self.test_results), live)
+            self.outcome.results_cases, self.outcome.results_errors = placed, errors
 
     def _read_junit(self, path: Path) -> None:
         live = set(self.session.state.tests)

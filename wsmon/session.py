@@ -21,6 +21,7 @@ import wsmon
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
 from wsmon.core.reducer import Reducer, startup_timeouts
+from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
 from wsmon.sources.base import Emit, now
 from wsmon.store.format import FORMAT_VERSION, RecordingHeader
@@ -98,6 +99,8 @@ class Session:
     # --- running ----------------------------------------------------------------------------------
 
     def emit(self, event: ev.Event) -> None:
+        # Where outside text enters: State, the recording and every output see it made visible.
+        event = clean_event(event)
         self.reducer.apply(event)
         if self.writer is not None:
             self.writer.append(event)

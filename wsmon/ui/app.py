@@ -153,7 +153,7 @@ class WsmonApp(App[int]):
         if figures and not frozen:
             self.query_one(LimitsStrip).update_from(state, feed.limits)
             self.query_one(CloseCodesPanel).update_from(state)
-            self.query_one(FailuresPanel).update_from(state)
+            self.query_one(FailuresPanel).update_from(state, feed.limits)
             self.query_one(ResourcesPanel).update_from(state, feed.limits)
             self._update_targets(state, feed)
         if logs and not frozen:
