@@ -201,3 +201,25 @@ def test_a_log_row_that_closed_before_its_witness_spoke_is_uncounted() -> None:
         ]
     )
     assert (state.opened_total, state.open_count, state.close_codes, state.closed_by) == (0, 0, {}, {})
+
+
+def test_a_reused_port_is_another_connection() -> None:
+    """Ports are reused: a client of the tap may get the port the tap's upstream leg had a minute ago,
+    and the server's log may name a peer a long-closed connection had. Neither is that old connection."""
+    P5000, P7000 = "127.0.0.1:5000", "127.0.0.1:7000"
+    state = fold(
+        [
+            ev.TargetAdded(**at(0.0), target="tap", kind="tap", covers=["server"]),
+            ev.ConnectionOpened(**at(1.0), conn="tap:1", peer=P7000, source="tap", local=P5000),
+            ev.ConnectionOpened(**at(1.01), conn="c1", peer="127.0.0.1:5000", source="server"),
+            ev.ConnectionClosed(**at(2.0), conn="tap:1", code=1000, closed_by="client", source="tap"),
+            ev.ConnectionClosed(**at(2.0), conn="c1", code=1000, source="server"),
+            # A minute later a client of the tap has port 5000; the tap's new upstream leg has 7000.
+            ev.ConnectionOpened(**at(60.0), conn="c2", peer="127.0.0.1:7000", source="server"),
+            ev.ConnectionOpened(**at(60.0), conn="tap:2", peer=P5000, source="tap", local=P7000),
+        ]
+    )  # fmt: skip
+    assert state.opened_total == 2 and state.open_count == 1
+    assert state.connections["tap:2"].counted
+    assert state.connections["c2"].mirror_of == "tap:2"
+    assert state.connections["tap:2"].server_conn == "c2"

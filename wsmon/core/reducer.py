@@ -207,10 +207,10 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
     was_counted = conn.counted and conn.state in (OPEN, CLOSING)
     if e.local:
-        _remember_peer(state, e.local, e.conn, own=e.own)
-    conn.own = conn.own or e.own or e.peer in state.own_peers
+        _remember_peer(state, e.local, e.conn, own=e.own, mono=e.mono)
+    conn.own = conn.own or e.own
     if not e.own:
-        _witnessed_by_log(state, conn, e.peer, e.source)
+        _witnessed_by_log(state, conn, e, via_tap=bool(e.local))
     if conn.counted and not was_counted:
         state.open_count += 1
         state.opened_total += 1
@@ -225,19 +225,32 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn.updated_seq = state.seq
 
 
-def _witnessed_by_log(state: State, conn: Connection, peer: str, source: str) -> None:
+def _witnessed_by_log(state: State, conn: Connection, e: ev.ConnectionOpened, *, via_tap: bool) -> None:
     """A row seen from the far end — the server's log, or a tap a probe connects through: the other end
     of a tap's or probe's row (matched by the peer it saw), or — a log of a server a tap covers — the
     log's own row, shown but never counted."""
+    peer = e.peer
     witness_id = state.relayed_peers.get(peer, "") if peer else ""
     witness = state.connections.get(witness_id) if witness_id else None
-    if witness is not None and witness_id != conn.id:
+    # Only a tap's client can be wsmon's probe; and a port is reused once its connection is gone, so a
+    # witness long closed is another connection's.
+    if (
+        witness is not None
+        and witness_id != conn.id
+        and (witness.own or not via_tap)
+        and _current(witness, e.mono)
+    ):
         _mirror(state, conn, witness)
         return
-    if source in state.tapped_logs and not conn.mirror_of:
-        conn.covered_by = state.tapped_logs[source]
+    if e.source in state.tapped_logs and not conn.mirror_of:
+        conn.covered_by = state.tapped_logs[e.source]
     if peer:
         _bounded_put(state.log_peers, peer, conn.id)
+
+
+def _current(conn: Connection, mono: float) -> bool:
+    """Still open, or closed a moment ago (the other witness may speak late): its address is its own."""
+    return conn.closed_mono is None or mono - conn.closed_mono <= CLOSE_MATCH_WINDOW_S
 
 
 def _mirror(state: State, log_row: Connection, witness: Connection) -> None:
@@ -277,7 +290,7 @@ def _bounded_put(index: dict[str, _V], key: str, value: _V) -> None:
             del index[old]
 
 
-def _remember_peer(state: State, local: str, conn_id: str, *, own: bool) -> None:
+def _remember_peer(state: State, local: str, conn_id: str, *, own: bool, mono: float) -> None:
     """Our end's address of a probe (own) or of a tap's upstream leg: the server's log shows it as the
     peer, maybe already — that row is then the same connection, not another user's. Found through the
     index of log peers, never by scanning the connections."""
@@ -289,7 +302,10 @@ def _remember_peer(state: State, local: str, conn_id: str, *, own: bool) -> None
     witness = state.connections.get(conn_id)
     if log_row is None or witness is None or log_row.id == conn_id or log_row.mirror_of:
         return
-    _mirror(state, log_row, witness)
+    if log_row.source == "tap" and not own:
+        return  # a tap's client is only ever matched to a probe
+    if _current(log_row, mono):
+        _mirror(state, log_row, witness)
 
 
 def _closing(state: State, e: ev.ConnectionClosing) -> None:
