@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.limits import Limit
 from wsmon.session import Session, Source
@@ -82,25 +83,31 @@ class LoadGenerator:
         self.clients = clients
         self.process: asyncio.subprocess.Process | None = None
         self.tally: dict[str, Any] | None = None  # what the clients saw, printed by the load generator
+        # Ends the clients if wsmon dies without stopping them (kill -9, a closed terminal): they
+        # would otherwise retry the dead tap for ever.
+        self._watchdog = GroupWatchdog()
 
     async def run(self, emit: Emit) -> None:
         await wait_for_port(self.port)
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await start_guarded_exec(
             *self.argv,
+            watchdog=self._watchdog,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
         )
         wall, mono = now()
         emit(ev.Marker(wall=wall, mono=mono, text=f"load generator started: {self.clients} clients"))
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
-            line = raw.decode("utf-8", "replace").strip()
-            if line.startswith(TALLY_PREFIX):
-                with contextlib.suppress(ValueError):
-                    self.tally = json.loads(line.removeprefix(TALLY_PREFIX))
-        await self.process.wait()
+        try:
+            assert self.process.stdout is not None
+            async for raw in self.process.stdout:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith(TALLY_PREFIX):
+                    with contextlib.suppress(ValueError):
+                        self.tally = json.loads(line.removeprefix(TALLY_PREFIX))
+            await self.process.wait()
+        finally:
+            await self._watchdog.stop()
 
     def tally_line(self) -> str:
         """The load generator's own count, to hold the report's against."""
@@ -116,6 +123,7 @@ class LoadGenerator:
     async def stop(self) -> None:
         proc = self.process
         if proc is None or proc.returncode is not None:
+            await self._watchdog.stop()
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -125,6 +133,7 @@ class LoadGenerator:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+        await self._watchdog.stop()
 
 
 async def wait_for_port(port: int, timeout: float = 15.0) -> None:

@@ -33,6 +33,7 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None = None,
         position: float | None = None,
+        notice: str = "",
     ) -> bool:
         now = state.last_mono
         targets = tuple(
@@ -45,8 +46,8 @@ class HeaderBar(TextPanel):
             )
             for t in state.targets.values()
         )
-        key = (title, mode, paused, speed, position, clock(state.duration_s), state.seq, targets)
-        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position))
+        key = (title, mode, paused, speed, position, notice, clock(state.duration_s), state.seq, targets)
+        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position, notice))
 
     def _build(
         self,
@@ -56,6 +57,7 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None,
         position: float | None,
+        notice: str = "",
     ) -> Content:
         top: list[str | tuple[str, str] | Content] = [("wsmon ", "bold $accent"), (title, "bold")]
         if mode == "replay":
@@ -69,6 +71,8 @@ class HeaderBar(TextPanel):
         if paused:
             top.append(("  ⏸ PAUSED", "reverse $warning"))
         top.append(f"  elapsed {clock(state.duration_s)}  events {count(state.seq)}")
+        if notice:  # e.g. "recording stopped: disk full"
+            top.append((f"  {notice}", "bold $error"))
         return Content.assemble(*top, "\n", self._targets_line(state))
 
     @staticmethod
