@@ -126,7 +126,7 @@ def demo(
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
     it, exactly as wsmon watches any server. Faults are injected at a visible rate.
     """
-    from wsmon.demo.runner import build_demo_session
+    from wsmon.demo.runner import build_demo_session, load_generator_of
 
     settings = _settings(limit_flags)
     _check_record_path(record)
@@ -148,6 +148,9 @@ def demo(
         click.echo(render_text(build_report(session.state, session.limits, source="demo")))
     else:
         _run_dashboard(session)
+    load = load_generator_of(session)
+    if load is not None:
+        click.echo(load.tally_line())
     sys.exit(_recording_exit(session, record))
 
 
@@ -331,7 +334,7 @@ def run(
     output passed through, records the run and prints the report. Exit code: the test command's own
     when it failed; otherwise 1 when a limit was breached (or infrastructure was missing); otherwise 0.
     """
-    from wsmon.attach import build_sources, targets_of
+    from wsmon.attach import build_sources, starting_targets, targets_of
     from wsmon.run import TestRun, default_record_path
     from wsmon.session import Session
     from wsmon.sources.markers import TestMarkerSource
@@ -359,6 +362,7 @@ def run(
         record=record,
         command="wsmon run -- " + " ".join(test_cmd),
         targets=targets_of(options),
+        starting=starting_targets(options),
     )
     _add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
     headless = not tui

@@ -34,6 +34,13 @@ class TargetAdded(Event, tag="target"):
     target: str
     kind: str  # "websocket" | "server" | "process" | "redis" | "postgres" | "http" | "log"
     address: str = ""
+    # A tap's: the log sources (targets) of the server it fronts. Their connection events then enrich
+    # the tap's rows instead of counting again (docs/design.md, "One connection, two witnesses").
+    covers: list[str] = []
+    # A target wsmon starts itself (or that depends on a server it starts): STARTING until its first
+    # UP, and a TargetDown before that is no outage unless start-up failed or took over the timeout.
+    starting: bool = False
+    startup_timeout_s: float = 0.0
 
 
 class TargetDown(Event, tag="down"):
