@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -131,7 +131,37 @@ class _Head(msgspec.Struct):
 _head_decoder = msgspec.json.Decoder(_Head)
 
 
+def _chatter_kept(message: str, raw_level: Any) -> tuple[str, str] | None:
+    """What the pre-filter keeps of a JSON line with this message and level: (level, text), or None
+    when the line may be about something (a cue word) or is a warning or worse."""
+    message = strip_ansi(message)  # winston's colorize() puts escape codes into the JSON strings
+    if vocab.has_cue(message.lower()):
+        return None
+    level = normalise_level(raw_level) if raw_level is not None else "info"
+    if _LEVEL_RANK.get(level, 2) >= 3:
+        return None
+    return level, vocab.mask_text(message)
+
+
+# The pre-filter's verdicts by (message, level) as decoded: a busy server's chatter is a few messages.
+_CHATTER_SEEN: dict[tuple[str, Any], tuple[str, str] | None] = {}
+
+
 def normalise_level(raw: Any) -> str:
+    if type(raw) is str:  # a logger writes a handful of level strings, line after line
+        level = _LEVELS_SEEN.get(raw)
+        if level is None:
+            level = _normalise_level(raw)
+            if len(_LEVELS_SEEN) < 256:  # a bounded memo: a level field full of odd values is not cached
+                _LEVELS_SEEN[raw] = level
+        return level
+    return _normalise_level(raw)
+
+
+_LEVELS_SEEN: dict[str, str] = {}
+
+
+def _normalise_level(raw: Any) -> str:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return _PINO_LEVELS.get(int(raw) // 10 * 10, "info")
     if isinstance(raw, str):
@@ -182,6 +212,126 @@ def _decode_record(head: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+# --- memos: what depends only on a message, a level or a logger's keys is worked out once ----------
+#
+# A logger writes the same few messages, levels and field names line after line (the ids are in the
+# fields), so the pre-filter's verdict, the vocabulary's matches and the roles of the fields are
+# remembered by the text or keys they depend on. Each memo is bounded: when a logger puts ids in its
+# messages it is emptied and starts again; texts longer than _MEMO_MAX_CHARS are never remembered.
+
+_MEMO_ENTRIES = 4096
+_MEMO_MAX_CHARS = 512
+_UNSEEN: Any = object()
+_UNSET: Any = object()
+
+
+class _Words:
+    """What a (lower-cased) message says in the vocabulary's terms: each pattern is searched once, when
+    first asked for, and a JSON line's _Words are shared by every line with the same message."""
+
+    __slots__ = ("_close", "_crashed", "_delivered", "_not_opening", "_open", "_send", "_strong", "_weak",
+                 "cue", "lowered")  # fmt: skip
+
+    def __init__(self, lowered: str) -> None:
+        self.lowered = lowered
+        self.cue = vocab.has_cue(lowered)
+        self._strong = self._weak = self._send = self._close = self._open = _UNSET
+        self._not_opening = self._delivered = self._crashed = _UNSET
+
+    @property
+    def strong(self) -> re.Match[str] | None:
+        if self._strong is _UNSET:
+            self._strong = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, self.lowered)
+        return self._strong
+
+    @property
+    def weak(self) -> re.Match[str] | None:
+        if self._weak is _UNSET:
+            self._weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, self.lowered)
+        return self._weak
+
+    @property
+    def send(self) -> bool:
+        if self._send is _UNSET:
+            self._send = vocab.SEND_CONTEXT.search(self.lowered) is not None
+        return self._send
+
+    @property
+    def close(self) -> re.Match[str] | None:
+        if self._close is _UNSET:
+            self._close = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, self.lowered)
+        return self._close
+
+    @property
+    def open(self) -> re.Match[str] | None:
+        if self._open is _UNSET:
+            self._open = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, self.lowered)
+        return self._open
+
+    @property
+    def not_opening(self) -> bool:
+        if self._not_opening is _UNSET:
+            self._not_opening = _NOT_OPENING.search(self.lowered) is not None
+        return self._not_opening
+
+    @property
+    def delivered(self) -> re.Match[str] | None:
+        if self._delivered is _UNSET:
+            self._delivered = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, self.lowered)
+        return self._delivered
+
+    @property
+    def crashed(self) -> bool:
+        if self._crashed is _UNSET:
+            self._crashed = _crashed(self.lowered)
+        return self._crashed
+
+
+_WORDS_SEEN: dict[str, _Words] = {}
+
+
+def _words_seen(lowered: str) -> _Words:
+    """A JSON logger's message's _Words, from the memo when it has been seen."""
+    words = _WORDS_SEEN.get(lowered)
+    if words is None:
+        words = _Words(lowered)
+        if len(lowered) <= _MEMO_MAX_CHARS:
+            if len(_WORDS_SEEN) >= _MEMO_ENTRIES:
+                _WORDS_SEEN.clear()
+            _WORDS_SEEN[lowered] = words
+    return words
+
+
+class _Shape(NamedTuple):
+    """What a JSON line's keys say, whatever their values: worked out once for each set of keys."""
+
+    message_key: str
+    level_key: str
+    skip: frozenset[str]  # keys not kept as fields (the message and the level)
+    roles: vocab.RoleKeys
+    kept: vocab.KeptPlan
+
+
+_SHAPES: dict[tuple[Any, ...], _Shape] = {}
+_SHAPE_MAX_KEYS = 64
+
+
+def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
+    # The top-level keys decide the message and level keys; the flattened ones the rest.
+    keys: tuple[Any, ...] = tuple(flat) if flat is record else (tuple(record), tuple(flat))
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        message_key = _first_key(record, vocab.MESSAGE_KEYS)
+        level_key = _first_key(record, vocab.LEVEL_KEYS)
+        skip = frozenset(k for k in (message_key, level_key, "v") if k)
+        shape = _Shape(message_key, level_key, skip, vocab.role_keys(flat), vocab.kept_plan(flat, skip))
+        if len(flat) <= _SHAPE_MAX_KEYS:
+            if len(_SHAPES) >= _MEMO_ENTRIES:
+                _SHAPES.clear()
+            _SHAPES[keys] = shape
+    return shape
+
+
 @dataclass(slots=True)
 class _Line:
     """One line (or folded block) made ready for recognition."""
@@ -194,17 +344,28 @@ class _Line:
     record: dict[str, Any] | None = None  # the JSON record, for custom rules
     crash: bool = False
     source_line: bool = False  # a source-code line printed above a crash, on its own
-    lowered: str = field(default="", init=False)
+    shape: _Shape | None = None  # a JSON line's keys, read
+    lowered: str = ""  # the message in lower case (worked out here when not given)
+    _words: _Words | None = None
     _roles: dict[str, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.lowered = self.message.lower()
+        if not self.lowered:
+            self.lowered = self.message.lower()
+
+    @property
+    def words(self) -> _Words:
+        """What the message says in the vocabulary's terms, worked out on first use."""
+        if self._words is None:
+            self._words = _Words(self.lowered)
+        return self._words
 
     @property
     def roles(self) -> dict[str, Any]:
         """The fields by role (connection, message id, close code …), worked out on first use."""
         if self._roles is None:
-            self._roles = vocab.roles(self.flat)
+            shape = self.shape
+            self._roles = vocab.roles(self.flat) if shape is None else vocab.roles_by(self.flat, shape.roles)
         return self._roles
 
 
@@ -232,12 +393,17 @@ class LogParser:
         self._closed_ids: dict[str, None] = {}
 
     def parse(self, line: str) -> list[ev.Event]:
-        return self.explain(line).events
+        return self._explain(line)[0]
 
     def explain(self, line: str) -> Explanation:
+        events, why = self._explain(line)
+        return Explanation(events, why)
+
+    def _explain(self, line: str) -> tuple[list[ev.Event], str]:
+        # (events, why): ``parse`` needs no Explanation made for each line
         block = line.rstrip("\r\n")
-        if not block.strip():
-            return Explanation([], "blank")
+        if not block or block.isspace():
+            return [], "blank"
         wall, mono = self.clock()
         try:
             if "\n" not in block and not self.rules:
@@ -260,11 +426,11 @@ class LogParser:
             level = normalise_level(match.group(1)) if match else "info"
             note = f"not decoded ({type(error).__name__}): kept as a plain line"
             log = ev.LogLine(wall=wall, mono=mono, level=level, text=text, source=self.source)
-            return Explanation([log], note)
+            return [log], note
 
     # --- the pre-filter: most lines are chatter -------------------------------------------------
 
-    def _chatter(self, block: str, wall: float, mono: float) -> Explanation | None:
+    def _chatter(self, block: str, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
         """The pre-filter. A JSON line is first decoded for its message and level alone (msgspec into
         a small Struct, skipping every other field); when the message names nothing wsmon recognises
         and the level is below a warning — most lines of a busy server — it is kept as its message and
@@ -276,19 +442,25 @@ class LogParser:
         message = head.msg or head.message or head.event
         if not message:
             return None
-        message = strip_ansi(message)  # winston's colorize() puts escape codes into the JSON strings
-        if vocab.has_cue(message.lower()):
+        raw_level = head.level
+        if raw_level is None:
+            raw_level = head.severity
+            if raw_level is None:
+                raw_level = head.levelname if head.levelname is not None else head.lvl
+        seen = (message, raw_level)
+        kept = _CHATTER_SEEN.get(seen, _UNSEEN)
+        if kept is _UNSEEN:
+            kept = _chatter_kept(message, raw_level)
+            if len(message) <= _MEMO_MAX_CHARS:
+                if len(_CHATTER_SEEN) >= _MEMO_ENTRIES:
+                    _CHATTER_SEEN.clear()  # a logger that puts ids in its messages: start again
+                _CHATTER_SEEN[seen] = kept
+        if kept is None:
             return None
-        raw_level = next(
-            (x for x in (head.level, head.severity, head.levelname, head.lvl) if x is not None), None
-        )
-        level = normalise_level(raw_level) if raw_level is not None else "info"
-        if _LEVEL_RANK.get(level, 2) >= 3:
-            return None
-        log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(message), source=self.source)
-        return Explanation([log], "no event in its words, below a warning: kept as its message (pre-filter)")
+        log = ev.LogLine(wall=wall, mono=mono, level=kept[0], text=kept[1], source=self.source)
+        return [log], "no event in its words, below a warning: kept as its message (pre-filter)"
 
-    def _text_chatter(self, block: str, wall: float, mono: float) -> Explanation | None:
+    def _text_chatter(self, block: str, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
         """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
         plain = strip_ansi(block)
         lowered = plain.lower()
@@ -297,7 +469,7 @@ class LogParser:
         match = _TEXT_LEVEL.search(plain)
         level = normalise_level(match.group(1)) if match else "info"
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
-        return Explanation([log], "no event in its words, below a warning: kept as it is (pre-filter)")
+        return [log], "no event in its words, below a warning: kept as it is (pre-filter)"
 
     # --- one line, ready for recognition --------------------------------------------------------
 
@@ -312,7 +484,7 @@ class LogParser:
 
     # --- custom rules ---------------------------------------------------------------------------
 
-    def _by_rules(self, line: _Line, wall: float, mono: float) -> Explanation | None:
+    def _by_rules(self, line: _Line, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
         # A rule's regex is searched in a JSON line's message, or in the whole (first) line of text.
         subject = line.message if line.record is not None else line.text.partition("\n")[0]
         for rule in self.rules:
@@ -322,26 +494,26 @@ class LogParser:
             out: list[ev.Event] = [event]
             if _is_warning(line.level):
                 out.append(self._log(line, wall, mono))
-            return Explanation(out, f"custom rule {rule.name or '(unnamed)'}")
+            return out, f"custom rule {rule.name or '(unnamed)'}"
         return None
 
     # --- vocabulary -----------------------------------------------------------------------------
 
-    def _recognise(self, line: _Line, wall: float, mono: float) -> Explanation:
+    def _recognise(self, line: _Line, wall: float, mono: float) -> tuple[list[ev.Event], str]:
         lowered = line.lowered
         if line.source_line:
-            return Explanation([self._log(line, wall, mono)], "source line of a stack trace: kept, no event")
+            return [self._log(line, wall, mono)], "source line of a stack trace: kept, no event"
         if lowered == "connection stats":
             traffic = self._traffic(line, wall, mono)
             if traffic is not None:
-                return Explanation([traffic], "traffic: 'connection stats'")
-        if not vocab.has_cue(lowered):
-            return Explanation([self._log(line, wall, mono)], _plain_why(line))
+                return [traffic], "traffic: 'connection stats'"
+        if not line.words.cue:
+            return [self._log(line, wall, mono)], _plain_why(line)
         failure = self._failure(line, wall, mono)
         if failure is not None:
             event, phrase = failure
             line.level = at_least(line.level, "error")
-            return Explanation([event, self._log(line, wall, mono)], f"delivery failed: {phrase!r}")
+            return [event, self._log(line, wall, mono)], f"delivery failed: {phrase!r}"
         if not line.crash:
             for attempt in (self._closed, self._opened, self._delivered):
                 found = attempt(line, wall, mono)
@@ -350,21 +522,21 @@ class LogParser:
                     out: list[ev.Event] = [event]
                     if _is_warning(line.level):
                         out.append(self._log(line, wall, mono))
-                    return Explanation(out, why)
-        return Explanation([self._log(line, wall, mono)], _plain_why(line))
+                    return out, why
+        return [self._log(line, wall, mono)], _plain_why(line)
 
     def _failure(self, line: _Line, wall: float, mono: float) -> tuple[ev.DeliveryFailed, str] | None:
-        lowered = line.lowered
-        match = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, lowered)
+        words = line.words
+        match = words.strong
         if match is None:
-            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, lowered)
-            if weak is None and line.flat and vocab.SEND_CONTEXT.search(lowered):
+            weak = words.weak
+            if weak is None and line.flat and words.send:
                 # "send" with error "write after end": the weak words may be in the error field
                 error = vocab.error_text(line.flat).lower()
                 weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, error) if error else None
             if weak is None:
                 return None
-            if not (vocab.SEND_CONTEXT.search(lowered) or _message_id(line)):
+            if not (words.send or _message_id(line)):
                 return None
             match = weak
         message_id = _message_id(line)
@@ -383,7 +555,7 @@ class LogParser:
         return event, phrase
 
     def _closed(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionClosed, str] | None:
-        match = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, line.lowered)
+        match = line.words.close
         if match is None and "code" not in line.lowered and "code" not in line.roles:
             return None  # neither a word nor a code of a close: skip the code searches
         code = _close_code(line, close_words=match is not None)
@@ -413,8 +585,8 @@ class LogParser:
         return event, f"connection closed: {said}" + ("" if code is not None else ", no code given: 1005")
 
     def _opened(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionOpened, str] | None:
-        match = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, line.lowered)
-        if match is None or _NOT_OPENING.search(line.lowered):
+        match = line.words.open
+        if match is None or line.words.not_opening:
             return None
         conn = _conn_of(line)
         if not conn:
@@ -432,7 +604,7 @@ class LogParser:
         return event, f"connection opened: {match.group(0)!r}"
 
     def _delivered(self, line: _Line, wall: float, mono: float) -> tuple[ev.LatencySample, str] | None:
-        match = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, line.lowered)
+        match = line.words.delivered
         if match is None:
             return None
         latency = _latency_ms(line.roles, line.message)
@@ -460,7 +632,12 @@ class LogParser:
         )
 
     def _log(self, line: _Line, wall: float, mono: float) -> ev.LogLine:
-        fields = vocab.kept_fields(line.flat.items(), line.skip) if line.flat else {}
+        if not line.flat:
+            fields: dict[str, str] = {}
+        elif line.shape is not None:
+            fields = vocab.kept_by(line.flat, line.shape.kept)
+        else:
+            fields = vocab.kept_fields(line.flat.items(), line.skip)
         return ev.LogLine(
             wall=wall,
             mono=mono,
@@ -476,7 +653,8 @@ class LogParser:
 
 def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     flat = vocab.flatten(record)
-    message_key = _first_key(record, vocab.MESSAGE_KEYS)
+    shape = _shape_of(record, flat)
+    message_key = shape.message_key
     message = record.get(message_key, "") if message_key else ""
     if isinstance(message, dict | list):
         message = ""
@@ -485,20 +663,16 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
         if isinstance(err, dict):
             message = err.get("message") or err.get("type") or err.get("name") or ""
     message = strip_ansi(str(message))
-    level_key = _first_key(record, vocab.LEVEL_KEYS)
+    level_key = shape.level_key
     level = normalise_level(record[level_key]) if level_key else "info"
     text = f"{message}\n{continuation}" if continuation else message
-    crash = bool(continuation) or _crashed(message.lower())
+    lowered = message.lower()
+    words = _words_seen(lowered)
+    crash = bool(continuation) or words.crashed
     if continuation:
         level = at_least(level, "error")
-    skip = _SKIPS.get((message_key, level_key))
-    if skip is None:
-        skip = _SKIPS[(message_key, level_key)] = frozenset(k for k in (message_key, level_key, "v") if k)
-    return _Line(message, level, text, flat, skip, record, crash=crash)
-
-
-# The keys a kept line leaves out (its message and its level), by which keys those were.
-_SKIPS: dict[tuple[str, str], frozenset[str]] = {}
+    skip = shape.skip
+    return _Line(message, level, text, flat, skip, record, crash, shape=shape, lowered=lowered, _words=words)
 
 
 def _first_key(record: dict[str, Any], keys: tuple[str, ...]) -> str:
