@@ -110,6 +110,55 @@ _CLIENT_CLOSED = re.compile(
     r"by (?:the )?(?:client|peer|remote)|(?:client|peer|remote) (?:closed|hung up|left)"
 )
 _SERVER_CLOSED = re.compile(r"by (?:the )?server|server (?:closed|terminated|kicked)|\bkicked\b|\bevicted\b")
+
+# The case-insensitive patterns above cost a scan of the whole line each. For ASCII text (lower() then
+# keeps every position) they are searched in the lower-cased text without IGNORECASE, and skipped where
+# none of the words every match contains is there; non-ASCII text (where a Kelvin sign matches "k")
+# takes the patterns as they are. Same matches, a fraction of the time.
+_TEXT_LEVEL_LOWER = re.compile(r"\b(trace|debug|info|notice|warn|warning|error|err|fatal|critical)\b")
+_LEVEL_WORDS_IN = ("trace", "debug", "info", "notice", "warn", "err", "fatal", "critical")
+_CONN_KEY_VALUE_LOWER = re.compile(_CONN_KEY_VALUE.pattern)
+_CONN_KEY_VALUE_WORDS = ("conn", "client", "socket", "sid")
+_CONN_WORD_LOWER = re.compile(_CONN_WORD.pattern)
+_CONN_WORD_WORDS = ("conn", "client", "socket", "peer", "session")
+_CLOSE_CONTEXT_WORDS = ("clos", "disconnect", "terminat", "hang", "hung", "left", "went away")
+_CLIENT_CLOSED_WORDS = ("client", "peer", "remote")
+_SERVER_CLOSED_WORDS = ("server", "kicked", "evicted")
+
+
+def _none_of(words: tuple[str, ...], lowered: str) -> bool:
+    for word in words:  # noqa: SIM110 - a loop is faster than all() over a generator, per line
+        if word in lowered:
+            return False
+    return True
+
+
+def _level_said(text: str, lowered: str) -> str | None:
+    """The level a text line names ("INFO", "warning" …), normalised; None when it names none."""
+    if text.isascii():
+        if _none_of(_LEVEL_WORDS_IN, lowered):
+            return None
+        match = _TEXT_LEVEL_LOWER.search(lowered)
+    else:
+        match = _TEXT_LEVEL.search(text)
+    return normalise_level(match.group(1)) if match else None
+
+
+def _close_context(text: str, lowered: str) -> bool:
+    if text.isascii() and _none_of(_CLOSE_CONTEXT_WORDS, lowered):
+        return False
+    return _CLOSE_CONTEXT.search(text) is not None
+
+
+def _closer_said(lowered: str) -> str:
+    """Who closed, by the words: "client", "server" or "unknown"."""
+    if not _none_of(_CLIENT_CLOSED_WORDS, lowered) and _CLIENT_CLOSED.search(lowered):
+        return "client"
+    if not _none_of(_SERVER_CLOSED_WORDS, lowered) and _SERVER_CLOSED.search(lowered):
+        return "server"
+    return "unknown"
+
+
 MAX_CLOSED_REMEMBERED = 10_000
 MAX_TEXT_CHARS = 16_384  # a line kept as plain text after it failed to decode is cut here
 
@@ -226,17 +275,19 @@ _UNSET: Any = object()
 
 
 class _Words:
-    """What a (lower-cased) message says in the vocabulary's terms: each pattern is searched once, when
-    first asked for, and a JSON line's _Words are shared by every line with the same message."""
+    """What a message says in the vocabulary's terms: each pattern is searched once, when first asked
+    for, and a JSON line's _Words are shared by every line with the same message."""
 
-    __slots__ = ("_close", "_crashed", "_delivered", "_not_opening", "_open", "_send", "_strong", "_weak",
-                 "cue", "lowered")  # fmt: skip
+    __slots__ = ("_close", "_closer", "_crashed", "_delivered", "_level_floor", "_masked", "_not_opening",
+                 "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message")  # fmt: skip
 
-    def __init__(self, lowered: str) -> None:
+    def __init__(self, message: str, lowered: str) -> None:
+        self.message = message
         self.lowered = lowered
         self.cue = vocab.has_cue(lowered)
         self._strong = self._weak = self._send = self._close = self._open = _UNSET
-        self._not_opening = self._delivered = self._crashed = _UNSET
+        self._not_opening = self._delivered = self._crashed = self._said_ms = _UNSET
+        self._masked = self._level_floor = self._closer = _UNSET
 
     @property
     def strong(self) -> re.Match[str] | None:
@@ -286,19 +337,48 @@ class _Words:
             self._crashed = _crashed(self.lowered)
         return self._crashed
 
+    @property
+    def said_ms(self) -> float | None:
+        """A latency in the words: "delivered to client c1 in 0.42 ms"."""
+        if self._said_ms is _UNSET:
+            said = _TEXT_MS.search(self.message)
+            self._said_ms = float(said.group(1)) if said else None
+        return self._said_ms
+
+    @property
+    def masked(self) -> str:
+        """The message as a LogLine keeps it."""
+        if self._masked is _UNSET:
+            self._masked = vocab.mask_text(self.message)
+        return self._masked
+
+    @property
+    def closer(self) -> str:
+        """Who closed, by the words: "client", "server" or "unknown"."""
+        if self._closer is _UNSET:
+            self._closer = _closer_said(self.lowered)
+        return self._closer
+
+    @property
+    def level_floor(self) -> str:
+        """The level the words alone make a line at least ("" for none): see _level_for_text."""
+        if self._level_floor is _UNSET:
+            self._level_floor = _level_floor(self.message)
+        return self._level_floor
+
 
 _WORDS_SEEN: dict[str, _Words] = {}
 
 
-def _words_seen(lowered: str) -> _Words:
+def _words_seen(message: str) -> _Words:
     """A JSON logger's message's _Words, from the memo when it has been seen."""
-    words = _WORDS_SEEN.get(lowered)
+    words = _WORDS_SEEN.get(message)
     if words is None:
-        words = _Words(lowered)
-        if len(lowered) <= _MEMO_MAX_CHARS:
+        words = _Words(message, message.lower())
+        if len(message) <= _MEMO_MAX_CHARS:
             if len(_WORDS_SEEN) >= _MEMO_ENTRIES:
                 _WORDS_SEEN.clear()
-            _WORDS_SEEN[lowered] = words
+            _WORDS_SEEN[message] = words
     return words
 
 
@@ -309,7 +389,9 @@ class _Shape(NamedTuple):
     level_key: str
     skip: frozenset[str]  # keys not kept as fields (the message and the level)
     roles: vocab.RoleKeys
+    role_names: frozenset[str]  # the roles some key may give a value for
     kept: vocab.KeptPlan
+    error_key: bool  # whether any key is one vocab.error_text reads
 
 
 _SHAPES: dict[tuple[Any, ...], _Shape] = {}
@@ -324,7 +406,16 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
         message_key = _first_key(record, vocab.MESSAGE_KEYS)
         level_key = _first_key(record, vocab.LEVEL_KEYS)
         skip = frozenset(k for k in (message_key, level_key, "v") if k)
-        shape = _Shape(message_key, level_key, skip, vocab.role_keys(flat), vocab.kept_plan(flat, skip))
+        roles = vocab.role_keys(flat)
+        shape = _Shape(
+            message_key,
+            level_key,
+            skip,
+            roles,
+            frozenset(role for role, _ in roles),
+            vocab.kept_plan(flat, skip),
+            any(key in flat for key in vocab.ERROR_NAMES),
+        )
         if len(flat) <= _SHAPE_MAX_KEYS:
             if len(_SHAPES) >= _MEMO_ENTRIES:
                 _SHAPES.clear()
@@ -357,8 +448,15 @@ class _Line:
     def words(self) -> _Words:
         """What the message says in the vocabulary's terms, worked out on first use."""
         if self._words is None:
-            self._words = _Words(self.lowered)
+            self._words = _Words(self.message, self.lowered)
         return self._words
+
+    def may_have(self, role: str) -> bool:
+        """False when no field of the line can have this role (known from its keys alone)."""
+        return self.shape is None or role in self.shape.role_names
+
+    def error_text(self) -> str:
+        return vocab.error_text(self.flat) if self.shape is None or self.shape.error_key else ""
 
     @property
     def roles(self) -> dict[str, Any]:
@@ -422,8 +520,8 @@ class LogParser:
             return self._recognise(parsed, wall, mono)
         except Exception as error:  # no line may stop the source: keep it as plain text
             text = strip_ansi(block)[:MAX_TEXT_CHARS]
-            match = _TEXT_LEVEL.search(text[:200])
-            level = normalise_level(match.group(1)) if match else "info"
+            start = text[:200]
+            level = _level_said(start, start.lower()) or "info"
             note = f"not decoded ({type(error).__name__}): kept as a plain line"
             log = ev.LogLine(wall=wall, mono=mono, level=level, text=text, source=self.source)
             return [log], note
@@ -466,8 +564,7 @@ class LogParser:
         lowered = plain.lower()
         if vocab.has_cue(lowered) or "warn" in lowered or "err" in lowered or "crit" in lowered:
             return None
-        match = _TEXT_LEVEL.search(plain)
-        level = normalise_level(match.group(1)) if match else "info"
+        level = _level_said(plain, lowered) or "info"
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
         return [log], "no event in its words, below a warning: kept as it is (pre-filter)"
 
@@ -532,7 +629,7 @@ class LogParser:
             weak = words.weak
             if weak is None and line.flat and words.send:
                 # "send" with error "write after end": the weak words may be in the error field
-                error = vocab.error_text(line.flat).lower()
+                error = line.error_text().lower()
                 weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, error) if error else None
             if weak is None:
                 return None
@@ -542,7 +639,7 @@ class LogParser:
         message_id = _message_id(line)
         phrase = match.group(0)
         text_id, text_reason = _failure_from_text(line.message)
-        reason = text_reason or vocab.error_text(line.flat) or _phrase_reason(line.message, match)
+        reason = text_reason or line.error_text() or _phrase_reason(line.message, match)
         conn = _conn_of(line, bare_id=False)  # a recipient that is not connected has no connection
         event = ev.DeliveryFailed(
             wall=wall,
@@ -556,7 +653,11 @@ class LogParser:
 
     def _closed(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionClosed, str] | None:
         match = line.words.close
-        if match is None and "code" not in line.lowered and "code" not in line.roles:
+        if (
+            match is None
+            and "code" not in line.lowered
+            and not (line.may_have("code") and "code" in line.roles)
+        ):
             return None  # neither a word nor a code of a close: skip the code searches
         code = _close_code(line, close_words=match is not None)
         if match is None and code is None:
@@ -607,7 +708,11 @@ class LogParser:
         match = line.words.delivered
         if match is None:
             return None
-        latency = _latency_ms(line.roles, line.message)
+        latency = None
+        if line.may_have("latency_ms") or line.may_have("latency_s"):
+            latency = _latency_ms(line.roles)
+        if latency is None:
+            latency = line.words.said_ms
         if latency is None:
             return None  # a success without a latency is kept as a line; there is no event to count it
         sample = ev.LatencySample(
@@ -632,6 +737,14 @@ class LogParser:
         )
 
     def _log(self, line: _Line, wall: float, mono: float) -> ev.LogLine:
+        if line.text is line.message:  # a JSON line's text is its message: what the words say is known
+            words = line.words
+            floor = words.level_floor
+            level = at_least(line.level, floor) if floor else line.level
+            text = words.masked
+        else:
+            level = _level_for_text(line.level, line.text)
+            text = vocab.mask_text(line.text)
         if not line.flat:
             fields: dict[str, str] = {}
         elif line.shape is not None:
@@ -641,8 +754,8 @@ class LogParser:
         return ev.LogLine(
             wall=wall,
             mono=mono,
-            level=_level_for_text(line.level, line.text),
-            text=vocab.mask_text(line.text),
+            level=level,
+            text=text,
             source=self.source,
             fields=fields,
         )
@@ -666,8 +779,8 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     level_key = shape.level_key
     level = normalise_level(record[level_key]) if level_key else "info"
     text = f"{message}\n{continuation}" if continuation else message
-    lowered = message.lower()
-    words = _words_seen(lowered)
+    words = _words_seen(message)
+    lowered = words.lowered
     crash = bool(continuation) or words.crashed
     if continuation:
         level = at_least(level, "error")
@@ -702,10 +815,9 @@ def _from_text(block: str) -> _Line:
         first = vocab.first_key_value(message)
         if first > 0 and not any(k in flat for k in ("msg", "message", "event")):
             message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
-    level_match = _TEXT_LEVEL.search(head)
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
-        level = normalise_level(level_match.group(1)) if level_match else "info"
+        level = _level_said(head, head.lower()) or "info"
     said = next((flat[k] for k in ("msg", "message", "event") if flat.get(k)), "")
     skip = frozenset({"msg", "message", "event", "level"}) if said else frozenset({"level"})
     if crash:
@@ -808,22 +920,18 @@ def _close_code(line: _Line, *, close_words: bool) -> int | None:
     code = _as_close_code(line.roles.get("code"))
     if code is not None:
         return code
-    if close_words or _CLOSE_CONTEXT.search(line.message):
+    if close_words or _close_context(line.message, line.lowered):
         code = _as_close_code(line.flat.get("code"))
         if code is not None:
             return code
-    return _text_close_code(line.message)
+    return _text_close_code(line.message, line.lowered)
 
 
 def _closer(line: _Line) -> str:
     said = line.roles.get("closer")
     if said is not None:
         return _CLOSERS.get(_text_of(said).lower(), "unknown")
-    if _CLIENT_CLOSED.search(line.lowered):
-        return "client"
-    if _SERVER_CLOSED.search(line.lowered):
-        return "server"
-    return "unknown"
+    return line.words.closer
 
 
 def _duration_s(flat: dict[str, Any]) -> float | None:
@@ -841,6 +949,7 @@ _TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
 def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
+    """A latency from the fields (``latency_ms``, ``took`` …), else from the words of ``message``."""
     for role, scale in (("latency_ms", 1.0), ("latency_s", 1000.0)):
         value = roles.get(role)
         if not isinstance(value, int | float | str):
@@ -857,14 +966,19 @@ def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
 
 def _level_for_text(level: str, text: str) -> str:
     """Lines that name a refusal or a timeout are errors, an invalid message format a warning at least."""
+    floor = _level_floor(text)
+    return at_least(level, floor) if floor else level
+
+
+def _level_floor(text: str) -> str:
     lowered = text.lower()
     if "refused" not in lowered and "timed" not in lowered and "invalid" not in lowered:
-        return level  # the regexes below cannot match: skip them, this runs for every kept line
+        return ""  # the regexes below cannot match: skip them, this runs for every kept line
     if _REFUSED.search(text) or _TIMEOUT.search(text):
-        return at_least(level, "error")
+        return "error"
     if _INVALID_FORMAT.search(text):
-        return at_least(level, "warn")
-    return level
+        return "warn"
+    return ""
 
 
 def _failure_from_text(text: str) -> tuple[str, str]:
@@ -904,10 +1018,12 @@ def _as_close_code(value: Any) -> int | None:
     return None
 
 
-def _text_close_code(text: str) -> int | None:
-    match = _CLOSE_CODE.search(text)
-    if match is None and _CLOSE_CONTEXT.search(text):
-        match = _BARE_CODE.search(text)
+def _text_close_code(text: str, lowered: str = "") -> int | None:
+    lowered = lowered or text.lower()
+    ascii_text = text.isascii()  # then a pattern cannot match where none of its words is
+    match = None if ascii_text and "clos" not in lowered else _CLOSE_CODE.search(text)
+    if match is None and _close_context(text, lowered):
+        match = None if ascii_text and _none_of(("code", "("), lowered) else _BARE_CODE.search(text)
         if match is not None:
             return int(match.group("code") or match.group("paren"))
     return int(match.group("code")) if match else None
@@ -915,9 +1031,21 @@ def _text_close_code(text: str) -> int | None:
 
 def _text_conn(text: str, *, exclude_message_ids: bool = False) -> str:
     """A connection id named in free text: ``conn=c12``, ``clientId: abc``, ``connection c12``."""
-    for pattern in (_CONN_KEY_VALUE, _CONN_WORD):
-        for match in pattern.finditer(text):
-            found = match.group("id").rstrip(".,;:)/'\"")
+    if text.isascii():  # the patterns without IGNORECASE in the lower-cased text, where their words are
+        lowered = text.lower()
+        patterns = [
+            pattern
+            for pattern, words in (
+                (_CONN_KEY_VALUE_LOWER, _CONN_KEY_VALUE_WORDS),
+                (_CONN_WORD_LOWER, _CONN_WORD_WORDS),
+            )
+            if not _none_of(words, lowered)
+        ]
+    else:
+        lowered, patterns = text, [_CONN_KEY_VALUE, _CONN_WORD]
+    for pattern in patterns:
+        for match in pattern.finditer(lowered):
+            found = text[match.start("id") : match.end("id")].rstrip(".,;:)/'\"")
             if not found or found.lower() in _NOT_AN_ID:
                 continue
             if exclude_message_ids and _MESSAGE_ID.fullmatch(found):
