@@ -392,6 +392,7 @@ class _Shape(NamedTuple):
     role_names: frozenset[str]  # the roles some key may give a value for
     kept: vocab.KeptPlan
     error_key: bool  # whether any key is one vocab.error_text reads
+    quiet: dict[str, bool]  # by message: whether no recogniser can make an event of it (see _quiet)
 
 
 _SHAPES: dict[tuple[Any, ...], _Shape] = {}
@@ -415,6 +416,7 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
             frozenset(role for role, _ in roles),
             vocab.kept_plan(flat, skip),
             any(key in flat for key in vocab.ERROR_NAMES),
+            {},
         )
         if len(flat) <= _SHAPE_MAX_KEYS:
             if len(_SHAPES) >= _MEMO_ENTRIES:
@@ -505,13 +507,17 @@ class LogParser:
         wall, mono = self.clock()
         try:
             if "\n" not in block and not self.rules:
-                chatter = (
-                    self._chatter(block, wall, mono)
-                    if block[0] == "{"
-                    else self._text_chatter(block, wall, mono)
-                )
-                if chatter is not None:
-                    return chatter
+                if block[0] == "{":
+                    chatter = self._chatter(block, wall, mono)
+                    if chatter is not None:
+                        return chatter
+                    record = _decode_record(block)
+                    if record is not None:
+                        return self._recognise_record(record, wall, mono)
+                else:
+                    chatter = self._text_chatter(block, wall, mono)
+                    if chatter is not None:
+                        return chatter
             parsed = self._prepare(block)
             if self.rules:
                 ruled = self._by_rules(parsed, wall, mono)
@@ -567,6 +573,35 @@ class LogParser:
         level = _level_said(plain, lowered) or "info"
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
         return [log], "no event in its words, below a warning: kept as it is (pre-filter)"
+
+    def _recognise_record(
+        self, record: dict[str, Any], wall: float, mono: float
+    ) -> tuple[list[ev.Event], str]:
+        """A one-line JSON record the pre-filter did not keep. When no recogniser can make an event of a
+        line with its keys and message, whatever the values (known once per keys and message), it is
+        kept as a log line at once; otherwise it goes through the recognisers."""
+        flat, shape, message, level, words = _record_parts(record)
+        quiet = shape.quiet.get(message)
+        if quiet is None:
+            quiet = _quiet(shape, words)
+            if len(message) <= _MEMO_MAX_CHARS:
+                if len(shape.quiet) >= _MEMO_ENTRIES:
+                    shape.quiet.clear()
+                shape.quiet[message] = quiet
+        if not quiet:
+            line = _Line(message, level, message, flat, shape.skip, record, words.crashed, shape=shape,
+                         lowered=words.lowered, _words=words)  # fmt: skip
+            return self._recognise(line, wall, mono)
+        floor = words.level_floor
+        log = ev.LogLine(
+            wall=wall,
+            mono=mono,
+            level=at_least(level, floor) if floor else level,
+            text=words.masked,
+            source=self.source,
+            fields=vocab.kept_by(flat, shape.kept) if flat else {},
+        )
+        return [log], _plain_why_of(words.crashed, level)
 
     # --- one line, ready for recognition --------------------------------------------------------
 
@@ -765,6 +800,19 @@ class LogParser:
 
 
 def _from_record(record: dict[str, Any], continuation: str) -> _Line:
+    flat, shape, message, level, words = _record_parts(record)
+    text = f"{message}\n{continuation}" if continuation else message
+    crash = bool(continuation) or words.crashed
+    if continuation:
+        level = at_least(level, "error")
+    skip = shape.skip
+    return _Line(
+        message, level, text, flat, skip, record, crash, shape=shape, lowered=words.lowered, _words=words
+    )
+
+
+def _record_parts(record: dict[str, Any]) -> tuple[dict[str, Any], _Shape, str, str, _Words]:
+    """A JSON record's fields flattened, what its keys say, its message, its level and its words."""
     flat = vocab.flatten(record)
     shape = _shape_of(record, flat)
     message_key = shape.message_key
@@ -778,14 +826,27 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
     message = strip_ansi(str(message))
     level_key = shape.level_key
     level = normalise_level(record[level_key]) if level_key else "info"
-    text = f"{message}\n{continuation}" if continuation else message
-    words = _words_seen(message)
-    lowered = words.lowered
-    crash = bool(continuation) or words.crashed
-    if continuation:
-        level = at_least(level, "error")
-    skip = shape.skip
-    return _Line(message, level, text, flat, skip, record, crash, shape=shape, lowered=lowered, _words=words)
+    return flat, shape, message, level, _words_seen(message)
+
+
+def _quiet(shape: _Shape, words: _Words) -> bool:
+    """Whether no recogniser can make an event of a one-line JSON record with these keys and this
+    message, whatever its values: _recognise's checks that depend on the words and the keys only."""
+    if words.lowered == "connection stats":
+        return False  # traffic
+    if not words.cue:
+        return True
+    if words.strong is not None or words.weak is not None or (words.send and shape.error_key):
+        return False  # a failure
+    if words.crashed:
+        return True  # a crash is no open, close or delivery
+    roles = shape.role_names
+    if words.close is not None or "code" in words.lowered or "code" in roles:
+        return False
+    if words.open is not None and not words.not_opening:
+        return False
+    latency = "latency_ms" in roles or "latency_s" in roles or words.said_ms is not None
+    return words.delivered is None or not latency
 
 
 def _first_key(record: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -868,10 +929,14 @@ def _crashed(lowered: str) -> bool:
 
 
 def _plain_why(line: _Line) -> str:
-    if line.crash:
+    return _plain_why_of(line.crash, line.level)
+
+
+def _plain_why_of(crash: bool, level: str) -> str:
+    if crash:
         return "crash or stack trace: kept as an error line"
-    if _is_warning(line.level):
-        return f"no event in its words; kept ({line.level})"
+    if _is_warning(level):
+        return f"no event in its words; kept ({level})"
     return "no event in its words; kept as a log line"
 
 

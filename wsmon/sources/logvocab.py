@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from wsmon.core.redact import MASK, redact_url
 
@@ -158,14 +158,18 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
     else:
         return record  # flat already: most lines are
     out: dict[str, Any] = {}
-    _flatten_into(out, "", record, 0)
+    for key, value in record.items():  # the top level here: one call less for the common one-level nesting
+        if type(value) is dict and value:
+            _flatten_into(out, key + ".", value, 1)
+        else:
+            out[key] = value
     return out
 
 
 def _flatten_into(out: dict[str, Any], prefix: str, obj: dict[str, Any], depth: int) -> None:
     # In the line's own order (so the cap keeps its first fields); the depth is bounded: no deep recursion.
     for key, value in obj.items():
-        name = f"{prefix}{key}"
+        name = prefix + key
         if type(value) is dict and value and depth < MAX_DEPTH:
             _flatten_into(out, name + ".", value, depth + 1)
         else:
@@ -361,34 +365,35 @@ def kept_fields(items: Iterable[tuple[str, Any]], skip: frozenset[str] = frozens
     return out
 
 
-KeptPlan = tuple[tuple[str, bool], ...]
+class KeptPlan(NamedTuple):
+    """The keys ``kept_fields`` keeps of a line with these keys, each with whether it is a secret."""
+
+    keys: tuple[tuple[str, bool], ...]
+    plain: tuple[str, ...] | None  # the same keys when none is a secret and they fit under the cap
 
 
 def kept_plan(keys: Iterable[str], skip: frozenset[str] = frozenset()) -> KeptPlan:
-    """The keys ``kept_fields`` keeps of a line with these keys, each with whether it is a secret:
-    worked out once a shape, for ``kept_by``."""
-    return tuple((key, _key_info(key)[2]) for key in keys if key not in skip)
+    """Worked out once a shape (a logger's set of keys), for ``kept_by``."""
+    kept = tuple((key, _key_info(key)[2]) for key in keys if key not in skip)
+    plain = len(kept) <= MAX_FIELDS and not any(secret for _, secret in kept)
+    return KeptPlan(kept, tuple(key for key, _ in kept) if plain else None)
 
 
 def kept_by(flat: Mapping[str, Any], plan: KeptPlan) -> dict[str, str]:
     """``kept_fields(flat.items(), skip)`` for a line whose keys ``kept_plan`` has read."""
+    if plan.plain is None:
+        return kept_fields(((key, flat[key]) for key, _ in plan.keys))
     out: dict[str, str] = {}
-    for key, secret in plan:
+    for key in plan.plain:  # no secret, and the cap cannot be reached: only the values to write
         value = flat[key]
-        if value is None:
-            continue
-        if len(out) >= MAX_FIELDS:
-            out["…"] = "more fields not kept"
-            break
-        if secret:
-            out[key] = MASK
-            continue
         kind = type(value)
         if kind is str:
             if len(value) > 12 or "\x1b" in value:  # an id is kept as it is, quickly
                 value = _cut(mask_text(strip_ansi(value)))
         elif kind is int or kind is float:
             value = str(value)
+        elif value is None:
+            continue
         else:
             value = _cut(_scalar_text(value))
         out[key] = value
