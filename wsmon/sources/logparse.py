@@ -952,6 +952,8 @@ def _plain_why_of(crash: bool, level: str) -> str:
 
 
 def _text_of(value: Any) -> str:
+    if type(value) is str and "\x1b" not in value:  # most ids: no colour to strip, no conversion
+        return value.strip()
     return "" if value is None else vocab.text_of(value)
 
 
