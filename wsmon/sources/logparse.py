@@ -887,12 +887,18 @@ def _from_text(block: str) -> _Line:
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
         level = _level_said(head, head.lower()) or "info"
-    said = next((flat[k] for k in ("msg", "message", "event") if flat.get(k)), "")
-    skip = frozenset({"msg", "message", "event", "level"}) if said else frozenset({"level"})
+    said = ""
+    if flat:
+        said = next((flat[k] for k in ("msg", "message", "event") if flat.get(k)), "")
+    skip = _SKIP_SAID if said else _SKIP_LEVEL
     if crash:
         level = at_least(level, "fatal" if node_crash else "error")
     crash = crash or _crashed(message.lower())
     return _Line(said or message, level, block, flat, skip, crash=crash)
+
+
+_SKIP_SAID = frozenset({"msg", "message", "event", "level"})
+_SKIP_LEVEL = frozenset({"level"})
 
 
 def _json_tail(text: str) -> tuple[str, dict[str, Any]] | None:
