@@ -162,22 +162,21 @@ def main() -> int:
     chatter_rate = rate(lambda: LogParser("server", clock), chatter, args.repeats)
     print(f"{'  JSON chatter alone':<46}{chatter_rate:>10,.0f}")
     ok = new_json >= GOAL_LINES_PER_S
-    goal_ratio: float | None = None
-    for index, (label, commit) in enumerate(REFERENCES):
+    ratios: list[tuple[str, float]] = []
+    for label, commit in REFERENCES:
         module = parser_module_at(commit)
         if module is None:
             continue
         old_json = row(label, lambda module=module: module.LogParser("server", clock))
-        ratio = new_json / old_json
-        print(f"  ratio (JSON), this checkout against it: {ratio:.2f}×")
-        if index == 0:
-            goal_ratio = ratio
+        ratios.append((label.partition(" (")[0], new_json / old_json))
+        print(f"  ratio (JSON), this checkout against it: {ratios[-1][1]:.2f}×")
     met = "met" if new_json >= GOAL_LINES_PER_S else "MISSED"
     print(f"goal ≥ {GOAL_LINES_PER_S:,} JSON lines/s: {met} ({new_json:,.0f})")
-    if goal_ratio is not None:
-        met = "met" if goal_ratio >= GOAL_RATIO else "MISSED"
-        print(f"goal ≥ {GOAL_RATIO:.0f}× the old parser (JSON): {met} ({goal_ratio:.2f}×)")
-        ok = ok and goal_ratio >= GOAL_RATIO
+    if ratios:  # "5× today's": judged against every reference, the parser before issue 9 first
+        met = "met" if all(ratio >= GOAL_RATIO for _, ratio in ratios) else "MISSED"
+        against = ", ".join(f"{ratio:.2f}× the {label}" for label, ratio in ratios)
+        print(f"goal ≥ {GOAL_RATIO:.0f}× (JSON): {met} ({against})")
+        ok = ok and met == "met"
     return 0 if ok else 1
 
 
