@@ -347,7 +347,7 @@ class _Words:
     def said_ms(self) -> float | None:
         """A latency in the words: "delivered to client c1 in 0.42 ms"."""
         if self._said_ms is _UNSET:
-            said = _TEXT_MS.search(self.message)
+            said = _TEXT_MS.search(self.message) if "ms" in self.message else None  # every match has "ms"
             self._said_ms = float(said.group(1)) if said else None
         return self._said_ms
 
