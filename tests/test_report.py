@@ -247,6 +247,8 @@ DOCUMENTED_TOP = {
     "exits",
     "log_counts",
     "trends",
+    "tests",
+    "notes",
 }
 DOCUMENTED_FIGURE = {
     "figure",

@@ -31,6 +31,7 @@ from wsmon.core.state import (
     State,
     TargetState,
     TestRecord,
+    TestRunRecord,
 )
 
 _MIB = 1024 * 1024
@@ -64,6 +65,7 @@ class Reducer:
             ev.ServerExit: _server_exit,
             ev.HttpSample: _http,
             ev.TestEvent: _test,
+            ev.TestRunEnded: _test_run_ended,
         }
 
     def apply(self, event: ev.Event) -> None:
@@ -406,6 +408,10 @@ def _test(state: State, e: ev.TestEvent) -> None:
     record.message = e.message
     if record.start_mono is None and e.duration_s is not None:
         record.start_mono, record.start_wall = e.mono - e.duration_s, e.wall - e.duration_s
+
+
+def _test_run_ended(state: State, e: ev.TestRunEnded) -> None:
+    state.test_run = TestRunRecord(e.command, e.exit_code, e.ran, e.note, e.wall)
 
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Reducer", "fold"]
