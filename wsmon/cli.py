@@ -275,17 +275,29 @@ def attach(
 
 @main.command()
 @target_options
-def check(limit_flags: tuple[str, ...], **flags: Any) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(limit_flags: tuple[str, ...], fmt: str, **flags: Any) -> None:
     """One pass over every configured target: a table, and exit 0 only when all of them answer.
 
+    Every target is checked: WebSocket, Redis, PostgreSQL, HTTP and the server process answer; a tap's
+    upstream answers; a --log file exists and is readable; a --server command's program exists; a
+    --feed's server answers. Exit 1 when any check fails, 2 when there was nothing to check.
     Put it before a test suite so the suite refuses to start on missing infrastructure.
     """
-    from wsmon.attach import render_check_table, run_checks
+    from wsmon.attach import check_json, render_check_table, run_checks
 
     settings = _settings(limit_flags)
     options = _attach_options(settings, flags)
     rows = asyncio.run(run_checks(options))
-    click.echo(render_check_table(rows))
+    if not rows:
+        fail(
+            "nothing to check: the configured targets (" + ", ".join(options.configured()) + ") "
+            "have no check of their own; give a ws:// URL, --redis, --postgres, --health or --pid"
+        )
+    if fmt == "json":
+        click.echo(msgspec.json.format(msgspec.json.encode(check_json(rows)), indent=2).decode())
+    else:
+        click.echo(render_check_table(rows))
     sys.exit(EXIT_OK if all(row.result.ok for row in rows) else EXIT_BREACH)
 
 
