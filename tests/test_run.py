@@ -141,6 +141,7 @@ def test_exit_codes(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert not marker.exists()
     assert "redis" in missing.stderr and "did not answer" in missing.stderr
+    assert missing.stdout.startswith("wsmon report: FAIL — the tests did not start (redis did not answer)")
 
 
 def test_json_format_has_the_failed_tests(tmp_path: Path) -> None:
@@ -339,7 +340,11 @@ def test_json_stdout_is_one_document_and_outputs_go_where_asked(tmp_path: Path) 
         port=port,
     )
     assert to_files.returncode == 0, to_files.stdout + to_files.stderr
-    assert json.loads(report_file.read_text())["verdict"] in ("pass", "no data")
+    written = json.loads(report_file.read_text())
+    assert written["verdict"] in ("pass", "no data")
+    # No client was watched (no tap, and the demo server logs none of them): said plainly.
+    assert any("wsmon saw no client traffic" in note for note in written["notes"])
+    assert to_files.stdout.rstrip().endswith("; wsmon saw no client traffic)")
     assert to_files.stdout.startswith("wsmon report: ") and len(to_files.stdout.splitlines()) == 1
     assert "tests say hello" in test_output.read_text()
     assert "tests say hello" not in to_files.stderr + to_files.stdout

@@ -431,9 +431,11 @@ def _finish_run(test_run: Any, record: Path, fmt: str, output: Path | None, *, b
     if outcome.missing:
         click.echo(_targets_table(state, outcome.missing), err=True)
         click.echo(f"wsmon: tests not started: {', '.join(outcome.missing)} did not answer", err=True)
-        return EXIT_BREACH
     report = _report_of(reader, state, test_run.session.limits, source=str(record))
     _emit_report(render(report, fmt), output, verdict_line(report))
+    if outcome.missing:
+        click.echo(f"recorded to {record}", err=True)
+        return EXIT_BREACH
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file and fmt != "json":
         with open(summary_file, "a", encoding="utf-8") as out:

@@ -169,7 +169,7 @@ class TestRun:
 
     @property
     def title(self) -> str:
-        return f"run · {shlex.join(self.test_argv)}"
+        return f"run · {self.command}"
 
     mode = "live"
 

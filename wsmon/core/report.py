@@ -345,7 +345,7 @@ def _tests_failure(state: State, rows: list[TestRow], counts: dict[str, int]) ->
     run = state.test_run
     exited = "" if run is None or not run.exit_code else f"; the test command exited {run.exit_code}"
     if run is not None and run.exit_code is None:
-        return "the tests did not start"
+        return "the tests did not start" + (f" ({run.note})" if run.note else "")
     if not rows and run is not None and run.ran == 0:
         return "no tests ran" + (f" ({run.note})" if run.note else "") + exited
     failed = [row.name for row in rows if row.outcome in FAILED_OUTCOMES]
@@ -631,7 +631,8 @@ def verdict_line(report: Report) -> str:
     if report.verdict == FAIL and report.tests is not None:
         # The tests' failure comes first: a CI log's reader must not mistake it for a limit breach.
         named = report.tests.reason + (f"; {named}" if named else "")
-    return f"wsmon report: {report.verdict.upper()}{' — ' + named if named else ''} ({detail})"
+    unseen = "; wsmon saw no client traffic" if NO_CLIENT_TRAFFIC in report.notes else ""
+    return f"wsmon report: {report.verdict.upper()}{' — ' + named if named else ''} ({detail}{unseen})"
 
 
 def _figure_cells(f: Figure) -> list[str]:
