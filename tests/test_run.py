@@ -360,3 +360,20 @@ def test_the_recorded_command_is_the_real_command_line_with_secrets_masked(tmp_p
     assert header.command.endswith("-- " + shlex.join([*test_cmd[:4], "***", "two words"]))
     assert "hunter2" not in (tmp_path / "run.wsmon").read_bytes().decode("latin-1")
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_the_plugin_witnesses_that_no_test_ran_behind_a_wrapper_that_exits_0(tmp_path: Path) -> None:
+    """A wrapper script hides pytest's exit 5; the plugin connected and reported no test: FAIL."""
+    suite = tmp_path / "empty_suite.py"
+    suite.write_text(EMPTY_SUITE)
+    port = free_port()
+    pytest_line = shlex.join(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite), "--wsmon"]
+    )
+    wrapper = ["sh", "-c", f"{pytest_line}; exit 0"]
+    result = wsmon_run(tmp_path, *demo_args(port), "--format", "json", test_cmd=wrapper, port=port)
+    assert result.returncode == 1, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["verdict"] == "fail"
+    assert data["tests"]["reason"] == "no tests ran (the pytest plugin reported no test)"
+    assert data["tests"]["exit_code"] == 0

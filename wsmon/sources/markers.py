@@ -55,6 +55,7 @@ class TestMarkerSource:
     async def drained(self, timeout: float = 2.0) -> None:
         """Wait (a bounded time) until every connection was read to its end: the test command has
         exited, but its last lines may still be in the socket buffer."""
+        await asyncio.sleep(0.05)  # a connection accepted but not yet handled gets its turn first
         deadline = asyncio.get_running_loop().time() + timeout
         while self.open and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
