@@ -377,3 +377,33 @@ def test_the_plugin_witnesses_that_no_test_ran_behind_a_wrapper_that_exits_0(tmp
     assert data["verdict"] == "fail"
     assert data["tests"]["reason"] == "no tests ran (the pytest plugin reported no test)"
     assert data["tests"]["exit_code"] == 0
+
+
+UNTIMED_JUNIT = (
+    '<testsuites><testsuite name="devices" tests="2" failures="1">'
+    '<testcase classname="devices" name="registers" time="0.2"/>'
+    '<testcase classname="devices" name="stays connected" time="0.4">'
+    '<failure message="expected 4 devices, got 0">at devices.test.ts:12</failure></testcase>'
+    "</testsuite></testsuites>"
+)
+
+
+def test_result_file_cases_without_a_timestamp_are_recorded_and_judged(tmp_path: Path) -> None:
+    """Runners that write no suite timestamp used to lose every case; and a failed case fails the
+    run even when the command exits 0."""
+    port = free_port()
+    junit = tmp_path / "junit.xml"
+    writes = [sys.executable, "-c", f"open({str(junit)!r}, 'w').write({UNTIMED_JUNIT!r})"]
+    result = wsmon_run(
+        tmp_path, *demo_args(port), "--junit", str(junit), "--record", "run.wsmon", test_cmd=writes, port=port
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith(
+        "wsmon report: FAIL — tests failed (1 failed, 1 passed): devices::stays connected"
+    )
+    state = RecordingReader(tmp_path / "run.wsmon").state_at_seq(10**9)
+    assert {name: t.outcome for name, t in state.tests.items()} == {
+        "devices::registers": "passed",
+        "devices::stays connected": "failed",
+    }
+    assert state.tests["devices::stays connected"].message == "expected 4 devices, got 0"
