@@ -702,19 +702,24 @@ def _tests_lines(tests: Tests, markdown: bool) -> list[str]:
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(tests.counts.items())) or "none"
     total = sum(tests.counts.values())
     verdict = f"FAIL — {tests.reason}" if tests.verdict == FAIL else "pass"
-    indent, bullet = ("", "- ") if markdown else ("  ", "    ")
-    lines = ["### Tests", ""] if markdown else ["Tests"]
-    lines.append(f"{indent}{verdict}")
+    head = [verdict]
     if tests.command is not None:
         code = "did not start" if tests.exit_code is None else f"exit {tests.exit_code}"
-        lines.append(f"{indent}command: {tests.command} ({code})")
-    lines.append(f"{indent}{total} tests: {summary}")
+        head.append(f"command: {tests.command} ({code})")
+    head.append(f"{total} tests: {summary}")
+    if markdown:  # a trailing double space is a Markdown line break
+        lines = ["### Tests", "", *(f"{_md(line)}  " for line in head)]
+    else:
+        lines = ["Tests", *(f"  {line}" for line in head)]
     for window in tests.failed:
         title = f"{window.outcome.upper()} {window.test}" + (f" — {window.message}" if window.message else "")
-        lines += ["", f"#### {_md(title)}" if markdown else f"  {title}"]
-        if window.duration_s is not None:
-            lines.append(f"{indent}  ran {window.duration_s:.2f} s; while it ran:")
-        lines += [bullet + (_md(line.strip()) if markdown else line.strip()) for line in describe(window)]
+        ran = f"ran {window.duration_s:.2f} s; while it ran:" if window.duration_s is not None else ""
+        if markdown:
+            lines += ["", f"#### {_md(title)}", ""] + ([ran, ""] if ran else [])
+            lines += [f"- {_md(line.strip())}" for line in describe(window)]
+        else:
+            lines += ["", f"  {title}"] + ([f"    {ran}"] if ran else [])
+            lines += [f"    {line.strip()}" for line in describe(window)]
     return lines
 
 
