@@ -407,3 +407,14 @@ def test_result_file_cases_without_a_timestamp_are_recorded_and_judged(tmp_path:
         "devices::stays connected": "failed",
     }
     assert state.tests["devices::stays connected"].message == "expected 4 devices, got 0"
+
+
+@pytest.mark.parametrize("flag", ["--test-output", "-o"])
+def test_an_output_file_in_a_missing_directory_is_bad_usage(tmp_path: Path, flag: str) -> None:
+    marker = tmp_path / "ran"
+    touch = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    result = wsmon_run(tmp_path, "--url", "ws://127.0.0.1:1/", flag, "/nonexistent/x", test_cmd=touch, port=1)
+    assert result.returncode == 2 and not marker.exists()
+    assert result.stderr.splitlines() == [
+        f"wsmon: error: {flag} /nonexistent/x: directory /nonexistent does not exist"
+    ]

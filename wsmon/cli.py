@@ -386,6 +386,9 @@ def run(
             fail(f"--require {name}: unknown target; expected some of {', '.join(KNOWN_TARGETS)}")
         if name not in configured:
             fail(f"--require {name}: that target is not configured (configured: {', '.join(configured)})")
+    for flag, path in (("--test-output", test_output), ("-o", output)):
+        if path is not None and not path.parent.is_dir():
+            fail(f"{flag} {path}: directory {path.parent} does not exist")
     record = record or default_record_path()
     if not record.parent.exists():
         record.parent.mkdir(parents=True, exist_ok=True)
