@@ -276,3 +276,23 @@ def test_delivery_rules_come_from_wsmon_toml_and_bad_ones_are_one_line(tmp_path:
     (tmp_path / "wsmon.toml").write_text('[delivery]\npending_directions = ["up"]\n')
     with pytest.raises(ConfigError, match=r"pending_directions: expected a list of \"in\" and \"out\""):
         resolve_options({}, load_settings(cwd=tmp_path))
+
+
+def test_the_bounds_of_pairing_by_value_come_from_wsmon_toml(tmp_path: Path) -> None:
+    from wsmon.attach import resolve_options
+    from wsmon.config import ConfigError, load_settings
+
+    (tmp_path / "wsmon.toml").write_text(
+        "[delivery]\nmatch_values = false\nvalue_max_depth = 3\nvalue_max_strings = 50\n"
+        "value_max_bytes = 4096\nvalue_min_chars = 6\n"
+    )
+    rules = resolve_options({}, load_settings(cwd=tmp_path)).delivery_rules
+    assert rules.match_values is False
+    assert (rules.value_max_depth, rules.value_max_strings, rules.value_max_bytes) == (3, 50, 4096)
+    assert rules.value_min_chars == 6
+    (tmp_path / "wsmon.toml").write_text("[delivery]\nvalue_max_depth = 0\n")
+    with pytest.raises(ConfigError, match=r"\.value_max_depth: expected a whole number of at least 1, got 0"):
+        resolve_options({}, load_settings(cwd=tmp_path))
+    (tmp_path / "wsmon.toml").write_text('[delivery]\nvalue_max_bytes = "big"\n')
+    with pytest.raises(ConfigError, match=r"value_max_bytes: expected a whole number, got 'big'"):
+        resolve_options({}, load_settings(cwd=tmp_path))

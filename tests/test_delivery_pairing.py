@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryRules, Failed
 
 
@@ -135,3 +138,131 @@ def test_ack_directions_limit_where_acks_are_read() -> None:
     assert [type(r) for r in matcher.on_message("out", "c", js({"originalMessageId": "m"}), 0.2)] == [
         Delivered
     ]
+
+
+# --- pairing by value: the id anywhere in the ack ---------------------------------------------------------
+
+
+def test_a_nested_ack_pairs_by_value_and_its_nearby_status_decides() -> None:
+    """The shapes a Node `ws` routing server sends: the reference and the verdict inside a payload."""
+    matcher = DeliveryMatcher()
+    for message_id in ("msg_1_2", "msg_3", "msg_4", "msg_5"):
+        matcher.on_message("in", "c", js({"type": "message", "id": message_id, "to": "d2"}), 1.0)
+    delivered = {"type": "ack", "payload": {"originalMessageId": "msg_1_2", "status": "delivered"}}
+    (ok,) = matcher.on_message("out", "c", js(delivered), 1.004)
+    assert isinstance(ok, Delivered) and ok.message_id == "msg_1_2" and abs(ok.ms - 4.0) < 1e-6
+    error = {"type": "error", "payload": {"originalMessageId": "msg_3", "error": "Recipient not found"}}
+    assert matcher.on_message("out", "c", js(error), 1.01) == [Failed("msg_3", "c", "Recipient not found")]
+    # Under a key no rule names, and the status beside it, not at the top.
+    odd = {"type": "receipt", "data": {"ref": "msg_4", "state": {"status": "failed", "reason": "offline"}}}
+    (nested_status,) = matcher.on_message("out", "c", js(odd), 1.02)
+    assert isinstance(nested_status, Delivered)  # `status` two levels below the reference: not "nearby"
+    deep_status = {"type": "receipt", "data": {"ref": "msg_5", "status": "failed", "reason": "offline"}}
+    assert matcher.on_message("out", "c", js(deep_status), 1.03) == [Failed("msg_5", "c", "offline")]
+    assert matcher.pending_count == 0 and matcher.acks_seen == 4
+
+
+def test_a_batch_ack_completes_every_id_it_lists_each_with_its_own_status() -> None:
+    matcher = DeliveryMatcher()
+    for message_id in ("msg-1", "msg-2", "msg-3"):
+        matcher.on_message("in", "c", js({"id": message_id}), 0.0)
+    batch = {
+        "type": "acks",
+        "results": [
+            {"originalMessageId": "msg-1", "status": "delivered"},
+            {"originalMessageId": "msg-2", "status": "failed", "error": "queue full"},
+        ],
+        "ids": ["msg-3", "msg-1"],  # strings straight in a list; msg-1 twice counts once
+    }
+    results = matcher.on_message("out", "c", js(batch), 0.1)
+    outcomes = sorted((r.message_id, getattr(r, "reason", "delivered")) for r in results)
+    assert outcomes == [("msg-1", "delivered"), ("msg-2", "queue full"), ("msg-3", "delivered")]
+    assert matcher.pending_count == 0
+
+
+def test_a_forwarded_copy_wrapped_in_a_payload_is_not_its_own_ack() -> None:
+    """The server forwards the message to its recipient with the id under an id key: not a reference."""
+    matcher = warmed(DeliveryMatcher(timeout_s=1.0))
+    matcher.on_message("in", "sender", js({"type": "message", "id": "msg_9", "to": "d2"}), 0.0)
+    forwarded = {"type": "message", "payload": {"messageId": "msg_9", "from": "d1", "text": "hi"}}
+    assert matcher.on_message("out", "recipient", js(forwarded), 0.01) == []
+    assert matcher.on_message("out", "recipient", js({"type": "message", "id": "msg_9"}), 0.01) == []
+    assert matcher.pending_count == 1
+    (late,) = matcher.expire(2.0)
+    assert late.message_id == "msg_9"
+
+
+def test_by_value_search_is_bounded_by_depth_strings_size_and_id_length() -> None:
+    def paired(rules: DeliveryRules, ack: dict[str, Any], message_id: str = "msg_long") -> bool:
+        matcher = DeliveryMatcher(rules)
+        matcher.on_message("in", "c", js({"id": message_id}), 0.0)
+        return bool(matcher.on_message("out", "c", js(ack), 0.1))
+
+    def nest(depth: int) -> dict[str, Any]:
+        ack: dict[str, Any] = {"ref": "msg_long"}
+        for _ in range(depth - 1):
+            ack = {"inner": ack}
+        return ack
+
+    rules = DeliveryRules(value_max_depth=3)
+    assert paired(rules, nest(3)) and not paired(rules, nest(4))
+    many = {f"k{index}": f"v{index}" for index in range(10)}
+    assert paired(DeliveryRules(value_max_strings=11), {**many, "ref": "msg_long"})
+    assert not paired(DeliveryRules(value_max_strings=10), {**many, "ref": "msg_long"})
+    big = {"ref": "msg_long", "fill": "x" * 2000}
+    assert paired(DeliveryRules(value_max_bytes=4096), big)
+    assert not paired(DeliveryRules(value_max_bytes=1024), big)
+    assert not paired(DeliveryRules(), {"ref": "m7"}, message_id="m7")  # too short to find by chance
+    assert paired(DeliveryRules(), {"originalMessageId": "m7"}, message_id="m7")  # the ack path still pairs
+    assert not paired(DeliveryRules(match_values=False), {"ref": "msg_long"})
+
+
+def test_ack_types_still_gate_pairing_by_value() -> None:
+    rules = DeliveryRules(id_paths=("id",), ack_paths=("id",), ack_types=frozenset({"ack"}))
+    matcher = DeliveryMatcher(rules)
+    matcher.on_message("in", "c", js({"type": "message", "id": "msg_1"}), 0.0)
+    assert matcher.on_message("out", "c", js({"type": "message", "payload": {"id": "msg_1"}}), 0.1) == []
+    # The ack paths share the id key here, so a nested id in an ack is a reference.
+    (done,) = matcher.on_message("out", "c", js({"type": "ack", "payload": {"id": "msg_1"}}), 0.1)
+    assert isinstance(done, Delivered)
+
+
+_IDS = ["msg_a1", "msg_b2", "msg_c3", "msg_d4"]
+_json_leaf = st.one_of(st.sampled_from(_IDS), st.text(max_size=8), st.integers(), st.booleans(), st.none())
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.sampled_from(["id", "ref", "payload", "status", "error", "x"]), inner, max_size=4),
+    ),
+    max_leaves=20,
+)
+
+
+def _string_values(value: Any, key: str = "") -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, dict):
+        return [pair for k, v in value.items() for pair in _string_values(v, k)]
+    if isinstance(value, list):
+        return [pair for v in value for pair in _string_values(v, key)]
+    return []
+
+
+@settings(max_examples=300, deadline=None)
+@given(acks=st.lists(st.dictionaries(st.sampled_from(["type", "payload", "ref", "id"]), _json, max_size=4)))
+def test_by_value_pairing_completes_only_named_outstanding_ids_and_each_once(
+    acks: list[dict[str, Any]],
+) -> None:
+    matcher = DeliveryMatcher()
+    for message_id in _IDS:
+        matcher.on_message("in", "c", js({"id": message_id}), 0.0)
+    completed: list[str] = []
+    for ack in acks:
+        results = matcher.on_message("out", "c", js(ack), 0.1)
+        # Only ids the ack names outside an id key, and only those still outstanding.
+        named = {value for key, value in _string_values(ack) if key != "id"}
+        assert {r.message_id for r in results} <= named
+        completed.extend(r.message_id for r in results)
+    assert len(completed) == len(set(completed))
+    assert matcher.pending_count == len(_IDS) - len(completed)

@@ -57,7 +57,7 @@ async def test_abnormal_close_shows_with_its_name_in_close_codes_and_table() -> 
 async def test_delivery_failure_shows_with_its_reason_and_the_success_ratio() -> None:
     feed = ReducerFeed()
     feed.apply(
-        *(ev.LatencySample(**at(), kind="delivery", ms=3.0) for _ in range(9)),
+        *(ev.LatencySample(**at(), kind="delivery", ms=3.0) for _ in range(199)),
         ev.DeliveryFailed(**at(), message_id="msg_42", conn="c-7", reason="Connection not open"),
     )
     app = WsmonApp(feed)
@@ -65,7 +65,7 @@ async def test_delivery_failure_shows_with_its_reason_and_the_success_ratio() ->
         await settle(app, pilot)
         panel = widget_text(app.query_one(FailuresPanel))
         assert "msg_42" in panel and "c-7" in panel and "Connection not open" in panel
-        assert "failed 1" in panel and "success 90.0 %" in panel
+        assert "failed 1" in panel and "success 99.50 %" in panel
 
 
 async def test_cpu_at_sixty_percent_is_a_breach() -> None:

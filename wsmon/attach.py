@@ -29,7 +29,7 @@ from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logfile import LogFileSource, StdinLogSource
 from wsmon.sources.logrules import RuleError, load_rules
 from wsmon.sources.postgres import PostgresSource
-from wsmon.sources.probe import ProbeConfig, ProbeSource
+from wsmon.sources.probe import DEFAULT_RECONNECT_S, ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
 from wsmon.sources.redis_source import RedisSource
 from wsmon.sources.server import ServerSource
@@ -53,6 +53,7 @@ class AttachOptions:
     interval: float = 1.0
     cpu_basis: str = "core"
     probes: int = 2
+    reconnect_every: float = DEFAULT_RECONNECT_S  # seconds a probe connection lives; 0: until closed
     request: str | None = None
     reply_contains: str | None = None
     ca_file: str | None = None
@@ -129,6 +130,13 @@ def _positive(value: Any, where: str) -> float:
     return float(number)
 
 
+def _count(value: Any, where: str) -> int:
+    number = _expect(value, int, where, "a whole number")
+    if number < 1:
+        raise ConfigError(f"{where}: expected a whole number of at least 1, got {number}")
+    return int(number)
+
+
 def _choice(value: Any, where: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{where}: expected one of {', '.join(choices)}, got {value!r}")
@@ -139,6 +147,12 @@ def _string_list(value: Any, where: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ConfigError(f"{where}: expected a list of series names, got {value!r}")
     return list(value)
+
+
+def _reconnect_every(value: Any, where: str) -> float:
+    if value == 0 or value == "0":
+        return 0.0  # never on purpose: each probe connection lives until the server closes it
+    return _positive(value, where)
 
 
 def _probe_count(value: Any, where: str) -> int:
@@ -174,6 +188,7 @@ _VALIDATORS: dict[str, Any] = {
     "interval": _positive,
     "cpu_basis": lambda v, w: _choice(v, w, ("core", "machine")),
     "probes": _probe_count,
+    "reconnect_every": _reconnect_every,
     "request": lambda v, w: _expect(v, str, w, "a message template"),
     "reply_contains": lambda v, w: _expect(v, str, w, "a substring of the reply"),
     "ca_file": _ca_file,
@@ -198,6 +213,7 @@ _SECTIONS = {
     "interval": "attach",
     "cpu_basis": "attach",
     "probes": "probe",
+    "reconnect_every": "probe",
     "request": "probe",
     "reply_contains": "probe",
     "ca_file": "probe",
@@ -295,6 +311,7 @@ _DELIVERY_LISTS = (
     "ack_directions",
 )
 _DELIVERY_SETS = ("failure_values", "request_types", "ack_types")
+_DELIVERY_BOUNDS = ("value_max_depth", "value_max_strings", "value_max_bytes", "value_min_chars")
 
 
 def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
@@ -306,7 +323,8 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
         where = f"{path} [delivery]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: expected a table")
-        known = {*_DELIVERY_LISTS, *_DELIVERY_SETS, "success_path", "type_path", "timeout_s", "enabled"}
+        known = {*_DELIVERY_LISTS, *_DELIVERY_SETS, *_DELIVERY_BOUNDS}
+        known |= {"success_path", "type_path", "timeout_s", "enabled", "match_values"}
         values: dict[str, Any] = {}
         timeout = 5.0
         for key, value in table.items():
@@ -315,8 +333,10 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
                 raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
             if key == "timeout_s":
                 timeout = _positive(value, at)
-            elif key == "enabled":
+            elif key in ("enabled", "match_values"):
                 values[key] = _expect(value, bool, at, "true or false")
+            elif key in _DELIVERY_BOUNDS:
+                values[key] = _count(value, at)
             elif key in ("success_path", "type_path"):
                 values[key] = _expect(value, str, at, "a dotted JSON path")
             else:
@@ -393,6 +413,7 @@ def _probe_config(options: AttachOptions) -> ProbeConfig:
         url=options.url,
         count=max(options.probes, 1),
         interval=options.interval,
+        reconnect_every=options.reconnect_every,
         request=options.request,
         reply_contains=options.reply_contains,
         ca_file=options.ca_file,

@@ -50,7 +50,8 @@ limit_option = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Override a limit, e.g. --limit rss_mib=256 (repeatable). Keys: connect_ms, delivery_ms, db_ms, "
-    "e2e_ms, connect_success, delivery_success, rss_mib, cpu_percent, connections, messages_per_s.",
+    "e2e_ms, connect_success, delivery_success, rss_mib, cpu_percent, connections, messages_per_s; "
+    "ratio_min_events (attempts a success ratio needs before it is judged, default 100).",
 )
 
 
@@ -166,9 +167,8 @@ def _watch(session: Any, headless: bool, record: Path | None, *, source: str) ->
         code = report.exit_code
     else:
         _run_dashboard(session)  # no verdict printed, so none to exit with
-    if record is not None:
-        click.echo(f"recorded to {record}", err=True)
-    return code
+    # A recording that could not be written (disk full) is exit 2, whatever the verdict.
+    return _recording_exit(session, record) or code
 
 
 def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> Callable[..., Any]:
@@ -216,6 +216,12 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
             "--cpu-basis", type=click.Choice(["core", "machine"]), help="CPU as % of one core or of all."
         ),
         click.option("--probes", type=int, help="Probe connections to the WebSocket URL (default 2)."),
+        click.option(
+            "--reconnect-every",
+            type=float,
+            metavar="SECONDS",
+            help="Reopen each probe connection this often, timing its handshake again (default 30, 0 never).",
+        ),
         click.option("--request", help='A request the probes send, "{id}" replaced by a fresh id.'),
         click.option("--reply-contains", help='How to recognise its reply ("{id}" replaced too).'),
         click.option("--ca", "ca_file", type=click.Path(dir_okay=False), help="A CA bundle for wss://."),
@@ -315,6 +321,13 @@ KNOWN_TARGETS = ("server", "websocket", "process", "redis", "postgres", "health"
 )
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="The test runner's JUnit XML.")
 @click.option(
+    "--test-results",
+    type=click.Path(dir_okay=False, path_type=Path),
+    multiple=True,
+    help="The test runner's results, read when it ends: JUnit XML, jest --json --outputFile, "
+    "go test -json output or TAP; the format is told from the content (repeatable).",
+)
+@click.option(
     "--record", type=click.Path(dir_okay=False, path_type=Path), help="Default: ./wsmon-runs/<UTC>.wsmon"
 )
 @click.option("--tui", is_flag=True, help="Show the dashboard during the run (test output goes to a file).")
@@ -352,6 +365,7 @@ def run(
     require: str | None,
     ready_timeout: float,
     junit: Path | None,
+    test_results: tuple[Path, ...],
     record: Path | None,
     tui: bool,
     no_fail_on_breach: bool,
@@ -413,6 +427,7 @@ def run(
         ready_timeout=ready_timeout,
         junit=junit,
         output=test_output,
+        test_results=test_results,
     )
     if headless:
         _run_headless(test_run.run, test_run.stop)
@@ -421,31 +436,38 @@ def run(
     if test_output is not None:
         click.echo(f"test output: {test_output}", err=True)
     breach_code = EXIT_OK if no_fail_on_breach else breach_exit_code
-    sys.exit(_finish_run(test_run, record, fmt, output, breach_code=breach_code))
+    code = _finish_run(test_run, record, fmt, output, breach_code=breach_code)
+    recording = _recording_exit(session, None)
+    # A recording that could not be written is exit 2, unless the tests' own failure says more.
+    sys.exit(code if code > EXIT_BREACH else max(code, recording))
 
 
 def _finish_run(test_run: Any, record: Path, fmt: str, output: Path | None, *, breach_code: int) -> int:
     from wsmon.core.report import render, verdict_line
-    from wsmon.store.reader import RecordingReader
 
     outcome = test_run.outcome
-    reader = RecordingReader(record)
-    state = reader.state_at_seq(reader.event_count)
+    reader = _run_recording(test_run.session, record)
+    if reader is not None and not test_run.session.recording_error:
+        state = reader.state_at_seq(reader.event_count)
+    else:  # the recording stopped early (disk full): the live State holds the whole run
+        state = test_run.session.state
     if outcome.missing:
         click.echo(_targets_table(state, outcome.missing), err=True)
         click.echo(f"wsmon: tests not started: {', '.join(outcome.missing)} did not answer", err=True)
     report = _report_of(reader, state, test_run.session.limits, source=str(record))
     _emit_report(render(report, fmt), output, verdict_line(report))
-    if outcome.missing:
-        click.echo(f"recorded to {record}", err=True)
-        return EXIT_BREACH
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file and fmt != "json":
         with open(summary_file, "a", encoding="utf-8") as out:
             out.write(render(report, "markdown") + "\n")
     if outcome.junit_error:
         click.echo(f"wsmon: warning: {outcome.junit_error}", err=True)
-    click.echo(f"recorded to {record}", err=True)
+    for error in outcome.results_errors:
+        click.echo(f"wsmon: warning: {error}", err=True)
+    if not test_run.session.recording_error:
+        click.echo(f"recorded to {record}", err=True)
+    if outcome.missing:
+        return EXIT_BREACH
     return run_exit_code(outcome.test_exit, report, interrupted=outcome.interrupted, breach_code=breach_code)
 
 
@@ -459,12 +481,14 @@ def run_exit_code(test_exit: int | None, report: Any, *, interrupted: bool, brea
 
 
 def _report_of(reader: Any, state: Any, limits: Any, *, source: str) -> Any:
-    """The report of a recording, its failed tests' windows filled from the recorded events."""
+    """The report of a recording (or, without one, of the live State), its failed tests' windows
+    filled from the recorded events."""
     from wsmon.core.report import build_report
     from wsmon.core.testwindows import summarise_windows
 
-    windows = summarise_windows(state, reader.iter_events())
-    return build_report(state, limits, source=source, header=_header(reader), test_windows=windows)
+    windows = summarise_windows(state, reader.iter_events() if reader is not None else iter(()))
+    header = _header(reader) if reader is not None else None
+    return build_report(state, limits, source=source, header=header, test_windows=windows)
 
 
 def _emit_report(text: str, output: Path | None, verdict: str) -> None:
@@ -507,9 +531,11 @@ def replay(file: Path, headless: bool, speed: float) -> None:
             reader = RecordingReader(file)
             engine = ReplayEngine(reader)
             engine.seek_seq(reader.event_count)
+            _damaged_batches_warning(reader)
             _print_warnings(reader.warnings)
             limits = tuple(reader.header.limits) or _settings(()).limits
             report = _report_of(reader, engine.state, limits, source=str(file))
+            report.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
             click.echo(render_text(report))
             sys.exit(report.exit_code)
         from wsmon.replay_feed import ReplayFeed
@@ -561,6 +587,7 @@ def report(
             state = reader.state_at_seq(reader.event_count)
         except RecordingError as exc:
             fail(str(exc))
+        _damaged_batches_warning(reader)
         _print_warnings(reader.warnings)
         return reader, state
 
@@ -571,6 +598,7 @@ def report(
         else (tuple(reader.header.limits) or _settings(()).limits)
     )
     result = _report_of(reader, state, limits, source=str(file))
+    result.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
         settings = _settings(limit_flags)
@@ -639,6 +667,45 @@ def _check_record_path(record: Path | None) -> None:
         fail(f"{record}: already exists; wsmon never overwrites a recording (choose another name)")
     if not record.parent.exists():
         fail(f"{record}: directory {record.parent} does not exist")
+    if not os.access(record.parent, os.W_OK):
+        read_only = os.statvfs(record.parent).f_flag & os.ST_RDONLY
+        fail(f"{record}: cannot write ({'read-only file system' if read_only else 'permission denied'})")
+
+
+_UNREADABLE_BATCHES = "unreadable batches:"
+
+
+def _damaged_batches_warning(reader: Any) -> None:
+    """Read every batch (the State comes from a keyframe, which would hide damage) and sum up the loss."""
+    unreadable = reader.check_batches()
+    if unreadable:
+        reader.warnings.append(
+            f"{_UNREADABLE_BATCHES} {unreadable} of {reader.batch_count} batches in {reader.path} could not"
+            " be read; their events cannot be replayed or exported"
+        )
+
+
+def _recording_exit(session: Any, record: Path | None) -> int:
+    """Exit 2 with one line when the session's recording could not be written, else 0."""
+    if session.recording_error:
+        click.echo(f"wsmon: error: {session.recording_error}", err=True)
+        return EXIT_USAGE
+    if record is not None:
+        click.echo(f"recorded to {record}", err=True)
+    return EXIT_OK
+
+
+def _run_recording(session: Any, record: Path) -> Any:
+    """The run's recording for the report; None when it could not be written at all."""
+    from wsmon.store.format import RecordingError
+    from wsmon.store.reader import RecordingReader
+
+    try:
+        return RecordingReader(record)
+    except RecordingError as exc:
+        if session.recording_error:
+            return None
+        fail(str(exc))
 
 
 def _header(reader: Any) -> dict[str, Any]:

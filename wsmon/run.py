@@ -2,11 +2,9 @@
 
 Start monitoring (and the server, if given), wait until the required targets answer, run the test
 command with its output on stderr (or in a file), mark its start and end, place the tests from its
-result files (JUnit XML, …) on the timeline, record how the tests ended (``TestRunEnded``: exit code,
-how many tests reported, whether none ran), stop, and leave the recording for the report.
-
-Result readers: ``RESULT_READERS`` maps a result-file kind to a parser of its text into
-``JUnitCase``s; a new runner's format plugs in there and is given as ``ResultFile(kind, path)``.
+result files (JUnit XML, --test-results) on the timeline, record how the tests ended
+(``TestRunEnded``: exit code, how many tests reported, whether none ran), stop, and leave the
+recording for the report.
 """
 
 from __future__ import annotations
@@ -18,13 +16,13 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wsmon.core import events as ev
-from wsmon.core.junit import JUnitCase, parse_junit
+from wsmon.core.junit import JUnitError, parse_junit
 from wsmon.core.redact import redact_argv
+from wsmon.core.testresults import TestResult, TestResultsError, parse_test_results
 from wsmon.session import Session
 from wsmon.sources.base import now
 from wsmon.sources.markers import TestMarkerSource
@@ -32,22 +30,15 @@ from wsmon.sources.markers import TestMarkerSource
 READY_POLL_S = 0.1
 PYTEST_NO_TESTS = 5  # pytest's exit code when it collected no tests
 
-ResultReader = Callable[[str], list[JUnitCase]]
-RESULT_READERS: dict[str, ResultReader] = {"junit": parse_junit}
-
-
-@dataclass(frozen=True)
-class ResultFile:
-    kind: str  # a key of RESULT_READERS
-    path: Path
-
 
 @dataclass
 class RunOutcome:
     test_exit: int | None = None  # None: the tests never started
     missing: list[str] = field(default_factory=list)  # required targets that did not answer
-    junit_error: str = ""  # the first result file that could not be read, and why
-    junit_cases: int = 0  # tests placed from result files
+    junit_error: str = ""
+    junit_cases: int = 0
+    results_errors: list[str] = field(default_factory=list)  # --test-results files that could not be read
+    results_cases: int = 0
     results_read: bool = False  # some result file was read (so its test count means something)
     interrupted: bool = False
 
@@ -73,7 +64,7 @@ async def wait_until_ready(session: Session, required: list[str], timeout: float
         await asyncio.sleep(READY_POLL_S)
 
 
-def is_pytest(argv: Sequence[str]) -> bool:
+def is_pytest(argv: list[str]) -> bool:
     """Whether the test command is pytest (``pytest …``, ``python -m pytest …``, ``py.test``)."""
     words = [Path(word).name for word in argv[:4]]
     return any(word in ("pytest", "py.test") or word.startswith("pytest-") for word in words) or (
@@ -82,38 +73,24 @@ def is_pytest(argv: Sequence[str]) -> bool:
 
 
 def place_junit(session: Session, path: Path, live: set[str]) -> int:
-    """Emit start/end events for the JUnit cases the live markers did not already report."""
-    return place_cases(session, read_results(ResultFile("junit", path)), live)
+    """Emit start/end events for the JUnit cases the live markers did not already report.
 
-
-def read_results(result: ResultFile) -> list[JUnitCase]:
-    return RESULT_READERS[result.kind](result.path.read_text(encoding="utf-8", errors="replace"))
-
-
-def place_cases(session: Session, cases: Sequence[JUnitCase], live: set[str]) -> int:
-    """Emit start/end events for the cases the live markers did not already report."""
+    A suite without a timestamp places its cases from the test command's start (approximate): they
+    ran, and their outcomes count, even if the file does not say when.
+    """
+    cases = parse_junit(path.read_text(encoding="utf-8", errors="replace"))
     wall_now, mono_now = now()
+    fallback = _tests_started_wall(session)
     placed = 0
     for case in cases:
-        if case.name in live:
+        start_wall = case.start_wall if case.start_wall is not None else fallback
+        if case.name in live or start_wall is None:
             continue
-        if case.start_wall is None:  # no timestamp: known to have ended by now, not when it ran
-            session.emit(
-                ev.TestEvent(
-                    wall=wall_now,
-                    mono=mono_now,
-                    name=case.name,
-                    phase="end",
-                    outcome=case.outcome,
-                    duration_s=case.duration_s,
-                    message=case.message,
-                )
-            )
-            placed += 1
-            continue
-        start_mono = mono_now - (wall_now - case.start_wall)
-        end_wall, end_mono = case.start_wall + case.duration_s, start_mono + case.duration_s
-        session.emit(ev.TestEvent(wall=case.start_wall, mono=start_mono, name=case.name, phase="start"))
+        start_mono = mono_now - (wall_now - start_wall)
+        end_wall, end_mono = start_wall + case.duration_s, start_mono + case.duration_s
+        session.emit(
+            ev.TestEvent(wall=start_wall, mono=start_mono, name=case.name, phase="start", approximate=True)
+        )
         session.emit(
             ev.TestEvent(
                 wall=end_wall,
@@ -123,6 +100,67 @@ def place_cases(session: Session, cases: Sequence[JUnitCase], live: set[str]) ->
                 outcome=case.outcome,
                 duration_s=case.duration_s,
                 message=case.message,
+                approximate=True,  # JUnit gives durations; the starts are derived
+            )
+        )
+        placed += 1
+    return placed
+
+
+def read_test_results(session: Session, paths: list[Path], live: set[str]) -> tuple[int, list[str]]:
+    """``--test-results``: place each file's tests (format from its content); the count and errors."""
+    placed, errors = 0, []
+    started = _tests_started_wall(session)
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            _, results = parse_test_results(text, anchor_wall=started)
+        except FileNotFoundError:
+            errors.append(f"{path}: no test results were written")
+            continue
+        except (OSError, TestResultsError) as exc:
+            errors.append(f"{path}: {exc}")
+            continue
+        placed += place_results(session, results, live, fallback_wall=started)
+    return placed, errors
+
+
+def _tests_started_wall(session: Session) -> float | None:
+    """When the test command started (its marker): where results without a clock are placed."""
+    for marker in reversed(session.state.markers):
+        if marker.text.startswith("tests started"):
+            return marker.wall
+    return None
+
+
+def place_results(
+    session: Session, results: list[TestResult], live: set[str], *, fallback_wall: float | None
+) -> int:
+    """Emit start/end events for the results the live markers did not already report.
+
+    A result without a start (a Go package that did not build) is placed at ``fallback_wall``, flagged
+    approximate; without that it is left off the timeline.
+    """
+    wall_now, mono_now = now()
+    placed = 0
+    for result in results:
+        start_wall, approximate = result.start_wall, result.approximate
+        if start_wall is None:
+            start_wall, approximate = fallback_wall, True
+        if result.name in live or start_wall is None:
+            continue
+        start_mono = mono_now - (wall_now - start_wall)
+        common = {"name": result.name, "approximate": approximate}
+        session.emit(ev.TestEvent(wall=start_wall, mono=start_mono, phase="start", **common))
+        session.emit(
+            ev.TestEvent(
+                wall=start_wall + result.duration_s,
+                mono=start_mono + result.duration_s,
+                phase="end",
+                outcome=result.outcome,
+                duration_s=result.duration_s,
+                message=result.message,
+                **common,
             )
         )
         placed += 1
@@ -144,16 +182,17 @@ class TestRun:
         ready_timeout: float,
         junit: Path | None,
         output: Path | None = None,
-        results: Sequence[ResultFile] = (),
+        test_results: tuple[Path, ...] = (),
     ) -> None:
         self.session = session
         self.markers = markers
         self.test_argv = test_argv
         self.required = required
         self.ready_timeout = ready_timeout
-        self.results = [*([ResultFile("junit", junit)] if junit is not None else []), *results]
+        self.junit = junit
+        self.test_results = test_results  # --test-results: jest --json, go test -json, TAP, JUnit
         self.output = output  # the test output's file (--test-output, or --tui's); None: wsmon's stderr
-        self.command = shlex.join(redact_argv(test_argv))
+        self.command = shlex.join(redact_argv(test_argv))  # as recorded and shown: secrets masked
         self.outcome = RunOutcome()
         self._process: asyncio.subprocess.Process | None = None
         self._interrupted = False
@@ -176,6 +215,10 @@ class TestRun:
     @property
     def paused(self) -> bool:
         return self.session.paused
+
+    @property
+    def notice(self) -> str:
+        return self.session.notice
 
     def toggle_pause(self) -> None:
         self.session.toggle_pause()
@@ -237,23 +280,15 @@ class TestRun:
         self.outcome.test_exit = code
         self.session.marker(f"tests ended: exit {code}")
         await self.markers.drained()
-        for result in self.results:
-            self._read_results(result)
+        if self.junit is not None:
+            self._read_junit(self.junit)
+        if self.test_results:
+            live = set(self.session.state.tests)
+            placed, errors = read_test_results(self.session, list(self.test_results), live)
+            self.outcome.results_cases, self.outcome.results_errors = placed, errors
+            self.outcome.results_read |= len(errors) < len(self.test_results)
         ran, note = self._tests_ran(code)
         self._ended(code, ran, note)
-
-    def _read_results(self, result: ResultFile) -> None:
-        live = set(self.session.state.tests)
-        try:
-            self.outcome.junit_cases += place_cases(self.session, read_results(result), live)
-            self.outcome.results_read = True
-        except FileNotFoundError:
-            self._result_error(f"{result.path}: no {result.kind} file was written")
-        except (OSError, ValueError) as exc:  # JUnitError and the other readers' errors are ValueErrors
-            self._result_error(f"{result.path}: {exc}")
-
-    def _result_error(self, error: str) -> None:
-        self.outcome.junit_error = self.outcome.junit_error or error
 
     def _tests_ran(self, code: int) -> tuple[int | None, str]:
         """How many tests reported a result, and how "none" was known; (None, "") when nothing could tell.
@@ -277,3 +312,13 @@ class TestRun:
         self.session.emit(
             ev.TestRunEnded(wall=wall, mono=mono, command=self.command, exit_code=code, ran=ran, note=note)
         )
+
+    def _read_junit(self, path: Path) -> None:
+        live = set(self.session.state.tests)
+        try:
+            self.outcome.junit_cases = place_junit(self.session, path, live)
+            self.outcome.results_read = True
+        except FileNotFoundError:
+            self.outcome.junit_error = f"{path}: no JUnit XML was written"
+        except (OSError, JUnitError) as exc:
+            self.outcome.junit_error = f"{path}: {exc}"

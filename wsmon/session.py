@@ -21,9 +21,10 @@ import wsmon
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
 from wsmon.core.reducer import Reducer
+from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
 from wsmon.sources.base import Emit, now
-from wsmon.store.format import FORMAT_VERSION, RecordingHeader
+from wsmon.store.format import FORMAT_VERSION, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
 
 TICK_S = 0.25
@@ -73,6 +74,10 @@ class Session:
         self.paused = False
         self.reducer = Reducer()
         self.writer: RecordingWriter | None = None
+        # Set when the recording could not be written (disk full, read-only): one line naming the file
+        # and the fault. Monitoring goes on without it; the CLI reports it and exits 2 at the end.
+        self.recording_error: str | None = None
+        self._recording_stopped_by = ""
         self._stopping = asyncio.Event()
 
     # --- the Feed protocol ------------------------------------------------------------------------
@@ -88,9 +93,16 @@ class Session:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def notice(self) -> str:
+        """A line the dashboard's header shows in its error colour (the Feed protocol's optional part)."""
+        return f"recording stopped: {self._recording_stopped_by}" if self.recording_error else ""
+
     # --- running ----------------------------------------------------------------------------------
 
     def emit(self, event: ev.Event) -> None:
+        # Where outside text enters: State, the recording and every output see it made visible.
+        event = clean_event(event)
         self.reducer.apply(event)
         if self.writer is not None:
             self.writer.append(event)
@@ -116,7 +128,10 @@ class Session:
                 targets=self.targets,
                 limits=list(self.limits),
             )
-            self.writer = RecordingWriter(self.record_path, header)
+            try:
+                self.writer = RecordingWriter(self.record_path, header)
+            except RecordingError as exc:
+                self._recording_failed(exc)
         tasks = [
             asyncio.create_task(self._guarded(source), name=type(source).__name__) for source in self.sources
         ]
@@ -143,7 +158,22 @@ class Session:
         for alert in judge(self.reducer.state, self.limits, wall, mono):
             self.emit(alert)
         if self.writer is not None and self.writer.due(mono):
-            self.writer.flush(self.reducer.state)
+            try:
+                self.writer.flush(self.reducer.state)
+            except RecordingError as exc:
+                self._recording_failed(exc)
+
+    def _recording_failed(self, exc: RecordingError) -> None:
+        """Stop recording, keep monitoring: what was committed stays readable, nothing more is kept."""
+        if self.writer is not None:
+            self.writer.abandon()
+            self.writer = None
+        self.recording_error = str(exc)
+        self._recording_stopped_by = getattr(exc, "reason", exc.problem)
+        wall, mono = now()
+        self.emit(
+            ev.LogLine(wall=wall, mono=mono, level="error", text=f"recording stopped: {exc}", source="wsmon")
+        )
 
     async def _guarded(self, source: Source) -> None:
         """Run a source for the whole session; an unexpected error is an event and a restart."""
@@ -189,7 +219,10 @@ class Session:
             await asyncio.gather(*(task for _, task in stage), return_exceptions=True)
         self._tick()
         if self.writer is not None:
-            self.writer.close(self.reducer.state)
+            try:
+                self.writer.close(self.reducer.state)
+            except RecordingError as exc:
+                self._recording_failed(exc)
             self.writer = None
 
     async def _stop_sinks(self, tasks: list[asyncio.Task[Any]]) -> None:

@@ -159,6 +159,9 @@ def _value(c: Compared, figure: Figure | None) -> float | None:
         return figure.value  # the 5-sample mean peak the limit is judged on; a raw peak is one busy second
     if c.statistic == "peak":
         return figure.peak
+    if c.statistic == "percent" and figure.value is None and figure.denominator:
+        # The raw rate: a ratio the report leaves unjudged (too few attempts) still has one to compare.
+        return 100.0 * (figure.numerator or 0) / figure.denominator
     return figure.value
 
 

@@ -128,6 +128,7 @@ class LatencySample(Event, tag="latency"):
     ms: float
     target: str = ""
     ref: str = ""  # the message a delivery sample is about: two witnesses of one delivery count once
+    own: bool = False  # measured on wsmon's own probe connection: reported apart from the users' figures
 
 
 class ProcessSample(Event, tag="process"):
@@ -217,7 +218,7 @@ class HttpSample(Event, tag="http"):
 
 class TestEvent(Event, tag="test"):
     """A test of the suite under observation started or ended (live from the pytest plugin, or placed
-    afterwards from the runner's JUnit XML)."""
+    afterwards from the runner's results: JUnit XML, jest --json, go test -json, TAP)."""
 
     __test__ = False  # not a pytest test class, whatever its name says
 
@@ -226,6 +227,8 @@ class TestEvent(Event, tag="test"):
     outcome: str = ""  # passed | failed | error | skipped, on "end"
     duration_s: float | None = None
     message: str = ""  # the failure's message, first line
+    # The window is derived from durations (JUnit, jest's per-test times, TAP), not given by the runner.
+    approximate: bool = False
 
 
 class TestRunEnded(Event, tag="tests.ended"):

@@ -22,6 +22,7 @@ from wsmon.core.state import (
     MAX_OWN_PEERS,
     MAX_TESTS_KEPT,
     OPEN,
+    PROBE_CONNECT,
     ActiveAlert,
     Connection,
     DeliveryFailure,
@@ -317,9 +318,11 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
 def _latency(state: State, e: ev.LatencySample) -> None:
     if e.ref and e.kind == "delivery" and not _first_witness(state, e.ref):
         return
-    dist = state.latency.get(e.kind)
+    # The probe's own handshakes are reported as the probe's, never judged as the users' connect time.
+    kind = PROBE_CONNECT if e.own and e.kind == "connect" else e.kind
+    dist = state.latency.get(kind)
     if dist is None:
-        dist = state.latency[e.kind] = Distribution()
+        dist = state.latency[kind] = Distribution()
     dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1
@@ -402,12 +405,15 @@ def _test(state: State, e: ev.TestEvent) -> None:
         record = tests[e.name] = TestRecord(name=e.name)
     if e.phase == "start":
         record.start_mono, record.start_wall = e.mono, e.wall
+        record.approximate = e.approximate
         return
     record.end_mono, record.end_wall = e.mono, e.wall
     record.outcome = e.outcome
     record.message = e.message
+    record.approximate = record.approximate or e.approximate
     if record.start_mono is None and e.duration_s is not None:
         record.start_mono, record.start_wall = e.mono - e.duration_s, e.wall - e.duration_s
+        record.approximate = True  # the start is derived from the duration
 
 
 def _test_run_ended(state: State, e: ev.TestRunEnded) -> None:

@@ -18,9 +18,25 @@ from typing import Any
 import msgspec
 
 from wsmon.core.closecodes import close_code_cause, close_code_name
-from wsmon.core.limits import BREACH, CPU_AVERAGE_SAMPLES, OK, WARN, Limit, format_value, level_of
-from wsmon.core.state import SERIES_LEN, State
-from wsmon.core.testwindows import TestWindow, describe, failed_test_windows
+from wsmon.core.limits import (
+    BREACH,
+    CPU_AVERAGE_SAMPLES,
+    OK,
+    TOO_FEW,
+    WARN,
+    Limit,
+    alert_headline,
+    format_value,
+    level_of,
+    live_value,
+    ratio_counts,
+    too_few,
+    too_few_text,
+    wilson_interval,
+    worst_of,
+)
+from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, State
+from wsmon.core.testwindows import TestWindow, describe, failed_test_windows, span_line
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
 
 REPORT_VERSION = 1
@@ -61,7 +77,7 @@ class Figure(msgspec.Struct, kw_only=True):
     limit: float
     limit_text: str
     value: float | None  # the figure the verdict is judged on
-    verdict: str  # ok | warn | breach | no data | reached | not reached
+    verdict: str  # ok | warn | breach | too few to judge | no data | reached | not reached
     note: str = ""
     count: int = 0  # latency samples, ratio attempts, process samples
     p50: float | None = None
@@ -74,6 +90,8 @@ class Figure(msgspec.Struct, kw_only=True):
     peak: float | None = None
     last: float | None = None
     breached_during_run: float | None = None
+    low: float | None = None  # ratio only: the 95 % interval the verdict is judged on, percent
+    high: float | None = None
 
 
 class CloseCodeRow(msgspec.Struct, kw_only=True):
@@ -138,6 +156,10 @@ class AlertRow(msgspec.Struct, kw_only=True):
     limit: float
     since: str | None
     message: str
+    now: float | None = None  # the figure at the end of the session, as the dashboard showed it
+    now_text: str = ""  # the same as text: "n = 2, too few to judge" or "no data" when no number holds
+    worst: float | None = None  # the worst value recorded at a breach (State.breached)
+    headline: str = ""  # "<label> <now> (limit …) · worst … · raised at …"
 
 
 class Alerts(msgspec.Struct, kw_only=True):
@@ -181,10 +203,22 @@ class Tests(msgspec.Struct, kw_only=True):
     failed: list[TestWindow]  # each failed test's window: what the server did while it ran
 
 
+class ProbeLatency(msgspec.Struct, kw_only=True):
+    """A latency of wsmon's own probe connections: reported beside the figures, never judged as the
+    users' (the probe's handshake is not a client's connect time)."""
+
+    kind: str  # connect | ping | roundtrip
+    label: str
+    count: int
+    p50: float | None
+    p95: float | None
+    max: float | None
+
+
 class Report(msgspec.Struct, kw_only=True):
     report_version: int = REPORT_VERSION
     session: Session
-    verdict: str  # pass | breach | no data | fail (tests failed, errored or none ran)
+    verdict: str  # pass | breach | too few to judge | no data | fail (tests failed, errored or none ran)
     counts: dict[str, int]  # figures by verdict
     figures: list[Figure]
     close_codes: CloseCodes
@@ -196,6 +230,8 @@ class Report(msgspec.Struct, kw_only=True):
     exits: list[ExitRow]
     log_counts: dict[str, int]
     trends: list[TimeToLimit] = []  # time to limit over the session's last minutes (core.trend)
+    probe: list[ProbeLatency] = []  # wsmon's own probe connections' latencies, not judged
+    warnings: list[str] = []  # what the report could not see, e.g. a recording's unreadable batches
     tests: Tests | None = None  # present when the recording holds a test run
     notes: list[str] = []  # plain sentences on what the figures cannot show (e.g. no client traffic)
 
@@ -233,13 +269,7 @@ def build_report(
     counts: dict[str, int] = {}
     for figure in figures:
         counts[figure.verdict] = counts.get(figure.verdict, 0) + 1
-    judged = [f for f in figures if f.kind != "capacity"]
-    if any(f.verdict == BREACH for f in figures):
-        verdict = BREACH
-    elif judged and all(f.verdict == NO_DATA for f in judged):
-        verdict = NO_DATA
-    else:
-        verdict = "pass"
+    verdict = _overall_verdict(figures)
     tests = _tests(state, to_iso, test_windows)
     if tests is not None and tests.verdict == FAIL:
         verdict = FAIL
@@ -268,17 +298,7 @@ def build_report(
         targets=[_target(state, name) for name in sorted(state.targets)],
         alerts=Alerts(
             raised=state.alerts_raised,
-            active=[
-                AlertRow(
-                    figure=a.figure,
-                    level=a.level,
-                    value=float(a.value),
-                    limit=float(a.limit),
-                    since=to_iso(a.since_mono),
-                    message=a.message,
-                )
-                for a in state.alerts.values()
-            ],
+            active=[_alert_row(state, limits, a.figure, to_iso) for a in state.alerts.values()],
             breached={k: float(v) for k, v in state.breached.items()},
         ),
         markers=[MarkerRow(at=_iso(m.wall), text=m.text) for m in state.markers],
@@ -295,6 +315,7 @@ def build_report(
         ],
         log_counts=dict(state.log_counts),
         trends=all_time_to_limit(state, _rss_limit(limits)),
+        probe=_probe_latencies(state),
         tests=tests,
         notes=_notes(state, figures),
     )
@@ -358,6 +379,88 @@ def _tests_failure(state: State, rows: list[TestRow], counts: dict[str, int]) ->
     return ""
 
 
+def _overall_verdict(figures: list[Figure]) -> str:
+    """breach if any figure breached; else too few to judge if any success ratio had attempts but too
+    few to judge (there was activity that may be failing, and nobody can tell yet: not a pass); else
+    pass if any figure was judged; else no data. Only a breach fails a run (exit_code)."""
+    judged = [f.verdict for f in figures if f.kind != "capacity"]
+    if BREACH in judged:
+        return BREACH
+    if TOO_FEW in judged:
+        return TOO_FEW
+    return "pass" if OK in judged or WARN in judged else NO_DATA
+
+
+def _alert_row(
+    state: State, limits: tuple[Limit, ...], figure: str, to_iso: Callable[[float | None], str | None]
+) -> AlertRow:
+    a = state.alerts[figure]
+    row = AlertRow(
+        figure=a.figure,
+        level=a.level,
+        value=float(a.value),
+        limit=float(a.limit),
+        since=to_iso(a.since_mono),
+        message=a.message,
+        worst=_num(state.breached.get(figure)),
+    )
+    limit = next((lim for lim in limits if lim.figure == figure), None)
+    if limit is None:
+        row.headline = a.message or figure
+        return row
+    row.now = _num(live_value(state, limit))
+    row.now_text = _now_text(state, limit, row.now)
+    if row.worst is not None:
+        row.worst = worst_of(limit, row.worst, row.now)
+    headline, history = alert_headline(limit, row.now_text, row.worst, row.value)
+    row.headline = f"{headline} · {history}"
+    return row
+
+
+def _now_text(state: State, limit: Limit, now: float | None) -> str:
+    if limit.kind == "ratio":
+        attempts = ratio_counts(state, limit)[1]
+        if attempts and too_few(limit, attempts):
+            return too_few_text(attempts)
+    return NO_DATA if now is None else format_value(now, limit.unit)
+
+
+_PROBE_KINDS = (
+    (PROBE_CONNECT, "connect", "handshake"),
+    ("ping", "ping", "ping"),
+    ("roundtrip", "roundtrip", "request/reply"),
+)
+
+
+def _probe_latencies(state: State) -> list[ProbeLatency]:
+    rows: list[ProbeLatency] = []
+    for key, kind, label in _PROBE_KINDS:
+        dist = state.latency.get(key)
+        if dist is None or not dist.count:
+            continue
+        rows.append(
+            ProbeLatency(
+                kind=kind,
+                label=label,
+                count=dist.count,
+                p50=_num(dist.session_percentile(50)),
+                p95=_num(dist.session_percentile(95)),
+                max=_num(dist.maximum),
+            )
+        )
+    return rows
+
+
+def probe_line(report: Report) -> str:
+    """wsmon's own probes' latencies in one line, labelled as the probe's; "" without any."""
+    parts = [
+        f"{p.label} p95 {format_value(p.p95, 'ms')} (max {format_value(p.max, 'ms')}, {p.count} samples)"
+        for p in report.probe
+        if p.p95 is not None and p.max is not None
+    ]
+    return "wsmon's own probes (not judged): " + ", ".join(parts) if parts else ""
+
+
 def _rss_limit(limits: tuple[Limit, ...]) -> float | None:
     return next((limit.value for limit in limits if limit.kind == "rss"), None)
 
@@ -390,6 +493,10 @@ def _figure(state: State, limit: Limit) -> Figure:
 def _latency_figure(state: State, limit: Limit, fig: Figure) -> None:
     dist = state.latency.get(limit.latency_kind)
     if dist is None or not dist.count:
+        probe = state.latency.get(PROBE_CONNECT)
+        if limit.latency_kind == "connect" and probe is not None and probe.count:
+            shown = format_value(_num(probe.session_percentile(95)), "ms")
+            fig.note = f"no client handshakes seen (needs a tap); wsmon's own probe: p95 {shown}"
         return
     fig.count = dist.count
     fig.p50 = _num(dist.session_percentile(50))
@@ -402,15 +509,23 @@ def _latency_figure(state: State, limit: Limit, fig: Figure) -> None:
 
 
 def _ratio_figure(state: State, limit: Limit, fig: Figure) -> None:
-    if limit.figure == "connect_success":
-        good, bad = state.opened_total, state.connect_failed
-    else:
-        good, bad = state.delivered, state.delivery_failed
-    if not good + bad:
+    """Judged like the live judge: not at all below the minimum, else on its 95 % interval's upper end."""
+    good, attempts = ratio_counts(state, limit)
+    if not attempts:
         return
-    fig.numerator, fig.denominator, fig.count = good, good + bad, good + bad
-    fig.value = 100.0 * good / (good + bad)
-    fig.verdict = level_of(limit, fig.value)
+    fig.numerator, fig.denominator, fig.count = good, attempts, attempts
+    if too_few(limit, attempts):
+        fig.verdict = TOO_FEW
+        fig.note = f"needs {limit.min_events:,} attempts"
+        return
+    low, high = wilson_interval(good, attempts)
+    fig.low, fig.high = 100.0 * low, 100.0 * high
+    fig.value = 100.0 * good / attempts
+    fig.verdict = level_of(limit, fig.high)
+    naive = level_of(limit, fig.value)
+    if naive != fig.verdict:
+        interval = f"{format_value(fig.low, '%')} to {format_value(fig.high, '%')}"
+        fig.note = f"95 % interval {interval}: {attempts:,} attempts are too few to call it {naive}"
 
 
 def _rss_figure(state: State, limit: Limit, fig: Figure) -> None:
@@ -476,6 +591,8 @@ def _apply_breached_during_run(state: State, limit: Limit, fig: Figure) -> None:
     worst = state.breached.get(limit.figure)
     if worst is None or math.isnan(worst):
         return
+    if fig.verdict == TOO_FEW:
+        return  # a ratio alert raised on a handful of attempts (before wsmon judged them) is no breach
     fig.breached_during_run = float(worst)
     if fig.verdict == BREACH or level_of(limit, worst) != BREACH:
         return
@@ -623,11 +740,14 @@ def _finite(value: Any) -> Any:
 
 def verdict_line(report: Report) -> str:
     c = report.counts
-    judged = [f"{c[k]} {k}" for k in (BREACH, WARN, OK, NO_DATA) if c.get(k)]
+    judged = [f"{c[k]} {k}" for k in (BREACH, WARN, OK, TOO_FEW, NO_DATA) if c.get(k)]
     capacity = [f"{c[k]} {k}" for k in (REACHED, NOT_REACHED) if c.get(k)]
     detail = ", ".join(judged) + (f"; capacity targets: {', '.join(capacity)}" if capacity else "")
     breached = [f.figure for f in report.figures if f.verdict == BREACH]
     named = f"breached: {', '.join(breached)}" if breached else ""
+    unjudged = [f.figure for f in report.figures if f.verdict == TOO_FEW]
+    if unjudged:
+        named += (" — " if named else "") + f"{TOO_FEW}: {', '.join(unjudged)}"
     if report.verdict == FAIL and report.tests is not None:
         # The tests' failure comes first: a CI log's reader must not mistake it for a limit breach.
         named = report.tests.reason + (f"; {named}" if named else "")
@@ -647,6 +767,8 @@ def _figure_cells(f: Figure) -> list[str]:
         observed = f"p95 {observed}"
     elif f.kind == "ratio" and f.numerator is not None:
         samples = f"{f.numerator}/{f.denominator}"
+        if f.verdict == TOO_FEW:
+            observed = too_few_text(f.denominator or 0)
     elif f.kind == "rss" and f.value is not None:
         observed = f"peak {observed}"
     elif f.kind == "cpu" and f.value is not None:
@@ -713,7 +835,7 @@ def _tests_lines(tests: Tests, markdown: bool) -> list[str]:
         lines = ["Tests", *(f"  {line}" for line in head)]
     for window in tests.failed:
         title = f"{window.outcome.upper()} {window.test}" + (f" — {window.message}" if window.message else "")
-        ran = f"ran {window.duration_s:.2f} s; while it ran:" if window.duration_s is not None else ""
+        ran = span_line(window) if window.duration_s is not None else ""
         if markdown:
             lines += ["", f"#### {_md(title)}", ""] + ([ran, ""] if ran else [])
             lines += [f"- {_md(line.strip())}" for line in describe(window)]
@@ -725,6 +847,7 @@ def _tests_lines(tests: Tests, markdown: bool) -> list[str]:
 
 def render_text(report: Report) -> str:
     lines = [verdict_line(report), *_session_lines(report)]
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
     lines += [f"Note: {note}" for note in report.notes]
     if report.tests is not None:
         lines += ["", *_tests_lines(report.tests, markdown=False)]
@@ -744,7 +867,7 @@ def render_text(report: Report) -> str:
     )
 
     d = report.delivery
-    success = "—" if d.success_percent is None else format_value(d.success_percent, "%")
+    success = _delivery_success_text(report)
     lines += ["", f"Delivery: {d.delivered} delivered, {d.failed} failed, success {success}"]
     if d.reasons:
         lines += _table(["Reason", "Count"], ([r.name, str(r.count)] for r in d.reasons))
@@ -763,6 +886,8 @@ def render_text(report: Report) -> str:
         f"Connections: {c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
+    if probe_line(report):
+        lines.append(probe_line(report))
 
     if report.trends:
         lines += ["", "Time to limit (trend over the last minutes)"] + [f"  {t.text}" for t in report.trends]
@@ -780,6 +905,7 @@ def render_text(report: Report) -> str:
     a = report.alerts
     active = ", ".join(f"{r.figure} {r.level}" for r in a.active) or "none"
     lines += ["", f"Alerts: {a.raised} raised, active at the end: {active}"]
+    lines += [f"  {_alert_line(r)}" for r in a.active]
     for x in report.exits:
         how = f"code {x.code}" if x.code is not None else (f"signal {x.signal}" if x.signal else "unknown")
         lines.append(f"Server exit: {x.target} (pid {x.pid}) {how} at {x.at or '—'}")
@@ -790,6 +916,22 @@ def render_text(report: Report) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.log_counts.items()))
         lines += ["", f"Log lines: {counts}"]
     return "\n".join(lines) + "\n"
+
+
+def _delivery_success_text(report: Report) -> str:
+    """The success rate, unless it has too few attempts to mean anything (then it says so)."""
+    judged = next((f for f in report.figures if f.figure == "delivery_success"), None)
+    if judged is not None and judged.verdict == TOO_FEW:
+        return too_few_text(judged.denominator or 0)
+    d = report.delivery
+    return "—" if d.success_percent is None else format_value(d.success_percent, "%")
+
+
+def _alert_line(row: AlertRow) -> str:
+    """Leads with the figure at the end of the session, not the value it was raised at."""
+    return f"{row.level.upper()} {row.headline or row.message or row.figure}" + (
+        f" (since {row.since})" if row.since else ""
+    )
 
 
 def _md(cell: str) -> str:
@@ -806,6 +948,8 @@ def render_markdown(report: Report) -> str:
     """GitHub-flavoured Markdown, for a CI job summary."""
     lines = [f"## {verdict_line(report)}", ""]
     lines += [f"{line}  " for line in _session_lines(report)] + [""]
+    lines += [f"> **Warning:** {_md(warning)}" for warning in report.warnings]
+    lines += [""] if report.warnings else []
     lines += [f"> {_md(note)}" for note in report.notes] + ([""] if report.notes else [])
     if report.tests is not None:
         lines += [*_tests_lines(report.tests, markdown=True), ""]
@@ -821,7 +965,7 @@ def render_markdown(report: Report) -> str:
         )
 
     d = report.delivery
-    success = "—" if d.success_percent is None else format_value(d.success_percent, "%")
+    success = _delivery_success_text(report)
     lines += ["", "### Delivery", "", f"{d.delivered} delivered, {d.failed} failed, success {success}", ""]
     if d.reasons:
         lines += [*_md_table(["Reason", "Count"], ([r.name, str(r.count)] for r in d.reasons)), ""]
@@ -840,6 +984,8 @@ def render_markdown(report: Report) -> str:
         f"{c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
+    if probe_line(report):
+        lines += ["", _md(probe_line(report))]
     if report.trends:
         lines += ["", "### Time to limit", ""] + [f"- {_md(t.text)}" for t in report.trends]
     if report.targets:
@@ -854,6 +1000,8 @@ def render_markdown(report: Report) -> str:
     a = report.alerts
     active = ", ".join(f"{r.figure} {r.level}" for r in a.active) or "none"
     lines += ["", "### Alerts", "", f"{a.raised} raised, active at the end: {active}"]
+    if a.active:
+        lines += ["", *(f"- {_md(_alert_line(r))}" for r in a.active)]
     for x in report.exits:
         how = f"code {x.code}" if x.code is not None else (f"signal {x.signal}" if x.signal else "unknown")
         lines += ["", f"**Server exit**: {x.target} (pid {x.pid}) {how} at {x.at or '—'}"]
@@ -876,11 +1024,12 @@ JUNIT_CLASS = "wsmon.limits"
 def render_junit(report: Report) -> str:
     """JUnit XML: each limit a test case, so a CI dashboard lists breaches as failed tests.
 
-    breach → <failure>; no data → <skipped>; ok, warn and capacity targets pass (warn and capacity
-    say why in <system-out>). Capacity targets never fail, as they never fail the exit code.
+    breach → <failure>; no data and too few to judge → <skipped>; ok, warn and capacity targets
+    pass (warn and capacity say why in <system-out>). Capacity targets never fail, as they never
+    fail the exit code.
     """
     failures = sum(1 for f in report.figures if f.verdict == BREACH)
-    skipped = sum(1 for f in report.figures if f.verdict == NO_DATA)
+    skipped = sum(1 for f in report.figures if f.verdict in (NO_DATA, TOO_FEW))
     counts = {"tests": str(len(report.figures)), "failures": str(failures), "errors": "0"}
     root = ET.Element("testsuites", {"name": "wsmon", **counts})
     suite = ET.SubElement(
@@ -911,6 +1060,8 @@ def render_junit(report: Report) -> str:
             failure.text = _junit_detail(figure)
         elif figure.verdict == NO_DATA:
             ET.SubElement(case, "skipped", {"message": f"{figure.label}: no data"})
+        elif figure.verdict == TOO_FEW:
+            ET.SubElement(case, "skipped", {"message": summary})
         else:
             ET.SubElement(case, "system-out").text = f"{figure.verdict}: {summary}"
     if report.tests is not None:

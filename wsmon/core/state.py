@@ -25,6 +25,9 @@ MAX_FAILURES_KEPT = 500
 MAX_OWN_PEERS = 1000
 MAX_DELIVERY_REFS = 10_000
 SERIES_LEN = 600
+# The latency key of wsmon's own probes' handshakes: kept apart from "connect", the clients' handshakes
+# (from the tap), which is what the connect_ms limit judges.
+PROBE_CONNECT = "probe_connect"
 
 
 class Connection(msgspec.Struct, gc=False):
@@ -141,6 +144,7 @@ class TestRecord(msgspec.Struct, gc=False):
     end_wall: float | None = None
     outcome: str = ""
     message: str = ""
+    approximate: bool = False  # its window was derived, not given by the runner
 
 
 MAX_TESTS_KEPT = 20_000

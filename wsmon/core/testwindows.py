@@ -35,6 +35,7 @@ class TestWindow(msgspec.Struct):
     log_errors: int = 0
     log_error_lines: list[str] = []
     alerts: list[str] = []
+    approximate: bool = False  # the window is derived from durations, not the runner's start and end
 
 
 class _Span(msgspec.Struct):
@@ -57,6 +58,7 @@ def failed_test_windows(state: State) -> list[TestWindow]:
                 start_wall=record.start_wall,
                 end_wall=record.end_wall,
                 duration_s=record.end_mono - record.start_mono,
+                approximate=record.approximate,
             )
         )
     return windows
@@ -124,6 +126,14 @@ def _add(window: TestWindow, event: ev.Event) -> None:
                 window.log_error_lines.append(event.text[:200])
     elif isinstance(event, ev.AlertRaised):
         window.alerts.append(event.message or f"{event.figure} {event.level}")
+
+
+def span_line(window: TestWindow) -> str:
+    """How long the test ran, saying when its window is only approximate."""
+    ran = f"ran {window.duration_s or 0.0:.2f} s"
+    if window.approximate:
+        ran += " (approximate window: derived from the runner's durations)"
+    return f"{ran}; while it ran:"
 
 
 def describe(window: TestWindow) -> list[str]:

@@ -15,6 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
+from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.limits import Limit
 from wsmon.session import Session, Source
@@ -72,23 +73,30 @@ class LoadGenerator:
         ]
         self.clients = clients
         self.process: asyncio.subprocess.Process | None = None
+        # Ends the clients if wsmon dies without stopping them (kill -9, a closed terminal): they
+        # would otherwise retry the dead tap for ever.
+        self._watchdog = GroupWatchdog()
 
     async def run(self, emit: Emit) -> None:
         await wait_for_port(self.port)
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await start_guarded_exec(
             *self.argv,
+            watchdog=self._watchdog,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
         )
         wall, mono = now()
         emit(ev.Marker(wall=wall, mono=mono, text=f"load generator started: {self.clients} clients"))
-        await self.process.wait()
+        try:
+            await self.process.wait()
+        finally:
+            await self._watchdog.stop()
 
     async def stop(self) -> None:
         proc = self.process
         if proc is None or proc.returncode is not None:
+            await self._watchdog.stop()
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -98,6 +106,7 @@ class LoadGenerator:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+        await self._watchdog.stop()
 
 
 async def wait_for_port(port: int, timeout: float = 15.0) -> None:

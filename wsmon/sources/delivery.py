@@ -4,8 +4,11 @@ Pure logic (no I/O, no clock): the tap hands in every text message it sees with 
 saw it, and gets back what that message completed. A message with an id (by default sent by a client)
 is pending; the first later message whose ack field (``originalMessageId``, ``correlationId`` …) names
 that id completes it, on any connection, because a routing server forwards the message to another
-device and that device's ack comes back on its own connection. The ack is a failure when its status
-field says so; a pending message nobody acknowledges within the timeout is a failure too.
+device and that device's ack comes back on its own connection. An ack that names the id somewhere
+else — nested (``payload.originalMessageId``), in a list, under a key no rule lists — completes it too:
+the outstanding ids are a dict, looked up among the string values of each message (a bounded walk).
+The ack is a failure when a status field beside the id or around it says so, with the reason found
+there; a pending message nobody acknowledges within the timeout is a failure too.
 
 Payloads are read here and dropped: nothing of a message but its id and a failure reason is kept.
 """
@@ -53,6 +56,16 @@ class DeliveryRules:
     max_pending_per_conn: int = 10_000
     max_pending_total: int = 100_000
     enabled: bool = True
+    # Pairing by value: a message naming an outstanding id in any string value (not under an id key:
+    # that is a message's own id, e.g. a forwarded copy) acknowledges it. Bounded per message: JSON
+    # objects of at most value_max_bytes, nested at most value_max_depth deep, value_max_strings string
+    # values looked up; ids shorter than value_min_chars are paired only at the ack paths (a "7" is too
+    # likely to turn up by chance).
+    match_values: bool = True
+    value_max_depth: int = 6
+    value_max_strings: int = 256
+    value_max_bytes: int = 64 * 1024
+    value_min_chars: int = 4
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,51 @@ class _Pending:
     mono: float
 
 
+Chain = tuple[dict[str, Any], ...]  # the objects around a found id, innermost first
+
+
+@dataclass
+class _ValueScan:
+    """One message's bounded walk for outstanding ids among its string values.
+
+    Strings are checked inline, not by a call each: this runs for most messages while ids are pending.
+    """
+
+    pending: dict[str, _Pending]
+    skip_keys: frozenset[str]
+    max_depth: int
+    budget: int
+    min_chars: int
+    found: dict[str, Chain] = field(default_factory=dict)
+
+    def walk_object(self, value: dict[str, Any], chain: Chain, depth: int) -> None:
+        chain = (value, *chain)
+        for key, child in value.items():
+            if isinstance(child, str):
+                self.check(child, key, chain)
+            elif depth < self.max_depth and isinstance(child, dict | list):
+                self.walk(child, key, chain, depth + 1)
+            if self.budget <= 0:
+                return
+
+    def walk(self, value: dict[str, Any] | list[Any], key: str, chain: Chain, depth: int) -> None:
+        if isinstance(value, dict):
+            self.walk_object(value, chain, depth)
+            return
+        for child in value:  # a list's items stand under the list's key
+            if isinstance(child, str):
+                self.check(child, key, chain)
+            elif depth < self.max_depth and isinstance(child, dict | list):
+                self.walk(child, key, chain, depth + 1)
+            if self.budget <= 0:
+                return
+
+    def check(self, text: str, key: str, chain: Chain) -> None:
+        self.budget -= 1
+        if text in self.pending and len(text) >= self.min_chars and key not in self.skip_keys:
+            self.found.setdefault(text, chain)
+
+
 @dataclass
 class DeliveryMatcher:
     """Pairs messages with acks; bounded: at most ``max_pending_total`` ids wait at once."""
@@ -97,6 +155,7 @@ class DeliveryMatcher:
     _success: Path = field(init=False, repr=False)
     _type: Path = field(init=False, repr=False)
     _names_a_field: Callable[[bytes | bytearray], object] = field(init=False, repr=False)
+    _id_keys: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Paths split once: this runs for every text message the tap sees.
@@ -107,8 +166,12 @@ class DeliveryMatcher:
         self._reasons = _split(rules.reason_paths)
         self._success = tuple(rules.success_path.split("."))
         self._type = tuple(rules.type_path.split("."))
-        # A message that names none of the id or ack fields is skipped before JSON parsing.
+        # While no id is outstanding, a message that names none of the id or ack fields is skipped
+        # before JSON parsing (while ids are outstanding, any JSON object may name one by value).
         keys = sorted({path[-1] for path in (*self._ids, *self._acks)})
+        # A value under an id key is a message's own id (a forwarded copy carries it), not a reference;
+        # unless the ack paths share the key, as in protocols whose acks are told apart by their type.
+        self._id_keys = frozenset(path[-1] for path in self._ids) - {path[-1] for path in self._acks}
         self._names_a_field = re.compile(
             b'"(?:' + b"|".join(re.escape(k.encode()) for k in keys) + b')"'
         ).search
@@ -120,32 +183,61 @@ class DeliveryMatcher:
     def on_message(
         self, direction: str, conn: str, payload: bytes | bytearray | str, mono: float
     ) -> list[DeliveryResult]:
-        """One text message seen at ``mono``; returns the deliveries it completes (at most one)."""
+        """One text message seen at ``mono``; returns the deliveries it completes (by value, several)."""
         raw = payload.encode() if isinstance(payload, str) else payload
-        if not self._names_a_field(raw):
+        by_value = self._may_pair_by_value(raw)
+        if not by_value and not self._names_a_field(raw):
             return []
         message = _json_object(raw)
         if message is None:
             return []
         rules = self.rules
-        ack_id = _first_id(message, self._acks) if self._is_ack_type(message) else None
+        is_ack = self._is_ack_type(message)
+        ack_id = _first_id(message, self._acks) if is_ack else None
         if ack_id is not None:
             # An ack is never itself pending: acks often carry an id of their own.
             if direction not in rules.ack_directions:
                 return []
             pending = self._pop(ack_id)
-            if pending is None:
-                return []  # an ack for a message seen before the tap started, or a forwarded copy
-            self.acks_seen += 1
-            reason = self._failure_reason(message)
-            if reason is not None:
-                return [Failed(ack_id, pending.conn, reason)]
-            return [Delivered(ack_id, pending.conn, max(0.0, (mono - pending.mono) * 1000.0))]
-        if direction in rules.pending_directions and self._wants_ack(message):
+            if pending is not None:
+                return [self._result(ack_id, pending, (message,), mono)]
+            # An ack path naming no outstanding id (a session id, a forwarded copy): look further.
+        if by_value and is_ack and direction in rules.ack_directions:
+            found = self._scan_values(message)
+            if found:  # an ack, perhaps of several messages at once (a batch)
+                results: list[DeliveryResult] = []
+                for message_id, chain in found.items():
+                    pending = self._pop(message_id)
+                    if pending is not None:
+                        results.append(self._result(message_id, pending, chain, mono))
+                return results
+        if ack_id is None and direction in rules.pending_directions and self._wants_ack(message):
             message_id = _first_id(message, self._ids)
             if message_id is not None and message_id not in self._pending:
                 self._add(message_id, conn, mono)
         return []
+
+    def _may_pair_by_value(self, raw: bytes | bytearray) -> bool:
+        return bool(self._pending) and self.rules.match_values and len(raw) <= self.rules.value_max_bytes
+
+    def _scan_values(self, message: dict[str, Any]) -> dict[str, Chain]:
+        rules = self.rules
+        scan = _ValueScan(
+            self._pending,
+            self._id_keys,
+            max_depth=rules.value_max_depth,
+            budget=rules.value_max_strings,
+            min_chars=rules.value_min_chars,
+        )
+        scan.walk_object(message, (), 1)
+        return scan.found
+
+    def _result(self, message_id: str, pending: _Pending, chain: Chain, mono: float) -> DeliveryResult:
+        self.acks_seen += 1
+        reason = self._failure_reason(chain)
+        if reason is not None:
+            return Failed(message_id, pending.conn, reason)
+        return Delivered(message_id, pending.conn, max(0.0, (mono - pending.mono) * 1000.0))
 
     def expire(self, mono: float) -> list[DeliveryResult]:
         """Failures for every pending message older than the timeout at ``mono``."""
@@ -203,22 +295,31 @@ class DeliveryMatcher:
                 del self._per_conn[entry.conn]
         return entry
 
-    def _failure_reason(self, ack: dict[str, Any]) -> str | None:
+    def _failure_reason(self, chain: Chain) -> str | None:
+        """Why the ack in ``chain`` (the objects around its reference, innermost first) failed, if it did.
+
+        Status and reason fields are read nearest first: ``{"type": "error", "payload":
+        {"originalMessageId": …, "error": "Recipient not found"}}`` fails with the payload's reason.
+        """
         rules = self.rules
         failed_by: str | None = None
-        for path in self._statuses:
-            value = _lookup(ack, path)
-            if isinstance(value, str) and value.lower() in rules.failure_values:
-                failed_by = f"{'.'.join(path)} {value}"
+        for ack in chain:
+            for path in self._statuses:
+                value = _lookup(ack, path)
+                if isinstance(value, str) and value.lower() in rules.failure_values:
+                    failed_by = f"{'.'.join(path)} {value}"
+                    break
+            if failed_by is None and _lookup(ack, self._success) is False:
+                failed_by = f"{rules.success_path} false"
+            if failed_by is not None:
                 break
-        if failed_by is None and _lookup(ack, self._success) is False:
-            failed_by = f"{rules.success_path} false"
         if failed_by is None:
             return None
-        for path in self._reasons:
-            reason = _reason_text(_lookup(ack, path))
-            if reason:
-                return reason
+        for ack in chain:
+            for path in self._reasons:
+                reason = _reason_text(_lookup(ack, path))
+                if reason:
+                    return reason
         return failed_by
 
 

@@ -1,9 +1,14 @@
 """wsmon's own WebSocket connections to the server: handshake time, ping and request/reply round trips.
 
 Every way a probe fails is an event: refused, timeout, rejected handshake (with its HTTP status), TLS,
-and every close code the server sends, with its reason. Probe connections are marked ``own`` so they
-stay out of the users' figures. A probe reconnects with capped exponential backoff and never raises
-out of ``run()`` except when cancelled.
+and every close code the server sends, with its reason. Probe connections and their latencies are
+marked ``own`` so they stay out of the users' figures. A probe reconnects with capped exponential
+backoff after a failure, reconnects every ``reconnect_every`` seconds on purpose (so its handshake time
+is a figure of now, not of start-up), and never raises out of ``run()`` except when cancelled.
+
+The probes run on a thread with its own event loop: the timestamps around the handshake and the ping
+are taken where the session's loop (the dashboard starting, a slow frame) cannot delay them. Events
+are handed to the session's loop with ``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import math
 import re
 import socket
 import ssl
+import threading
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -30,6 +39,9 @@ from wsmon.sources.base import Backoff, CheckResult, Emit, now, retry_backoff
 # websockets' own keepalive is off: the probe pings on its own schedule to measure the round trip.
 CLOSE_TIMEOUT_S = 2.0
 MIN_REPLY_TIMEOUT_S = 5.0
+DEFAULT_RECONNECT_S = 30.0
+# How long stopping waits for the probe thread to close its connections (a close frame each).
+STOP_TIMEOUT_S = CLOSE_TIMEOUT_S + 3.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,9 @@ class ProbeConfig:
     ca_file: str | None = None  # a private CA for wss:// (PEM)
     insecure: bool = False  # wss:// without verifying the certificate: only when asked explicitly
     reply_timeout: float = field(default=0.0)  # 0: five intervals, at least 5 s
+    # Close and reopen each probe connection this often (seconds), so the handshake is measured again;
+    # 0 keeps a connection open for as long as the server does.
+    reconnect_every: float = DEFAULT_RECONNECT_S
 
     @property
     def secure(self) -> bool:
@@ -78,8 +93,16 @@ def tls_context(config: ProbeConfig) -> ssl.SSLContext | None:
     return None
 
 
-def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
-    """(kind, HTTP status, one-line error) for a failed connection attempt."""
+NOT_TLS = "TLS handshake failed"
+
+
+def classify_failure(exc: BaseException, *, secure: bool = False) -> tuple[ev.FailKind, int | None, str]:
+    """(kind, HTTP status, one-line error) for a failed connection attempt; never an empty error.
+
+    ``secure``: the URL is wss://, so a reset or an early end is most likely a server without TLS there.
+    """
+    if secure and (not_tls := _not_tls(exc)):
+        return "tls", None, f"{NOT_TLS}: {not_tls}; is the server plain ws:// on that port?"
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         return "rejected", status, f"handshake rejected: HTTP {status} {exc.response.reason_phrase}".rstrip()
@@ -96,8 +119,24 @@ def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
     if isinstance(exc, InvalidHandshake | InvalidURI):
         return "rejected", None, f"handshake failed: {exc}"
     if isinstance(exc, OSError):
-        return "error", None, exc.strerror or str(exc)
+        return "error", None, exc.strerror or str(exc) or type(exc).__name__
     return "error", None, str(exc) or type(exc).__name__
+
+
+def _not_tls(exc: BaseException) -> str:
+    """What a TLS handshake with a server that does not speak TLS ends in; '' for anything else."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and reason in (
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+        "RECORD_LAYER_FAILURE",
+    ):
+        return f"wrong protocol ({reason})"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError | asyncio.IncompleteReadError):
+        return "the server ended the connection"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "the server reset the connection"
+    return ""
 
 
 def _all_refused(exc: BaseException) -> bool:
@@ -115,12 +154,14 @@ def _all_refused(exc: BaseException) -> bool:
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
-def hint_for(kind: str, status: int | None) -> str:
+def hint_for(kind: str, status: int | None, error: str = "") -> str:
     """What the user can do about a failure of this kind."""
     if kind == "refused":
         return "nothing listens there: is the server running, on this host and port?"
     if kind == "timeout":
         return "no answer in time: check the host, a firewall, or an overloaded server"
+    if kind == "tls" and error.startswith(NOT_TLS):
+        return "use ws://, or the port where the server (or its proxy) speaks TLS"
     if kind == "tls":
         return "pass --ca FILE for a private CA, or --insecure to skip verification"
     if kind == "dns":
@@ -150,6 +191,10 @@ class ProbeSource:
         emit(
             ev.TargetAdded(wall=wall, mono=mono, target=self.config.target, kind="websocket", address=address)
         )
+        forward = _thread_safe(asyncio.get_running_loop(), emit)
+        await LoopThread("wsmon-probes").run(lambda: self._run_probes(forward))
+
+    async def _run_probes(self, emit: Emit) -> None:
         async with asyncio.TaskGroup() as group:
             for index in range(1, self.config.count + 1):
                 group.create_task(self._probe(index, emit))
@@ -161,8 +206,8 @@ class ProbeSource:
         try:
             ws = await self._connect()
         except Exception as exc:
-            kind, status, error = classify_failure(exc)
-            return CheckResult(ok=False, error=error, hint=hint_for(kind, status), kind=kind)
+            kind, status, error = classify_failure(exc, secure=cfg.secure)
+            return CheckResult(ok=False, error=error, hint=hint_for(kind, status, error), kind=kind)
         handshake_ms = (time.perf_counter() - started) * 1000.0
         try:
             async with asyncio.timeout(cfg.wait_s):
@@ -250,7 +295,7 @@ class ProbeSource:
         try:
             ws = await self._connect()
         except Exception as exc:
-            kind, status, error = classify_failure(exc)
+            kind, status, error = classify_failure(exc, secure=cfg.secure)
             wall, mono = now()
             emit(
                 ev.ConnectFailed(
@@ -270,7 +315,11 @@ class ProbeSource:
         backoff.reset()
         conn_id = f"probe{index}#{next(self._conn_ids)}"
         wall, mono = now()
-        emit(ev.LatencySample(wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=cfg.target))
+        emit(
+            ev.LatencySample(
+                wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=cfg.target, own=True
+            )
+        )
         emit(
             ev.ConnectionOpened(
                 wall=wall,
@@ -286,8 +335,9 @@ class ProbeSource:
         )
         self._set_up(emit, True, detail=f"handshake {handshake_ms:.1f} ms")
         opened = mono
+        planned = False
         try:
-            await self._exchange(ws, emit)
+            planned = await self._exchange(ws, emit)
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:
@@ -305,7 +355,7 @@ class ProbeSource:
         code = self._emit_closed(ws, emit, conn_id, opened)
         if code == 1006:
             self._set_up(emit, False, "connection dropped without a close frame", "dropped")
-        return backoff.next()
+        return 0.0 if planned else backoff.next()
 
     def _emit_closed(self, ws: ClientConnection, emit: Emit, conn_id: str, opened: float) -> int:
         protocol = ws.protocol
@@ -328,13 +378,15 @@ class ProbeSource:
         )
         return code
 
-    async def _exchange(self, ws: ClientConnection, emit: Emit) -> None:
-        """Ping (and round-trip) every interval until the connection closes, which raises ConnectionClosed.
+    async def _exchange(self, ws: ClientConnection, emit: Emit) -> bool:
+        """Ping (and round-trip) every interval until the connection closes, which raises ConnectionClosed,
+        or until it is time to reconnect: then close it normally and return True.
 
         A reader drains every message the whole time: left unread, websockets stops reading the socket
         once its queue fills, and then even pongs would go unseen.
         """
         cfg = self.config
+        reconnect_at = time.monotonic() + cfg.reconnect_every if cfg.reconnect_every > 0 else math.inf
         waiting: dict[str, asyncio.Future[None]] = {}
         reader = asyncio.create_task(_drain(ws, waiting))
         try:
@@ -349,10 +401,13 @@ class ProbeSource:
                             wall=wall, mono=mono, level="warn", text="probe reply timed out", source="probe"
                         )
                     )
-                await asyncio.wait({reader}, timeout=cfg.interval)
+                await asyncio.wait({reader}, timeout=min(cfg.interval, reconnect_at - time.monotonic()))
                 if reader.done():
                     await reader
-                    return
+                    return False
+                if time.monotonic() >= reconnect_at:
+                    await _close_quietly(ws, reason="wsmon probe reconnecting")
+                    return True
         finally:
             # Not awaited: awaiting here could swallow a cancellation meant for this task.
             reader.cancel()
@@ -372,7 +427,7 @@ class ProbeSource:
         wall, mono = now()
         emit(
             ev.LatencySample(
-                wall=wall, mono=mono, kind="ping", ms=latency_s * 1000.0, target=self.config.target
+                wall=wall, mono=mono, kind="ping", ms=latency_s * 1000.0, target=self.config.target, own=True
             )
         )
         return True
@@ -403,7 +458,7 @@ class ProbeSource:
         finally:
             waiting.pop(expected, None)
         wall, mono = now()
-        emit(ev.LatencySample(wall=wall, mono=mono, kind="roundtrip", ms=ms, target=cfg.target))
+        emit(ev.LatencySample(wall=wall, mono=mono, kind="roundtrip", ms=ms, target=cfg.target, own=True))
         return True
 
     async def _give_up(self, ws: ClientConnection, emit: Emit, what: str) -> None:
@@ -411,6 +466,72 @@ class ProbeSource:
         self._set_up(emit, False, error, "timeout")
         # 1011 is what websockets' own keepalive sends when a pong never comes.
         await _close_quietly(ws, code=1011, reason=f"wsmon: {error}")
+
+
+def _thread_safe(loop: asyncio.AbstractEventLoop, emit: Emit) -> Emit:
+    """An emit callable from another thread: the event is applied on ``loop``, in order."""
+
+    def forward(event: ev.Event) -> None:
+        with contextlib.suppress(RuntimeError):  # the session's loop has closed: nobody to tell
+            loop.call_soon_threadsafe(emit, event)
+
+    return forward
+
+
+class LoopThread:
+    """Runs one coroutine on a thread with its own event loop, for as long as the awaiting task runs.
+
+    Cancelling the awaiting task cancels the coroutine on its thread and waits (up to STOP_TIMEOUT_S)
+    for it to finish cleaning up, so what it emits while closing still arrives before ``run`` returns.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._ready = threading.Event()
+        self._stop_requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+
+    async def run(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        session_loop = asyncio.get_running_loop()
+        finished: asyncio.Future[BaseException | None] = session_loop.create_future()
+
+        def report(outcome: BaseException | None) -> None:
+            if not finished.done():
+                finished.set_result(outcome)
+
+        def main() -> None:
+            outcome: BaseException | None = None
+            try:
+                asyncio.run(self._main(make))
+            except BaseException as exc:  # handed to the awaiting task, which raises it there
+                outcome = exc
+            with contextlib.suppress(RuntimeError):
+                session_loop.call_soon_threadsafe(report, outcome)
+
+        threading.Thread(target=main, name=self.name, daemon=True).start()
+        try:
+            outcome = await asyncio.shield(finished)
+        except asyncio.CancelledError:
+            self._stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(finished), STOP_TIMEOUT_S)
+            raise
+        if outcome is not None and not isinstance(outcome, asyncio.CancelledError):
+            raise outcome
+
+    async def _main(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        self._ready.set()
+        if self._stop_requested:  # stopped before this thread got going
+            return
+        await make()
+
+    def _stop(self) -> None:
+        self._stop_requested = True
+        if self._ready.is_set() and self._loop is not None and self._task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already ended
+                self._loop.call_soon_threadsafe(self._task.cancel)
 
 
 async def _drain(ws: ClientConnection, waiting: dict[str, asyncio.Future[None]]) -> None:

@@ -3,7 +3,9 @@
 The process is found by pid, by name or command line, or by the port it listens on; when it exits,
 a new process found the same way (a restarted server) is followed. Sampling runs in a worker thread
 (psutil reads /proc synchronously). CPU is percent of one core summed over the tree, as top shows it;
-``cpu_basis="machine"`` divides by the core count.
+``cpu_basis="machine"`` divides by the core count. It is measured between two readings of each
+process's CPU time at least one sampling interval apart, so a process's first sample has no CPU
+figure and is not emitted, and no figure exceeds 100 % times the tree's threads or the machine's cores.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import ipaddress
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
@@ -213,7 +216,7 @@ def describe_exit(pid: int) -> str:
 
 
 class Sample(NamedTuple):
-    cpu_percent: float
+    cpu_percent: float | None  # None: no reading of the tree's CPU time old enough to measure from
     rss_bytes: int
     threads: int
     fds: int
@@ -221,14 +224,43 @@ class Sample(NamedTuple):
     tcp: dict[str, int]
 
 
-class ProcessSampler:
-    """Keeps psutil.Process objects between samples: cpu_percent() measures since the last call."""
+class CpuReading(NamedTuple):
+    """One process's CPU time (user + system, seconds) and when it was read (monotonic seconds)."""
 
-    def __init__(self, cpu_basis: str = "core") -> None:
+    at: float
+    cpu_s: float
+
+
+def cpu_percent_between(before: CpuReading, after: CpuReading) -> float:
+    """Percent of one core the process used between two readings; never negative.
+
+    /proc counts CPU time in clock ticks (10 ms): two readings microseconds apart can differ by a
+    whole tick, which is why readings must be an interval apart (see ProcessSampler).
+    """
+    elapsed = after.at - before.at
+    if elapsed <= 0:
+        return 0.0
+    return max(0.0, after.cpu_s - before.cpu_s) / elapsed * 100.0
+
+
+def cpu_bound(threads: int, cores: int) -> float:
+    """The most a tree can use, in percent of one core: each thread runs on at most one core."""
+    return 100.0 * max(1, min(threads, cores))
+
+
+class ProcessSampler:
+    """Keeps each process's last CPU-time reading between samples: CPU is measured from two readings
+    at least ``min_interval`` apart. A tree seen for the first time has no figure (None) until then;
+    a process that joins the tree counts from its second reading."""
+
+    def __init__(self, cpu_basis: str = "core", min_interval: float = 1.0) -> None:
         self.cpu_basis = cpu_basis
+        self.min_interval = min_interval
         self.cores = psutil.cpu_count() or 1
         self.fds_denied = False  # some process in the tree hid its fds: run as the server's user
         self._procs: dict[int, psutil.Process] = {}
+        self._readings: dict[int, CpuReading] = {}  # by pid, for the processes in _procs
+        self._last_threads = 0
 
     def sample(self, pid: int, port: int | None) -> Sample:
         """Raises psutil.NoSuchProcess when ``pid`` has exited (a zombie counts as exited)."""
@@ -243,38 +275,59 @@ class ProcessSampler:
         except psutil.Error:
             pass
         cpu = 0.0
+        measured = False
         rss = threads = fds = 0
         alive: dict[int, psutil.Process] = {}
+        readings: dict[int, CpuReading] = {}
         for found in tree:
             known = self._procs.get(found.pid)
             # Equal means same pid and same start time: a reused pid is a new process with a new baseline.
             proc = known if known is not None and known == found else found
             try:
                 with proc.oneshot():
-                    cpu += proc.cpu_percent(None)
+                    reading = _cpu_reading(proc)
                     rss += proc.memory_info().rss
                     threads += proc.num_threads()
                     try:
                         fds += proc.num_fds()
                     except psutil.AccessDenied:
                         self.fds_denied = True
-                alive[proc.pid] = proc
             except psutil.NoSuchProcess:
                 if proc.pid == pid:
                     raise
-        self._procs = alive
-        if self.cpu_basis == "machine":
-            cpu /= self.cores
+                continue
+            alive[proc.pid] = proc
+            before = self._readings.get(proc.pid) if proc is known else None
+            if before is not None and reading.at - before.at < self.min_interval:
+                reading = before  # too soon after the last: keep measuring from the older reading
+            elif before is not None:
+                cpu += cpu_percent_between(before, reading)
+                measured = measured or proc.pid == pid
+            readings[proc.pid] = reading
+        self._procs, self._readings = alive, readings
+        percent = self._bounded(cpu, threads) if measured else None
+        self._last_threads = threads
         tcp = tcp_states_on_port(port) if port else {}
-        return Sample(cpu, rss, threads, fds, len(alive), tcp)
+        return Sample(percent, rss, threads, fds, len(alive), tcp)
+
+    def _bounded(self, cpu: float, threads: int) -> float:
+        """Clamp the tick rounding of /proc: a tree never uses more than its threads or the machine's
+        cores. Threads are counted at both readings: one that ran and then exited still used CPU."""
+        bound = cpu_bound(max(threads, self._last_threads), self.cores)
+        cpu = min(cpu, bound)
+        return cpu / self.cores if self.cpu_basis == "machine" else cpu
 
     def _process(self, pid: int) -> psutil.Process:
         proc = self._procs.get(pid)
         if proc is None or not proc.is_running():
             proc = psutil.Process(pid)
-            proc.cpu_percent(None)  # the first call only sets the baseline
-            self._procs = {pid: proc}
+            self._procs, self._readings, self._last_threads = {pid: proc}, {}, 0
         return proc
+
+
+def _cpu_reading(proc: psutil.Process) -> CpuReading:
+    times = proc.cpu_times()
+    return CpuReading(at=time.monotonic(), cpu_s=times.user + times.system)
 
 
 class PidLocator:
@@ -322,7 +375,7 @@ class ProcessSource:
         self.target = target
         self.interval = interval
         self.describe = describe or getattr(pid, "describe", "")
-        self.sampler = ProcessSampler(cpu_basis)
+        self.sampler = ProcessSampler(cpu_basis, min_interval=interval)
         self._up: bool | None = None
         self._hints: set[str] = set()
 
@@ -422,6 +475,8 @@ class ProcessSource:
             located = self.describe and not self.describe.startswith("pid ")
             detail = f"pid {pid} ({self.describe})" if located else f"pid {pid}"
             emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+        if sample.cpu_percent is None:
+            return pid  # the first sample only starts the CPU clock: its figure comes next interval
         emit(
             ev.ProcessSample(
                 wall=wall,

@@ -2,7 +2,8 @@
 
 The server runs in its own process group, so stopping it stops its children too. On Linux it also
 gets a parent-death signal, and a small watchdog outside the group ends the whole group when wsmon's
-end of a pipe closes, so even a kill -9 of wsmon leaves neither the server nor its workers behind.
+end of a pipe closes, so even a kill -9 of wsmon leaves neither the server nor its workers behind
+(wsmon.children).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import contextlib
 import os
 import shlex
 import signal
-import sys
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_argv
 from wsmon.sources.base import Emit, now
@@ -25,26 +26,12 @@ from wsmon.sources.logparse import LogParser
 
 LAST_LINES_KEPT = 20
 DRAIN_AFTER_EXIT_S = 1.0
-# Waits for EOF on stdin (wsmon gone), then ends the server's whole process group.
-WATCHDOG_SCRIPT = (
-    'cat >/dev/null; kill -s TERM -- "-$1" 2>/dev/null; sleep 3; kill -s KILL -- "-$1" 2>/dev/null'
-)
-
 EXIT_POLL_S = 0.1
 
 
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class ServerSource:
@@ -68,7 +55,7 @@ class ServerSource:
         self.started = asyncio.Event()
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
         self._stopped_by_us = False
-        self._watchdog: asyncio.subprocess.Process | None = None
+        self._watchdog = GroupWatchdog()
 
     @property
     def pid(self) -> int | None:
@@ -89,14 +76,13 @@ class ServerSource:
         )
         parser = LogParser(self.target, now, rules=self.rules)
         try:
-            self.process = await asyncio.create_subprocess_exec(
+            self.process = await start_guarded_exec(
                 *self.argv,
+                watchdog=self._watchdog,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env={**os.environ, **(self.env or {})},
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             wall, mono = now()
@@ -107,7 +93,6 @@ class ServerSource:
             )
             return
         self.started.set()
-        await self._start_watchdog(self.process.pid)
         wall, mono = now()
         emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {self.process.pid}"))
         try:
@@ -129,7 +114,7 @@ class ServerSource:
             if self.process.returncode is None:
                 await self.stop()
             _signal_group(self.process.pid, signal.SIGKILL)  # what the server left in its group
-            self._stop_watchdog()
+            await self._watchdog.stop()  # wsmon ended the group itself: the watchdog has nothing left to do
         code, sig = (None, -returncode) if returncode < 0 else (returncode, None)
         wall, mono = now()
         emit(
@@ -146,30 +131,6 @@ class ServerSource:
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
             how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
-
-    async def _start_watchdog(self, pgid: int) -> None:
-        """A tiny process outside the server's group that signals the group when wsmon's end of its
-        stdin closes: that happens however wsmon ends, kill -9 included, which the parent-death signal
-        alone does not cover for the server's own children."""
-        with contextlib.suppress(OSError):
-            self._watchdog = await asyncio.create_subprocess_exec(
-                "sh",
-                "-c",
-                WATCHDOG_SCRIPT,
-                "wsmon-watchdog",
-                str(pgid),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def _stop_watchdog(self) -> None:
-        # wsmon stopped the server itself: the watchdog has nothing left to do.
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None and watchdog.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                watchdog.kill()
 
     async def _exited(self) -> int:
         # Not Process.wait(): up to Python 3.11 it also waits for the pipes to close, which a worker the

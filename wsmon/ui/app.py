@@ -149,11 +149,12 @@ class WsmonApp(App[int]):
                 paused=feed.paused,
                 speed=speed,
                 position=position,
+                notice=getattr(feed, "notice", ""),
             )
         if figures and not frozen:
             self.query_one(LimitsStrip).update_from(state, feed.limits)
             self.query_one(CloseCodesPanel).update_from(state)
-            self.query_one(FailuresPanel).update_from(state)
+            self.query_one(FailuresPanel).update_from(state, feed.limits)
             self.query_one(ResourcesPanel).update_from(state, feed.limits)
             self._update_targets(state, feed)
         if logs and not frozen:

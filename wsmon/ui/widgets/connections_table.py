@@ -20,6 +20,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from wsmon.core.closecodes import close_code_label
+from wsmon.core.sanitize import visible
 from wsmon.core.state import CLOSED, CLOSING, CONNECTING, Connection, State
 from wsmon.ui.format import coarse_age, count
 
@@ -297,8 +298,8 @@ class ConnectionsTable(ScrollView, can_focus=True):
             row_style = self._style("base")
         cells = (
             OWN_MARK if conn.own else " ",
-            conn.id,
-            conn.peer or "—",
+            visible(conn.id),
+            visible(conn.peer) or "—",
             conn.state,
             age,
             count(conn.msgs_in),

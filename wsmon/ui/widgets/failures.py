@@ -6,6 +6,7 @@ import time
 
 from textual.content import Content
 
+from wsmon.core.limits import DEFAULT_LIMITS, TOO_FEW, Limit, ratio_counts, too_few, too_few_text
 from wsmon.core.state import State
 from wsmon.ui.format import count, percent
 from wsmon.ui.widgets.text_panel import TextPanel
@@ -26,18 +27,21 @@ class FailuresPanel(TextPanel):
     def on_mount(self) -> None:
         self.border_title = "Delivery failures"
 
-    def update_from(self, state: State) -> bool:
-        success = percent(state.delivery_success())
+    def update_from(self, state: State, limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> bool:
+        success = _success_text(state, limits)
         key = (state.delivered, state.delivery_failed, success)
         return self.show(key, lambda: self._build(state, success))
 
     @staticmethod
     def _build(state: State, success: str) -> Content:
         failed = state.delivery_failed
+        # "n = 10, too few to judge" is too long to share the line, and is a different kind of statement.
+        unjudged = TOO_FEW in success
         summary = Content.assemble(
             f"delivered {count(state.delivered)} · ",
             (f"failed {count(failed)}", "bold $error" if failed else ""),
-            f" · success {success}",
+            ("\n" if unjudged else " · "),
+            (f"success {success}", "$text-muted" if unjudged else ""),
         )
         if not failed:
             return Content.assemble(summary, "\n", Content.styled("no delivery failures", "$text-muted"))
@@ -55,3 +59,12 @@ class FailuresPanel(TextPanel):
                 )
             )
         return Content("\n").join(lines)
+
+
+def _success_text(state: State, limits: tuple[Limit, ...]) -> str:
+    """The success rate, or "n = 2, too few to judge" while it has fewer attempts than its minimum."""
+    limit = next(lim for lim in (*limits, *DEFAULT_LIMITS) if lim.figure == "delivery_success")
+    attempts = ratio_counts(state, limit)[1]
+    if attempts and too_few(limit, attempts):
+        return too_few_text(attempts)
+    return percent(state.delivery_success())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.content import Content
 
-from wsmon.core.state import State, TargetState
+from wsmon.core.state import PROBE_CONNECT, State, TargetState
 from wsmon.ui.format import clock, coarse_age, count
 from wsmon.ui.widgets.text_panel import TextPanel
 
@@ -31,14 +33,15 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None = None,
         position: float | None = None,
+        notice: str = "",
     ) -> bool:
         now = state.last_mono
         targets = tuple(
             (t.name, t.kind, t.up, "" if t.since_mono is None else coarse_age(now - t.since_mono), t.error)
             for t in state.targets.values()
         )
-        key = (title, mode, paused, speed, position, clock(state.duration_s), state.seq, targets)
-        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position))
+        key = (title, mode, paused, speed, position, notice, clock(state.duration_s), state.seq, targets)
+        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position, notice))
 
     def _build(
         self,
@@ -48,6 +51,7 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None,
         position: float | None,
+        notice: str = "",
     ) -> Content:
         top: list[str | tuple[str, str] | Content] = [("wsmon ", "bold $accent"), (title, "bold")]
         if mode == "replay":
@@ -61,6 +65,8 @@ class HeaderBar(TextPanel):
         if paused:
             top.append(("  ⏸ PAUSED", "reverse $warning"))
         top.append(f"  elapsed {clock(state.duration_s)}  events {count(state.seq)}")
+        if notice:  # e.g. "recording stopped: disk full"
+            top.append((f"  {notice}", "bold $error"))
         return Content.assemble(*top, "\n", self._targets_line(state))
 
     @staticmethod
@@ -69,6 +75,8 @@ class HeaderBar(TextPanel):
         now = state.last_mono
         for target in state.targets.values():
             parts.extend(_target_parts(target, now))
+            if target.kind == "websocket" and target.up:
+                parts.extend(_probe_handshake(state))
             parts.append("   ")
         kinds = {target.kind for target in state.targets.values()}
         for kind in EXPECTED_KINDS:
@@ -77,6 +85,18 @@ class HeaderBar(TextPanel):
         if not parts:
             return Content("no targets yet")
         return Content.assemble(*parts[:-1])
+
+
+def _probe_handshake(state: State) -> list[str | tuple[str, str]]:
+    """wsmon's own probes' handshake p95 over the last minute, labelled as the probe's: it is not the
+    clients' connect time, which the limits strip shows (from a tap) and the connect_ms limit judges."""
+    dist = state.latency.get(PROBE_CONNECT)
+    if dist is None or not dist.window_t:
+        return []
+    p95 = dist.window_percentiles(state.last_mono, (95,))[0]
+    if math.isnan(p95):
+        return []
+    return [(f" · probe handshake p95 {p95:.1f} ms", "$text-muted")]
 
 
 def _target_parts(target: TargetState, now: float) -> list[str | tuple[str, str]]:

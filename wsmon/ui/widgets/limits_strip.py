@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from wsmon.core.limits import Limit, format_value, live_value
+from wsmon.core.limits import Limit, alert_headline, judged_value, live_value, shown_value, worst_of
 from wsmon.core.state import State
 from wsmon.ui.format import LEVEL_STYLES, coarse_age
 from wsmon.ui.widgets.resources import current_level
@@ -41,7 +41,15 @@ class LimitsStrip(TextPanel):
     def update_from(self, state: State, limits: tuple[Limit, ...]) -> bool:
         now = state.last_mono
         alerts = tuple(
-            (a.figure, a.level, a.message, coarse_age(now - a.since_mono)) for a in state.alerts.values()
+            (
+                a.figure,
+                a.level,
+                a.message,
+                coarse_age(now - a.since_mono),
+                state.breached.get(a.figure),
+                float(a.value),
+            )
+            for a in state.alerts.values()
         )
         # A p95 over a minute of samples sorts the window: once a second (or on an alert) is plenty.
         figures_at = (int(now), state.alerts_raised + len(state.alerts))
@@ -49,35 +57,45 @@ class LimitsStrip(TextPanel):
             self._figures_at = figures_at
             self._figures = tuple(_figure(state, limit) for limit in limits)
         figures = self._figures
-        return self.show((figures, alerts), lambda: _build(figures, alerts))
+        return self.show((figures, alerts), lambda: _build(figures, alerts, limits))
 
 
-def _figure(state: State, limit: Limit) -> tuple[str, str, str]:
+def _figure(state: State, limit: Limit) -> Figure:
     value = live_value(state, limit)
+    # A success ratio is coloured by its judged value (the upper end of its 95 % interval), and not at
+    # all while it has too few attempts: its text says "n = 2, too few to judge" instead.
+    judged = judged_value(state, limit) if limit.kind == "ratio" else value
     # Capacity targets are reported, not judged: colouring them would cry wolf on a quiet server.
-    level = "" if limit.kind == "capacity" or value is None else current_level(state, limit, value)
-    return (limit.figure, format_value(value, limit.unit), level)
+    level = "" if limit.kind == "capacity" or judged is None else current_level(state, limit, judged)
+    return (limit.figure, shown_value(state, limit), level, value)
 
 
-Figure = tuple[str, str, str]
-Alert = tuple[str, str, str, str]
+Figure = tuple[str, str, str, float | None]  # figure, as shown, level, value
+Alert = tuple[str, str, str, str, float | None, float]
 
 
-def _build(figures: tuple[Figure, ...], alerts: tuple[Alert, ...]) -> Content:
+def _build(figures: tuple[Figure, ...], alerts: tuple[Alert, ...], limits: tuple[Limit, ...]) -> Content:
     parts: list[str | tuple[str, str]] = []
-    for figure, shown, level in figures:
+    for figure, shown, level, _ in figures:
         parts.append((f"{SHORT_LABELS.get(figure, figure)} ", "$text-muted"))
         parts.append((shown, LEVEL_STYLES.get(level, "")))
         parts.append("  ")
     if alerts:
-        # The message holds the value when the alert was raised; "now" is what the figure is today.
-        current = {figure: shown for figure, shown, _ in figures}
-        for figure, level, message, since in alerts:
+        # Lead with the figure as it is now; the value it was raised at (and the worst) is history.
+        current = {figure: (shown, value) for figure, shown, _, value in figures}
+        by_figure = {limit.figure: limit for limit in limits}
+        for figure, level, message, since, worst, raised_at in alerts:
             parts.append("\n")
             parts.append((f"▲ {level.upper()} ", LEVEL_STYLES.get(level, "")))
-            parts.append(f"{message or figure} for {since}")
-            if current.get(figure, "—") != "—":
-                parts.append((f" · now {current[figure]}", "$text-muted"))
+            limit = by_figure.get(figure)
+            if limit is None:  # an alert on a figure these limits do not know: all we have is its message
+                parts.append(f"{message or figure} for {since}")
+                continue
+            now, value = current.get(figure, ("—", None))
+            worst = worst_of(limit, worst, value) if worst is not None else None
+            headline, history = alert_headline(limit, "no data" if now == "—" else now, worst, raised_at)
+            parts.append(f"{headline} for {since}")
+            parts.append((f" · {history}", "$text-muted"))
     else:
         parts.append(("\nno active alerts", "$text-muted"))
     return Content.assemble(*parts)

@@ -6,6 +6,7 @@ import time
 
 from textual.content import Content
 
+from wsmon.core.sanitize import visible
 from wsmon.core.state import LogEntry, State
 from wsmon.ui.format import count
 from wsmon.ui.widgets.text_panel import TextPanel
@@ -104,12 +105,14 @@ def _counts(counts: dict[str, int]) -> str:
 def _line(entry: LogEntry, origin: float) -> Content:
     stamp = time.strftime("%H:%M:%S", time.localtime(origin + entry.mono))
     style = LEVEL_LINE_STYLES.get(entry.level, "")
-    source = f" {entry.source}" if entry.source else ""
+    source = f" {visible(entry.source)}" if entry.source else ""
+    # Log lines are a stranger's text (and maybe from an old recording): shown, never obeyed.
+    text = visible(" ".join(entry.text.splitlines()))
     return Content.assemble(
         (stamp, "$text-muted"),
         " ",
-        (f"{entry.level.upper():<5}", style),
+        (f"{visible(entry.level.upper()):<5}", style),
         (source, "bold"),
         " ",
-        (" ".join(entry.text.splitlines()), "$error" if entry.level in ("fatal", "error") else ""),
+        (text, "$error" if entry.level in ("fatal", "error") else ""),
     )

@@ -7,6 +7,8 @@ from collections.abc import Callable, Hashable
 from textual.content import Content
 from textual.widget import Widget
 
+from wsmon.core.sanitize import is_visible, visible
+
 _NOTHING_SHOWN = object()
 
 
@@ -37,7 +39,7 @@ class TextPanel(Widget):
         if key == self._key:
             return False
         self._key = key
-        content = build()
+        content = _safe(build())
         # Only a change in line count can change an auto height; otherwise a repaint is enough.
         relayout = content.plain.count("\n") != self._content.plain.count("\n")
         self._content = content
@@ -51,3 +53,12 @@ class TextPanel(Widget):
 
     def render(self) -> Content:
         return self._content
+
+
+def _safe(content: Content) -> Content:
+    """Every panel shows text from outside (log lines, reasons, errors), maybe from an old recording:
+    its control characters become placeholders here, one for one, so the spans still fit."""
+    plain = content.plain
+    if is_visible(plain):
+        return content
+    return Content(visible(plain, keep_newlines=True), list(content.spans))
