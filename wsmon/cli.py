@@ -136,7 +136,7 @@ def demo(
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
     it, exactly as wsmon watches any server. Faults are injected at a visible rate.
     """
-    from wsmon.demo.runner import build_demo_session
+    from wsmon.demo.runner import build_demo_session, load_generator_of
 
     settings = _settings(limit_flags)
     _check_record_path(record)
@@ -152,11 +152,26 @@ def demo(
     )
     session.command = command_line()
     _add_outputs(session, alert_cmd, alert_webhook, prometheus)
-    sys.exit(_watch(session, headless, record, source="demo"))
+
+    def tally() -> None:
+        load = load_generator_of(session)
+        if load is not None:
+            click.echo(load.tally_line())
+
+    sys.exit(_watch(session, headless, record, source="demo", after=tally))
 
 
-def _watch(session: Any, headless: bool, record: Path | None, *, source: str) -> int:
-    """Run a live session; headless, print its report and return the report's exit code."""
+def _watch(
+    session: Any,
+    headless: bool,
+    record: Path | None,
+    *,
+    source: str,
+    after: Callable[[], None] | None = None,
+) -> int:
+    """Run a live session; headless, print its report and return the report's exit code.
+
+    ``after`` prints what the command adds once the session ended (the demo's load tally)."""
     code = EXIT_OK
     if headless:
         _run_headless(session.run, session.stop)
@@ -167,6 +182,8 @@ def _watch(session: Any, headless: bool, record: Path | None, *, source: str) ->
         code = report.exit_code
     else:
         _run_dashboard(session)  # no verdict printed, so none to exit with
+    if after is not None:
+        after()
     # A recording that could not be written (disk full) is exit 2, whatever the verdict.
     return _recording_exit(session, record) or code
 
@@ -384,7 +401,7 @@ def run(
     targets did not answer or the run was interrupted; --breach-exit-code (default 1) when the tests
     passed but a limit was breached; otherwise 0.
     """
-    from wsmon.attach import build_sources, targets_of
+    from wsmon.attach import build_sources, starting_targets, targets_of
     from wsmon.run import TestRun, default_record_path
     from wsmon.session import Session
     from wsmon.sources.markers import TestMarkerSource
@@ -415,6 +432,7 @@ def run(
         record=record,
         command=command_line(),
         targets=targets_of(options),
+        starting=starting_targets(options),
     )
     _add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
     headless = not tui
@@ -655,6 +673,40 @@ def export(file: Path, jsonl: bool, output: Path | None) -> None:
         sys.stderr.close()
         sys.exit(EXIT_OK)
     _print_warnings(reader.warnings)
+
+
+@main.group()
+def logs() -> None:
+    """How wsmon reads a server's log."""
+
+
+@logs.command("explain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--examples", default=3, type=click.IntRange(min=1), help="Lines shown of each kind (default 3)."
+)
+@click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
+def logs_explain(file: Path, examples: int, every: bool) -> None:
+    """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
+    from wsmon.sources.logexplain import explain_lines, report
+    from wsmon.sources.logrules import RuleError, load_rules
+
+    settings = _settings(())
+    rules: list[Any] = []
+    for path, data in settings.tables:
+        if isinstance(data.get("log"), dict) and "rules" in data["log"]:
+            try:
+                rules = load_rules(data, str(path))
+            except RuleError as exc:
+                fail(str(exc))
+            break
+    try:
+        with file.open(encoding="utf-8", errors="replace") as lines:
+            for text in report(explain_lines(lines, rules), per_kind=examples, every=every):
+                click.echo(text)
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}")
+    sys.exit(EXIT_OK)
 
 
 # --- helpers ---------------------------------------------------------------------------------------

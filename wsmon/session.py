@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import wsmon
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
-from wsmon.core.reducer import Reducer
+from wsmon.core.reducer import Reducer, startup_timeouts
 from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
 from wsmon.sources.base import Emit, now
@@ -28,6 +28,7 @@ from wsmon.store.format import FORMAT_VERSION, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
 
 TICK_S = 0.25
+STARTUP_TIMEOUT_S = 30.0  # a target wsmon starts that has not answered by then is DOWN
 SOURCE_RESTART_S = 2.0
 STOP_TIMEOUT_S = 8.0
 
@@ -61,6 +62,8 @@ class Session:
         targets: Sequence[dict[str, str]] = (),
         duration: float | None = None,
         sinks: Sequence[Sink] = (),
+        starting: Sequence[str] = (),
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
     ) -> None:
         self.sources = list(sources)
         self.title = title
@@ -70,6 +73,10 @@ class Session:
         self.targets = list(targets)
         self.duration = duration
         self.sinks = list(sinks)
+        # Targets wsmon itself starts (its --server, and what depends on that server): STARTING until
+        # their first UP, so start-up is not reported as an outage.
+        self.starting = list(starting)
+        self.startup_timeout_s = startup_timeout_s
         self._event_hooks = _event_hooks(self.sinks)
         self.paused = False
         self.reducer = Reducer()
@@ -132,6 +139,7 @@ class Session:
                 self.writer = RecordingWriter(self.record_path, header)
             except RecordingError as exc:
                 self._recording_failed(exc)
+        self._announce_starting()
         tasks = [
             asyncio.create_task(self._guarded(source), name=type(source).__name__) for source in self.sources
         ]
@@ -153,8 +161,25 @@ class Session:
             await self._shutdown(tasks)
             await self._stop_sinks(sink_tasks)
 
+    def _announce_starting(self) -> None:
+        kinds = {t.get("name", ""): t.get("kind", "") for t in self.targets}
+        for name in self.starting:
+            wall, mono = now()
+            self.emit(
+                ev.TargetAdded(
+                    wall=wall,
+                    mono=mono,
+                    target=name,
+                    kind=kinds.get(name, ""),
+                    starting=True,
+                    startup_timeout_s=self.startup_timeout_s,
+                )
+            )
+
     def _tick(self) -> None:
         wall, mono = now()
+        for down in startup_timeouts(self.reducer.state, wall, mono):
+            self.emit(down)
         for alert in judge(self.reducer.state, self.limits, wall, mono):
             self.emit(alert)
         if self.writer is not None and self.writer.due(mono):

@@ -141,7 +141,7 @@ class TargetRow(msgspec.Struct, kw_only=True):
     name: str
     kind: str
     address: str
-    state: str  # up | down | unknown
+    state: str  # up | down | starting | unknown
     down_count: int
     down_total_s: float  # includes an outage still running at the end
     error: str
@@ -656,7 +656,7 @@ def _target(state: State, name: str) -> TargetRow:
         name=t.name,
         kind=t.kind,
         address=t.address,
-        state="unknown" if t.up is None else ("up" if t.up else "down"),
+        state="starting" if t.starting else "unknown" if t.up is None else ("up" if t.up else "down"),
         down_count=t.down_count,
         down_total_s=round(float(down_total), 3),
         error=t.error,

@@ -14,7 +14,7 @@ import os
 import shlex
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wsmon.children import GroupWatchdog, start_guarded_exec
@@ -56,6 +56,9 @@ class ServerSource:
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
         self._stopped_by_us = False
         self._watchdog = GroupWatchdog()
+        # Called with how it ended ("killed by SIGKILL") when the server dies on its own: a tap in front
+        # of it learns at once that its upstream is gone.
+        self.exit_listeners: list[Callable[[str], None]] = []
 
     @property
     def pid(self) -> int | None:
@@ -82,7 +85,9 @@ class ServerSource:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, **(self.env or {})},
+                # A Python server's stdout is a pipe here, so block-buffered: its log would arrive in
+                # lumps, or never if it is killed. Unbuffered unless the user's environment says otherwise.
+                env={"PYTHONUNBUFFERED": "1", **os.environ, **(self.env or {})},
             )
         except OSError as exc:
             wall, mono = now()
@@ -131,6 +136,8 @@ class ServerSource:
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
             how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+            for listener in self.exit_listeners:
+                listener(how)
 
     async def _exited(self) -> int:
         # Not Process.wait(): up to Python 3.11 it also waits for the pipes to close, which a worker the

@@ -37,7 +37,13 @@ class HeaderBar(TextPanel):
     ) -> bool:
         now = state.last_mono
         targets = tuple(
-            (t.name, t.kind, t.up, "" if t.since_mono is None else coarse_age(now - t.since_mono), t.error)
+            (
+                t.name,
+                t.kind,
+                t.status,
+                None if t.since_mono is None else coarse_age(now - t.since_mono),
+                t.error,
+            )
             for t in state.targets.values()
         )
         key = (title, mode, paused, speed, position, notice, clock(state.duration_s), state.seq, targets)
@@ -102,6 +108,8 @@ def _probe_handshake(state: State) -> list[str | tuple[str, str]]:
 def _target_parts(target: TargetState, now: float) -> list[str | tuple[str, str]]:
     since = f" {coarse_age(now - target.since_mono)}" if target.since_mono is not None else ""
     name = (f"{target.name}: ", "bold")
+    if target.starting:  # wsmon is starting it: not an outage yet
+        return [name, ("STARTING", "bold $warning"), since]
     if target.up is None:
         return [name, ("pending", "$text-muted")]
     if target.up:
