@@ -184,3 +184,19 @@ def test_dotenv_syntax_errors_never_echo_a_secret(tmp_path, line: str) -> None: 
         read_dotenv(env)
     message = str(raised.value)
     assert "CANARY" not in message and f"{env}:2" in message
+
+
+def test_env_style_assignments_whose_name_ends_in_a_secret_word_are_masked() -> None:
+    from wsmon.core.redact import redact_argv
+
+    masked = redact_argv(
+        ["PGPASSWORD=x1", "GITHUBTOKEN=x2", "--dbpassword", "x3", "MYAPP_SECRET=x4", "KEYS=ok"]
+    )
+    assert masked == [
+        "PGPASSWORD=***",
+        "GITHUBTOKEN=***",
+        "--dbpassword",
+        "***",
+        "MYAPP_SECRET=***",
+        "KEYS=ok",
+    ]

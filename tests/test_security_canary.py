@@ -232,3 +232,33 @@ def test_the_tap_and_the_exporter_default_to_loopback() -> None:
     assert parse_tap_spec(":9001=ws://127.0.0.1:3001/")[0] == "127.0.0.1"
     assert parse_listen_address("9464")[0] == "127.0.0.1"
     assert parse_listen_address(":9464")[0] == "127.0.0.1"
+
+
+def test_wsmon_run_masks_the_test_command_in_its_header_marker_report_and_output(tmp_path: Path) -> None:
+    record = tmp_path / "run.wsmon"
+    test_cmd = [sys.executable, "-c", "print('tests ran')", "--token", CANARY, f"PGPASSWORD={CANARY}"]
+    wsmon = [
+        sys.executable,
+        "-m",
+        "wsmon",
+        "run",
+        "--redis",
+        "redis://127.0.0.1:6379/0",
+        "--record",
+        str(record),
+    ]
+    ran = subprocess.run([*wsmon, "--", *test_cmd], cwd=tmp_path, capture_output=True, timeout=120)
+    assert b"tests ran" in ran.stdout, ran.stderr  # the test command really ran
+    _assert_clean("wsmon run's output", ran.stdout + ran.stderr)
+    exported = subprocess.run(
+        [sys.executable, "-m", "wsmon", "export", "--jsonl", str(record)], capture_output=True, timeout=60
+    )
+    assert b"tests started: " in exported.stdout and b"--token" in exported.stdout
+    _assert_clean("the run's recording", exported.stdout + record.read_bytes())
+    for fmt in ("text", "json", "markdown", "junit"):
+        report = subprocess.run(
+            [sys.executable, "-m", "wsmon", "report", "--format", fmt, str(record)],
+            capture_output=True,
+            timeout=60,
+        )
+        _assert_clean(f"the run's {fmt} report", report.stdout + report.stderr)

@@ -67,7 +67,12 @@ def redact_url(url: str) -> str:
 
 def _secret_name(name: str) -> bool:
     name = name.lstrip("-").lower().replace("-", "_")
-    return name in SECRET_PARAMS or any(name.endswith("_" + secret) for secret in SECRET_PARAMS)
+    if name in SECRET_PARAMS or any(name.endswith("_" + secret) for secret in SECRET_PARAMS):
+        return True
+    return name.endswith(_SECRET_ENDINGS)  # PGPASSWORD, MYAPP_DBPASSWORD, GITHUBTOKEN
+
+
+_SECRET_ENDINGS = ("password", "passwd", "secret", "token", "apikey", "credential", "credentials")
 
 
 def redact_argv(argv: Sequence[str]) -> list[str]:
