@@ -200,3 +200,24 @@ def test_env_style_assignments_whose_name_ends_in_a_secret_word_are_masked() -> 
         "MYAPP_SECRET=***",
         "KEYS=ok",
     ]
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        (
+            "ALTER ROLE app PASSWORD 's3c''ret' VALID UNTIL 'infinity'",
+            "ALTER ROLE app PASSWORD '***' VALID UNTIL 'infinity'",
+        ),
+        (
+            "SELECT * FROM sessions WHERE token = 'abc123' AND id = 7",
+            "SELECT * FROM sessions WHERE token = '***' AND id = 7",
+        ),
+        ("UPDATE users SET password='x' WHERE id = 1", "UPDATE users SET password='***' WHERE id = 1"),
+        ("SELECT pg_sleep(30)", "SELECT pg_sleep(30)"),
+    ],
+)
+def test_other_sessions_queries_lose_their_secrets(query: str, shown: str) -> None:
+    from wsmon.sources.postgres import shown_query
+
+    assert shown_query(query) == shown
