@@ -237,18 +237,18 @@ def test_the_tap_and_the_exporter_default_to_loopback() -> None:
 def test_wsmon_run_masks_the_test_command_in_its_header_marker_report_and_output(tmp_path: Path) -> None:
     record = tmp_path / "run.wsmon"
     test_cmd = [sys.executable, "-c", "print('tests ran')", "--token", CANARY, f"PGPASSWORD={CANARY}"]
-    wsmon = [
-        sys.executable,
-        "-m",
-        "wsmon",
-        "run",
-        "--redis",
-        "redis://127.0.0.1:6379/0",
-        "--record",
-        str(record),
-    ]
-    ran = subprocess.run([*wsmon, "--", *test_cmd], cwd=tmp_path, capture_output=True, timeout=120)
-    assert b"tests ran" in ran.stdout, ran.stderr  # the test command really ran
+    redis = "redis://127.0.0.1:6379/0"
+    output = tmp_path / "tests.log"
+    wsmon = [sys.executable, "-m", "wsmon", "run", "--redis", redis, "--record", str(record)]
+    ran = subprocess.run(
+        [*wsmon, "--test-output", str(output), "--", *test_cmd],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+    )
+    assert b"tests ran" in output.read_bytes(), ran.stderr  # the test command really ran
+    # The tests' own output may hold their secrets: private like the recording.
+    assert stat.S_IMODE(output.stat().st_mode) == stat.S_IMODE(record.stat().st_mode) == 0o600
     _assert_clean("wsmon run's output", ran.stdout + ran.stderr)
     exported = subprocess.run(
         [sys.executable, "-m", "wsmon", "export", "--jsonl", str(record)], capture_output=True, timeout=60
