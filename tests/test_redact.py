@@ -221,3 +221,26 @@ def test_other_sessions_queries_lose_their_secrets(query: str, shown: str) -> No
     from wsmon.sources.postgres import shown_query
 
     assert shown_query(query) == shown
+
+
+def test_header_arguments_lose_their_values_whatever_the_header() -> None:
+    from wsmon.core.redact import redact_argv
+
+    masked = redact_argv(
+        ["attach", "--header", "X-Custom-Key: k3y", "-H", "Authorization: Bearer t0k", "--header=Cookie: a=b"]
+    )
+    assert masked == [
+        "attach",
+        "--header",
+        "X-Custom-Key: ***",
+        "-H",
+        "Authorization: ***",
+        "--header=Cookie: ***",
+    ]
+
+
+def test_logs_explain_prints_lines_with_their_secrets_masked() -> None:
+    from wsmon.sources.logexplain import explain_lines, report
+
+    printed = "\n".join(report(explain_lines(["info: login ok password=hunter2 from postgres://u:pw9@db/x"])))
+    assert "hunter2" not in printed and "pw9" not in printed and "password=***" in printed

@@ -84,6 +84,9 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
         if out and out[-1].startswith("--") and "=" not in out[-1] and _secret_name(out[-1]):
             out.append(MASK)
             continue
+        if out and out[-1] in ("-H", "--header") and ":" in arg:
+            out.append(f"{arg.partition(':')[0]}: {MASK}")  # a probe's header: likely a credential
+            continue
         header = _SECRET_HEADER.match(arg)
         if header:
             out.append(f"{header.group(1)}: {MASK}")  # curl -H 'Authorization: Bearer …'
