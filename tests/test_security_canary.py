@@ -262,3 +262,13 @@ def test_wsmon_run_masks_the_test_command_in_its_header_marker_report_and_output
             timeout=60,
         )
         _assert_clean(f"the run's {fmt} report", report.stdout + report.stderr)
+
+
+def test_wsmon_check_shows_no_canary(tmp_path: Path) -> None:
+    argv, env, _ports = _setup(tmp_path)
+    cut = argv.index("--prometheus")  # check takes the targets, not the outputs
+    checked = subprocess.run(
+        [*argv[:3], "check", *argv[4:cut]], cwd=tmp_path, env=env, capture_output=True, timeout=120
+    )
+    assert b"postgres" in checked.stdout and b"redis" in checked.stdout, checked.stderr
+    _assert_clean("wsmon check's table", checked.stdout + checked.stderr)
