@@ -98,7 +98,7 @@ def test_every_report_format_of_an_uncleaned_recording_is_safe_to_print() -> Non
             ev.TargetDown(**at(), target="server", error=f"exited {OSC52}", kind="exited"),
             ev.ConnectionOpened(**at(), conn="c1", peer="127.0.0.1:1"),
             ev.ConnectionClosed(**at(), conn="c1", code=4000, reason=OSC52, closed_by="client"),
-            ev.DeliveryFailed(**at(), message_id=f"m{OSC52}", conn="c1", reason=f"gone \x1b[2J\x9b"),
+            ev.DeliveryFailed(**at(), message_id=f"m{OSC52}", conn="c1", reason="gone \x1b[2J\x9b"),
             ev.Marker(**at(), text=f"mark {OSC52}"),
             ev.ServerExit(**at(), target="server", code=1, last_lines=[f"boom {OSC52}"]),
             ev.TestEvent(**at(), name=f"t {OSC52}", phase="end", outcome="failed", message=OSC52),
