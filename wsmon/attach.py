@@ -9,6 +9,7 @@ wsmon.toml (working directory first, then the user config directory).
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 from wsmon.config import ConfigError, Settings
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_url
+from wsmon.core.sanitize import shown_key
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
@@ -122,7 +124,7 @@ def _positive(value: Any, where: str) -> float:
         except ValueError:
             raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
     number = _expect(value, int | float, where, "a positive number of seconds")
-    if number <= 0:
+    if not number > 0 or not math.isfinite(number):  # nan and inf too: a sleep of nan never returns
         raise ConfigError(f"{where}: expected a positive number of seconds, got {number}")
     return float(number)
 
@@ -271,7 +273,8 @@ def check_config_tables(settings: Settings) -> None:
             for key in table:
                 if key not in known:
                     raise ConfigError(
-                        f"{path} [{section}].{key}: unknown key; expected one of {', '.join(known)}"
+                        f"{path} [{section}].{shown_key(key)}: unknown key; "
+                        f"expected one of {', '.join(known)}"
                     )
 
 
@@ -325,7 +328,7 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
         values: dict[str, Any] = {}
         timeout = 5.0
         for key, value in table.items():
-            at = f"{where}.{key}"
+            at = f"{where}.{shown_key(key)}"
             if key not in known:
                 raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
             if key == "timeout_s":
