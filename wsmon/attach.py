@@ -19,7 +19,7 @@ from typing import Any
 from wsmon.config import ConfigError, Settings
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_url
-from wsmon.core.sanitize import shown_key
+from wsmon.core.sanitize import shown_key, visible
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
@@ -543,7 +543,9 @@ def render_check_table(rows: list[CheckRow]) -> str:
     for row in rows:
         r = row.result
         latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "—"
-        table.append((row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint))
+        # Errors quote servers and exceptions: shown, never obeyed, by the terminal.
+        cells = (row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint)
+        table.append(tuple(visible(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
