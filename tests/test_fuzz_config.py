@@ -11,6 +11,8 @@ import json
 import math
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -243,3 +245,32 @@ def test_deeply_nested_toml_is_one_config_error_line(tmp_path: Path) -> None:
     with workdir({"wsmon.toml": text}) as cwd, pytest.raises(ConfigError) as caught:
         load_settings(cwd=cwd)
     assert re.fullmatch(rf"{re.escape(str(cwd / 'wsmon.toml'))}: .*nested.*", str(caught.value)), caught.value
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"a = " + b"[" * 5000 + b"]" * 5000,
+        b"[attach]\ninterval = 1\n\x80\xff",
+        b'[limits]\n"rss\\n\\u001b[2J" = 1',
+        b"[attach]\ninterval = nan",
+        b'[[log.rules]]\nevent = "conn.close"\nregex = "a{99999999999}"',
+    ],
+    ids=["nested", "not-utf8", "key-with-escapes", "nan-interval", "regex-overflow"],
+)
+def test_wsmon_check_says_one_line_for_each_found_defect(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "wsmon.toml").write_bytes(content)
+    env = {key: value for key, value in os.environ.items() if key not in TARGET_ENV}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
+    result = subprocess.run(
+        [sys.executable, "-m", "wsmon", "check", "ws://127.0.0.1:1/"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result
+    assert result.stderr.startswith(f"wsmon: error: {tmp_path / 'wsmon.toml'}"), result.stderr
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr, result.stderr

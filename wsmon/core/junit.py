@@ -77,6 +77,7 @@ def _parse_xml(text: str) -> ET.Element:
     XMLParser gives no hold on them; expat's own amplification limit depends on its version)."""
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate()
+    parser.buffer_text = True  # one data call a text run, not one a line or entity
     parser.StartElementHandler = builder.start
     parser.EndElementHandler = builder.end
     parser.CharacterDataHandler = builder.data
