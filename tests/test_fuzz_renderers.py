@@ -71,7 +71,6 @@ def report_of(events: list[ev.Event], source: str = "run.wsmon"):
     return build_report(reducer.state, DEFAULT_LIMITS, source=source)
 
 
-@pytest.mark.xfail(strict=True, reason="report renderers sanitise after the i8-run merge")
 @settings(max_examples=examples(0.25))
 @given(scripts(), texts)
 def test_report_renderers_show_no_control_characters(events: list[ev.Event], source: str) -> None:
