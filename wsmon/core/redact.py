@@ -60,3 +60,29 @@ def redact_url(url: str) -> str:
         # urlunsplit would drop the empty authority of unix:///path
         return f"unix://{parts.path}" + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+# A header value that only names where the secret is (env:NAME), with an optional auth scheme.
+_ENV_REF = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
+
+
+def is_env_ref(word: str) -> bool:
+    return _ENV_REF.fullmatch(word) is not None
+
+
+def redact_header(line: str) -> str:
+    """A ``Name: value`` header (``--header``) as it may be shown: every value is masked, since headers
+    given to a probe are mostly credentials, unless it only names an environment variable
+    (``Authorization: Bearer env:TOKEN``). A line without a colon is masked whole."""
+    name, sep, value = line.partition(":")
+    if not sep:
+        return MASK
+    words = value.split()
+    if (
+        words
+        and all(is_env_ref(w) or w.lower() in _AUTH_SCHEMES for w in words)
+        and any(map(is_env_ref, words))
+    ):
+        return f"{name.strip()}: {' '.join(words)}"
+    return f"{name.strip()}: {MASK}"
