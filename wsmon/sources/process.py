@@ -381,7 +381,6 @@ class ProcessSource:
         self.sampler = ProcessSampler(cpu_basis, min_interval=interval)
         self._up: bool | None = None
         self._stopped = False
-        self._down_error = ""
         self._hints: set[str] = set()
 
     @classmethod
@@ -481,7 +480,7 @@ class ProcessSource:
                 emit, f"process {pid} is stopped (SIGSTOP or job control): it answers nothing", "stopped"
             )
         elif self._up is not True:
-            continued = self._stopped
+            continued, self._stopped = self._stopped, False
             self._up = True
             located = self.describe and not self.describe.startswith("pid ")
             detail = f"pid {pid} ({self.describe})" if located else f"pid {pid}"
@@ -493,7 +492,6 @@ class ProcessSource:
                     detail=detail + (" continued" if continued else ""),
                 )
             )
-        self._stopped = sample.stopped
         if sample.cpu_percent is None:
             return pid  # the first sample only starts the CPU clock: its figure comes next interval
         emit(
@@ -514,13 +512,11 @@ class ProcessSource:
         return pid
 
     def _down(self, emit: Emit, error: str, kind: str) -> None:
-        # Said again when the reason changes (stopped, then killed); the reducer counts one down.
-        if self._up is False and error == self._down_error:
+        # Said once; but a stopped process that then exits or vanishes is news (the reducer counts one down).
+        if self._up is False and not (self._stopped and kind != "stopped"):
             return
         self._up = False
-        self._down_error = error
-        if kind != "stopped":
-            self._stopped = False
+        self._stopped = kind == "stopped"
         wall, mono = now()
         emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
 
