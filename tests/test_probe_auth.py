@@ -15,7 +15,7 @@ from auth_server import SUBPROTOCOL, AuthServer, running
 from test_probe import Events, of, run_until
 
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_header
+from wsmon.core.redact import redact_header, redact_header_args
 from wsmon.sources.probe import (
     ExchangeStep,
     ProbeConfig,
@@ -162,6 +162,21 @@ def test_secret_words_mask_the_value_and_its_credential_alone() -> None:
 )
 def test_redact_header_shows_only_environment_references(line: str, shown: str) -> None:
     assert redact_header(line) == shown
+
+
+def test_a_command_line_shows_header_values_masked() -> None:
+    argv = [
+        "attach",
+        "ws://h/",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        f"--header=Cookie: sid={TOKEN}",
+    ]
+    argv += ["--header", "Authorization: env:TOKEN", "--origin", "https://app.example.com"]
+    assert redact_header_args(argv) == [
+        *("attach", "ws://h/", "--header", "Authorization: ***", "--header=Cookie: ***"),
+        *("--header", "Authorization: env:TOKEN", "--origin", "https://app.example.com"),
+    ]
 
 
 # --- end to end: the CLI, a recording, a report and an export -----------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
@@ -86,3 +87,21 @@ def redact_header(line: str) -> str:
     ):
         return f"{name.strip()}: {' '.join(words)}"
     return f"{name.strip()}: {MASK}"
+
+
+HEADER_FLAGS = frozenset({"--header"})
+
+
+def redact_header_args(argv: Sequence[str]) -> list[str]:
+    """A command line with each ``--header VALUE`` / ``--header=VALUE`` shown by ``redact_header``:
+    for the command line a recording keeps (a header's value is a credential, not a URL)."""
+    out: list[str] = []
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        if out and out[-1] in HEADER_FLAGS:
+            out.append(redact_header(arg))
+        elif sep and flag in HEADER_FLAGS:
+            out.append(f"{flag}={redact_header(value)}")
+        else:
+            out.append(arg)
+    return out
