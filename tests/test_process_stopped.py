@@ -148,3 +148,62 @@ def test_attach_records_stopped_and_continued(tmp_path: Path) -> None:
     state = reader.state_at_seq(stopped_seq)
     assert "process: STOPPED" in HeaderBar._targets_line(state).plain
     reader.close()
+
+
+def transitions_of(events: list[ev.Event], target: str) -> list[tuple[str, str]]:
+    """Ups and downs from the first up on (the process is missing until the server has started)."""
+    seen = [
+        (type(e).__name__, e.kind if isinstance(e, ev.TargetDown) else e.detail)
+        for e in events
+        if isinstance(e, ev.TargetUp | ev.TargetDown) and e.target == target
+    ]
+    ups = [i for i, (name, _) in enumerate(seen) if name == "TargetUp"]
+    return seen[ups[0] :] if ups else []
+
+
+@pytest.mark.slow
+def test_a_server_wsmon_started_shows_stopped_as_server_and_as_process(tmp_path: Path) -> None:
+    record = tmp_path / "server.wsmon"
+    command = f"{sys.executable} -c 'import time; time.sleep(120)'"
+    attach = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "wsmon", "attach", "--server", command, "--interval", "0.2"),
+            *("--headless", "--duration", "60", "--record", str(record)),
+        ],
+        cwd=tmp_path,
+        env=clean_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    live = LiveRecording(record)
+    pid = 0
+    try:
+        live.wait_for("server up", lambda es: bool(transitions_of(es, "server")), 30)
+        pid = int(transitions_of(live.events, "server")[0][1].removeprefix("pid "))
+        live.wait_for("process up", lambda es: bool(transitions_of(es, "process")), 30)
+        os.kill(pid, signal.SIGSTOP)
+        both_stopped = lambda es: all(len(transitions_of(es, t)) == 2 for t in ("server", "process"))  # noqa: E731
+        live.wait_for("both stopped", both_stopped, 15)
+        os.kill(pid, signal.SIGCONT)
+        both_back = lambda es: all(len(transitions_of(es, t)) == 3 for t in ("server", "process"))  # noqa: E731
+        live.wait_for("both continued", both_back, 15)
+        os.kill(pid, signal.SIGSTOP)  # wsmon ends while its server is stopped: it must still end it
+        live.wait_for("stopped again", lambda es: len(transitions_of(es, "server")) == 4, 15)
+    finally:
+        live.close()
+        started = time.monotonic()
+        attach.send_signal(signal.SIGINT)
+        _, stderr = attach.communicate(timeout=30)
+        took = time.monotonic() - started
+    assert took < 4.0, f"ending a stopped server took {took:.1f} s; {stderr}"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    events = list(RecordingReader(record).iter_events())
+    assert transitions_of(events, "server")[:4] == [
+        ("TargetUp", f"pid {pid}"),
+        ("TargetDown", "stopped"),
+        ("TargetUp", f"pid {pid} continued"),
+        ("TargetDown", "stopped"),
+    ]
+    assert [t for t, _ in transitions_of(events, "process")[:3]] == ["TargetUp", "TargetDown", "TargetUp"]

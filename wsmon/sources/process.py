@@ -215,6 +215,22 @@ def describe_exit(pid: int) -> str:
     return f"process {pid} exited (code unknown)"
 
 
+STOPPED_STATES = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+
+
+def stopped_message(pid: int) -> str:
+    return f"process {pid} is stopped (SIGSTOP or job control): it answers nothing"
+
+
+def is_stopped(pid: int) -> bool | None:
+    """Whether the process is stopped (SIGSTOP, Ctrl-Z, a debugger); None when it is gone or a zombie."""
+    try:
+        status = psutil.Process(pid).status()
+    except psutil.Error:
+        return None
+    return None if status == psutil.STATUS_ZOMBIE else status in STOPPED_STATES
+
+
 class Sample(NamedTuple):
     cpu_percent: float | None  # None: no reading of the tree's CPU time old enough to measure from
     rss_bytes: int
@@ -310,7 +326,7 @@ class ProcessSampler:
         percent = self._bounded(cpu, threads) if measured else None
         self._last_threads = threads
         tcp = tcp_states_on_port(port) if port else {}
-        stopped = status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+        stopped = status in STOPPED_STATES
         return Sample(percent, rss, threads, fds, len(alive), tcp, stopped)
 
     def _bounded(self, cpu: float, threads: int) -> float:
@@ -476,9 +492,7 @@ class ProcessSource:
         wall, mono = now()
         if sample.stopped:
             # Alive but frozen: its sockets accept (the kernel queues them) and nothing answers.
-            self._down(
-                emit, f"process {pid} is stopped (SIGSTOP or job control): it answers nothing", "stopped"
-            )
+            self._down(emit, stopped_message(pid), "stopped")
         elif self._up is not True:
             continued, self._stopped = self._stopped, False
             self._up = True
