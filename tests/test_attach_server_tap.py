@@ -383,10 +383,11 @@ def test_clients_through_the_tap_and_a_server_wsmon_started_show_up_live_with_fa
     assert [(f.target, f.kind) for f in refusals] == [("tap", "refused")] * REFUSED_ATTEMPTS
     after_crash = [e for e in events if e.mono >= exit_event.mono]
     (tap_down,) = of(after_crash, ev.TargetDown, target="tap")
-    assert tap_down.kind == "refused"
+    # The tap learns of the death from the server's exit, before any client's refused attempt.
+    assert (tap_down.kind, tap_down.error) == ("exited", "upstream server killed by SIGKILL")
     server_down = of(events, ev.TargetDown, target="server")
     assert [d.error for d in server_down] == ["killed by SIGKILL"]
-    assert exit_event.mono <= server_down[0].mono <= refusals[0].mono
+    assert exit_event.mono <= server_down[0].mono <= tap_down.mono <= refusals[0].mono
     # The server's process was watched while it ran (the process panel).
     assert of(events, ev.ProcessSample)
     assert still_running_after([pid], 1.0) == []

@@ -256,6 +256,7 @@ DOCUMENTED_TOP = {
     "log_counts",
     "trends",
     "probe",
+    "warnings",
 }
 DOCUMENTED_FIGURE = {
     "figure",

@@ -542,20 +542,23 @@ def build_sources(options: AttachOptions) -> list[Source]:
         sources.append(server)
     for number, spec in enumerate(options.taps, 1):
         host, port, upstream = parse_tap_spec(spec)
-        sources.append(
-            TapSource(
-                host,
-                port,
-                upstream,
-                target=f"tap{number}" if len(options.taps) > 1 else "tap",
-                interval=options.interval,
-                capture_payloads=options.capture_payloads,
-                rules=options.delivery_rules,
-                delivery_timeout_s=options.delivery_timeout,
-            )
+        tap = TapSource(
+            host,
+            port,
+            upstream,
+            target=tap_names(options)[number - 1],
+            interval=options.interval,
+            capture_payloads=options.capture_payloads,
+            rules=options.delivery_rules,
+            delivery_timeout_s=options.delivery_timeout,
+            # The tap fronts the server whose log wsmon reads: the tap's rows own the counts.
+            covers=log_names(options),
+            starting=server is not None,
         )
-    for number, path in enumerate(options.logs, 1):
-        name = "log" if len(options.logs) == 1 else f"log{number}"
+        if server is not None:
+            server.exit_listeners.append(tap.upstream_exited)
+        sources.append(tap)
+    for name, path in zip(log_names(options)[1 if server else 0 :], options.logs, strict=True):
         if path == "-":
             sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules))
         else:
@@ -576,6 +579,32 @@ def build_sources(options: AttachOptions) -> list[Source]:
     if options.metrics:
         sources.append(MetricsSource(options.metrics, interval=options.interval, series=options.series))
     return sources
+
+
+def tap_names(options: AttachOptions) -> list[str]:
+    return ["tap"] if len(options.taps) == 1 else [f"tap{n}" for n in range(1, len(options.taps) + 1)]
+
+
+def log_names(options: AttachOptions) -> list[str]:
+    """The targets whose lines are the server's log: a --server's output, then each --log."""
+    names = ["server"] if options.server else []
+    for number, path in enumerate(options.logs, 1):
+        names.append("stdin" if path == "-" else "log" if len(options.logs) == 1 else f"log{number}")
+    return names
+
+
+def starting_targets(options: AttachOptions) -> list[str]:
+    """With --server, wsmon starts the server: it and whatever watches it are STARTING until they first
+    answer, so the server's start-up is not reported as their outage."""
+    if not options.server:
+        return []
+    names = ["server", *tap_names(options)]
+    if options.url and options.probes > 0:
+        names.append("websocket")
+    if options.process_wanted():
+        names.append("process")
+    names += [name for name in ("health", "metrics") if getattr(options, name)]
+    return names
 
 
 def _probe_config(options: AttachOptions) -> ProbeConfig:
@@ -644,6 +673,7 @@ def build_attach_session(
         command="wsmon attach " + " ".join(options.configured()),
         targets=targets_of(options),
         duration=duration,
+        starting=starting_targets(options),
     )
 
 

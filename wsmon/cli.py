@@ -126,7 +126,7 @@ def demo(
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
     it, exactly as wsmon watches any server. Faults are injected at a visible rate.
     """
-    from wsmon.demo.runner import build_demo_session
+    from wsmon.demo.runner import build_demo_session, load_generator_of
 
     settings = _settings(limit_flags)
     _check_record_path(record)
@@ -148,9 +148,10 @@ def demo(
         click.echo(render_text(build_report(session.state, session.limits, source="demo")))
     else:
         _run_dashboard(session)
-    if record is not None:
-        click.echo(f"recorded to {record}", err=True)
-    sys.exit(EXIT_OK)
+    load = load_generator_of(session)
+    if load is not None:
+        click.echo(load.tally_line())
+    sys.exit(_recording_exit(session, record))
 
 
 def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> Callable[..., Any]:
@@ -289,9 +290,7 @@ def attach(
         click.echo(render_text(build_report(session.state, session.limits, source="attach")))
     else:
         _run_dashboard(session)
-    if record is not None:
-        click.echo(f"recorded to {record}", err=True)
-    sys.exit(EXIT_OK)
+    sys.exit(_recording_exit(session, record))
 
 
 @main.command()
@@ -360,7 +359,7 @@ def run(
     output passed through, records the run and prints the report. Exit code: the test command's own
     when it failed; otherwise 1 when a limit was breached (or infrastructure was missing); otherwise 0.
     """
-    from wsmon.attach import build_sources, targets_of
+    from wsmon.attach import build_sources, starting_targets, targets_of
     from wsmon.run import TestRun, default_record_path
     from wsmon.session import Session
     from wsmon.sources.markers import TestMarkerSource
@@ -389,6 +388,7 @@ def run(
         record=record,
         command="wsmon run -- " + " ".join(test_cmd),
         targets=targets_of(options),
+        starting=starting_targets(options),
     )
     _add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
     headless = not tui
@@ -408,23 +408,30 @@ def run(
     else:
         _run_dashboard(test_run)
         click.echo(f"test output: {output}", err=True)
-    sys.exit(_finish_run(test_run, record, fmt, fail_on_breach=not no_fail_on_breach))
+    code = _finish_run(test_run, record, fmt, fail_on_breach=not no_fail_on_breach)
+    recording = _recording_exit(session, None)
+    # A recording that could not be written is exit 2, unless the tests' own failure says more.
+    sys.exit(code if code > EXIT_BREACH else max(code, recording))
 
 
 def _finish_run(test_run: Any, record: Path, fmt: str, *, fail_on_breach: bool) -> int:
     from wsmon.core.report import build_report, render
     from wsmon.core.testwindows import summarise_windows
-    from wsmon.store.reader import RecordingReader
 
     outcome = test_run.outcome
-    reader = RecordingReader(record)
-    state = reader.state_at_seq(reader.event_count)
+    reader = _run_recording(test_run.session, record)
+    if reader is not None and not test_run.session.recording_error:
+        state = reader.state_at_seq(reader.event_count)
+    else:  # the recording stopped early (disk full): the live State holds the whole run
+        state = test_run.session.state
     if outcome.missing:
         click.echo(_targets_table(state, outcome.missing), err=True)
         click.echo(f"wsmon: tests not started: {', '.join(outcome.missing)} did not answer", err=True)
         return EXIT_BREACH
-    report = build_report(state, test_run.session.limits, source=str(record), header=_header(reader))
-    windows = summarise_windows(state, reader.iter_events())
+    report = build_report(
+        state, test_run.session.limits, source=str(record), header=_header(reader) if reader else None
+    )
+    windows = summarise_windows(state, reader.iter_events() if reader else iter(()))
     text = render(report, fmt) + "\n" + _render_tests(state, windows, fmt)
     click.echo(text)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -435,7 +442,8 @@ def _finish_run(test_run: Any, record: Path, fmt: str, *, fail_on_breach: bool) 
         click.echo(f"wsmon: warning: {outcome.junit_error}", err=True)
     for error in outcome.results_errors:
         click.echo(f"wsmon: warning: {error}", err=True)
-    click.echo(f"recorded to {record}", err=True)
+    if not test_run.session.recording_error:
+        click.echo(f"recorded to {record}", err=True)
     if outcome.test_exit not in (0, None):
         return int(outcome.test_exit) if 0 < outcome.test_exit < 256 else EXIT_BREACH
     if outcome.interrupted:
@@ -495,11 +503,13 @@ def replay(file: Path, headless: bool, speed: float) -> None:
             reader = RecordingReader(file)
             engine = ReplayEngine(reader)
             engine.seek_seq(reader.event_count)
+            _damaged_batches_warning(reader)
             _print_warnings(reader.warnings)
             limits = tuple(reader.header.limits) or None
             report = build_report(
                 engine.state, limits or _settings(()).limits, source=str(file), header=_header(reader)
             )
+            report.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
             click.echo(render_text(report))
             sys.exit(EXIT_OK)
         from wsmon.replay_feed import ReplayFeed
@@ -551,6 +561,7 @@ def report(
             state = reader.state_at_seq(reader.event_count)
         except RecordingError as exc:
             fail(str(exc))
+        _damaged_batches_warning(reader)
         _print_warnings(reader.warnings)
         return reader, state
 
@@ -561,6 +572,7 @@ def report(
         else (tuple(reader.header.limits) or _settings(()).limits)
     )
     result = build_report(state, limits, source=str(file), header=_header(reader))
+    result.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
         settings = _settings(limit_flags)
@@ -626,6 +638,40 @@ def export(file: Path, jsonl: bool, output: Path | None) -> None:
     _print_warnings(reader.warnings)
 
 
+@main.group()
+def logs() -> None:
+    """How wsmon reads a server's log."""
+
+
+@logs.command("explain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--examples", default=3, type=click.IntRange(min=1), help="Lines shown of each kind (default 3)."
+)
+@click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
+def logs_explain(file: Path, examples: int, every: bool) -> None:
+    """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
+    from wsmon.sources.logexplain import explain_lines, report
+    from wsmon.sources.logrules import RuleError, load_rules
+
+    settings = _settings(())
+    rules: list[Any] = []
+    for path, data in settings.tables:
+        if isinstance(data.get("log"), dict) and "rules" in data["log"]:
+            try:
+                rules = load_rules(data, str(path))
+            except RuleError as exc:
+                fail(str(exc))
+            break
+    try:
+        with file.open(encoding="utf-8", errors="replace") as lines:
+            for text in report(explain_lines(lines, rules), per_kind=examples, every=every):
+                click.echo(text)
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}")
+    sys.exit(EXIT_OK)
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -636,6 +682,45 @@ def _check_record_path(record: Path | None) -> None:
         fail(f"{record}: already exists; wsmon never overwrites a recording (choose another name)")
     if not record.parent.exists():
         fail(f"{record}: directory {record.parent} does not exist")
+    if not os.access(record.parent, os.W_OK):
+        read_only = os.statvfs(record.parent).f_flag & os.ST_RDONLY
+        fail(f"{record}: cannot write ({'read-only file system' if read_only else 'permission denied'})")
+
+
+_UNREADABLE_BATCHES = "unreadable batches:"
+
+
+def _damaged_batches_warning(reader: Any) -> None:
+    """Read every batch (the State comes from a keyframe, which would hide damage) and sum up the loss."""
+    unreadable = reader.check_batches()
+    if unreadable:
+        reader.warnings.append(
+            f"{_UNREADABLE_BATCHES} {unreadable} of {reader.batch_count} batches in {reader.path} could not"
+            " be read; their events cannot be replayed or exported"
+        )
+
+
+def _recording_exit(session: Any, record: Path | None) -> int:
+    """Exit 2 with one line when the session's recording could not be written, else 0."""
+    if session.recording_error:
+        click.echo(f"wsmon: error: {session.recording_error}", err=True)
+        return EXIT_USAGE
+    if record is not None:
+        click.echo(f"recorded to {record}", err=True)
+    return EXIT_OK
+
+
+def _run_recording(session: Any, record: Path) -> Any:
+    """The run's recording for the report; None when it could not be written at all."""
+    from wsmon.store.format import RecordingError
+    from wsmon.store.reader import RecordingReader
+
+    try:
+        return RecordingReader(record)
+    except RecordingError as exc:
+        if session.recording_error:
+            return None
+        fail(str(exc))
 
 
 def _header(reader: Any) -> dict[str, Any]:

@@ -7,12 +7,15 @@ expected.
 
 from __future__ import annotations
 
+import io
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dotenv.parser import parse_stream
 
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, LimitError, with_overrides
 
@@ -46,22 +49,19 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; '#' comments, optional 'export ', optional quotes. No interpolation."""
+    """The .env's KEY=VALUE lines, as python-dotenv reads them: '#' comments (inline ones too, outside
+    quotes), optional 'export ', quotes and escapes. No interpolation: a '$' is kept as written."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        got = binding.original.string.strip()
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ConfigError(f"{path}:{line}: expected KEY=VALUE, got {got!r}")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
 
 

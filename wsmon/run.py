@@ -197,6 +197,10 @@ class TestRun:
     def paused(self) -> bool:
         return self.session.paused
 
+    @property
+    def notice(self) -> str:
+        return self.session.notice
+
     def toggle_pause(self) -> None:
         self.session.toggle_pause()
 

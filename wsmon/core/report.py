@@ -131,7 +131,7 @@ class TargetRow(msgspec.Struct, kw_only=True):
     name: str
     kind: str
     address: str
-    state: str  # up | down | unknown
+    state: str  # up | down | starting | unknown
     down_count: int
     down_total_s: float  # includes an outage still running at the end
     error: str
@@ -200,6 +200,7 @@ class Report(msgspec.Struct, kw_only=True):
     log_counts: dict[str, int]
     trends: list[TimeToLimit] = []  # time to limit over the session's last minutes (core.trend)
     probe: list[ProbeLatency] = []  # wsmon's own probe connections' latencies, not judged
+    warnings: list[str] = []  # what the report could not see, e.g. a recording's unreadable batches
 
     @property
     def exit_code(self) -> int:
@@ -551,7 +552,7 @@ def _target(state: State, name: str) -> TargetRow:
         name=t.name,
         kind=t.kind,
         address=t.address,
-        state="unknown" if t.up is None else ("up" if t.up else "down"),
+        state="starting" if t.starting else "unknown" if t.up is None else ("up" if t.up else "down"),
         down_count=t.down_count,
         down_total_s=round(float(down_total), 3),
         error=t.error,
@@ -710,7 +711,9 @@ def _session_lines(report: Report) -> list[str]:
 
 
 def render_text(report: Report) -> str:
-    lines = [verdict_line(report), *_session_lines(report), "", "Limits (latency judged on the session p95)"]
+    lines = [verdict_line(report), *_session_lines(report)]
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
+    lines += ["", "Limits (latency judged on the session p95)"]
     lines += _table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))
 
     cc = report.close_codes
@@ -807,6 +810,8 @@ def render_markdown(report: Report) -> str:
     """GitHub-flavoured Markdown, for a CI job summary."""
     lines = [f"## {verdict_line(report)}", ""]
     lines += [f"{line}  " for line in _session_lines(report)] + [""]
+    lines += [f"> **Warning:** {_md(warning)}" for warning in report.warnings]
+    lines += [""] if report.warnings else []
     lines += ["### Limits", "", *_md_table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))]
 
     cc = report.close_codes

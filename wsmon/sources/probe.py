@@ -120,8 +120,16 @@ def tls_context(config: ProbeConfig) -> ssl.SSLContext | None:
     return None
 
 
-def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
-    """(kind, HTTP status, one-line error) for a failed connection attempt."""
+NOT_TLS = "TLS handshake failed"
+
+
+def classify_failure(exc: BaseException, *, secure: bool = False) -> tuple[ev.FailKind, int | None, str]:
+    """(kind, HTTP status, one-line error) for a failed connection attempt; never an empty error.
+
+    ``secure``: the URL is wss://, so a reset or an early end is most likely a server without TLS there.
+    """
+    if secure and (not_tls := _not_tls(exc)):
+        return "tls", None, f"{NOT_TLS}: {not_tls}; is the server plain ws:// on that port?"
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         return "rejected", status, f"handshake rejected: HTTP {status} {exc.response.reason_phrase}".rstrip()
@@ -138,8 +146,24 @@ def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
     if isinstance(exc, InvalidHandshake | InvalidURI):
         return "rejected", None, f"handshake failed: {exc}"
     if isinstance(exc, OSError):
-        return "error", None, exc.strerror or str(exc)
+        return "error", None, exc.strerror or str(exc) or type(exc).__name__
     return "error", None, str(exc) or type(exc).__name__
+
+
+def _not_tls(exc: BaseException) -> str:
+    """What a TLS handshake with a server that does not speak TLS ends in; '' for anything else."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and reason in (
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+        "RECORD_LAYER_FAILURE",
+    ):
+        return f"wrong protocol ({reason})"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError | asyncio.IncompleteReadError):
+        return "the server ended the connection"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "the server reset the connection"
+    return ""
 
 
 def _all_refused(exc: BaseException) -> bool:
@@ -157,12 +181,14 @@ def _all_refused(exc: BaseException) -> bool:
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
-def hint_for(kind: str, status: int | None) -> str:
+def hint_for(kind: str, status: int | None, error: str = "") -> str:
     """What the user can do about a failure of this kind."""
     if kind == "refused":
         return "nothing listens there: is the server running, on this host and port?"
     if kind == "timeout":
         return "no answer in time: check the host, a firewall, or an overloaded server"
+    if kind == "tls" and error.startswith(NOT_TLS):
+        return "use ws://, or the port where the server (or its proxy) speaks TLS"
     if kind == "tls":
         return "pass --ca FILE for a private CA, or --insecure to skip verification"
     if kind == "dns":
@@ -273,8 +299,9 @@ class ProbeSource:
         try:
             ws = await self._connect()
         except Exception as exc:
-            kind, status, error = classify_failure(exc)
-            return CheckResult(ok=False, error=self._scrub(error), hint=hint_for(kind, status), kind=kind)
+            kind, status, error = classify_failure(exc, secure=cfg.secure)
+            error = self._scrub(error)
+            return CheckResult(ok=False, error=error, hint=hint_for(kind, status, error), kind=kind)
         handshake_ms = (time.perf_counter() - started) * 1000.0
         try:
             await self._open_steps(ws, 1)
@@ -436,7 +463,7 @@ class ProbeSource:
         try:
             ws = await self._connect()
         except Exception as exc:
-            return self._failed(emit, backoff, *classify_failure(exc))
+            return self._failed(emit, backoff, *classify_failure(exc, secure=cfg.secure))
         handshake_ms = (time.perf_counter() - started) * 1000.0
         try:
             exchange_ms = await self._open_steps(ws, index)

@@ -19,13 +19,13 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from urllib.parse import urlsplit
 
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import PerMessageDeflate
-from websockets.frames import CTRL_OPCODES, Close, Frame, Opcode
+from websockets.frames import CTRL_OPCODES, Frame, Opcode
 from websockets.headers import parse_extension
 from websockets.streams import StreamReader
 from websockets.typing import ExtensionName
@@ -93,8 +93,15 @@ class TapSource:
         rules: DeliveryRules | None = None,
         capture_payloads: bool = False,
         delivery_timeout_s: float = 5.0,
+        covers: Sequence[str] = (),
+        starting: bool = False,
     ) -> None:
         self.listen_host = listen_host
+        # The log sources of the server behind this tap: the reducer folds their connection rows into
+        # the tap's, which own the counts (one connection, one count).
+        self.covers = list(covers)
+        # wsmon starts the upstream server itself: listening is not "up"; the first answer is.
+        self.starting = starting
         self.port = listen_port  # the real port once listening (tests listen on port 0)
         self.upstream_url = upstream_url
         self.target = target
@@ -124,7 +131,7 @@ class TapSource:
     async def run(self, emit: Emit) -> None:
         self._emit = emit
         wall, mono = now()
-        emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="tap", address=self.address))
+        emit(self._added(wall, mono))
         loop = asyncio.get_running_loop()
         server = await self._listen(loop)
         try:
@@ -156,12 +163,16 @@ class TapSource:
             self.listening.set()
             wall, mono = now()
             if asked != self.port:  # port 0: show the port it got
-                self._emit(
-                    ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="tap", address=self.address)
-                )
-            detail = f"listening on {self.address}"
-            self._emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+                self._emit(self._added(wall, mono))
+            if not self.starting:
+                detail = f"listening on {self.address}"
+                self._emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
             return server
+
+    def _added(self, wall: float, mono: float) -> ev.TargetAdded:
+        return ev.TargetAdded(
+            wall=wall, mono=mono, target=self.target, kind="tap", address=self.address, covers=self.covers
+        )
 
     def _tick(self) -> None:
         for pair in list(self._pairs):
@@ -208,6 +219,24 @@ class TapSource:
         self._upstream_down(kind, error)
         self._watch_upstream()
 
+    def upstream_exited(self, how: str) -> None:
+        """The --server process wsmon started is gone: the upstream is down now, not at the next client's
+        failed connect. The watcher then sees it come back, if something restarts it."""
+        self._upstream_down("exited", f"upstream server {how}")
+        self._restart_watch()
+
+    def upstream_reset(self) -> None:
+        """The upstream reset a live connection: a dying server does that. Check it at once."""
+        self._restart_watch()
+
+    def _restart_watch(self, grace: float = 0.0) -> None:
+        """A fresh check now: one already running may have connected before the server died (and would
+        then say it holds), or be sleeping in a long backoff."""
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
+        self._watcher = None
+        self._watch_upstream(grace)
+
     def _watch_upstream(self, grace: float = 0.0) -> None:
         """Check the upstream with a bare TCP connection until it holds one: at start, after a refusal,
         and (after ``grace``) when the upstream dropped a connection without a close frame."""
@@ -241,6 +270,8 @@ class TapSource:
         """Down once per outage; again only when the reason changes (e.g. dropping, then refusing)."""
         if not error.startswith("upstream "):
             error = f"upstream {redact_url(self.upstream_url)}: {error}"
+        if self._upstream_up is False and self._down_reason[0] == "exited" and kind in ("refused", "timeout"):
+            return  # of course the exited server refuses: the exit stays the outage's cause
         if self._upstream_up is not False or self._down_reason != (kind, error):
             self._upstream_up = False
             self._down_reason = (kind, error)
@@ -380,6 +411,7 @@ class _Pair:
         # Close frames: (side, code, reason) of the first, and whether the other side answered.
         self.first_close: tuple[ev.Closer, int, str] | None = None
         self.answered = False
+        self.illegal_close = False  # the first close frame broke RFC 6455 §7.4
         # Traffic since the last flush.
         self.msgs = {"in": 0, "out": 0}
         self.bytes = {"in": 0, "out": 0}
@@ -509,6 +541,8 @@ class _Pair:
     def upstream_lost(self, exc: Exception | None) -> None:
         self.upstream_gone = True
         self._tcp_end("server", "reset" if exc is not None else "closed")
+        if exc is not None and self.opened_mono is not None and self.first_close is None:
+            self.tap.upstream_reset()
         if not self.client_gone:
             if exc is not None:
                 _reset(self.client)
@@ -681,15 +715,22 @@ class _Pair:
     def on_close_frame(self, direction: str, data: bytes) -> None:
         side: ev.Closer = "client" if direction == "in" else "server"
         if self.first_close is not None:
-            if self.first_close[0] != side:
+            first_side, code, reason = self.first_close
+            if first_side != side:
                 self.answered = True
+                if self.illegal_close and len(data) >= 2:
+                    # The first close was a protocol error; record what the other side answered it with
+                    # (typically 1002), still as the fault of the side that sent the illegal frame.
+                    answer = struct.unpack("!H", data[:2])[0]
+                    self.first_close = (first_side, answer, f"{reason}; {side} answered {answer}")
             return
-        try:
-            close = Close.parse(bytes(data))
-            code, reason = int(close.code), close.reason
-        except (ProtocolError, UnicodeDecodeError, ValueError):
-            code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-            reason = "(malformed close frame)"
+        code, reason = _close_of(data)
+        if data and (code in _ILLEGAL_ON_THE_WIRE or not _legal_close_code(code) or reason is None):
+            # RFC 6455 §7.4: 1005, 1006 and 1015 (and unassigned codes) must never be sent. A frame that
+            # carries one is a protocol error by its sender, not a close with that meaning.
+            what = f"close code {code}" if reason is not None else "a malformed close frame"
+            reason = f"protocol error: the {side} sent {what}"
+            code, self.illegal_close = 1002, True
         self.first_close = (side, code, reason)
         wall, mono = now()
         self.tap.emit(ev.ConnectionClosing(wall=wall, mono=mono, conn=self.conn_id, by=side))
@@ -722,6 +763,28 @@ class _Pair:
         self.msgs = {"in": 0, "out": 0}
         self.bytes = {"in": 0, "out": 0}
         self.by_type = {}
+
+
+_ILLEGAL_ON_THE_WIRE = frozenset({1004, 1005, 1006, 1015})
+
+
+def _legal_close_code(code: int) -> bool:
+    """Codes a close frame may carry (RFC 6455 §7.4, and the IANA registry's later 1012-1014)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _close_of(data: bytes) -> tuple[int, str | None]:
+    """A close frame's code and reason; 1005 for an empty payload (allowed: no status), reason None when
+    the payload is malformed (one byte, or a reason that is not UTF-8)."""
+    if not data:
+        return 1005, ""
+    if len(data) < 2:
+        return 1002, None
+    code = struct.unpack("!H", data[:2])[0]
+    try:
+        return code, bytes(data[2:]).decode("utf-8")
+    except UnicodeDecodeError:
+        return code, None
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
