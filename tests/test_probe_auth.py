@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from auth_server import SUBPROTOCOL, AuthServer, running
-from test_probe import Events, of, run_until
+from test_probe import Events, of, run_until, ws_server
+from websockets.asyncio.server import ServerConnection
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_header, redact_header_args
@@ -133,6 +134,23 @@ async def test_a_subprotocol_the_server_does_not_select_fails_the_subprotocol_st
         events = await run_until(ProbeSource(config(server.port)), went_down)
     error = of(events, ev.TargetDown)[0].error
     assert error == "subprotocol: the server accepted none of the subprotocols offered (chat.v1)"
+
+
+async def test_a_server_that_echoes_the_token_in_its_close_reason_is_masked() -> None:
+    async def echo_credentials(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        await ws.close(4001, f"bad credentials: {ws.request.headers['Authorization']}")
+
+    async with ws_server(echo_credentials) as (_, port):
+        plain = config(port, subprotocols=(), origin=None, first_exchange=())
+        closes = await run_until(ProbeSource(plain), lambda es: len(of(es, ev.ConnectionClosed)) >= 2)
+        registering = config(port, subprotocols=(), origin=None)
+        failed = await run_until(ProbeSource(registering), went_down)
+    assert {e.reason for e in of(closes, ev.ConnectionClosed)} == {"bad credentials: ***"}
+    assert of(failed, ev.TargetDown)[0].error == (
+        "first exchange: the server closed the connection: 4001 Application-defined (bad credentials: ***)"
+    )
+    assert_no_secret(closes + failed, TOKEN)
 
 
 def test_reply_matching_is_a_substring_or_a_json_subset() -> None:

@@ -530,7 +530,7 @@ class ProbeSource:
                 mono=mono,
                 conn=conn_id,
                 code=code,
-                reason=reason,
+                reason=self._scrub(reason),  # a server may echo what it was sent
                 closed_by=closed_by,
                 duration_s=mono - opened,
                 source="probe",
