@@ -177,9 +177,11 @@ def test_untrusted_reason_names_the_owner_or_the_mode(tmp_path: Path) -> None:
 
 
 def test_a_server_command_from_a_flag_is_announced_as_such() -> None:
-    options = resolve_options({"server": "node server.js --db postgresql://app:pw@db/app"}, settings())
+    command = "node server.js --db postgresql://app:pw@db/app --cache=redis://:pw2@r/0"
+    options = resolve_options({"server": command}, settings())
     assert server_notice(options) == (
-        "wsmon: starting the server command from --server: node server.js --db 'postgresql://app:***@db/app'"
+        "wsmon: starting the server command from --server: node server.js "
+        "--db 'postgresql://app:***@db/app' '--cache=redis://:***@r/0'"
     )
 
 

@@ -468,9 +468,17 @@ def server_notice(options: AttachOptions) -> str:
 
 def _command_shown(command: str) -> str:
     try:
-        return shlex.join(redact_url(word) for word in shlex.split(command))
+        return shlex.join(_word_shown(word) for word in shlex.split(command))
     except ValueError:
         return redact_url(command)
+
+
+def _word_shown(word: str) -> str:
+    """A URL's password and tokens masked, also in ``--db=URL`` and ``DATABASE_URL=URL``."""
+    name, sep, value = word.partition("=")
+    if sep and "://" not in name and "://" in value:
+        return f"{name}={redact_url(value)}"
+    return redact_url(word)
 
 
 _DELIVERY_LISTS = (
