@@ -51,6 +51,14 @@ def test_a_missing_variable_is_one_line_naming_the_flag_header_and_variable() ->
     assert str(caught.value) == "--header: Authorization: environment variable NOPE is not set (nor in .env)"
 
 
+def test_a_value_with_a_line_break_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_options(
+            flags(headers=("Authorization: env:TOKEN",)), settings(env={"TOKEN": f"a\r\nX: {TOKEN}"})
+        )
+    assert str(caught.value) == "--header: Authorization: the value has a line break or a control character"
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [

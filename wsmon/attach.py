@@ -234,16 +234,16 @@ def _resolve_env_refs(pairs: list[tuple[str, str]], settings: Settings, where: s
     """Each word ``env:NAME`` of a header value becomes that variable (environment, then .env), so the
     secret stays out of the command line and of a committed wsmon.toml."""
 
-    def value_of(match: re.Match[str]) -> str:
-        name = match.group(1)
-        value = settings.env.get(name)
-        if not value:
-            raise ConfigError(f"{where}: {header}: environment variable {name} is not set (nor in .env)")
-        return value
-
     resolved = []
     for header, text in pairs:
-        resolved.append((header, _ENV_WORD.sub(value_of, text)))
+        for name in _ENV_WORD.findall(text):
+            if not settings.env.get(name):
+                raise ConfigError(f"{where}: {header}: environment variable {name} is not set (nor in .env)")
+        value = _ENV_WORD.sub(lambda match: settings.env[match.group(1)].strip(), text)
+        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
+            # A line break would end the header early and start another: not a value a server reads.
+            raise ConfigError(f"{where}: {header}: the value has a line break or a control character")
+        resolved.append((header, value))
     return resolved
 
 
