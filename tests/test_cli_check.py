@@ -7,6 +7,7 @@ an empty working directory, so no stray WSMON_URL, .env or wsmon.toml decides th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -286,3 +287,61 @@ def test_metrics_endpoint_down_fails_its_row(tmp_path: Path, health: HealthServe
     rows = table_rows(result.stdout)
     assert rows["metrics"]["status"] == "FAIL"
     assert "500" in rows["metrics"]["error"]
+
+
+# --- issue 8: every configured target is checked ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "target", "status", "error"),
+    [
+        (["--server", "sleep 1"], "server", "ok", ""),
+        (["--server", "no-such-program-wsmon-test --port 1"], "server", "FAIL", "no such executable"),
+        (["--log", "/nonexistent"], "log", "FAIL", "no such file"),
+    ],
+)
+def test_targets_without_a_network_check_are_checked_too(
+    tmp_path: Path, args: list[str], target: str, status: str, error: str
+) -> None:
+    result = wsmon_check(tmp_path, *args)
+    assert result.returncode == (0 if status == "ok" else 1), result.stdout + result.stderr
+    assert "0 of 0" not in result.stdout
+    row = table_rows(result.stdout)[target]
+    assert row["status"] == status and error in row["error"]
+
+
+def test_a_log_file_that_cannot_be_read_fails_its_row(tmp_path: Path) -> None:
+    readable, unreadable = tmp_path / "server.log", tmp_path / "secret.log"
+    readable.write_text("started\n")
+    unreadable.write_text("started\n")
+    unreadable.chmod(0)
+    if os.access(unreadable, os.R_OK):
+        pytest.skip("running as a user who can read any file (root)")
+    result = wsmon_check(tmp_path, "--log", str(readable), "--log", str(unreadable))
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = table_rows(result.stdout)
+    assert rows["log1"]["status"] == "ok"
+    assert rows["log2"]["status"] == "FAIL" and "not readable" in rows["log2"]["error"]
+
+
+def test_a_tap_is_checked_through_its_upstream(tmp_path: Path, demo_server: str) -> None:
+    dead = wsmon_check(tmp_path, "--tap", f"127.0.0.1:0=ws://127.0.0.1:{free_port()}/")
+    assert dead.returncode == 1, dead.stdout + dead.stderr
+    row = table_rows(dead.stdout)["tap"]
+    assert row["status"] == "FAIL" and "refused" in row["error"]
+    alive = wsmon_check(tmp_path, "--tap", f"127.0.0.1:0={demo_server}/")
+    assert alive.returncode == 0, alive.stdout + alive.stderr
+    assert table_rows(alive.stdout)["tap"]["status"] == "ok"
+
+
+def test_check_json_is_one_document(tmp_path: Path, demo_server: str) -> None:
+    ok = wsmon_check(tmp_path, demo_server, "--format", "json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["verdict"] == "pass"
+    names = {row["target"]: row for row in data["targets"]}
+    assert names["websocket"]["ok"] is True and names["websocket"]["address"] == demo_server
+    failed = wsmon_check(tmp_path, "--log", "/nonexistent", "--format", "json")
+    assert failed.returncode == 1
+    data = json.loads(failed.stdout)
+    assert data["verdict"] == "fail" and data["targets"][0]["error"] == "no such file"

@@ -16,7 +16,7 @@ from test_probe import Events, of, run_until, ws_server
 from websockets.asyncio.server import ServerConnection
 
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_header, redact_header_args
+from wsmon.core.redact import redact_argv, redact_header, redact_header_args
 from wsmon.sources.probe import (
     ExchangeStep,
     ProbeConfig,
@@ -191,10 +191,12 @@ def test_a_command_line_shows_header_values_masked() -> None:
         f"--header=Cookie: sid={TOKEN}",
     ]
     argv += ["--header", "Authorization: env:TOKEN", "--origin", "https://app.example.com"]
-    assert redact_header_args(argv) == [
+    masked = [
         *("attach", "ws://h/", "--header", "Authorization: ***", "--header=Cookie: ***"),
         *("--header", "Authorization: env:TOKEN", "--origin", "https://app.example.com"),
     ]
+    assert redact_header_args(argv) == masked
+    assert redact_argv(argv) == masked  # what a recording's command line is made with
 
 
 # --- end to end: the CLI, a recording, a report and an export -----------------------------------------

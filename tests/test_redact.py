@@ -56,3 +56,28 @@ def test_scrub_masks_the_password_in_free_text_raw_and_decoded() -> None:
 
 def test_scrub_leaves_text_alone_when_the_url_has_no_password() -> None:
     assert scrub("connection refused", "redis://127.0.0.1:6379/0") == "connection refused"
+
+
+def test_redact_argv_masks_secrets_in_a_command_line() -> None:
+    from wsmon.core.redact import redact_argv
+
+    argv = [
+        "attach",
+        "ws://h/ws?token=t0k",
+        "--postgres",
+        "postgresql://app:pw1@h/db",
+        "--redis=redis://:pw2@h:6379/0",
+        "--password",
+        "pw3",
+        "API_TOKEN=pw4",
+        "host=h password=pw5",
+        "--server",
+        "node s.js --db postgresql://u:pw6@h/x",
+        "plain",
+        "two words",
+    ]
+    masked = redact_argv(argv)
+    assert not any(f"pw{i}" in arg for arg in masked for i in range(1, 7)) and "t0k" not in " ".join(masked)
+    assert masked[0] == "attach" and masked[-2:] == ["plain", "two words"]
+    assert masked[3] == "postgresql://app:***@h/db" and masked[6] == "***" and masked[7] == "API_TOKEN=***"
+    assert masked[10] == "node s.js --db 'postgresql://u:***@h/x'"

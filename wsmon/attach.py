@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import stat
 import time
 from collections.abc import Mapping
@@ -22,11 +23,11 @@ from typing import Any
 
 from wsmon.config import ConfigError, Settings
 from wsmon.core.limits import Limit
-from wsmon.core.redact import redact_header, redact_url
+from wsmon.core.redact import redact_argv, redact_header, redact_url
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
-from wsmon.sources.feeds import FeedSource, FeedSpecError, parse_feed_spec
+from wsmon.sources.feeds import FeedSource, FeedSpec, FeedSpecError, parse_feed_spec
 from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logfile import LogFileSource, StdinLogSource
 from wsmon.sources.logrules import RuleError, load_rules
@@ -463,22 +464,7 @@ def server_notice(options: AttachOptions) -> str:
     if not options.server:
         return ""
     origin = "--server" if options.server_where in ("", "--server") else options.server_where
-    return f"wsmon: starting the server command from {origin}: {_command_shown(options.server)}"
-
-
-def _command_shown(command: str) -> str:
-    try:
-        return shlex.join(_word_shown(word) for word in shlex.split(command))
-    except ValueError:
-        return redact_url(command)
-
-
-def _word_shown(word: str) -> str:
-    """A URL's password and tokens masked, also in ``--db=URL`` and ``DATABASE_URL=URL``."""
-    name, sep, value = word.partition("=")
-    if sep and "://" not in name and "://" in value:
-        return f"{name}={redact_url(value)}"
-    return redact_url(word)
+    return f"wsmon: starting the server command from {origin}: {_shown_command(options.server)}"
 
 
 _DELIVERY_LISTS = (
@@ -715,9 +701,75 @@ async def _check_process(options: AttachOptions) -> CheckResult:
     return CheckResult(ok=ok, latency_ms=ms, error=error, hint=hint, kind="" if ok else "missing")
 
 
+async def _check_server_command(command: str) -> CheckResult:
+    """`--server CMD` is started by wsmon later: what can be checked now is that its program exists."""
+    started = time.perf_counter()
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return CheckResult(ok=False, error=f"not a command line: {exc}", kind="usage")
+    program = argv[0] if argv else ""
+    found = shutil.which(program) if program else None
+    ms = (time.perf_counter() - started) * 1000.0
+    if found is None:
+        error = "empty command" if not program else f"{program}: no such executable"
+        hint = "check the program's name and PATH, or give its full path"
+        return CheckResult(ok=False, latency_ms=ms, error=error, hint=hint, kind="missing")
+    return CheckResult(ok=True, latency_ms=ms)
+
+
+async def _check_log_file(path: str) -> CheckResult:
+    """A `--log FILE` must exist and be readable now; `-` (stdin) needs nothing."""
+    started = time.perf_counter()
+    error, hint = "", ""
+    if path != "-":
+        if not os.path.exists(path):
+            error, hint = "no such file", "start the server first, or check the path"
+        elif os.path.isdir(path):
+            error, hint = "a directory, not a file", "give the log file itself"
+        elif not os.access(path, os.R_OK):
+            error, hint = "not readable", "run wsmon as a user who may read it"
+    ms = (time.perf_counter() - started) * 1000.0
+    return CheckResult(ok=not error, latency_ms=ms, error=error, hint=hint, kind="missing" if error else "")
+
+
+def _tap_check(options: AttachOptions, upstream: str) -> Any:
+    """A tap is only as good as its upstream: connect to it as a probe would."""
+    config = ProbeConfig(url=upstream, count=1, ca_file=options.ca_file, insecure=options.insecure)
+    return ProbeSource(config).check()
+
+
+def _feed_check(spec: FeedSpec) -> Any:
+    source = PostgresSource(spec.url) if spec.kind == "postgres" else RedisSource(spec.url)
+    return source.check()
+
+
+def _shown_command(command: str) -> str:
+    try:
+        return shlex.join(redact_argv(shlex.split(command)))
+    except ValueError:
+        return redact_url(command)
+
+
+def _numbered(kind: str, count: int, number: int) -> str:
+    return kind if count == 1 else f"{kind}{number}"
+
+
 async def run_checks(options: AttachOptions) -> list[CheckRow]:
     """One pass over every configured target, concurrently, each bounded in time."""
     jobs: list[tuple[str, str, Any]] = []
+    if options.server:
+        jobs.append(("server", _shown_command(options.server), _check_server_command(options.server)))
+    for number, spec in enumerate(options.taps, 1):
+        _, _, upstream = parse_tap_spec(spec)
+        name = _numbered("tap", len(options.taps), number)
+        jobs.append((name, redact_url(upstream), _tap_check(options, upstream)))
+    for number, path in enumerate(options.logs, 1):
+        name = "stdin" if path == "-" else _numbered("log", len(options.logs), number)
+        jobs.append((name, path, _check_log_file(path)))
+    for number, feed in enumerate(options.feeds, 1):
+        spec = parse_feed_spec(feed)
+        jobs.append((_numbered("feed", len(options.feeds), number), spec.shown, _feed_check(spec)))
     if options.url:
         jobs.append(("websocket", redact_url(options.url), ProbeSource(_probe_config(options)).check()))
     locatable = options.pid is not None or options.process is not None or options.process_port() is not None
@@ -762,6 +814,29 @@ def render_check_table(rows: list[CheckRow]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in table
     ]
+    return "\n".join([*lines, "", check_summary(rows)])
+
+
+def check_summary(rows: list[CheckRow]) -> str:
     failed = sum(1 for row in rows if not row.result.ok)
-    verdict = f"{len(rows) - failed} of {len(rows)} targets answer" + (f"; {failed} failed" if failed else "")
-    return "\n".join([*lines, "", verdict])
+    return f"{len(rows) - failed} of {len(rows)} targets answer" + (f"; {failed} failed" if failed else "")
+
+
+def check_json(rows: list[CheckRow]) -> dict[str, Any]:
+    """`wsmon check --format json`: one document (docs/configuration.md)."""
+    return {
+        "verdict": "pass" if rows and all(row.result.ok for row in rows) else "fail",
+        "summary": check_summary(rows),
+        "targets": [
+            {
+                "target": row.target,
+                "address": row.address,
+                "ok": row.result.ok,
+                "latency_ms": row.result.latency_ms,
+                "error": row.result.error,
+                "kind": row.result.kind,
+                "hint": row.result.hint,
+            }
+            for row in rows
+        ],
+    }

@@ -168,15 +168,7 @@ HOW: dict[str, Callable[[Stack, Path, dict[str, str]], tuple[Tally, list[ev.Even
 }
 
 
-TAP_DOUBLE_COUNT = pytest.mark.xfail(
-    strict=False,
-    reason="tap and log both witness each connection; the reducer pairs them only when the log names the "
-    "peer with its port (structlog here does): the connection-witness rules are being fixed separately",
-)
-HOW_CASES = [pytest.param(how, marks=TAP_DOUBLE_COUNT) if "tap" in how else how for how in HOW]
-
-
-@pytest.mark.parametrize("how", HOW_CASES)
+@pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("stack", STACKS)
 def test_counts_from_the_servers_log_equal_the_clients_tally(
     stack: str, how: str, tmp_path: Path, env: dict[str, str]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,6 +62,41 @@ def redact_url(url: str) -> str:
         # urlunsplit would drop the empty authority of unix:///path
         return f"unix://{parts.path}" + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def _secret_name(name: str) -> bool:
+    name = name.lstrip("-").lower().replace("-", "_")
+    return name in SECRET_PARAMS or any(name.endswith("_" + secret) for secret in SECRET_PARAMS)
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """A command line with its secrets masked: URLs' passwords and tokens, ``--password VALUE``,
+    ``--token=VALUE``, ``PASSWORD=VALUE`` and libpq ``password=…``; everything else unchanged."""
+    out: list[str] = []
+    for arg in redact_header_args(argv):
+        if out and out[-1].startswith("--") and "=" not in out[-1] and _secret_name(out[-1]):
+            out.append(MASK)
+            continue
+        if " " in arg and "://" in arg:
+            out.append(_redact_words(arg))  # a command in one argument: --server "node s.js --db URL"
+            continue
+        name, sep, value = arg.partition("=")
+        if sep and "://" not in name and " " not in name and _secret_name(name):
+            out.append(f"{name}={MASK}")
+        elif sep and "://" not in name and "://" in value:
+            out.append(f"{name}={redact_url(value)}")
+        else:
+            out.append(redact_url(arg))  # a URL, or the libpq password= form; anything else unchanged
+    return out
+
+
+def _redact_words(text: str) -> str:
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        return redact_url(text)
+    masked = redact_argv(words)
+    return text if masked == words else shlex.join(masked)
 
 
 # A header value that only names where the secret is (env:NAME), with an optional auth scheme.

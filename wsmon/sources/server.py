@@ -19,6 +19,7 @@ from typing import Any
 
 from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
+from wsmon.core.redact import redact_argv
 from wsmon.sources.base import Emit, now
 from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
 from wsmon.sources.logparse import LogParser
@@ -71,7 +72,11 @@ class ServerSource:
         wall, mono = now()
         emit(
             ev.TargetAdded(
-                wall=wall, mono=mono, target=self.target, kind="server", address=shlex.join(self.argv)
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                kind="server",
+                address=shlex.join(redact_argv(self.argv)),
             )
         )
         parser = LogParser(self.target, now, rules=self.rules)
