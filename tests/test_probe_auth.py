@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from auth_server import SUBPROTOCOL, AuthServer, running
+from hypothesis import given
+from hypothesis import strategies as st
 from test_probe import Events, of, run_until, ws_server
 from websockets.asyncio.server import ServerConnection
 
@@ -275,3 +277,15 @@ def test_attach_with_a_header_is_up_and_the_token_reaches_no_output(
     assert TOKEN.encode() not in stored
     for text in outputs:
         assert TOKEN not in text
+
+
+@given(
+    # Any credential of 3 or more characters without blanks; not one made of the mask's own "*".
+    value=st.text(st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="*"), min_size=3),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)
+def test_a_header_value_never_survives_scrubbing(value: str, before: str, after: str) -> None:
+    words = secret_words((("Authorization", f"Bearer {value}"),))
+    for text in (f"{before}{value}{after}", f"{before}Bearer {value}{after}"):
+        assert value not in scrub_secrets(text, words)

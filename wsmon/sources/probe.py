@@ -249,17 +249,23 @@ def fill(template: Any, values: dict[str, str]) -> Any:
     return template
 
 
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
+
+
 def secret_words(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
-    """What to mask in any text: each header value, and its credential alone ("Bearer X" → also X)."""
+    """What to mask in any text: each header value, its credential alone ("Bearer X" → also X), and
+    each longer word of it. Values shorter than 3 characters are not looked for (they would mask
+    half of every message)."""
     words: set[str] = set()
     for _, value in headers:
         value = value.strip()
-        if len(value) >= 3:
-            words.add(value)
-        for part in value.split():
-            if len(part) >= 6:
-                words.add(part)
-    return tuple(sorted(words, key=len, reverse=True))  # longest first: a value before its parts
+        scheme, _, credential = value.partition(" ")
+        if scheme.lower() in _AUTH_SCHEMES:
+            words.add(credential.strip())
+        words.add(value)
+        words.update(part for part in value.split() if len(part) >= 6 and part.lower() not in _AUTH_SCHEMES)
+    kept = (word for word in words if len(word) >= 3)
+    return tuple(sorted(kept, key=len, reverse=True))  # longest first: a value before its parts
 
 
 def scrub_secrets(text: str, words: tuple[str, ...]) -> str:
