@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from test_cli_attach import LiveRecording, clean_env
+from test_probe import run_until as run_probe_until
 from test_process_source import Events, of, wait_for
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer
+from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource
 from wsmon.store.reader import RecordingReader
 from wsmon.ui.widgets.header_bar import HeaderBar
@@ -207,3 +209,26 @@ def test_a_server_wsmon_started_shows_stopped_as_server_and_as_process(tmp_path:
         ("TargetDown", "stopped"),
     ]
     assert [t for t, _ in transitions_of(events, "process")[:3]] == ["TargetUp", "TargetDown", "TargetUp"]
+
+
+async def test_a_probe_to_a_stopped_server_says_the_handshake_got_no_answer() -> None:
+    """The kernel still accepts TCP connections for a stopped server: the step that fails is the
+    HTTP upgrade, and the probe says so (while the process target says STOPPED)."""
+    fixture = Path(__file__).parent / "fixtures" / "echo_server.py"
+    server = subprocess.Popen([sys.executable, str(fixture)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split()[1])
+        config = ProbeConfig(url=f"ws://127.0.0.1:{port}/", count=1, interval=0.1, open_timeout=0.5)
+        up = await run_probe_until(ProbeSource(config), lambda es: bool(of(es, ev.TargetUp)))
+        assert not of(up, ev.TargetDown)
+        os.kill(server.pid, signal.SIGSTOP)
+        events = await run_probe_until(ProbeSource(config), lambda es: bool(of(es, ev.TargetDown)))
+    finally:
+        server.kill()
+        server.wait(10)
+    down = of(events, ev.TargetDown)[0]
+    assert down.kind == "timeout"
+    assert (
+        down.error == "handshake: no answer to the upgrade request within 0.5 s (the connection was accepted)"
+    )

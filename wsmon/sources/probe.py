@@ -139,6 +139,8 @@ def classify_failure(exc: BaseException, *, secure: bool = False) -> tuple[ev.Fa
         return "tls", None, f"TLS: {getattr(exc, 'reason', None) or exc}"
     if isinstance(exc, ConnectionRefusedError) or _all_refused(exc):
         return "refused", None, "connection refused (ECONNREFUSED)"
+    if isinstance(exc, HandshakeTimeout):
+        return "timeout", None, str(exc)
     if isinstance(exc, TimeoutError):
         return "timeout", None, "timed out opening the connection"
     if isinstance(exc, socket.gaierror):
@@ -205,6 +207,27 @@ def hint_for(kind: str, status: int | None, error: str = "") -> str:
     if kind == "rejected":
         return "the server did not complete the WebSocket handshake"
     return ""
+
+
+class HandshakeTimeout(TimeoutError):
+    """The TCP (and TLS) connection was made but the HTTP upgrade got no answer in time: the server
+    accepts (or its kernel does, for a stopped process) and does not speak."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"handshake: no answer to the upgrade request within {timeout:g} s (the connection was accepted)"
+        )
+
+
+def _marking(reached: list[bool]) -> type[ClientConnection]:
+    """A ClientConnection that notes when its transport is up (TCP and TLS done, HTTP not yet)."""
+
+    class Marking(ClientConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            reached.append(True)
+            super().connection_made(transport)
+
+    return Marking
 
 
 class StepFailed(Exception):
@@ -352,18 +375,25 @@ class ProbeSource:
         # websockets rejects ssl=None for wss:// and any ssl for ws://: pass it only when there is one.
         tls: dict[str, ssl.SSLContext] = {"ssl": self._tls} if self._tls is not None else {}
         cfg = self.config
-        return await connect(
-            cfg.url,
-            proxy=None,
-            open_timeout=cfg.open_timeout,
-            close_timeout=CLOSE_TIMEOUT_S,
-            ping_interval=None,
-            max_size=None,
-            additional_headers=list(cfg.headers) or None,
-            subprotocols=[Subprotocol(name) for name in cfg.subprotocols] or None,
-            origin=Origin(cfg.origin) if cfg.origin else None,
-            **tls,
-        )
+        reached: list[bool] = []
+        try:
+            return await connect(
+                cfg.url,
+                proxy=None,
+                open_timeout=cfg.open_timeout,
+                close_timeout=CLOSE_TIMEOUT_S,
+                ping_interval=None,
+                max_size=None,
+                additional_headers=list(cfg.headers) or None,
+                subprotocols=[Subprotocol(name) for name in cfg.subprotocols] or None,
+                origin=Origin(cfg.origin) if cfg.origin else None,
+                create_connection=_marking(reached),
+                **tls,
+            )
+        except TimeoutError:
+            if reached:  # TCP and TLS were done: it is the HTTP upgrade that got no answer
+                raise HandshakeTimeout(cfg.open_timeout) from None
+            raise
 
     async def _open_steps(self, ws: ClientConnection, index: int) -> float:
         """The steps after the HTTP handshake: the subprotocol, then the first exchange (its ms)."""
