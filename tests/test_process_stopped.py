@@ -224,6 +224,7 @@ async def test_a_probe_to_a_stopped_server_says_the_handshake_got_no_answer() ->
         assert not of(up, ev.TargetDown)
         os.kill(server.pid, signal.SIGSTOP)
         events = await run_probe_until(ProbeSource(config), lambda es: bool(of(es, ev.TargetDown)))
+        check = await ProbeSource(config).check()
     finally:
         server.kill()
         server.wait(10)
@@ -232,3 +233,4 @@ async def test_a_probe_to_a_stopped_server_says_the_handshake_got_no_answer() ->
     assert (
         down.error == "handshake: no answer to the upgrade request within 0.5 s (the connection was accepted)"
     )
+    assert not check.ok and check.error == down.error and "SIGSTOP" in check.hint

@@ -187,6 +187,8 @@ def hint_for(kind: str, status: int | None, error: str = "") -> str:
     """What the user can do about a failure of this kind."""
     if kind == "refused":
         return "nothing listens there: is the server running, on this host and port?"
+    if kind == "timeout" and error.startswith("handshake:"):
+        return "it accepts connections but does not answer: is the server stopped (SIGSTOP) or stuck?"
     if kind == "timeout":
         return "no answer in time: check the host, a firewall, or an overloaded server"
     if kind == "tls" and error.startswith(NOT_TLS):
