@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import shlex
@@ -24,6 +25,7 @@ from typing import Any
 from wsmon.config import ConfigError, Settings
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_argv, redact_header, redact_url
+from wsmon.core.sanitize import shown_key, visible
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
@@ -134,7 +136,7 @@ def _positive(value: Any, where: str) -> float:
         except ValueError:
             raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
     number = _expect(value, int | float, where, "a positive number of seconds")
-    if number <= 0:
+    if not number > 0 or not math.isfinite(number):  # nan and inf too: a sleep of nan never returns
         raise ConfigError(f"{where}: expected a positive number of seconds, got {number}")
     return float(number)
 
@@ -207,7 +209,9 @@ def _headers(value: Any, where: str) -> list[tuple[str, str]]:
         pairs = []
         for name, text in value.items():
             if not isinstance(text, str):
-                raise ConfigError(f"{where}.{name}: expected a string value, got a {type(text).__name__}")
+                raise ConfigError(
+                    f"{where}.{shown_key(name)}: expected a string value, got a {type(text).__name__}"
+                )
             pairs.append((str(name), text.strip()))
     else:
         lines = [value] if isinstance(value, str) else value
@@ -275,7 +279,9 @@ def _first_exchange(value: Any, where: str) -> list[ExchangeStep]:
         at = f"{where}[{number}]"
         unknown = sorted(set(item) - {"send", "expect", "timeout"})
         if unknown:
-            raise ConfigError(f"{at}.{unknown[0]}: unknown key; expected one of expect, send, timeout")
+            raise ConfigError(
+                f"{at}.{shown_key(unknown[0])}: unknown key; expected one of expect, send, timeout"
+            )
         send, expect = item.get("send"), item.get("expect")
         if send is None and expect is None:
             raise ConfigError(f"{at}: expected send, expect or both")
@@ -397,7 +403,8 @@ def check_config_tables(settings: Settings) -> None:
             for key in table:
                 if key not in known:
                     raise ConfigError(
-                        f"{path} [{section}].{key}: unknown key; expected one of {', '.join(known)}"
+                        f"{path} [{section}].{shown_key(key)}: unknown key; "
+                        f"expected one of {', '.join(known)}"
                     )
 
 
@@ -493,7 +500,7 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
         values: dict[str, Any] = {}
         timeout = 5.0
         for key, value in table.items():
-            at = f"{where}.{key}"
+            at = f"{where}.{shown_key(key)}"
             if key not in known:
                 raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
             if key == "timeout_s":
@@ -808,7 +815,9 @@ def render_check_table(rows: list[CheckRow]) -> str:
     for row in rows:
         r = row.result
         latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "—"
-        table.append((row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint))
+        # Errors quote servers and exceptions: shown, never obeyed, by the terminal.
+        cells = (row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint)
+        table.append(tuple(visible(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
