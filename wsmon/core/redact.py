@@ -73,7 +73,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
     """A command line with its secrets masked: URLs' passwords and tokens, ``--password VALUE``,
     ``--token=VALUE``, ``PASSWORD=VALUE`` and libpq ``password=…``; everything else unchanged."""
     out: list[str] = []
-    for arg in argv:
+    for arg in redact_header_args(argv):
         if out and out[-1].startswith("--") and "=" not in out[-1] and _secret_name(out[-1]):
             out.append(MASK)
             continue
@@ -97,3 +97,47 @@ def _redact_words(text: str) -> str:
         return redact_url(text)
     masked = redact_argv(words)
     return text if masked == words else shlex.join(masked)
+
+
+# A header value that only names where the secret is (env:NAME), with an optional auth scheme.
+_ENV_REF = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
+
+
+def is_env_ref(word: str) -> bool:
+    return _ENV_REF.fullmatch(word) is not None
+
+
+def redact_header(line: str) -> str:
+    """A ``Name: value`` header (``--header``) as it may be shown: every value is masked, since headers
+    given to a probe are mostly credentials, unless it only names an environment variable
+    (``Authorization: Bearer env:TOKEN``). A line without a colon is masked whole."""
+    name, sep, value = line.partition(":")
+    if not sep:
+        return MASK
+    words = value.split()
+    if (
+        words
+        and all(is_env_ref(w) or w.lower() in _AUTH_SCHEMES for w in words)
+        and any(map(is_env_ref, words))
+    ):
+        return f"{name.strip()}: {' '.join(words)}"
+    return f"{name.strip()}: {MASK}"
+
+
+HEADER_FLAGS = frozenset({"--header"})
+
+
+def redact_header_args(argv: Sequence[str]) -> list[str]:
+    """A command line with each ``--header VALUE`` / ``--header=VALUE`` shown by ``redact_header``:
+    for the command line a recording keeps (a header's value is a credential, not a URL)."""
+    out: list[str] = []
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        if out and out[-1] in HEADER_FLAGS:
+            out.append(redact_header(arg))
+        elif sep and flag in HEADER_FLAGS:
+            out.append(f"{flag}={redact_header(value)}")
+        else:
+            out.append(arg)
+    return out
