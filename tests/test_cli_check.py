@@ -19,7 +19,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from services import DATABASE_URL, REDIS_URL, free_port, port_open, private_redis, unavailable, wait_until
+from services import (
+    DATABASE_URL,
+    REDIS_URL,
+    demo_server_process,
+    free_port,
+    port_open,
+    private_redis,
+    unavailable,
+)
 
 from wsmon.core.redact import redact_url
 
@@ -77,19 +85,8 @@ def machine_services() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[str]:
     """The reference WebSocket server as a child process; yields its ws:// URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsmon.demo.server", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), 15, f"demo server on port {port}")
+    with demo_server_process() as port:
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 class HealthServer:

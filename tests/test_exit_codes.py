@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import free_port, port_open, wait_until
+from services import demo_server_process
 
 from wsmon.store.reader import RecordingReader
 
@@ -33,19 +33,8 @@ def wsmon(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsmon.demo.server", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), 15, f"demo server on port {port}")
+    with demo_server_process() as port:
         yield f"ws://127.0.0.1:{port}/"
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 # A server's RSS is always above 1 MiB: a limit every session breaches.

@@ -243,6 +243,22 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
         click.option("--reply-contains", help='How to recognise its reply ("{id}" replaced too).'),
         click.option("--ca", "ca_file", type=click.Path(dir_okay=False), help="A CA bundle for wss://."),
         click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates."),
+        click.option(
+            "--header",
+            "headers",
+            multiple=True,
+            metavar="'NAME: VALUE'",
+            help="A header the probes send in the handshake, e.g. 'Authorization: Bearer env:TOKEN' "
+            "(env:NAME is read from the environment or .env; values are never shown) (repeatable).",
+        ),
+        click.option("--subprotocol", "subprotocols", multiple=True, help="A subprotocol the probes offer."),
+        click.option("--origin", help="The Origin header the probes send, e.g. https://app.example.com."),
+        click.option(
+            "--trust-config",
+            is_flag=True,
+            default=None,
+            help="Run a [targets] server command from a wsmon.toml that another user owns or may write.",
+        ),
         limit_option,
     ]
     for option in reversed(options):
@@ -271,6 +287,14 @@ def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
     return options
 
 
+def _announce_server(options: Any) -> None:
+    """Say which command is about to run, and from where: it may come from a checked-out wsmon.toml."""
+    from wsmon.attach import server_notice
+
+    if options.server:
+        click.echo(server_notice(options), err=True)
+
+
 @main.command()
 @target_options
 @output_options
@@ -290,6 +314,7 @@ def attach(
     settings = _settings(limit_flags)
     options = _attach_options(settings, flags)
     _check_record_path(record)
+    _announce_server(options)
     session = build_attach_session(options, limits=settings.limits, record=record, duration=duration)
     session.command = command_line()
     _add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
@@ -420,6 +445,7 @@ def run(
     for flag, path in (("--test-output", test_output), ("-o", output)):
         if path is not None and not path.parent.is_dir():
             fail(f"{flag} {path}: directory {path.parent} does not exist")
+    _announce_server(options)
     record = record or default_record_path()
     if not record.parent.exists():
         record.parent.mkdir(parents=True, exist_ok=True)

@@ -80,12 +80,15 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
     ``--token=VALUE``, ``PASSWORD=VALUE``, libpq ``password=…``, ``Authorization: Bearer …`` header
     arguments and commands inside one argument; everything else unchanged."""
     out: list[str] = []
-    for arg in argv:
+    for arg in redact_header_args(argv):
         if out and out[-1].startswith("--") and "=" not in out[-1] and _secret_name(out[-1]):
             out.append(MASK)
             continue
-        if out and out[-1] in ("-H", "--header") and ":" in arg:
-            out.append(f"{arg.partition(':')[0]}: {MASK}")  # a probe's header: likely a credential
+        if (out and out[-1] in HEADER_FLAGS) or arg.partition("=")[0] in HEADER_FLAGS:
+            out.append(arg)  # already shown by redact_header (env: references kept)
+            continue
+        if out and out[-1] == "-H" and ":" in arg:
+            out.append(f"{arg.partition(':')[0]}: {MASK}")  # curl -H 'X-Key: …' in a command: a credential
             continue
         header = _SECRET_HEADER.match(arg)
         if header:
@@ -193,3 +196,47 @@ def _credential(found: re.Match[str], text: str) -> bool:
         return True
     value = text[found.start(2) : found.end(2)]
     return text[found.start(1)].isupper() and len(value) >= 8 and not value.isalpha()
+
+
+# A header value that only names where the secret is (env:NAME), with an optional auth scheme.
+_ENV_REF = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]*")
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
+
+
+def is_env_ref(word: str) -> bool:
+    return _ENV_REF.fullmatch(word) is not None
+
+
+def redact_header(line: str) -> str:
+    """A ``Name: value`` header (``--header``) as it may be shown: every value is masked, since headers
+    given to a probe are mostly credentials, unless it only names an environment variable
+    (``Authorization: Bearer env:TOKEN``). A line without a colon is masked whole."""
+    name, sep, value = line.partition(":")
+    if not sep:
+        return MASK
+    words = value.split()
+    if (
+        words
+        and all(is_env_ref(w) or w.lower() in _AUTH_SCHEMES for w in words)
+        and any(map(is_env_ref, words))
+    ):
+        return f"{name.strip()}: {' '.join(words)}"
+    return f"{name.strip()}: {MASK}"
+
+
+HEADER_FLAGS = frozenset({"--header"})
+
+
+def redact_header_args(argv: Sequence[str]) -> list[str]:
+    """A command line with each ``--header VALUE`` / ``--header=VALUE`` shown by ``redact_header``:
+    for the command line a recording keeps (a header's value is a credential, not a URL)."""
+    out: list[str] = []
+    for arg in argv:
+        flag, sep, value = arg.partition("=")
+        if out and out[-1] in HEADER_FLAGS:
+            out.append(redact_header(arg))
+        elif sep and flag in HEADER_FLAGS:
+            out.append(f"{flag}={redact_header(value)}")
+        else:
+            out.append(arg)
+    return out

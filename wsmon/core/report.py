@@ -35,6 +35,7 @@ from wsmon.core.limits import (
     worst_of,
 )
 from wsmon.core.redact import redact_command
+from wsmon.core.sanitize import visible
 from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, State
 from wsmon.core.testwindows import TestWindow, describe, failed_test_windows, span_line
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
@@ -273,7 +274,7 @@ def build_report(
     tests = _tests(state, to_iso, test_windows)
     if tests is not None and tests.verdict == FAIL:
         verdict = FAIL
-    return Report(
+    report = Report(
         session=Session(
             source=source,
             wsmon_version=_header_str(header, "wsmon_version", "version"),
@@ -319,6 +320,23 @@ def build_report(
         tests=tests,
         notes=_notes(state, figures),
     )
+    return _shown_safely(report)
+
+
+def _shown_safely(report: Report) -> Report:
+    """Every string of the report made visible: a recording made before events were cleaned where they
+    entered may still hold a stranger's escape sequence, and every format is printed to a terminal."""
+    return msgspec.convert(_visible_strings(msgspec.to_builtins(report)), Report)
+
+
+def _visible_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {(visible(k) if isinstance(k, str) else k): _visible_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_visible_strings(v) for v in value]
+    return value
 
 
 def _notes(state: State, figures: list[Figure]) -> list[str]:
