@@ -84,6 +84,7 @@ def _setup(tmp_path: Path) -> tuple[list[str], dict[str, str], dict[str, int]]:
         "--server", f"{sys.executable} server.py --port {server} --token {CANARY}",
         "--tap", f"{ports['tap']}=ws://127.0.0.1:{server}/?access_token={CANARY}",
         "--health", f"http://monitor:{CANARY}@127.0.0.1:{ports['health']}/health?api_key={CANARY}",
+        "--header", f"X-Device-Key: {CANARY}",  # the probes' own header
         "--prometheus", str(ports["metrics"]),
         "--alert-cmd", "cat >> alerts.jsonl",
         "--limit", "rss_mib=1",  # the server is over it at once: an alert fires
