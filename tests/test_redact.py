@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from wsmon.core.redact import redact_url
 from wsmon.sources.redact import scrub
@@ -244,3 +248,37 @@ def test_logs_explain_prints_lines_with_their_secrets_masked() -> None:
 
     printed = "\n".join(report(explain_lines(["info: login ok password=hunter2 from postgres://u:pw9@db/x"])))
     assert "hunter2" not in printed and "pw9" not in printed and "password=***" in printed
+
+
+_SECRET_FORMS = [
+    "password={s}",
+    "db_password: {s}",
+    '{{"password": "{s}"}}',
+    "token={s}&room=1",
+    "PGPASSWORD='{s}'",
+    "Authorization: Bearer {s}",
+    "Cookie: session={s}; theme=dark",
+    "X-Auth-Token: {s}",
+    "sent with Bearer {s}",
+    "postgresql://app:{s}@db:5432/x",
+    "wss://h/live?access_token={s}",
+    "api_key = {s}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    form=st.sampled_from(_SECRET_FORMS),
+    # "/" left out: a URL cannot hold it raw in its password (it must be %2F there)
+    secret=st.text(alphabet=string.ascii_letters + string.digits + "-_.~+", min_size=6, max_size=40),
+    before=st.text(alphabet=string.ascii_letters + " .,:-", max_size=30),
+    after=st.text(alphabet=string.ascii_letters + " .,-", max_size=30),
+)
+def test_a_secret_in_a_known_form_never_survives_redact_text(
+    form: str, secret: str, before: str, after: str
+) -> None:
+    from wsmon.core.redact import redact_text
+
+    assume(secret not in before + form + after)  # only the secret's own place can hold it
+    text = f"{before} {form.format(s=secret)} {after}"
+    assert secret not in redact_text(text)
