@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.core.junit import JUnitError, parse_junit
@@ -254,7 +255,7 @@ class TestRun:
         await asyncio.wait_for(self.markers.listening.wait(), timeout=5.0)
         env = {**os.environ, "WSMON_MARKERS": self.markers.address}
         self.session.marker(f"tests started: {self.command}")
-        out = self.output.open("ab") if self.output is not None else None
+        out = _private_append(self.output) if self.output is not None else None
         # stdout belongs to the report (one document, machine-readable); the tests write to stderr.
         sink = out if out is not None else sys.stderr.fileno()
         try:
@@ -322,3 +323,8 @@ class TestRun:
             self.outcome.junit_error = f"{path}: no JUnit XML was written"
         except (OSError, JUnitError) as exc:
             self.outcome.junit_error = f"{path}: {exc}"
+
+
+def _private_append(path: Path) -> BinaryIO:
+    """The tests' output file, 0600 like the recording beside it: test output can carry secrets."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")

@@ -9,7 +9,6 @@ JSON shape and what each verdict means; change the shape only as its versioning 
 from __future__ import annotations
 
 import math
-import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from wsmon.core.limits import (
     wilson_interval,
     worst_of,
 )
+from wsmon.core.redact import redact_command
 from wsmon.core.sanitize import visible
 from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, State
 from wsmon.core.testwindows import TestWindow, describe, failed_test_windows, span_line
@@ -721,9 +721,8 @@ def _header_str(header: Mapping[str, Any], *keys: str) -> str | None:
 def _header_command(command: Any) -> str | None:
     if not command:
         return None
-    if isinstance(command, list | tuple):
-        return shlex.join(str(part) for part in command)
-    return str(command)
+    # Recorded masked since issue 8; masked again here for older recordings and other writers.
+    return redact_command(command if isinstance(command, list | tuple) else str(command))
 
 
 # --- rendering -----------------------------------------------------------------------------------

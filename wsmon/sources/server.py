@@ -19,7 +19,7 @@ from typing import Any
 
 from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_argv
+from wsmon.core.redact import redact_argv, redact_text
 from wsmon.sources.base import Emit, now
 from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
 from wsmon.sources.logparse import LogParser
@@ -134,7 +134,7 @@ class ServerSource:
                 pid=self.process.pid,
                 code=code,
                 signal=sig,
-                last_lines=list(self.last_lines),
+                last_lines=[redact_text(line) for line in self.last_lines],  # raw output: mask it
             )
         )
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
