@@ -5,8 +5,9 @@ numeric levels and ``err`` objects, structlog JSON, Go slog JSON and plain text 
 chatter of a busy router (messages relayed, devices registering, heartbeats), with connections opening
 and closing and the odd failure.
 
-The parser before issue 9 and the vocabulary parser as issue 9 first merged it (pinned commits, read
-with ``git show``) are measured in the same run, on the same lines, as the references. Figures are
+The parser before issue 9 and the vocabulary parser as issue 9 first merged it (pinned commits, each
+read with ``git show`` together with the logvocab.py of its commit) are measured in the same run, on
+the same lines, as the references. Figures are
 lines per CPU second of this process (``time.process_time``), the best of several runs, so a busy
 machine slows them less than wall time would; compare the ratios.
 
@@ -101,16 +102,16 @@ REFERENCES = (
 )
 
 
-def parser_module_at(commit: str) -> ModuleType | None:
-    """logparse.py as it was at ``commit``, loaded beside this checkout's wsmon package."""
+def _source_at(commit: str, path: str) -> str | None:
     try:
-        source = subprocess.run(
-            ["git", "show", f"{commit}:wsmon/sources/logparse.py"], capture_output=True, text=True, check=True
+        return subprocess.run(
+            ["git", "show", f"{commit}:{path}"], capture_output=True, text=True, check=True
         ).stdout
     except (OSError, subprocess.CalledProcessError):
-        print(f"no logparse.py at {commit[:7]} here (not a full git checkout?)", file=sys.stderr)
         return None
-    name = f"logparse_{commit[:7]}"
+
+
+def _load(name: str, source: str) -> ModuleType | None:
     path = Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -120,9 +121,27 @@ def parser_module_at(commit: str) -> ModuleType | None:
     try:
         spec.loader.exec_module(module)
     except Exception as error:  # an old parser may import what this checkout no longer has
-        print(f"the parser at {commit[:7]} could not be loaded here: {error}", file=sys.stderr)
+        print(f"{name} could not be loaded here: {error}", file=sys.stderr)
         return None
     return module
+
+
+def parser_module_at(commit: str) -> ModuleType | None:
+    """logparse.py as it was at ``commit`` (with the logvocab.py of that commit, where it had one),
+    loaded beside this checkout's wsmon package."""
+    source = _source_at(commit, "wsmon/sources/logparse.py")
+    if source is None:
+        print(f"no logparse.py at {commit[:7]} here (not a full git checkout?)", file=sys.stderr)
+        return None
+    vocab_source = _source_at(commit, "wsmon/sources/logvocab.py")
+    if vocab_source is not None:
+        vocab_name = f"logvocab_{commit[:7]}"
+        if _load(vocab_name, vocab_source) is None:
+            return None
+        import_vocab = "from wsmon.sources import logvocab as vocab"
+        source = source.replace(import_vocab, f"import {vocab_name} as vocab")
+        source = source.replace("from wsmon.sources.logvocab import", f"from {vocab_name} import")
+    return _load(f"logparse_{commit[:7]}", source)
 
 
 def rate(make_parser: Callable[[], Any], lines: list[str], repeats: int) -> float:
