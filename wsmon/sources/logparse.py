@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -110,6 +110,55 @@ _CLIENT_CLOSED = re.compile(
     r"by (?:the )?(?:client|peer|remote)|(?:client|peer|remote) (?:closed|hung up|left)"
 )
 _SERVER_CLOSED = re.compile(r"by (?:the )?server|server (?:closed|terminated|kicked)|\bkicked\b|\bevicted\b")
+
+# The case-insensitive patterns above cost a scan of the whole line each. For ASCII text (lower() then
+# keeps every position) they are searched in the lower-cased text without IGNORECASE, and skipped where
+# none of the words every match contains is there; non-ASCII text (where a Kelvin sign matches "k")
+# takes the patterns as they are. Same matches, a fraction of the time.
+_TEXT_LEVEL_LOWER = re.compile(r"\b(trace|debug|info|notice|warn|warning|error|err|fatal|critical)\b")
+_LEVEL_WORDS_IN = ("trace", "debug", "info", "notice", "warn", "err", "fatal", "critical")
+_CONN_KEY_VALUE_LOWER = re.compile(_CONN_KEY_VALUE.pattern)
+_CONN_KEY_VALUE_WORDS = ("conn", "client", "socket", "sid")
+_CONN_WORD_LOWER = re.compile(_CONN_WORD.pattern)
+_CONN_WORD_WORDS = ("conn", "client", "socket", "peer", "session")
+_CLOSE_CONTEXT_WORDS = ("clos", "disconnect", "terminat", "hang", "hung", "left", "went away")
+_CLIENT_CLOSED_WORDS = ("client", "peer", "remote")
+_SERVER_CLOSED_WORDS = ("server", "kicked", "evicted")
+
+
+def _none_of(words: tuple[str, ...], lowered: str) -> bool:
+    for word in words:  # noqa: SIM110 - a loop is faster than all() over a generator, per line
+        if word in lowered:
+            return False
+    return True
+
+
+def _level_said(text: str, lowered: str) -> str | None:
+    """The level a text line names ("INFO", "warning" …), normalised; None when it names none."""
+    if text.isascii():
+        if _none_of(_LEVEL_WORDS_IN, lowered):
+            return None
+        match = _TEXT_LEVEL_LOWER.search(lowered)
+    else:
+        match = _TEXT_LEVEL.search(text)
+    return normalise_level(match.group(1)) if match else None
+
+
+def _close_context(text: str, lowered: str) -> bool:
+    if text.isascii() and _none_of(_CLOSE_CONTEXT_WORDS, lowered):
+        return False
+    return _CLOSE_CONTEXT.search(text) is not None
+
+
+def _closer_said(lowered: str) -> str:
+    """Who closed, by the words: "client", "server" or "unknown"."""
+    if not _none_of(_CLIENT_CLOSED_WORDS, lowered) and _CLIENT_CLOSED.search(lowered):
+        return "client"
+    if not _none_of(_SERVER_CLOSED_WORDS, lowered) and _SERVER_CLOSED.search(lowered):
+        return "server"
+    return "unknown"
+
+
 MAX_CLOSED_REMEMBERED = 10_000
 MAX_TEXT_CHARS = 16_384  # a line kept as plain text after it failed to decode is cut here
 
@@ -131,7 +180,37 @@ class _Head(msgspec.Struct):
 _head_decoder = msgspec.json.Decoder(_Head)
 
 
+def _chatter_kept(message: str, raw_level: Any) -> tuple[str, str] | None:
+    """What the pre-filter keeps of a JSON line with this message and level: (level, text), or None
+    when the line may be about something (a cue word) or is a warning or worse."""
+    message = strip_ansi(message)  # winston's colorize() puts escape codes into the JSON strings
+    if vocab.has_cue(message.lower()):
+        return None
+    level = normalise_level(raw_level) if raw_level is not None else "info"
+    if _LEVEL_RANK.get(level, 2) >= 3:
+        return None
+    return level, vocab.mask_text(message)
+
+
+# The pre-filter's verdicts by (message, level) as decoded: a busy server's chatter is a few messages.
+_CHATTER_SEEN: dict[tuple[str, Any], tuple[str, str] | None] = {}
+
+
 def normalise_level(raw: Any) -> str:
+    if type(raw) is str:  # a logger writes a handful of level strings, line after line
+        level = _LEVELS_SEEN.get(raw)
+        if level is None:
+            level = _normalise_level(raw)
+            if len(_LEVELS_SEEN) < 256:  # a bounded memo: a level field full of odd values is not cached
+                _LEVELS_SEEN[raw] = level
+        return level
+    return _normalise_level(raw)
+
+
+_LEVELS_SEEN: dict[str, str] = {}
+
+
+def _normalise_level(raw: Any) -> str:
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         return _PINO_LEVELS.get(int(raw) // 10 * 10, "info")
     if isinstance(raw, str):
@@ -182,6 +261,176 @@ def _decode_record(head: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+# --- memos: what depends only on a message, a level or a logger's keys is worked out once ----------
+#
+# A logger writes the same few messages, levels and field names line after line (the ids are in the
+# fields), so the pre-filter's verdict, the vocabulary's matches and the roles of the fields are
+# remembered by the text or keys they depend on. Each memo is bounded: when a logger puts ids in its
+# messages it is emptied and starts again; texts longer than _MEMO_MAX_CHARS are never remembered.
+
+_MEMO_ENTRIES = 4096
+_MEMO_MAX_CHARS = 512
+_UNSEEN: Any = object()
+_UNSET: Any = object()
+
+
+def _forget() -> None:
+    """Empty every memo (for tests: the full path with nothing remembered)."""
+    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES):
+        memo.clear()
+
+
+class _Words:
+    """What a message says in the vocabulary's terms: each pattern is searched once, when first asked
+    for, and a JSON line's _Words are shared by every line with the same message."""
+
+    __slots__ = ("_close", "_closer", "_crashed", "_delivered", "_level_floor", "_masked", "_not_opening",
+                 "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message")  # fmt: skip
+
+    def __init__(self, message: str, lowered: str) -> None:
+        self.message = message
+        self.lowered = lowered
+        self.cue = vocab.has_cue(lowered)
+        self._strong = self._weak = self._send = self._close = self._open = _UNSET
+        self._not_opening = self._delivered = self._crashed = self._said_ms = _UNSET
+        self._masked = self._level_floor = self._closer = _UNSET
+
+    @property
+    def strong(self) -> re.Match[str] | None:
+        if self._strong is _UNSET:
+            self._strong = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, self.lowered)
+        return self._strong
+
+    @property
+    def weak(self) -> re.Match[str] | None:
+        if self._weak is _UNSET:
+            self._weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, self.lowered)
+        return self._weak
+
+    @property
+    def send(self) -> bool:
+        if self._send is _UNSET:
+            self._send = vocab.SEND_CONTEXT.search(self.lowered) is not None
+        return self._send
+
+    @property
+    def close(self) -> re.Match[str] | None:
+        if self._close is _UNSET:
+            self._close = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, self.lowered)
+        return self._close
+
+    @property
+    def open(self) -> re.Match[str] | None:
+        if self._open is _UNSET:
+            self._open = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, self.lowered)
+        return self._open
+
+    @property
+    def not_opening(self) -> bool:
+        if self._not_opening is _UNSET:
+            self._not_opening = _NOT_OPENING.search(self.lowered) is not None
+        return self._not_opening
+
+    @property
+    def delivered(self) -> re.Match[str] | None:
+        if self._delivered is _UNSET:
+            self._delivered = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, self.lowered)
+        return self._delivered
+
+    @property
+    def crashed(self) -> bool:
+        if self._crashed is _UNSET:
+            self._crashed = _crashed(self.lowered)
+        return self._crashed
+
+    @property
+    def said_ms(self) -> float | None:
+        """A latency in the words: "delivered to client c1 in 0.42 ms"."""
+        if self._said_ms is _UNSET:
+            said = _TEXT_MS.search(self.message) if "ms" in self.message else None  # every match has "ms"
+            self._said_ms = float(said.group(1)) if said else None
+        return self._said_ms
+
+    @property
+    def masked(self) -> str:
+        """The message as a LogLine keeps it."""
+        if self._masked is _UNSET:
+            self._masked = vocab.mask_text(self.message)
+        return self._masked
+
+    @property
+    def closer(self) -> str:
+        """Who closed, by the words: "client", "server" or "unknown"."""
+        if self._closer is _UNSET:
+            self._closer = _closer_said(self.lowered)
+        return self._closer
+
+    @property
+    def level_floor(self) -> str:
+        """The level the words alone make a line at least ("" for none): see _level_for_text."""
+        if self._level_floor is _UNSET:
+            self._level_floor = _level_floor(self.message)
+        return self._level_floor
+
+
+_WORDS_SEEN: dict[str, _Words] = {}
+
+
+def _words_seen(message: str) -> _Words:
+    """A JSON logger's message's _Words, from the memo when it has been seen."""
+    words = _WORDS_SEEN.get(message)
+    if words is None:
+        words = _Words(message, message.lower())
+        if len(message) <= _MEMO_MAX_CHARS:
+            if len(_WORDS_SEEN) >= _MEMO_ENTRIES:
+                _WORDS_SEEN.clear()
+            _WORDS_SEEN[message] = words
+    return words
+
+
+class _Shape(NamedTuple):
+    """What a JSON line's keys say, whatever their values: worked out once for each set of keys."""
+
+    message_key: str
+    level_key: str
+    skip: frozenset[str]  # keys not kept as fields (the message and the level)
+    roles: vocab.RoleKeys
+    role_names: frozenset[str]  # the roles some key may give a value for
+    kept: vocab.KeptPlan
+    error_key: bool  # whether any key is one vocab.error_text reads
+    quiet: dict[str, bool]  # by message: whether no recogniser can make an event of it (see _quiet)
+
+
+_SHAPES: dict[tuple[Any, ...], _Shape] = {}
+_SHAPE_MAX_KEYS = 64
+
+
+def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
+    # The top-level keys decide the message and level keys; the flattened ones the rest.
+    keys: tuple[Any, ...] = tuple(flat) if flat is record else (tuple(record), tuple(flat))
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        message_key = _first_key(record, vocab.MESSAGE_KEYS)
+        level_key = _first_key(record, vocab.LEVEL_KEYS)
+        skip = frozenset(k for k in (message_key, level_key, "v") if k)
+        roles = vocab.role_keys(flat)
+        shape = _Shape(
+            message_key,
+            level_key,
+            skip,
+            roles,
+            frozenset(role for role, _ in roles),
+            vocab.kept_plan(flat, skip),
+            any(key in flat for key in vocab.ERROR_NAMES),
+            {},
+        )
+        if len(flat) <= _SHAPE_MAX_KEYS:
+            if len(_SHAPES) >= _MEMO_ENTRIES:
+                _SHAPES.clear()
+            _SHAPES[keys] = shape
+    return shape
+
+
 @dataclass(slots=True)
 class _Line:
     """One line (or folded block) made ready for recognition."""
@@ -194,17 +443,35 @@ class _Line:
     record: dict[str, Any] | None = None  # the JSON record, for custom rules
     crash: bool = False
     source_line: bool = False  # a source-code line printed above a crash, on its own
-    lowered: str = field(default="", init=False)
+    shape: _Shape | None = None  # a JSON line's keys, read
+    lowered: str = ""  # the message in lower case (worked out here when not given)
+    _words: _Words | None = None
     _roles: dict[str, Any] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.lowered = self.message.lower()
+        if not self.lowered:
+            self.lowered = self.message.lower()
+
+    @property
+    def words(self) -> _Words:
+        """What the message says in the vocabulary's terms, worked out on first use."""
+        if self._words is None:
+            self._words = _Words(self.message, self.lowered)
+        return self._words
+
+    def may_have(self, role: str) -> bool:
+        """False when no field of the line can have this role (known from its keys alone)."""
+        return self.shape is None or role in self.shape.role_names
+
+    def error_text(self) -> str:
+        return vocab.error_text(self.flat) if self.shape is None or self.shape.error_key else ""
 
     @property
     def roles(self) -> dict[str, Any]:
         """The fields by role (connection, message id, close code …), worked out on first use."""
         if self._roles is None:
-            self._roles = vocab.roles(self.flat)
+            shape = self.shape
+            self._roles = vocab.roles(self.flat) if shape is None else vocab.roles_by(self.flat, shape.roles)
         return self._roles
 
 
@@ -232,22 +499,33 @@ class LogParser:
         self._closed_ids: dict[str, None] = {}
 
     def parse(self, line: str) -> list[ev.Event]:
-        return self.explain(line).events
+        return self._explain(line)[0]
 
     def explain(self, line: str) -> Explanation:
+        events, why = self._explain(line)
+        return Explanation(events, why)
+
+    def _explain(self, line: str, *, shortcuts: bool = True) -> tuple[list[ev.Event], str]:
+        """(events, why): ``parse`` needs no Explanation made for each line. Without ``shortcuts`` (the
+        pre-filter and the quiet JSON line) every line goes through the recognisers: the full path the
+        fast one is tested against (tests/test_logparse_fastpath.py)."""
         block = line.rstrip("\r\n")
-        if not block.strip():
-            return Explanation([], "blank")
+        if not block or block.isspace():
+            return [], "blank"
         wall, mono = self.clock()
         try:
-            if "\n" not in block and not self.rules:
-                chatter = (
-                    self._chatter(block, wall, mono)
-                    if block[0] == "{"
-                    else self._text_chatter(block, wall, mono)
-                )
-                if chatter is not None:
-                    return chatter
+            if shortcuts and "\n" not in block and not self.rules:
+                if block[0] == "{":
+                    chatter = self._chatter(block, wall, mono)
+                    if chatter is not None:
+                        return chatter
+                    record = _decode_record(block)
+                    if record is not None:
+                        return self._recognise_record(record, wall, mono)
+                else:
+                    chatter = self._text_chatter(block, wall, mono)
+                    if chatter is not None:
+                        return chatter
             parsed = self._prepare(block)
             if self.rules:
                 ruled = self._by_rules(parsed, wall, mono)
@@ -256,15 +534,15 @@ class LogParser:
             return self._recognise(parsed, wall, mono)
         except Exception as error:  # no line may stop the source: keep it as plain text
             text = vocab.mask_text(strip_ansi(block)[:MAX_TEXT_CHARS])
-            match = _TEXT_LEVEL.search(text[:200])
-            level = normalise_level(match.group(1)) if match else "info"
+            start = text[:200]
+            level = _level_said(start, start.lower()) or "info"
             note = f"not decoded ({type(error).__name__}): kept as a plain line"
             log = ev.LogLine(wall=wall, mono=mono, level=level, text=text, source=self.source)
-            return Explanation([log], note)
+            return [log], note
 
     # --- the pre-filter: most lines are chatter -------------------------------------------------
 
-    def _chatter(self, block: str, wall: float, mono: float) -> Explanation | None:
+    def _chatter(self, block: str, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
         """The pre-filter. A JSON line is first decoded for its message and level alone (msgspec into
         a small Struct, skipping every other field); when the message names nothing wsmon recognises
         and the level is below a warning — most lines of a busy server — it is kept as its message and
@@ -276,28 +554,62 @@ class LogParser:
         message = head.msg or head.message or head.event
         if not message:
             return None
-        message = strip_ansi(message)  # winston's colorize() puts escape codes into the JSON strings
-        if vocab.has_cue(message.lower()):
+        raw_level = head.level
+        if raw_level is None:
+            raw_level = head.severity
+            if raw_level is None:
+                raw_level = head.levelname if head.levelname is not None else head.lvl
+        seen = (message, raw_level)
+        kept = _CHATTER_SEEN.get(seen, _UNSEEN)
+        if kept is _UNSEEN:
+            kept = _chatter_kept(message, raw_level)
+            if len(message) <= _MEMO_MAX_CHARS:
+                if len(_CHATTER_SEEN) >= _MEMO_ENTRIES:
+                    _CHATTER_SEEN.clear()  # a logger that puts ids in its messages: start again
+                _CHATTER_SEEN[seen] = kept
+        if kept is None:
             return None
-        raw_level = next(
-            (x for x in (head.level, head.severity, head.levelname, head.lvl) if x is not None), None
-        )
-        level = normalise_level(raw_level) if raw_level is not None else "info"
-        if _LEVEL_RANK.get(level, 2) >= 3:
-            return None
-        log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(message), source=self.source)
-        return Explanation([log], "no event in its words, below a warning: kept as its message (pre-filter)")
+        log = ev.LogLine(wall=wall, mono=mono, level=kept[0], text=kept[1], source=self.source)
+        return [log], "no event in its words, below a warning: kept as its message (pre-filter)"
 
-    def _text_chatter(self, block: str, wall: float, mono: float) -> Explanation | None:
+    def _text_chatter(self, block: str, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
         """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
         plain = strip_ansi(block)
         lowered = plain.lower()
         if vocab.has_cue(lowered) or "warn" in lowered or "err" in lowered or "crit" in lowered:
             return None
-        match = _TEXT_LEVEL.search(plain)
-        level = normalise_level(match.group(1)) if match else "info"
+        level = _level_said(plain, lowered) or "info"
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
-        return Explanation([log], "no event in its words, below a warning: kept as it is (pre-filter)")
+        return [log], "no event in its words, below a warning: kept as it is (pre-filter)"
+
+    def _recognise_record(
+        self, record: dict[str, Any], wall: float, mono: float
+    ) -> tuple[list[ev.Event], str]:
+        """A one-line JSON record the pre-filter did not keep. When no recogniser can make an event of a
+        line with its keys and message, whatever the values (known once per keys and message), it is
+        kept as a log line at once; otherwise it goes through the recognisers."""
+        flat, shape, message, level, words = _record_parts(record)
+        quiet = shape.quiet.get(message)
+        if quiet is None:
+            quiet = _quiet(shape, words)
+            if len(message) <= _MEMO_MAX_CHARS:
+                if len(shape.quiet) >= _MEMO_ENTRIES:
+                    shape.quiet.clear()
+                shape.quiet[message] = quiet
+        if not quiet:
+            line = _Line(message, level, message, flat, shape.skip, record, words.crashed, shape=shape,
+                         lowered=words.lowered, _words=words)  # fmt: skip
+            return self._recognise(line, wall, mono)
+        floor = words.level_floor
+        log = ev.LogLine(
+            wall=wall,
+            mono=mono,
+            level=at_least(level, floor) if floor else level,
+            text=words.masked,
+            source=self.source,
+            fields=vocab.kept_by(flat, shape.kept) if flat else {},
+        )
+        return [log], _plain_why_of(words.crashed, level)
 
     # --- one line, ready for recognition --------------------------------------------------------
 
@@ -312,7 +624,7 @@ class LogParser:
 
     # --- custom rules ---------------------------------------------------------------------------
 
-    def _by_rules(self, line: _Line, wall: float, mono: float) -> Explanation | None:
+    def _by_rules(self, line: _Line, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
         # A rule's regex is searched in a JSON line's message, or in the whole (first) line of text.
         subject = line.message if line.record is not None else line.text.partition("\n")[0]
         for rule in self.rules:
@@ -322,26 +634,26 @@ class LogParser:
             out: list[ev.Event] = [event]
             if _is_warning(line.level):
                 out.append(self._log(line, wall, mono))
-            return Explanation(out, f"custom rule {rule.name or '(unnamed)'}")
+            return out, f"custom rule {rule.name or '(unnamed)'}"
         return None
 
     # --- vocabulary -----------------------------------------------------------------------------
 
-    def _recognise(self, line: _Line, wall: float, mono: float) -> Explanation:
+    def _recognise(self, line: _Line, wall: float, mono: float) -> tuple[list[ev.Event], str]:
         lowered = line.lowered
         if line.source_line:
-            return Explanation([self._log(line, wall, mono)], "source line of a stack trace: kept, no event")
+            return [self._log(line, wall, mono)], "source line of a stack trace: kept, no event"
         if lowered == "connection stats":
             traffic = self._traffic(line, wall, mono)
             if traffic is not None:
-                return Explanation([traffic], "traffic: 'connection stats'")
-        if not vocab.has_cue(lowered):
-            return Explanation([self._log(line, wall, mono)], _plain_why(line))
+                return [traffic], "traffic: 'connection stats'"
+        if not line.words.cue:
+            return [self._log(line, wall, mono)], _plain_why(line)
         failure = self._failure(line, wall, mono)
         if failure is not None:
             event, phrase = failure
             line.level = at_least(line.level, "error")
-            return Explanation([event, self._log(line, wall, mono)], f"delivery failed: {phrase!r}")
+            return [event, self._log(line, wall, mono)], f"delivery failed: {phrase!r}"
         if not line.crash:
             for attempt in (self._closed, self._opened, self._delivered):
                 found = attempt(line, wall, mono)
@@ -350,27 +662,27 @@ class LogParser:
                     out: list[ev.Event] = [event]
                     if _is_warning(line.level):
                         out.append(self._log(line, wall, mono))
-                    return Explanation(out, why)
-        return Explanation([self._log(line, wall, mono)], _plain_why(line))
+                    return out, why
+        return [self._log(line, wall, mono)], _plain_why(line)
 
     def _failure(self, line: _Line, wall: float, mono: float) -> tuple[ev.DeliveryFailed, str] | None:
-        lowered = line.lowered
-        match = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, lowered)
+        words = line.words
+        match = words.strong
         if match is None:
-            weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, lowered)
-            if weak is None and line.flat and vocab.SEND_CONTEXT.search(lowered):
+            weak = words.weak
+            if weak is None and line.flat and words.send:
                 # "send" with error "write after end": the weak words may be in the error field
-                error = vocab.error_text(line.flat).lower()
+                error = line.error_text().lower()
                 weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, error) if error else None
             if weak is None:
                 return None
-            if not (vocab.SEND_CONTEXT.search(lowered) or _message_id(line)):
+            if not (words.send or _message_id(line)):
                 return None
             match = weak
         message_id = _message_id(line)
         phrase = match.group(0)
         text_id, text_reason = _failure_from_text(line.message)
-        reason = text_reason or vocab.error_text(line.flat) or _phrase_reason(line.message, match)
+        reason = text_reason or line.error_text() or _phrase_reason(line.message, match)
         conn = _conn_of(line, bare_id=False)  # a recipient that is not connected has no connection
         event = ev.DeliveryFailed(
             wall=wall,
@@ -383,8 +695,12 @@ class LogParser:
         return event, phrase
 
     def _closed(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionClosed, str] | None:
-        match = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, line.lowered)
-        if match is None and "code" not in line.lowered and "code" not in line.roles:
+        match = line.words.close
+        if (
+            match is None
+            and "code" not in line.lowered
+            and not (line.may_have("code") and "code" in line.roles)
+        ):
             return None  # neither a word nor a code of a close: skip the code searches
         code = _close_code(line, close_words=match is not None)
         if match is None and code is None:
@@ -413,8 +729,8 @@ class LogParser:
         return event, f"connection closed: {said}" + ("" if code is not None else ", no code given: 1005")
 
     def _opened(self, line: _Line, wall: float, mono: float) -> tuple[ev.ConnectionOpened, str] | None:
-        match = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, line.lowered)
-        if match is None or _NOT_OPENING.search(line.lowered):
+        match = line.words.open
+        if match is None or line.words.not_opening:
             return None
         conn = _conn_of(line)
         if not conn:
@@ -432,10 +748,14 @@ class LogParser:
         return event, f"connection opened: {match.group(0)!r}"
 
     def _delivered(self, line: _Line, wall: float, mono: float) -> tuple[ev.LatencySample, str] | None:
-        match = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, line.lowered)
+        match = line.words.delivered
         if match is None:
             return None
-        latency = _latency_ms(line.roles, line.message)
+        latency = None
+        if line.may_have("latency_ms") or line.may_have("latency_s"):
+            latency = _latency_ms(line.roles)
+        if latency is None:
+            latency = line.words.said_ms
         if latency is None:
             return None  # a success without a latency is kept as a line; there is no event to count it
         sample = ev.LatencySample(
@@ -460,12 +780,25 @@ class LogParser:
         )
 
     def _log(self, line: _Line, wall: float, mono: float) -> ev.LogLine:
-        fields = vocab.kept_fields(line.flat.items(), line.skip) if line.flat else {}
+        if line.text is line.message:  # a JSON line's text is its message: what the words say is known
+            words = line.words
+            floor = words.level_floor
+            level = at_least(line.level, floor) if floor else line.level
+            text = words.masked
+        else:
+            level = _level_for_text(line.level, line.text)
+            text = vocab.mask_text(line.text)
+        if not line.flat:
+            fields: dict[str, str] = {}
+        elif line.shape is not None:
+            fields = vocab.kept_by(line.flat, line.shape.kept)
+        else:
+            fields = vocab.kept_fields(line.flat.items(), line.skip)
         return ev.LogLine(
             wall=wall,
             mono=mono,
-            level=_level_for_text(line.level, line.text),
-            text=vocab.mask_text(line.text),
+            level=level,
+            text=text,
             source=self.source,
             fields=fields,
         )
@@ -475,8 +808,22 @@ class LogParser:
 
 
 def _from_record(record: dict[str, Any], continuation: str) -> _Line:
+    flat, shape, message, level, words = _record_parts(record)
+    text = f"{message}\n{continuation}" if continuation else message
+    crash = bool(continuation) or words.crashed
+    if continuation:
+        level = at_least(level, "error")
+    skip = shape.skip
+    return _Line(
+        message, level, text, flat, skip, record, crash, shape=shape, lowered=words.lowered, _words=words
+    )
+
+
+def _record_parts(record: dict[str, Any]) -> tuple[dict[str, Any], _Shape, str, str, _Words]:
+    """A JSON record's fields flattened, what its keys say, its message, its level and its words."""
     flat = vocab.flatten(record)
-    message_key = _first_key(record, vocab.MESSAGE_KEYS)
+    shape = _shape_of(record, flat)
+    message_key = shape.message_key
     message = record.get(message_key, "") if message_key else ""
     if isinstance(message, dict | list):
         message = ""
@@ -485,20 +832,29 @@ def _from_record(record: dict[str, Any], continuation: str) -> _Line:
         if isinstance(err, dict):
             message = err.get("message") or err.get("type") or err.get("name") or ""
     message = strip_ansi(str(message))
-    level_key = _first_key(record, vocab.LEVEL_KEYS)
+    level_key = shape.level_key
     level = normalise_level(record[level_key]) if level_key else "info"
-    text = f"{message}\n{continuation}" if continuation else message
-    crash = bool(continuation) or _crashed(message.lower())
-    if continuation:
-        level = at_least(level, "error")
-    skip = _SKIPS.get((message_key, level_key))
-    if skip is None:
-        skip = _SKIPS[(message_key, level_key)] = frozenset(k for k in (message_key, level_key, "v") if k)
-    return _Line(message, level, text, flat, skip, record, crash=crash)
+    return flat, shape, message, level, _words_seen(message)
 
 
-# The keys a kept line leaves out (its message and its level), by which keys those were.
-_SKIPS: dict[tuple[str, str], frozenset[str]] = {}
+def _quiet(shape: _Shape, words: _Words) -> bool:
+    """Whether no recogniser can make an event of a one-line JSON record with these keys and this
+    message, whatever its values: _recognise's checks that depend on the words and the keys only."""
+    if words.lowered == "connection stats":
+        return False  # traffic
+    if not words.cue:
+        return True
+    if words.strong is not None or words.weak is not None or (words.send and shape.error_key):
+        return False  # a failure
+    if words.crashed:
+        return True  # a crash is no open, close or delivery
+    roles = shape.role_names
+    if words.close is not None or "code" in words.lowered or "code" in roles:
+        return False
+    if words.open is not None and not words.not_opening:
+        return False
+    latency = "latency_ms" in roles or "latency_s" in roles or words.said_ms is not None
+    return words.delivered is None or not latency
 
 
 def _first_key(record: dict[str, Any], keys: tuple[str, ...]) -> str:
@@ -528,16 +884,21 @@ def _from_text(block: str) -> _Line:
         first = vocab.first_key_value(message)
         if first > 0 and not any(k in flat for k in ("msg", "message", "event")):
             message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
-    level_match = _TEXT_LEVEL.search(head)
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
-        level = normalise_level(level_match.group(1)) if level_match else "info"
-    said = next((flat[k] for k in ("msg", "message", "event") if flat.get(k)), "")
-    skip = frozenset({"msg", "message", "event", "level"}) if said else frozenset({"level"})
+        level = _level_said(head, head.lower()) or "info"
+    said = ""
+    if flat:
+        said = next((flat[k] for k in ("msg", "message", "event") if flat.get(k)), "")
+    skip = _SKIP_SAID if said else _SKIP_LEVEL
     if crash:
         level = at_least(level, "fatal" if node_crash else "error")
     crash = crash or _crashed(message.lower())
     return _Line(said or message, level, block, flat, skip, crash=crash)
+
+
+_SKIP_SAID = frozenset({"msg", "message", "event", "level"})
+_SKIP_LEVEL = frozenset({"level"})
 
 
 def _json_tail(text: str) -> tuple[str, dict[str, Any]] | None:
@@ -582,10 +943,14 @@ def _crashed(lowered: str) -> bool:
 
 
 def _plain_why(line: _Line) -> str:
-    if line.crash:
+    return _plain_why_of(line.crash, line.level)
+
+
+def _plain_why_of(crash: bool, level: str) -> str:
+    if crash:
         return "crash or stack trace: kept as an error line"
-    if _is_warning(line.level):
-        return f"no event in its words; kept ({line.level})"
+    if _is_warning(level):
+        return f"no event in its words; kept ({level})"
     return "no event in its words; kept as a log line"
 
 
@@ -593,6 +958,8 @@ def _plain_why(line: _Line) -> str:
 
 
 def _text_of(value: Any) -> str:
+    if type(value) is str and "\x1b" not in value:  # most ids: no colour to strip, no conversion
+        return value.strip()
     return "" if value is None else vocab.text_of(value)
 
 
@@ -634,22 +1001,18 @@ def _close_code(line: _Line, *, close_words: bool) -> int | None:
     code = _as_close_code(line.roles.get("code"))
     if code is not None:
         return code
-    if close_words or _CLOSE_CONTEXT.search(line.message):
+    if close_words or _close_context(line.message, line.lowered):
         code = _as_close_code(line.flat.get("code"))
         if code is not None:
             return code
-    return _text_close_code(line.message)
+    return _text_close_code(line.message, line.lowered)
 
 
 def _closer(line: _Line) -> str:
     said = line.roles.get("closer")
     if said is not None:
         return _CLOSERS.get(_text_of(said).lower(), "unknown")
-    if _CLIENT_CLOSED.search(line.lowered):
-        return "client"
-    if _SERVER_CLOSED.search(line.lowered):
-        return "server"
-    return "unknown"
+    return line.words.closer
 
 
 def _duration_s(flat: dict[str, Any]) -> float | None:
@@ -667,6 +1030,7 @@ _TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
 def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
+    """A latency from the fields (``latency_ms``, ``took`` …), else from the words of ``message``."""
     for role, scale in (("latency_ms", 1.0), ("latency_s", 1000.0)):
         value = roles.get(role)
         if not isinstance(value, int | float | str):
@@ -683,14 +1047,19 @@ def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
 
 def _level_for_text(level: str, text: str) -> str:
     """Lines that name a refusal or a timeout are errors, an invalid message format a warning at least."""
+    floor = _level_floor(text)
+    return at_least(level, floor) if floor else level
+
+
+def _level_floor(text: str) -> str:
     lowered = text.lower()
     if "refused" not in lowered and "timed" not in lowered and "invalid" not in lowered:
-        return level  # the regexes below cannot match: skip them, this runs for every kept line
+        return ""  # the regexes below cannot match: skip them, this runs for every kept line
     if _REFUSED.search(text) or _TIMEOUT.search(text):
-        return at_least(level, "error")
+        return "error"
     if _INVALID_FORMAT.search(text):
-        return at_least(level, "warn")
-    return level
+        return "warn"
+    return ""
 
 
 def _failure_from_text(text: str) -> tuple[str, str]:
@@ -730,10 +1099,12 @@ def _as_close_code(value: Any) -> int | None:
     return None
 
 
-def _text_close_code(text: str) -> int | None:
-    match = _CLOSE_CODE.search(text)
-    if match is None and _CLOSE_CONTEXT.search(text):
-        match = _BARE_CODE.search(text)
+def _text_close_code(text: str, lowered: str = "") -> int | None:
+    lowered = lowered or text.lower()
+    ascii_text = text.isascii()  # then a pattern cannot match where none of its words is
+    match = None if ascii_text and "clos" not in lowered else _CLOSE_CODE.search(text)
+    if match is None and _close_context(text, lowered):
+        match = None if ascii_text and _none_of(("code", "("), lowered) else _BARE_CODE.search(text)
         if match is not None:
             return int(match.group("code") or match.group("paren"))
     return int(match.group("code")) if match else None
@@ -741,9 +1112,21 @@ def _text_close_code(text: str) -> int | None:
 
 def _text_conn(text: str, *, exclude_message_ids: bool = False) -> str:
     """A connection id named in free text: ``conn=c12``, ``clientId: abc``, ``connection c12``."""
-    for pattern in (_CONN_KEY_VALUE, _CONN_WORD):
-        for match in pattern.finditer(text):
-            found = match.group("id").rstrip(".,;:)/'\"")
+    if text.isascii():  # the patterns without IGNORECASE in the lower-cased text, where their words are
+        lowered = text.lower()
+        patterns = [
+            pattern
+            for pattern, words in (
+                (_CONN_KEY_VALUE_LOWER, _CONN_KEY_VALUE_WORDS),
+                (_CONN_WORD_LOWER, _CONN_WORD_WORDS),
+            )
+            if not _none_of(words, lowered)
+        ]
+    else:
+        lowered, patterns = text, [_CONN_KEY_VALUE, _CONN_WORD]
+    for pattern in patterns:
+        for match in pattern.finditer(lowered):
+            found = text[match.start("id") : match.end("id")].rstrip(".,;:)/'\"")
             if not found or found.lower() in _NOT_AN_ID:
                 continue
             if exclude_message_ids and _MESSAGE_ID.fullmatch(found):

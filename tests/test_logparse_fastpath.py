@@ -1,0 +1,266 @@
+"""The fast path of log recognition makes what the full path makes.
+
+The fast path is the pre-filter (a JSON line decoded for its message and level alone, its verdict
+remembered by message and level), the quiet-line shortcut (a JSON line no recogniser can make an event
+of, known by its keys and message) and the memos of words, keys and levels. The full path sends every
+line through the recognisers with nothing remembered. Lines are built from the vocabulary's words and
+field names, from small pools so that messages and keys repeat line after line as a real logger's do
+(the memos are hit, not only filled).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wsmon.core import events as ev
+from wsmon.sources import logparse
+from wsmon.sources.logparse import LogParser
+
+WORDS = (
+    "client", "connected", "disconnected", "connection", "closed", "with code", "1006", "1000", "opened",
+    "new", "joined", "left", "failed to send", "deliver", "delivered", "message", "msg_12", "routed",
+    "sent", "not open", "readyState 3", "EPIPE", "write after end", "recipient", "unknown", "offline",
+    "dropped", "ack", "in 12 ms", "took 3.5 ms", "by client", "by the server", "from 10.0.0.7:5678",
+    "conn=c1", "clientId: abc", "socket c2", "MessageDeliveryError:", "uncaught exception", "fatal",
+    "panic", "ERROR", "WARN", "INFO", "debug", "timed out", "ECONNREFUSED", "invalid message format",
+    "connection stats", "heartbeat", "device registered", "query ok", "code", "(1005)", "session s1",
+    "Bearer abcdefghijkl", "ws://user:pw@host/x", "\x1b[31m", "\x1b[0m", "ſocket", "\u212a", "İNFO",
+    "connecté",
+)  # fmt: skip
+KEYS = (
+    "connectionId", "conn_id", "socketId", "sid", "client.id", "messageId", "payload.messageId",
+    "payload.id", "to", "recipient", "code", "closeCode", "reason", "closedBy", "remoteAddress",
+    "remotePort", "latency_ms", "durationMs", "elapsed", "error", "err.message", "error.message",
+    "exc_info", "password", "token", "path", "id", "msgs_in", "bytes_out", "time", "pid", "hostname", "v",
+)  # fmt: skip
+VALUES = (
+    "c1", "c2", "msg_3", 1000, 1006, "1005", 4.5, 12, "12ms", True, None, "", [], {"a": 1}, "client",
+    "server", "10.0.0.7", 5678, "WebSocket is not open: readyState 3", "write after end", "x" * 40,
+    "\x1b[31mred\x1b[0m", "ws://user:pw@host/p",
+)  # fmt: skip
+LEVELS = ("info", "INFO", "warn", "error", "debug", "notice", 30, 40, 50, "\x1b[32minfo\x1b[39m")
+
+PHRASES = (
+    "client connected", "client disconnected", "connection closed", "message delivered", "message routed",
+    "failed to send message", "heartbeat", "socket c2 closed", "session s1 left", "sent ack", "ok",
+)  # fmt: skip
+words = st.one_of(
+    st.sampled_from(PHRASES),
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=3).map(" ".join),
+    st.tuples(st.sampled_from(PHRASES), st.sampled_from(WORDS)).map(" ".join),
+)
+fields = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), min_size=1, max_size=6)
+
+
+@st.composite
+def json_line(draw: st.DrawFn, messages: list[str], shapes: list[dict[str, object]]) -> str:
+    record: dict[str, object] = {}
+    for key, value in draw(st.sampled_from(shapes)).items():
+        parent, _, leaf = key.rpartition(".")
+        if parent:  # a dotted name as a nested object, as most loggers write it
+            nested = record.setdefault(parent, {})
+            if isinstance(nested, dict):
+                nested[leaf] = value
+                continue
+        record[key] = value
+    message_key = draw(st.sampled_from(("msg", "message", "event", None)))
+    if message_key:
+        record[message_key] = draw(st.sampled_from(messages))
+    level_key = draw(st.sampled_from(("level", "severity", "levelname", None)))
+    if level_key:
+        record[level_key] = draw(st.sampled_from(LEVELS))
+    return json.dumps(record, ensure_ascii=draw(st.booleans()))
+
+
+@st.composite
+def text_line(draw: st.DrawFn, messages: list[str]) -> str:
+    level = draw(st.sampled_from(("INFO", "WARN", "ERROR", "DEBUG", "info", "")))
+    line = f"2026-12-02 03:00:00,000 {level} [router] {draw(st.sampled_from(messages))}"
+    pairs = draw(
+        st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(("c1", "1006", "5", "x y"))), max_size=3)
+    )
+    return " ".join([line, *(f'{k}="{v}"' if " " in v else f"{k}={v}" for k, v in pairs)])
+
+
+@st.composite
+def log(draw: st.DrawFn) -> list[str]:
+    messages = draw(st.lists(words, min_size=1, max_size=4))
+    shapes = draw(st.lists(fields, min_size=1, max_size=3))
+    line = st.one_of(json_line(messages, shapes), text_line(messages))
+    return draw(st.lists(line, min_size=5, max_size=40))
+
+
+def _clock() -> tuple[float, float]:
+    _clock.now += 1.0  # type: ignore[attr-defined]
+    return 1_796_180_000.0 + _clock.now, _clock.now  # type: ignore[attr-defined]
+
+
+_clock.now = 0.0  # type: ignore[attr-defined]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(log())
+def test_the_fast_path_makes_what_the_full_path_makes(lines: list[str]) -> None:
+    assert_same(lines)
+
+
+def test_the_fast_path_makes_what_the_full_path_makes_on_many_lines() -> None:
+    """The same on 20,000 lines drawn at random (seeded): an event the shortcuts would lose may need a
+    rare mix of words and keys, and volume finds it where a few hundred examples do not."""
+    rng = random.Random(13)
+    messages = [" ".join(rng.choices(WORDS, k=rng.randint(0, 4))) for _ in range(300)] + list(PHRASES) * 10
+    shapes = [_shape(rng) for _ in range(120)]
+    lines = []
+    for _ in range(20_000):
+        message, shape = rng.choice(messages), rng.choice(shapes)
+        if rng.random() < 0.7:
+            record = {**shape, rng.choice(("msg", "message", "event")): message}
+            if rng.random() < 0.8:
+                record[rng.choice(("level", "severity", "levelname"))] = rng.choice(LEVELS)
+            lines.append(json.dumps(record))
+        else:
+            pairs = " ".join(
+                f"{k}={v}" for k, v in list(shape.items())[:2] if isinstance(v, str) and " " not in v
+            )
+            lines.append(f"2026-12-02 03:00:00 {rng.choice(('INFO', 'WARN', 'debug'))} {message} {pairs}")
+    assert_same(lines)
+
+
+def _shape(rng: random.Random) -> dict[str, object]:
+    """Keys a logger might write: often a connection, a code, a latency or an error among them, with
+    values that may or may not be usable ones."""
+    shape: dict[str, object] = {k: rng.choice(VALUES) for k in rng.sample(KEYS, rng.randint(0, 4))}
+    for names, values, chance in (
+        (("connectionId", "socketId", "sid", "client.id", "id"), ("c1", "c2", 7, "", None), 0.6),
+        (("closeCode", "code", "wsCode"), (1000, 1006, "1005", 99, None), 0.3),
+        (("latency_ms", "durationMs", "took"), (4.5, "12ms", -1, None), 0.3),
+        (
+            ("error", "err.message", "exc_info"),
+            ("write after end", "boom", "Traceback (most recent call last):"),
+            0.3,
+        ),
+        (("messageId", "payload.messageId"), ("msg_1", 5, None), 0.3),
+    ):
+        if rng.random() < chance:
+            shape[rng.choice(names)] = rng.choice(values)
+    return shape
+
+
+def assert_same(lines: list[str]) -> None:
+    fast_parser, full_parser = LogParser("server", _clock), LogParser("server", _clock)
+    fast = [fast_parser._explain(line) for line in lines]  # memos filled, then hit as lines repeat
+    full = []
+    for line in lines:
+        logparse._forget()  # nothing remembered: every line worked out from scratch
+        full.append(full_parser._explain(line, shortcuts=False))
+    for line, (fast_events, fast_why), (full_events, full_why) in zip(lines, fast, full, strict=True):
+        if fast_why.endswith("(pre-filter)"):
+            # Chatter: kept as its text and level, without its fields; the recognisers make no event of it.
+            [kept] = fast_events
+            [log_line] = full_events
+            assert isinstance(kept, ev.LogLine) and isinstance(log_line, ev.LogLine), line
+            assert kept.fields == {}, line
+            assert kept.text == log_line.text, line
+            if line.startswith("{"):
+                assert kept.level == log_line.level, line
+            continue
+        assert [_without_clock(e) for e in fast_events] == [_without_clock(e) for e in full_events], line
+        assert fast_why == full_why, line
+
+
+def _without_clock(event: ev.Event) -> ev.Event:
+    return msgspec.structs.replace(event, wall=0.0, mono=0.0)
+
+
+def test_the_memos_stay_bounded_when_every_message_differs() -> None:
+    """A logger that puts an id in every message: the memos are emptied and start again, they do not
+    grow with the log, and every line is still recognised."""
+    logparse._forget()
+    parser = LogParser("server", lambda: (0.0, 0.0))
+    count = logparse._MEMO_ENTRIES + 500
+    for n in range(count):
+        [event] = parser.parse(json.dumps({"msg": f"client c{n} connected", "level": "info"}))
+        assert isinstance(event, ev.ConnectionOpened) and event.conn == f"c{n}"
+        parser.parse(json.dumps({"msg": f"heartbeat {n}", "level": "info"}))
+    for memo in (logparse._CHATTER_SEEN, logparse._WORDS_SEEN, logparse._SHAPES):
+        assert len(memo) <= logparse._MEMO_ENTRIES
+
+
+def test_a_long_message_is_recognised_and_not_remembered() -> None:
+    logparse._forget()
+    parser = LogParser("server", lambda: (0.0, 0.0))
+    message = "client c9 connected " + "x" * logparse._MEMO_MAX_CHARS
+    [event] = parser.parse(json.dumps({"msg": message, "connectionId": "c9"}))
+    assert isinstance(event, ev.ConnectionOpened) and event.conn == "c9"
+    assert message not in logparse._WORDS_SEEN
+    assert all(seen[0] != message for seen in logparse._CHATTER_SEEN)
+
+
+def test_non_ascii_text_takes_the_case_insensitive_patterns() -> None:
+    """The lower-cased ASCII shortcut must not lose what IGNORECASE finds in other text: a long s
+    (U+017F) and a Kelvin sign (U+212A) match "s" and "k" case-insensitively, so "ſocket c7" and
+    "socKet c8" name connections, as they did before the shortcut."""
+    parser = LogParser("server", lambda: (0.0, 0.0))
+    for line, conn in (("INFO ſocket c7 closed", "c7"), ("INFO soc\u212aet c8 disconnected", "c8")):
+        [closed] = parser.parse(f"2026-12-02 03:00:00 {line}")
+        assert isinstance(closed, ev.ConnectionClosed) and closed.conn == conn, line
+    [closed] = parser.parse("2026-12-02 03:00:00 INFO Connection c9 closed with code 1006, déconnecté")
+    assert isinstance(closed, ev.ConnectionClosed) and (closed.conn, closed.code) == ("c9", 1006)
+
+
+# What the ASCII shortcuts replace: the case-insensitive patterns searched in the text as it is.
+def _level_before(text: str) -> str | None:
+    match = logparse._TEXT_LEVEL.search(text)
+    return logparse.normalise_level(match.group(1)) if match else None
+
+
+def _conn_before(text: str) -> str:
+    for pattern in (logparse._CONN_KEY_VALUE, logparse._CONN_WORD):
+        for match in pattern.finditer(text):
+            found = match.group("id").rstrip(".,;:)/'\"")
+            if (
+                found
+                and found.lower() not in logparse._NOT_AN_ID
+                and not logparse._MESSAGE_ID.fullmatch(found)
+            ):
+                return found
+    return ""
+
+
+def _close_code_before(text: str) -> int | None:
+    match = logparse._CLOSE_CODE.search(text)
+    if match is None and logparse._CLOSE_CONTEXT.search(text):
+        match = logparse._BARE_CODE.search(text)
+        if match is not None:
+            return int(match.group("code") or match.group("paren"))
+    return int(match.group("code")) if match else None
+
+
+def _closer_before(lowered: str) -> str:
+    if logparse._CLIENT_CLOSED.search(lowered):
+        return "client"
+    return "server" if logparse._SERVER_CLOSED.search(lowered) else "unknown"
+
+
+SHORTCUT_WORDS = (
+    *WORDS, "conn", "connection", "id", "sid=s9", "client_id: 'k7'", "peer", "by remote", "kicked",
+    "evicted", "server closed", "close code: 4001", "code=1011", "hung up", "went away", "terminated",
+    "TRACE", "Warning", "CRITICAL", "err", "NOTICE", "\u0130nfo", "cl\u0131ent", "S\u017fID=x",
+    "\u212aicked", "é", "#c5", "c6.", ":", "=",
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(SHORTCUT_WORDS), max_size=8).map(" ".join))
+def test_the_ascii_shortcuts_find_what_the_case_insensitive_patterns_find(text: str) -> None:
+    lowered = text.lower()
+    assert logparse._level_said(text, lowered) == _level_before(text)
+    assert logparse._text_conn(text, exclude_message_ids=True) == _conn_before(text)
+    assert logparse._text_close_code(text, lowered) == _close_code_before(text)
+    assert logparse._close_context(text, lowered) == bool(logparse._CLOSE_CONTEXT.search(text))
+    assert logparse._closer_said(lowered) == _closer_before(lowered)
