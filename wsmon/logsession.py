@@ -2,9 +2,9 @@
 
 The events come from ``wsmon.sources.logreplay`` (each stamped with its line's own time, several logs
 merged by time). They go through what a live session puts them through — made visible
-(``clean_event``), applied to one reducer — and the judge runs on the log's clock, every
-``TICK_S`` of log time as a live session's does every ``TICK_S`` of real time, so an alert's "for how
-long" is the night's. Streams: nothing is kept but the State (bounded) and the current batch.
+(``clean_event``), applied to one reducer — and the judge runs on the log's clock (once a second of
+log time), so an alert's "for how long" is the night's. Streams: nothing is kept but the State
+(bounded) and the current batch.
 """
 
 from __future__ import annotations
@@ -20,11 +20,15 @@ from wsmon.core.limits import Limit, judge
 from wsmon.core.reducer import Reducer
 from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
-from wsmon.session import TICK_S
 from wsmon.sources.logreplay import LogStream, merged_events
 from wsmon.sources.logrules import Rule
 from wsmon.store.format import FORMAT_VERSION, RecordedTarget, RecordingHeader
 from wsmon.store.writer import MAX_BATCH_EVENTS, RecordingWriter
+
+# Live, the judge runs four times a second; here once a second of the log's time: an alert's start and
+# length are the night's within a second, and judging (a latency's p95 sorts the last minute's samples)
+# costs a quarter of the recognising on a busy log, not twice it (bench/bench_report_log.py).
+JUDGE_EVERY_S = 1.0
 
 
 class LogSession:
@@ -67,14 +71,13 @@ class LogSession:
         for event in self._events:
             mono = event.mono
             if next_tick is None:
-                next_tick = mono + TICK_S
+                next_tick = mono + JUDGE_EVERY_S
             elif mono >= next_tick:
-                # A live session judges every TICK_S; here the log's time passed that tick: judge the
-                # State as it stood then, at the moment the tick fell due.
+                # The log's time passed a judging tick: the State as it stands, before this event.
                 for alert in judge(state, limits, state.last_wall, state.last_mono):
                     apply(alert)
                     yield alert
-                next_tick = mono + TICK_S
+                next_tick = mono + JUDGE_EVERY_S
             event = clean_event(event)
             apply(event)
             yield event
