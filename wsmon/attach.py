@@ -58,6 +58,8 @@ class AttachOptions:
     server: str | None = None  # a server command wsmon starts itself
     taps: list[str] = field(default_factory=list)  # LISTEN=UPSTREAM
     logs: list[str] = field(default_factory=list)  # files to follow, or "-" for stdin
+    # --follow / --no-follow; None: a file is followed like tail -F, standard input read to its end.
+    follow: bool | None = None
     feeds: list[str] = field(default_factory=list)  # redis://…#channel, postgresql://…#channel
     capture_payloads: bool = False
     log_rules: list[Any] = field(default_factory=list)  # from wsmon.toml [[log.rules]]
@@ -386,9 +388,11 @@ def build_sources(options: AttachOptions) -> list[Source]:
         sources.append(tap)
     for name, path in zip(log_names(options)[1 if server else 0 :], options.logs, strict=True):
         if path == "-":
-            sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules))
+            follow = options.follow is True
+            sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules, follow=follow))
         else:
-            sources.append(LogFileSource(path, target=name, parser_rules=options.log_rules))
+            follow = options.follow is not False
+            sources.append(LogFileSource(path, target=name, parser_rules=options.log_rules, follow=follow))
     for number, spec in enumerate(options.feeds, 1):
         sources.append(FeedSource(spec, target="feed" if len(options.feeds) == 1 else f"feed{number}"))
     if options.url and options.probes > 0:

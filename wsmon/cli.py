@@ -177,6 +177,12 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
             "--log", "logs", multiple=True, metavar="FILE", help="Follow the server's log file; - for stdin."
         ),
         click.option(
+            "--follow/--no-follow",
+            default=None,
+            help="Keep reading --log as it grows (default for a file), or read it to its end and stop "
+            "(default for -).",
+        ),
+        click.option(
             "--feed",
             "feeds",
             multiple=True,
@@ -225,10 +231,12 @@ def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
     flags["series"] = list(flags.get("series") or [])
     for key in ("taps", "logs", "feeds"):
         flags[key] = list(flags.get(key) or [])
+    follow = flags.pop("follow", None)
     try:
         options = resolve_options(flags, settings)
     except ConfigError as exc:
         fail(str(exc))
+    options.follow = follow
     if not options.configured():
         fail(
             "nothing to watch: give a ws:// URL, --server, --redis, --postgres, --health, --metrics, --pid, "
