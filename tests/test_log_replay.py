@@ -279,3 +279,28 @@ def test_iso_and_epoch_ms_agree(ms: int) -> None:
     clock = LineClock()
     assert clock.stamp(json.dumps({"timestamp": text})) == pytest.approx(ms / 1000, abs=1e-6)
     assert clock.stamp(json.dumps({"time": ms})) == pytest.approx(ms / 1000, abs=1e-6)
+
+
+# --- --follow -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", [("--log", "-"), ("--log", "server.log", "--no-follow")])
+def test_a_saved_log_without_follow_ends_at_the_end_of_input(tmp_path: Path, how: tuple[str, ...]) -> None:
+    """A live attach reading only a saved log (stdin, or a file with --no-follow) ends with it."""
+    log = tmp_path / "server.log"
+    tally = write_night(log, "json", conns=40)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    for name in ("WSMON_URL", "REDIS_URL", "DATABASE_URL"):
+        env.pop(name, None)
+    with log.open("rb") as saved:
+        done = subprocess.run(
+            [sys.executable, "-m", "wsmon", "attach", *how, "--headless"],
+            cwd=tmp_path,
+            env=env,
+            stdin=saved,
+            capture_output=True,
+            text=True,
+            timeout=60,  # without the end of input ending it, it would run until killed
+        )
+    assert done.returncode in (0, 1), done.stderr
+    assert f"Connections: {tally['opened']} opened" in done.stdout

@@ -487,6 +487,14 @@ def targets_of(options: AttachOptions) -> list[dict[str, str]]:
     return out
 
 
+def reads_finite_logs_only(options: AttachOptions) -> bool:
+    """Only saved logs read to their end (no --follow), nothing live: a headless session can end with
+    them (`wsmon attach --log - --headless < saved.log`)."""
+    if options.configured() != ["logs"] or options.follow is True:
+        return False
+    return options.follow is False or all(path == "-" for path in options.logs)
+
+
 def build_attach_session(
     options: AttachOptions, *, limits: tuple[Limit, ...], record: Path | None, duration: float | None
 ) -> Session:

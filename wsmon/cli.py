@@ -266,6 +266,7 @@ def attach(
     _check_record_path(record)
     session = build_attach_session(options, limits=settings.limits, record=record, duration=duration)
     _add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
+    _end_with_finite_logs(session, options, headless)
     if headless:
         _run_headless(session.run, session.stop)
         from wsmon.core.report import build_report, render_text
@@ -700,6 +701,13 @@ def import_log(logs_in: tuple[Path, ...], output: Path, limit_flags: tuple[str, 
 
 
 # --- saved logs as sessions (report, replay, import) ----------------------------------------------
+
+
+def _end_with_finite_logs(session: Any, options: Any, headless: bool) -> None:
+    """`--log -` (or --no-follow) without --follow ends at the end of input: headless, so does the session."""
+    from wsmon.attach import reads_finite_logs_only
+
+    session.end_with_sources = headless and reads_finite_logs_only(options)
 
 
 class _SavedLogs:
