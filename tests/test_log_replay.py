@@ -6,6 +6,7 @@ logging's own API, so a "night" takes a second to write; the counts are the logg
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import os
@@ -189,7 +190,7 @@ def test_lines_without_a_timestamp_take_their_predecessors(tmp_path: Path) -> No
         "2026-12-01 19:00:00,000 INFO [router] client c-1 disconnected (code 1001)\n"
     )
     events = events_of(log)
-    at = iso_seconds("2026-12-01T18:00:00+00:00")
+    at = iso_seconds("2026-12-01T18:00:00")  # no offset: local time, as the logger wrote it
     assert events[0].wall == at  # TargetAdded: the log's first moment
     banner = next(e for e in events if isinstance(e, ev.LogLine) and "starting router" in e.text)
     assert banner.wall == at
@@ -304,3 +305,35 @@ def test_a_saved_log_without_follow_ends_at_the_end_of_input(tmp_path: Path, how
         )
     assert done.returncode in (0, 1), done.stderr
     assert f"Connections: {tally['opened']} opened" in done.stdout
+
+
+async def test_replay_follow_reads_a_log_on_its_own_clock_then_as_it_grows(tmp_path: Path) -> None:
+    from wsmon.core.limits import DEFAULT_LIMITS
+    from wsmon.logsession import LogFollowFeed, LogSession
+
+    log = tmp_path / "server.log"
+    tally = write_night(log, "text", conns=30)
+    feed = LogFollowFeed(LogSession([log], DEFAULT_LIMITS), poll_interval=0.02)
+    task = asyncio.create_task(feed.run())
+    try:
+        async with asyncio.timeout(20):
+            while feed.state.opened_total < tally["opened"]:
+                await asyncio.sleep(0.02)
+        assert feed.state.duration_s == pytest.approx(tally["last"] - tally["first"], abs=0.002)
+        with log.open("a") as out:  # the server goes on writing, an hour later
+            out.write("2026-12-02 23:00:00,000 INFO [router] client c-999 connected from 10.0.0.9:4999\n")
+        async with asyncio.timeout(20):
+            while feed.state.opened_total < tally["opened"] + 1:
+                await asyncio.sleep(0.02)
+        assert feed.state.last_wall == iso_seconds("2026-12-02T23:00:00")  # local time, as written
+        assert not task.done()  # it follows: the end of the file is not the end
+    finally:
+        feed.stop()
+        await asyncio.wait_for(task, 5)
+
+
+def test_replay_follow_is_for_one_log_in_the_dashboard(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    write_night(log, "json", conns=3)
+    done = wsmon("replay", log, "--follow", "--headless", cwd=tmp_path)
+    assert done.returncode == 2 and "--follow follows one log" in done.stderr

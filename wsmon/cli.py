@@ -474,18 +474,21 @@ def _targets_table(state: Any, missing: list[str]) -> str:
 @click.option(
     "--speed", default=1.0, show_default=True, type=click.FloatRange(0.25, 16), help="Replay speed factor."
 )
-def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float) -> None:
+@click.option("--follow", is_flag=True, help="A log: read it to its end, then keep reading it as it grows.")
+def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float, follow: bool) -> None:
     """Step through a recorded session in the dashboard, at recorded pace.
 
     FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
-    by time): it is replayed on its own timestamps.
+    by time): it is replayed on its own timestamps, and ends at its end unless --follow.
     """
     from wsmon.core.report import build_report, render_text
     from wsmon.store.format import RecordingError
 
     if _saved_logs(file, more_logs):
-        _replay_log([file, *more_logs], headless=headless, speed=speed)
+        _replay_log([file, *more_logs], headless=headless, speed=speed, follow=follow)
         return
+    if follow:
+        fail(f"{file}: --follow follows a log, and this is a recording")
     try:
         if headless:
             from wsmon.store.reader import RecordingReader
@@ -787,13 +790,21 @@ def _write_logs(paths: list[Path], output: Path, limits: Any, command: str) -> i
     return int(count)
 
 
-def _replay_log(paths: list[Path], *, headless: bool, speed: float) -> None:
-    """A saved log in the dashboard: recorded into a temporary recording first, then replayed."""
+def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool) -> None:
+    """A saved log in the dashboard: recorded into a temporary recording first, then replayed; or, with
+    --follow, read on its own clock to its end and then as it grows, like a live session."""
     import tempfile
 
     from wsmon.core.report import build_report, render_text
 
     limits = _settings(()).limits
+    if follow:
+        from wsmon.logsession import LogFollowFeed
+
+        if headless or len(paths) > 1:
+            fail("--follow follows one log, in the dashboard (not with --headless)")
+        _run_dashboard(LogFollowFeed(_log_session(paths, limits)))
+        sys.exit(EXIT_OK)
     if headless:
         saved = _read_logs(paths, limits, "replay")
         _print_warnings(saved.warnings)

@@ -45,6 +45,7 @@ class LogSession:
         self.reducer = Reducer()
         self.streams: list[LogStream]
         self.streams, self._events = merged_events(self.paths, rules)
+        self._next_tick: float | None = None
 
     @property
     def state(self) -> State:
@@ -64,27 +65,34 @@ class LogSession:
 
     def events(self) -> Iterator[ev.Event]:
         """Every event, applied to the State before it is yielded, the judge's alerts among them."""
-        apply = self.reducer.apply
-        state = self.reducer.state
-        limits = self.limits
-        next_tick: float | None = None
+        consume = self.consume
         for event in self._events:
-            mono = event.mono
-            if next_tick is None:
-                next_tick = mono + JUDGE_EVERY_S
-            elif mono >= next_tick:
-                # The log's time passed a judging tick: the State as it stands, before this event.
-                for alert in judge(state, limits, state.last_wall, state.last_mono):
-                    apply(alert)
-                    yield alert
-                next_tick = mono + JUDGE_EVERY_S
-            event = clean_event(event)
-            apply(event)
-            yield event
-        if next_tick is not None:
-            for alert in judge(state, limits, state.last_wall, state.last_mono):
-                apply(alert)
-                yield alert
+            yield from consume(event)
+        yield from self.judge_now()
+
+    def consume(self, event: ev.Event) -> list[ev.Event]:
+        """Apply one event (and, when the log's time passed a judging tick, the judge's alerts before
+        it, on the State as it stands); what was applied, in order."""
+        out: list[ev.Event] = []
+        mono = event.mono
+        if self._next_tick is None:
+            self._next_tick = mono + JUDGE_EVERY_S
+        elif mono >= self._next_tick:
+            out = self.judge_now()
+            self._next_tick = mono + JUDGE_EVERY_S
+        event = clean_event(event)
+        self.reducer.apply(event)
+        out.append(event)
+        return out
+
+    def judge_now(self) -> list[ev.Event]:
+        state = self.reducer.state
+        if state.first_mono is None:
+            return []
+        alerts = judge(state, self.limits, state.last_wall, state.last_mono)
+        for alert in alerts:
+            self.reducer.apply(alert)
+        return alerts
 
     def run(self) -> State:
         """Read every log to its end; the State after them."""
@@ -115,4 +123,48 @@ class LogSession:
         return writer.events_written
 
 
-__all__ = ["LogSession"]
+class LogFollowFeed:
+    """`wsmon replay server.log --follow`: the dashboard's feed of one saved log read on its own clock
+    to its end, then followed as it grows (appends only: a rotated or truncated log is not followed)."""
+
+    mode = "live"
+
+    def __init__(self, session: LogSession, *, poll_interval: float = 0.25) -> None:
+        if len(session.streams) != 1:
+            raise ValueError("--follow follows one log")
+        self.session = session
+        self.poll_interval = poll_interval
+        self.paused = False
+        self.title = f"replay · {session.paths[0]} (following)"
+        self._stopping = False
+
+    @property
+    def state(self) -> State:
+        return self.session.state
+
+    @property
+    def limits(self) -> tuple[Limit, ...]:
+        return self.session.limits
+
+    def toggle_pause(self) -> None:
+        self.paused = not self.paused  # the screen only, as live: the log is still read
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self) -> None:
+        import asyncio
+
+        from wsmon.sources.logfile import READ_CHUNK
+        from wsmon.sources.logreplay import open_log
+
+        stream, consume = self.session.streams[0], self.session.consume
+        with open_log(stream.path) as file:
+            while not self._stopping:
+                data = file.read(READ_CHUNK)
+                for event in stream.feed(data) if data else stream.flush_if_idle():
+                    consume(event)
+                await asyncio.sleep(0 if data else self.poll_interval)
+
+
+__all__ = ["LogFollowFeed", "LogSession"]

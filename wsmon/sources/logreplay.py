@@ -86,23 +86,46 @@ class LogStream:
         return self._now
 
     def __iter__(self) -> Iterator[ev.Event]:
-        reference = os.stat(self.path).st_mtime
-        stamps = LineClock(reference)
-        parser = LogParser(self.target, self._clock, self.rules)
-        splitter, folder = LineSplitter(), StackFolder()
-        held: list[str] = []  # blocks before the first timestamp
         with open_log(self.path) as file:
             read = file.read
             while data := read(READ_CHUNK):
-                for line in splitter.feed(data):
-                    yield from self._blocks(folder.feed(line), stamps, parser, held)
-            for line in splitter.flush():
-                yield from self._blocks(folder.feed(line), stamps, parser, held)
-            yield from self._blocks(folder.flush(), stamps, parser, held)
+                yield from self.feed(data)
+        yield from self.finish()
+
+    # --- incremental: for a log followed as it grows (`wsmon replay server.log --follow`) ---------
+
+    def _begin(self) -> None:
+        self._reference = os.stat(self.path).st_mtime
+        self._stamps = LineClock(self._reference)
+        self._parser = LogParser(self.target, self._clock, self.rules)
+        self._splitter, self._folder = LineSplitter(), StackFolder()
+        self._held: list[str] = []  # blocks before the first timestamp
+
+    def feed(self, data: bytes) -> Iterator[ev.Event]:
+        """The events of the complete lines ``data`` ends (a partial last line waits for the rest)."""
+        if not hasattr(self, "_parser"):
+            self._begin()
+        folder, stamps, parser, held = self._folder, self._stamps, self._parser, self._held
+        for line in self._splitter.feed(data):
+            yield from self._blocks(folder.feed(line), stamps, parser, held)
+
+    def flush_if_idle(self) -> Iterator[ev.Event]:
+        """A line held in case a stack trace followed, once nothing more came for a while."""
+        if hasattr(self, "_parser") and self._folder.idle():
+            yield from self._blocks(self._folder.flush(), self._stamps, self._parser, self._held)
+
+    def finish(self) -> Iterator[ev.Event]:
+        """The end of the log: the partial last line, a held block, and undated lines if all were."""
+        if not hasattr(self, "_parser"):
+            self._begin()
+        folder, stamps, parser, held = self._folder, self._stamps, self._parser, self._held
+        for line in self._splitter.flush():
+            yield from self._blocks(folder.feed(line), stamps, parser, held)
+        yield from self._blocks(folder.flush(), stamps, parser, held)
         if held:  # no timestamp anywhere: the file's own time is all there is
             self.undated = len(held)
-            yield from self._start(reference)
-            yield from self._parse(held, reference, parser)
+            yield from self._start(self._reference)
+            yield from self._parse(held, self._reference, parser)
 
     def _blocks(
         self, blocks: list[str], stamps: LineClock, parser: LogParser, held: list[str]
