@@ -20,6 +20,7 @@ import gzip
 import heapq
 import io
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -34,13 +35,17 @@ from wsmon.sources.logtime import LineClock
 
 GZIP_MAGIC = b"\x1f\x8b"
 SQLITE_MAGIC = b"SQLite format 3\x00"
+RECORDING_SUFFIX = ".wsmon"
 MAX_UNDATED_HELD = 10_000  # blocks held while waiting for a log's first timestamp
 _CONN_EVENTS = (ev.ConnectionOpened, ev.ConnectionClosed, ev.ConnectionClosing, ev.Traffic, ev.DeliveryFailed)
 
 
 def is_log_file(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` holds a log (text, or gzip) rather than a recording, told by its content."""
+    """Whether ``path`` holds a log (text, or gzip) rather than a recording, told by its content; the
+    name only settles text that shows no log line at all."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a FIFO or a device is not waited on: the recording reader refuses it
         with open(path, "rb") as file:
             head = file.read(4096)
     except OSError:
@@ -49,7 +54,15 @@ def is_log_file(path: str | os.PathLike[str]) -> bool:
         return False
     if head.startswith(GZIP_MAGIC):
         return True
-    return b"\x00" not in head  # text; a damaged recording or any other binary file is not
+    if b"\x00" in head:
+        return False  # a damaged recording, or some other binary file
+    if Path(path).suffix != RECORDING_SUFFIX:
+        return True
+    # Text named like a recording: a log only if it shows a log line (a timestamp, a JSON object);
+    # anything else is a recording that is damaged, and the recording reader says how.
+    clock = LineClock()
+    lines = head.decode("utf-8", "replace").splitlines()
+    return any(line.lstrip().startswith("{") or clock.stamp(line) is not None for line in lines)
 
 
 def open_log(path: str | os.PathLike[str]) -> BinaryIO:
