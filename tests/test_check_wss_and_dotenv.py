@@ -11,7 +11,7 @@ from pathlib import Path
 from threading import Thread
 
 import pytest
-from services import REDIS_URL, free_port, port_open, wait_until
+from services import REDIS_URL, demo_server_process, port_open
 from test_cli_check import clean_env, table_rows, wsmon_check
 
 from wsmon.config import ConfigError, load_settings, read_dotenv
@@ -20,19 +20,8 @@ from wsmon.config import ConfigError, load_settings, read_dotenv
 @pytest.fixture(scope="module")
 def plain_ws_server() -> Iterator[int]:
     """The reference WebSocket server, plain ws:// only; yields its port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsmon.demo.server", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), 15, f"demo server on port {port}")
+    with demo_server_process() as port:
         yield port
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 @pytest.fixture(scope="module")
@@ -101,4 +90,5 @@ def test_a_dotenv_line_python_dotenv_cannot_parse_names_file_and_line(tmp_path: 
     (tmp_path / ".env").write_text("REDIS_URL=redis://127.0.0.1:6379/0\nnot a line\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(cwd=tmp_path)
-    assert str(caught.value) == f"{tmp_path / '.env'}:2: expected KEY=VALUE, got 'not a line'"
+    # Only the first word is echoed: a line without '=' may be "PASSWORD hunter2" (issue 10 item 7).
+    assert str(caught.value) == f"{tmp_path / '.env'}:2: expected KEY=VALUE, got 'not ***'"

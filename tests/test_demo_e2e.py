@@ -33,12 +33,18 @@ def wsmon(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     )
 
 
+DEMO_EXIT: dict[Path, int] = {}  # the headless demo's exit code, by recording
+
+
 @pytest.fixture(scope="module")
 def demo_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "demo.wsmon"
     result = wsmon("demo", "--headless", "--duration", "20", "--record", str(path))
-    assert result.returncode == 0, result.stderr
+    # One exit-code rule for every command that prints a verdict: 0 pass, 1 breach.
+    assert result.returncode in (0, 1), result.stderr
+    assert (result.returncode == 1) == result.stdout.startswith("wsmon report: BREACH"), result.stdout
     assert path.exists()
+    DEMO_EXIT[path] = result.returncode
     path.with_suffix(".out").write_text(result.stdout)
     return path
 
@@ -78,6 +84,7 @@ def test_report_counts_the_injected_closes_and_failures(demo_recording: Path) ->
     assert any("Connection not open" in row["name"] for row in report["delivery"]["reasons"])
     breached = any(figure["verdict"] == "breach" for figure in report["figures"])
     assert result.returncode == (1 if breached else 0)
+    assert DEMO_EXIT[demo_recording] == result.returncode  # the live verdict and the later one agree
     assert report["verdict"] == ("breach" if breached else report["verdict"])
 
 
@@ -92,7 +99,7 @@ def test_report_formats_and_exit_code_agree(demo_recording: Path) -> None:
 def test_replay_headless_prints_the_same_summary_as_report(demo_recording: Path) -> None:
     replayed = wsmon("replay", str(demo_recording), "--headless")
     reported = wsmon("report", str(demo_recording))
-    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.returncode == reported.returncode, replayed.stderr
     assert replayed.stdout == reported.stdout
 
 

@@ -100,7 +100,8 @@ def test_a_full_disk_at_start_leaves_no_empty_file(small_disk: Path, tmp_path: P
     again = wsmon(
         "demo", "--headless", "--duration", "2", "--clients", "2", "--record", str(record), cwd=tmp_path
     )
-    assert again.returncode == 0, again.stderr
+    verdict = again.stdout.splitlines()[0]
+    assert again.returncode == (1 if ("BREACH" in verdict or "FAIL" in verdict) else 0), again.stderr
     assert again.stderr.splitlines() == [f"recorded to {record}"]
 
 

@@ -141,10 +141,10 @@ def test_headless_replay_of_a_log_is_its_report(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     tally = write_night(log, "json", conns=50)
     done = wsmon("replay", log, "--headless", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert f"Connections: {tally['opened']} opened" in done.stdout
-    reported = wsmon("report", log, cwd=tmp_path).stdout
-    when = [line for line in reported.splitlines() if line.startswith("started ")]
+    assert f"Connections: {tally['opened']} opened" in done.stdout, done.stderr
+    reported = wsmon("report", log, cwd=tmp_path)
+    assert done.returncode == reported.returncode  # exits by the verdict, as report (docs/exit-codes.md)
+    when = [line for line in reported.stdout.splitlines() if line.startswith("started ")]
     assert when and when[0] in done.stdout.splitlines()  # the same start, duration and event count
 
 

@@ -185,3 +185,13 @@ def test_the_cli_on_damage_prints_one_error_line_or_warnings_never_a_traceback(
             else:
                 assert not errors
                 assert all(line.startswith("wsmon: warning: ") for line in proc.stderr.splitlines())
+
+
+def test_a_flipped_bit_in_a_table_definition_is_an_error_not_an_empty_recording() -> None:
+    data = bytearray(original())
+    at = data.index(b"id INTEGER PRIMARY KEY")
+    data[at + 3] ^= 1  # "INTEGER" becomes "HNTEGER": ids turn into nulls and every batch vanishes
+    with damaged(bytes(data)) as path:
+        assert read_everything(path) == "error"
+        with pytest.raises(RecordingError, match="definition of its batches table"):
+            RecordingReader(path)

@@ -18,6 +18,7 @@ from typing import Any
 from dotenv.parser import parse_stream
 
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, LimitError, with_overrides
+from wsmon.core.redact import MASK, redact_text
 
 CONFIG_NAME = "wsmon.toml"
 
@@ -44,6 +45,10 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
@@ -59,10 +64,19 @@ def read_dotenv(path: Path) -> dict[str, str]:
         line = binding.original.line
         got = binding.original.string.strip()
         if binding.error or (binding.key is not None and binding.value is None):
-            raise ConfigError(f"{path}:{line}: expected KEY=VALUE, got {got!r}")
+            raise ConfigError(f"{path}:{line}: expected KEY=VALUE, got {_shown_line(got)!r}")
         if binding.key is not None and binding.value is not None:
             values[binding.key] = binding.value
     return values
+
+
+def _shown_line(line: str) -> str:
+    """A bad .env line as an error may echo it: a line without '=' ("PASSWORD hunter2") is likely a
+    name and its secret value, so only its first word is shown; any other secrets masked."""
+    name, space, _rest = line.partition(" ")
+    if "=" not in line and space:
+        return f"{redact_text(name)} {MASK}"
+    return redact_text(line)
 
 
 @dataclass

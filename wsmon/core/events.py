@@ -242,6 +242,20 @@ class TestEvent(Event, tag="test"):
     approximate: bool = False
 
 
+class TestRunEnded(Event, tag="tests.ended"):
+    """The test command `wsmon run` watched has ended: its exit code and how many tests reported.
+
+    Recorded so a report read later judges the tests exactly as the live run did.
+    """
+
+    __test__ = False
+
+    command: str  # shlex.join of the test command, secrets masked
+    exit_code: int | None = None  # None: the command never started
+    ran: int | None = None  # tests with a result (plugin or result files); None: nothing could tell
+    note: str = ""  # how "no tests ran" was known, e.g. "pytest exit 5: no tests were collected"
+
+
 AnyEvent = (
     TargetAdded
     | TargetDown
@@ -265,6 +279,7 @@ AnyEvent = (
     | ServerExit
     | HttpSample
     | TestEvent
+    | TestRunEnded
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ from wsmon.core.state import (
     State,
     TargetState,
     TestRecord,
+    TestRunRecord,
 )
 
 _MIB = 1024 * 1024
@@ -75,6 +76,7 @@ class Reducer:
             ev.ServerExit: _server_exit,
             ev.HttpSample: _http,
             ev.TestEvent: _test,
+            ev.TestRunEnded: _test_run_ended,
         }
 
     def apply(self, event: ev.Event) -> None:
@@ -555,6 +557,10 @@ def _test(state: State, e: ev.TestEvent) -> None:
     if record.start_mono is None and e.duration_s is not None:
         record.start_mono, record.start_wall = e.mono - e.duration_s, e.wall - e.duration_s
         record.approximate = True  # the start is derived from the duration
+
+
+def _test_run_ended(state: State, e: ev.TestRunEnded) -> None:
+    state.test_run = TestRunRecord(e.command, e.exit_code, e.ran, e.note, e.wall)
 
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Reducer", "fold"]

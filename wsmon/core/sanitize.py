@@ -44,6 +44,17 @@ def visible(text: str, *, keep_newlines: bool = False) -> str:
     return text.translate(_TABLE_KEEPING_LINES if keep_newlines else _TABLE)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def shown_key(key: object) -> str:
+    """A key read from a config file, for an error message: as written when TOML could write it bare,
+    else quoted with its escapes shown, so a key holding a line break or an ESC keeps the message to
+    one harmless line."""
+    text = str(key)
+    return text if _BARE_KEY.fullmatch(text) else repr(text)
+
+
 def is_visible(text: str) -> bool:
     """Whether the text holds nothing a terminal would act on (tab aside)."""
     return _UNSAFE.search(text) is None

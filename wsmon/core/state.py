@@ -168,6 +168,18 @@ class TestRecord(msgspec.Struct, gc=False):
 MAX_TESTS_KEPT = 20_000
 
 
+class TestRunRecord(msgspec.Struct, gc=False):
+    """The end of the test command `wsmon run` watched (events.TestRunEnded)."""
+
+    __test__ = False
+
+    command: str
+    exit_code: int | None
+    ran: int | None
+    note: str
+    end_wall: float
+
+
 class State(msgspec.Struct, gc=False):
     seq: int = 0  # events applied so far
     first_wall: float | None = None
@@ -235,6 +247,7 @@ class State(msgspec.Struct, gc=False):
     pg_connections: Series = msgspec.field(default_factory=Series)
     redis_used_mib: Series = msgspec.field(default_factory=Series)
     tests: dict[str, TestRecord] = {}  # the observed test suite's tests by name, in start order
+    test_run: TestRunRecord | None = None  # set when the watched test command ended (wsmon run)
 
     @property
     def duration_s(self) -> float:

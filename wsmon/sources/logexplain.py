@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from wsmon.core import events as ev
+from wsmon.core.redact import redact_text
 from wsmon.sources.logfile import StackFolder
 from wsmon.sources.logparse import LogParser
 from wsmon.sources.logrules import Rule
@@ -72,6 +73,7 @@ def report(explained: Iterable[Explained], *, per_kind: int = 3, every: bool = F
         if not every and kinds[kind] > per_kind:
             continue
         first, _, rest = item.text.partition("\n")
+        first = redact_text(first)  # printed output gets pasted into tickets: no secrets in it
         shown = first if len(first) <= TEXT_SHOWN else first[: TEXT_SHOWN - 1] + "…"
         more = f"  (+{rest.count(chr(10)) + 1} folded lines)" if rest else ""
         yield f"#{item.number}: {shown}{more}"

@@ -255,7 +255,7 @@ class LogParser:
                     return ruled
             return self._recognise(parsed, wall, mono)
         except Exception as error:  # no line may stop the source: keep it as plain text
-            text = strip_ansi(block)[:MAX_TEXT_CHARS]
+            text = vocab.mask_text(strip_ansi(block)[:MAX_TEXT_CHARS])
             match = _TEXT_LEVEL.search(text[:200])
             level = normalise_level(match.group(1)) if match else "info"
             note = f"not decoded ({type(error).__name__}): kept as a plain line"
@@ -377,7 +377,7 @@ class LogParser:
             mono=mono,
             message_id=message_id or text_id,
             conn=conn,
-            reason=reason or "delivery failed",
+            reason=vocab.mask_text(reason) if reason else "delivery failed",
             source=self.source,
         )
         return event, phrase
@@ -404,7 +404,7 @@ class LogParser:
             mono=mono,
             conn=conn,
             code=1005 if code is None else code,
-            reason=_text_of(line.roles.get("reason")),
+            reason=vocab.mask_text(_text_of(line.roles.get("reason"))),
             closed_by=_closer(line),  # type: ignore[arg-type]
             duration_s=duration if duration is not None else (mono - opened if opened is not None else None),
             source=self.source,

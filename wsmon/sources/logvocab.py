@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from wsmon.core.redact import MASK, redact_url
+from wsmon.core.redact import MASK, redact_text
 
 MAX_FIELDS = 32  # a kept line carries at most this many fields ...
 MAX_FIELD_CHARS = 400  # ... each cut to this many characters
@@ -274,8 +274,6 @@ def key_values(text: str) -> dict[str, str]:
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie", "apikey", "credential")
 _SECRET_EXACT = frozenset({"auth", "pwd", "key", "sig", "signature", "jwt", "session", "sessionid"})
-_URL = re.compile(r"\b[a-zA-Z][\w+.-]*://[^\s\"'<>]+")
-_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[\w.~+/=-]{6,}", re.IGNORECASE)
 
 
 def is_secret_key(key: str) -> bool:
@@ -283,12 +281,9 @@ def is_secret_key(key: str) -> bool:
 
 
 def mask_text(text: str) -> str:
-    """Passwords and tokens in URLs and bearer credentials in free text, masked."""
-    if "://" in text:
-        text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    if " " in text and any(w in text for w in ("earer", "asic", "oken")):
-        text = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", text)
-    return text
+    """Passwords and tokens in URLs, ``password=…``-like assignments and bearer credentials in free
+    text, masked (a logged DSN, ``Authorization: Bearer …``)."""
+    return redact_text(text)
 
 
 def _cut(text: str) -> str:

@@ -19,13 +19,16 @@ from typing import Any
 
 from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
+from wsmon.core.redact import redact_argv, redact_text
 from wsmon.sources.base import Emit, now
 from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
 from wsmon.sources.logparse import LogParser
+from wsmon.sources.process import is_stopped, stopped_message
 
 LAST_LINES_KEPT = 20
 DRAIN_AFTER_EXIT_S = 1.0
 EXIT_POLL_S = 0.1
+STOPPED_POLL_S = 0.5
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -69,7 +72,11 @@ class ServerSource:
         wall, mono = now()
         emit(
             ev.TargetAdded(
-                wall=wall, mono=mono, target=self.target, kind="server", address=shlex.join(self.argv)
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                kind="server",
+                address=shlex.join(redact_argv(self.argv)),
             )
         )
         parser = LogParser(self.target, now, rules=self.rules)
@@ -95,6 +102,7 @@ class ServerSource:
         self.started.set()
         wall, mono = now()
         emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {self.process.pid}"))
+        stopped_watch = asyncio.create_task(self._watch_stopped(emit, self.process.pid))
         try:
             assert self.process.stdout is not None and self.process.stderr is not None
             readers = asyncio.gather(
@@ -111,6 +119,7 @@ class ServerSource:
                 with contextlib.suppress(asyncio.CancelledError):
                     await readers
         finally:
+            stopped_watch.cancel()
             if self.process.returncode is None:
                 await self.stop()
             _signal_group(self.process.pid, signal.SIGKILL)  # what the server left in its group
@@ -125,7 +134,7 @@ class ServerSource:
                 pid=self.process.pid,
                 code=code,
                 signal=sig,
-                last_lines=list(self.last_lines),
+                last_lines=[redact_text(line) for line in self.last_lines],  # raw output: mask it
             )
         )
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
@@ -133,6 +142,26 @@ class ServerSource:
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
             for listener in self.exit_listeners:
                 listener(how)
+
+    async def _watch_stopped(self, emit: Emit, pid: int) -> None:
+        """A server stopped by SIGSTOP (or Ctrl-Z, or a debugger) is alive and answers nothing: it is
+        STOPPED (TargetDown kind "stopped") until SIGCONT, not UP."""
+        stopped = False
+        while True:
+            await asyncio.sleep(STOPPED_POLL_S)
+            now_stopped = is_stopped(pid)  # one read of /proc/PID/stat: no thread needed
+            if now_stopped is None or now_stopped == stopped:
+                continue  # gone (its exit is reported by run) or unchanged
+            stopped = now_stopped
+            wall, mono = now()
+            if stopped:
+                emit(
+                    ev.TargetDown(
+                        wall=wall, mono=mono, target=self.target, error=stopped_message(pid), kind="stopped"
+                    )
+                )
+            else:
+                emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {pid} continued"))
 
     async def _exited(self) -> int:
         # Not Process.wait(): up to Python 3.11 it also waits for the pipes to close, which a worker the
@@ -178,6 +207,7 @@ class ServerSource:
         self._stopped_by_us = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGCONT)  # a stopped server acts on its SIGTERM only once continued
         try:
             await asyncio.wait_for(self._exited(), timeout=self.stop_timeout)
         except TimeoutError:

@@ -31,7 +31,7 @@ from websockets.streams import StreamReader
 from websockets.typing import ExtensionName
 
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_url
+from wsmon.core.redact import redact_text, redact_url
 from wsmon.sources.base import Emit, now, retry_backoff
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.probe import classify_failure
@@ -42,6 +42,12 @@ MAX_HTTP_HEAD = 64 * 1024  # bytes up to \r\n\r\n; longer is not an upgrade the 
 MAX_PARSED_FRAME = 1024 * 1024  # larger frames are counted from their header and skipped, not buffered
 MAX_PAIRED_MESSAGE = 256 * 1024  # larger text messages are not read for delivery pairing
 MAX_EARLY_BYTES = 256 * 1024  # client bytes held while the upstream connection opens
+# What one direction's passive parser may hold: a handshake head (and, on the client's side, whatever it
+# sends before the server has answered), or an incomplete frame up to MAX_PARSED_FRAME. Past it the parser
+# stops for that connection and says so; forwarding goes on. Without it a silent upstream made the tap
+# keep every byte the client sent.
+MAX_HELD_HANDSHAKE = MAX_HTTP_HEAD
+MAX_HELD_FRAMES = MAX_PARSED_FRAME + 64 * 1024
 UPSTREAM_CHECK_GRACE_S = 0.5  # after an abnormal end, before checking the upstream is still there
 HOLD_CHECK_S = 0.1  # a live server keeps a fresh connection open at least this long
 HALF_OPEN_TIMEOUT_S = 30.0  # one side ended and the other never did: close both after this
@@ -50,25 +56,30 @@ _SO_LINGER_RESET = struct.pack("ii", 1, 0)
 
 def parse_tap_spec(spec: str) -> tuple[str, int, str]:
     """``[HOST:]PORT=ws[s]://UPSTREAM`` → (listen host, listen port, upstream URL); ValueError if not."""
+    shown = redact_text(spec)  # an upstream URL may carry a password or a token: never echoed
     listen, sep, upstream = spec.partition("=")
     listen, upstream = listen.strip(), upstream.strip()
     if not sep or not listen or not upstream:
-        raise ValueError(f"--tap {spec!r}: expected LISTEN=UPSTREAM, e.g. 127.0.0.1:9001=ws://127.0.0.1:3001")
+        raise ValueError(
+            f"--tap {shown!r}: expected LISTEN=UPSTREAM, e.g. 127.0.0.1:9001=ws://127.0.0.1:3001"
+        )
     if not upstream.lower().startswith(("ws://", "wss://")):
-        raise ValueError(f"--tap {spec!r}: the upstream must be a ws:// or wss:// URL, got {upstream!r}")
+        scheme, found, _ = upstream.partition("://")
+        got = f"a {scheme}:// URL" if found else "no URL"  # only the scheme: the rest may be a secret
+        raise ValueError(f"--tap {shown!r}: the upstream must be a ws:// or wss:// URL, got {got}")
     try:
         parts = urlsplit(upstream)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as error:
-        raise ValueError(f"--tap {spec!r}: bad upstream URL: {error}") from None
+        raise ValueError(f"--tap {shown!r}: bad upstream URL: {error}") from None
     if not parts.hostname:
-        raise ValueError(f"--tap {spec!r}: the upstream URL has no host")
+        raise ValueError(f"--tap {shown!r}: the upstream URL has no host")
     host, colon, port_text = listen.rpartition(":")
     if not colon:
         host, port_text = DEFAULT_LISTEN_HOST, listen
     host = host.strip("[]") or DEFAULT_LISTEN_HOST
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"--tap {spec!r}: the listening port must be a number from 0 to 65535")
+        raise ValueError(f"--tap {shown!r}: the listening port must be a number from 0 to 65535")
     return host, int(port_text), upstream
 
 
@@ -404,6 +415,7 @@ class _Pair:
         # The handshake, as parsed.
         self.request_mono: float | None = None
         self.is_upgrade = False
+        self.request_seen = False  # the client's request head has been read
         self.path = ""
         self.status: int | None = None
         self.extensions = ""
@@ -740,6 +752,16 @@ class _Pair:
         text = f"{self.conn_id}: stopped reading {direction} frames (still forwarding): {exc}"
         self.tap.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="tap"))
 
+    def on_parser_full(self, direction: str, why: str) -> None:
+        """A parser reached its cap: parsing of this connection stops, forwarding goes on."""
+        if self.status is None:
+            # Without the server's answer the client's side can never go on either.
+            self.inbound.stop()
+            self.outbound.stop()
+        wall, mono = now()
+        text = f"{self.conn_id}: stopped parsing this connection (still forwarding): {why}"
+        self.tap.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="tap"))
+
     def flush_traffic(self) -> None:
         msgs, sizes = self.msgs, self.bytes
         if not (msgs["in"] or msgs["out"] or sizes["in"] or sizes["out"] or self.by_type):
@@ -859,6 +881,24 @@ class _Direction:
             return
         self.reader.feed_data(data)
         self._step()
+        held = len(self.reader.buffer)
+        if self.alive and held > (MAX_HELD_FRAMES if self.upgraded else MAX_HELD_HANDSHAKE):
+            self.stop()
+            self.pair.on_parser_full(self.name, self._full_reason(held))
+
+    def _full_reason(self, held: int) -> str:
+        if self.upgraded:
+            return f"{held} bytes held for one incomplete {self.name} frame"
+        cap = f"{MAX_HELD_HANDSHAKE // 1024} KiB"
+        if self.name == "out":
+            return f"the upstream's response head is over {cap}"
+        if self.pair.request_seen:
+            return f"the upstream has not answered the handshake and the client sent over {cap} more"
+        return f"the client's request head is over {cap}"
+
+    def stop(self) -> None:
+        """Parse no more of this direction, and let go of what it held."""
+        self._stop()
 
     def kick(self) -> None:
         """Go on with bytes already buffered: the request's side waits for the response's verdict."""
@@ -877,6 +917,7 @@ class _Direction:
     def _stop(self) -> None:
         self.alive = False
         self.reader.discard()
+        self.message_parts = None
 
     def _parse(self) -> Generator[None, None, None]:
         yield  # primed; everything below runs as bytes arrive
@@ -885,6 +926,7 @@ class _Direction:
             return
         pair = self.pair
         if self.name == "in":
+            pair.request_seen = True
             pair.on_request(head)
             if not pair.is_upgrade:
                 return
@@ -905,10 +947,14 @@ class _Direction:
                 del buffer[: end + 4]
                 return head
             if len(buffer) > MAX_HTTP_HEAD:
+                held = len(buffer)
+                self._stop()
+                self.pair.on_parser_full(self.name, self._full_reason(held))
                 return None
             yield
 
     def _frames(self) -> Generator[None, None, None]:
+        self.upgraded = True
         buffer = self.reader.buffer
         read_exact = self.reader.read_exact
         decoder = self.decoder

@@ -22,6 +22,7 @@ from wsmon.core.state import State, decode_state
 from wsmon.store.format import (
     APPLICATION_ID,
     FORMAT_VERSION,
+    SCHEMA_SQL,
     BatchDecoder,
     RecordingError,
     RecordingHeader,
@@ -67,6 +68,7 @@ class RecordingReader:
         self._db = self._connect()
         try:
             self.header = self._read_header()
+            self._check_schema()
             self.refresh()
         except BaseException:
             self._db.close()
@@ -148,6 +150,19 @@ class RecordingReader:
                 f"event schema {header.schema_version} is newer than this wsmon reads ({SCHEMA_VERSION})",
             )
         return header
+
+    def _check_schema(self) -> None:
+        """A flipped bit in a table's definition changes how SQLite reads every row of it (a damaged
+        "INTEGER PRIMARY KEY" turns the ids into nulls and the table into nothing), silently."""
+        try:
+            found = dict(self._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        except sqlite3.Error as exc:
+            raise RecordingError(self.path, _damage("cannot read its table definitions", exc)) from exc
+        for name, sql in _EXPECTED_TABLES.items():
+            if name == "meta":
+                continue  # already read: the header came from it
+            if " ".join(str(found.get(name, "")).split()) != sql:
+                raise RecordingError(self.path, f"damaged: the definition of its {name} table has changed")
 
     def _no_tables_problem(self) -> str:
         if self._application_id == 0 and not os.path.exists(self.path + "-wal") and self._has_no_tables():
@@ -387,6 +402,18 @@ class RecordingReader:
             hi = min(seq - first_seq, len(events))
             reducer.apply_many(events[lo:hi] if lo or hi < len(events) else events)
         return reducer.state
+
+
+def _expected_tables() -> dict[str, str]:
+    tables = {}
+    for statement in SCHEMA_SQL.split(";"):
+        words = " ".join(statement.split())
+        if words.startswith("CREATE TABLE "):
+            tables[words.split()[2]] = words
+    return tables
+
+
+_EXPECTED_TABLES = _expected_tables()
 
 
 def _index_row_is_sane(row: IndexRow) -> bool:

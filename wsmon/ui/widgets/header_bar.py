@@ -8,6 +8,7 @@ from textual.content import Content
 
 from wsmon.core.state import PROBE_CONNECT, State, TargetState
 from wsmon.ui.format import clock, coarse_age, count
+from wsmon.ui.widgets.target_panel import down_word
 from wsmon.ui.widgets.text_panel import TextPanel
 
 # Kinds the user expects to see even when nobody configured them, so a missing one is visible.
@@ -114,4 +115,5 @@ def _target_parts(target: TargetState, now: float) -> list[str | tuple[str, str]
         return [name, ("pending", "$text-muted")]
     if target.up:
         return [name, ("UP", "bold $success"), since]
-    return [name, ("DOWN", "bold $error"), since, (f" ({target.error})" if target.error else "", "$error")]
+    word = down_word(target)
+    return [name, (word, "bold $error"), since, (f" ({target.error})" if target.error else "", "$error")]

@@ -66,10 +66,15 @@ def status_parts(target: TargetState, now: float) -> list[Part]:
         return [("pending", "$text-muted")]
     if target.up:
         return [("UP", "bold $success"), since]
-    parts = [("DOWN", "bold $error"), since]
+    parts = [(down_word(target), "bold $error"), since]
     if target.error:
         parts.append((f" · {target.error}", "$error"))
     return parts
+
+
+def down_word(target: TargetState) -> str:
+    """DOWN, or STOPPED for a process that is alive but stopped (SIGSTOP): it comes back by itself."""
+    return "STOPPED" if target.error_kind == "stopped" else "DOWN"
 
 
 def hint_lines(targets: Iterable[TargetState]) -> list[Content]:
