@@ -218,3 +218,36 @@ async def test_stdin_redirected_from_a_regular_file(tmp_path: Path) -> None:
     with path.open("rb") as f:
         await asyncio.wait_for(StdinLogSource(fd=f.fileno()).run(collector), 5)
     assert _texts(collector) == ["Invalid message format", "plain"]
+
+
+async def test_without_follow_a_file_is_read_from_its_start_to_its_end_then_the_source_ends(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "server.log"
+    path.write_text("first line\nsecond line\npartial last line")
+    collector = Collector()
+    source = LogFileSource(path, target="api", poll_interval=POLL, follow=False)
+    await asyncio.wait_for(source.run(collector), 5)  # ends at the end of input, by itself
+    assert _texts(collector) == ["first line", "second line", "partial last line"]
+    assert not collector.of(ev.TargetDown)
+
+    missing = Collector()
+    await asyncio.wait_for(LogFileSource(tmp_path / "nope.log", follow=False).run(missing), 5)
+    assert [e.error for e in missing.of(ev.TargetDown)] == ["no such file or directory"]  # type: ignore[attr-defined]
+
+
+async def test_stdin_from_a_file_with_follow_reads_on_as_it_grows(tmp_path: Path) -> None:
+    path = tmp_path / "saved.log"
+    path.write_text("before\n")
+    collector = Collector()
+    with path.open("rb") as f:
+        task = asyncio.create_task(
+            StdinLogSource(fd=f.fileno(), follow=True, poll_interval=POLL).run(collector)
+        )
+        try:
+            await _line(collector, "before")
+            _append(path, "appended later\n")
+            await _line(collector, "appended later")
+            assert not task.done()  # the end of the file so far is not the end: it is followed
+        finally:
+            task.cancel()

@@ -72,6 +72,8 @@ class AttachOptions:
     server_where: str = ""  # where it came from: a flag, or a wsmon.toml (said before starting it)
     taps: list[str] = field(default_factory=list)  # LISTEN=UPSTREAM
     logs: list[str] = field(default_factory=list)  # files to follow, or "-" for stdin
+    # --follow / --no-follow; None: a file is followed like tail -F, standard input read to its end.
+    follow: bool | None = None
     feeds: list[str] = field(default_factory=list)  # redis://…#channel, postgresql://…#channel
     capture_payloads: bool = False
     log_rules: list[Any] = field(default_factory=list)  # from wsmon.toml [[log.rules]]
@@ -561,9 +563,11 @@ def build_sources(options: AttachOptions) -> list[Source]:
         sources.append(tap)
     for name, path in zip(log_names(options)[1 if server else 0 :], options.logs, strict=True):
         if path == "-":
-            sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules))
+            follow = options.follow is True
+            sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules, follow=follow))
         else:
-            sources.append(LogFileSource(path, target=name, parser_rules=options.log_rules))
+            follow = options.follow is not False
+            sources.append(LogFileSource(path, target=name, parser_rules=options.log_rules, follow=follow))
     for number, spec in enumerate(options.feeds, 1):
         sources.append(FeedSource(spec, target="feed" if len(options.feeds) == 1 else f"feed{number}"))
     if options.url and options.probes > 0:
@@ -660,6 +664,14 @@ def targets_of(options: AttachOptions) -> list[dict[str, str]]:
         )
         out.append({"name": "process", "kind": "process", "address": how})
     return out
+
+
+def reads_finite_logs_only(options: AttachOptions) -> bool:
+    """Only saved logs read to their end (no --follow), nothing live: a headless session can end with
+    them (`wsmon attach --log - --headless < saved.log`)."""
+    if options.configured() != ["logs"] or options.follow is True:
+        return False
+    return options.follow is False or all(path == "-" for path in options.logs)
 
 
 def build_attach_session(

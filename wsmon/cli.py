@@ -211,6 +211,12 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
             "--log", "logs", multiple=True, metavar="FILE", help="Follow the server's log file; - for stdin."
         ),
         click.option(
+            "--follow/--no-follow",
+            default=None,
+            help="Keep reading --log as it grows (default for a file), or read it to its end and stop "
+            "(default for -).",
+        ),
+        click.option(
             "--feed",
             "feeds",
             multiple=True,
@@ -275,10 +281,12 @@ def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
     flags["series"] = list(flags.get("series") or [])
     for key in ("taps", "logs", "feeds"):
         flags[key] = list(flags.get(key) or [])
+    follow = flags.pop("follow", None)
     try:
         options = resolve_options(flags, settings)
     except ConfigError as exc:
         fail(str(exc))
+    options.follow = follow
     if not options.configured():
         fail(
             "nothing to watch: give a ws:// URL, --server, --redis, --postgres, --health, --metrics, --pid, "
@@ -318,6 +326,7 @@ def attach(
     session = build_attach_session(options, limits=settings.limits, record=record, duration=duration)
     session.command = command_line()
     _add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
+    _end_with_finite_logs(session, options, headless)
     sys.exit(_watch(session, headless, record, source="attach"))
 
 
@@ -558,15 +567,26 @@ def _targets_table(state: Any, missing: list[str]) -> str:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
+@click.argument("more_logs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--headless", is_flag=True, help="No screen: replay everything, then print the summary.")
 @click.option(
     "--speed", default=1.0, show_default=True, type=click.FloatRange(0.25, 16), help="Replay speed factor."
 )
-def replay(file: Path, headless: bool, speed: float) -> None:
-    """Step through a recorded session in the dashboard, at recorded pace."""
+@click.option("--follow", is_flag=True, help="A log: read it to its end, then keep reading it as it grows.")
+def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float, follow: bool) -> None:
+    """Step through a recorded session in the dashboard, at recorded pace.
+
+    FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
+    by time): it is replayed on its own timestamps, and ends at its end unless --follow.
+    """
     from wsmon.core.report import render_text
     from wsmon.store.format import RecordingError
 
+    if _saved_logs(file, more_logs):
+        _replay_log([file, *more_logs], headless=headless, speed=speed, follow=follow)
+        return
+    if follow:
+        fail(f"{file}: --follow follows a log, and this is a recording")
     try:
         if headless:
             from wsmon.store.reader import RecordingReader
@@ -593,6 +613,7 @@ def replay(file: Path, headless: bool, speed: float) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
+@click.argument("more_logs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -611,12 +632,19 @@ def replay(file: Path, headless: bool, speed: float) -> None:
 )
 @limit_option
 def report(
-    file: Path, fmt: str, baseline: Path | None, output: Path | None, limit_flags: tuple[str, ...]
+    file: Path,
+    more_logs: tuple[Path, ...],
+    fmt: str,
+    baseline: Path | None,
+    output: Path | None,
+    limit_flags: tuple[str, ...],
 ) -> None:
     """Judge a recording against the limits. Exit 0 when every limit holds, 1 when any is breached.
 
-    With --baseline OLD, also compare with OLD (tolerances: [baseline] in wsmon.toml, default 10 %)
-    and exit 1 on a regression too.
+    FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
+    by time): it is judged on its own timestamps. With --baseline OLD, also compare with OLD (a
+    recording or a log; tolerances: [baseline] in wsmon.toml, default 10 %) and exit 1 on a
+    regression too.
     """
     import os
 
@@ -625,7 +653,11 @@ def report(
     from wsmon.store.format import RecordingError
     from wsmon.store.reader import RecordingReader
 
-    def load(path: Path) -> tuple[Any, Any]:
+    def load(path: Path, more: tuple[Path, ...] = ()) -> tuple[Any, Any]:
+        if _saved_logs(path, more):
+            saved = _read_logs([path, *more], _settings(limit_flags).limits, "report")
+            _print_warnings(saved.warnings)
+            return saved, saved.state
         try:
             reader = RecordingReader(path)
             state = reader.state_at_seq(reader.event_count)
@@ -635,7 +667,7 @@ def report(
         _print_warnings(reader.warnings)
         return reader, state
 
-    reader, state = load(file)
+    reader, state = load(file, more_logs)
     limits = (
         _settings(limit_flags).limits
         if limit_flags
@@ -733,6 +765,152 @@ def logs_explain(file: Path, examples: int, every: bool) -> None:
     except OSError as exc:
         fail(f"{file}: {exc.strerror or exc}")
     sys.exit(EXIT_OK)
+
+
+@main.command("import")
+@click.argument("logs_in", metavar="LOG...", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The recording to write (never overwritten).",
+)
+@limit_option
+def import_log(logs_in: tuple[Path, ...], output: Path, limit_flags: tuple[str, ...]) -> None:
+    """Convert a server's saved log into a recording, on the log's own timestamps.
+
+    LOG is plain or gzip, JSON lines or text; several logs (instances of one server) are merged by time.
+    `wsmon report` and `wsmon replay` of the recording then equal those of the log.
+    """
+    settings = _settings(limit_flags)
+    if not _saved_logs(logs_in[0], logs_in[1:]):
+        fail(f"{logs_in[0]}: not a log (a recording, or not readable as text)")
+    _check_record_path(output)
+    count = _write_logs(list(logs_in), output, settings.limits, "wsmon import " + " ".join(map(str, logs_in)))
+    click.echo(f"imported {count:,} events into {output}", err=True)
+    sys.exit(EXIT_OK)
+
+
+# --- saved logs as sessions (report, replay, import) ----------------------------------------------
+
+
+def _end_with_finite_logs(session: Any, options: Any, headless: bool) -> None:
+    """`--log -` (or --no-follow) without --follow ends at the end of input: headless, so does the session."""
+    from wsmon.attach import reads_finite_logs_only
+
+    session.end_with_sources = headless and reads_finite_logs_only(options)
+
+
+class _SavedLogs:
+    """Saved logs read as a session: what `report` needs of a recording's reader."""
+
+    def __init__(self, header: Any, state: Any, warnings: list[str]) -> None:
+        self.header = header
+        self.state = state
+        self.warnings = warnings
+
+    def check_batches(self) -> int:
+        return 0
+
+    def iter_events(self) -> Any:
+        return iter(())  # a saved log has no test runner's events: no failed tests' windows to fill
+
+
+def _saved_logs(first: Path, more: tuple[Path, ...]) -> bool:
+    """Whether the input is saved logs (told by content, not name); more than one input must all be."""
+    from wsmon.sources.logreplay import is_log_file
+
+    if not is_log_file(first):
+        if more:
+            fail(f"{first}: only logs can be merged, and this is not one (a recording?)")
+        return False
+    for path in more:
+        if not is_log_file(path):
+            fail(f"{path}: not a log (a recording, or not readable as text); only logs can be merged")
+    return True
+
+
+def _log_session(paths: list[Path], limits: Any) -> Any:
+    from wsmon.attach import _log_rules
+    from wsmon.logsession import LogSession
+    from wsmon.sources.logreplay import check_readable
+
+    for path in paths:
+        problem = check_readable(path)
+        if problem:
+            fail(problem)
+    try:
+        rules = _log_rules(_settings(()))
+    except ConfigError as exc:
+        fail(str(exc))
+    return LogSession(paths, limits, rules)
+
+
+def _log_failure(paths: list[Path], exc: BaseException) -> NoReturn:
+    names = ", ".join(map(str, paths))
+    fail(f"{names}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+
+
+def _read_logs(paths: list[Path], limits: Any, verb: str) -> _SavedLogs:
+    import gzip
+
+    session = _log_session(paths, limits)
+    try:
+        state = session.run()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        _log_failure(paths, exc)
+    header = session.header(f"wsmon {verb} " + " ".join(map(str, paths)))
+    return _SavedLogs(header, state, session.undated_warnings())
+
+
+def _write_logs(paths: list[Path], output: Path, limits: Any, command: str) -> int:
+    import gzip
+
+    from wsmon.store.format import RecordingError
+
+    session = _log_session(paths, limits)
+    try:
+        count = session.write(output, command)
+    except (OSError, EOFError, gzip.BadGzipFile, RecordingError) as exc:
+        for suffix in ("", "-wal", "-shm"):  # a half-written import is no recording
+            Path(f"{output}{suffix}").unlink(missing_ok=True)
+        if isinstance(exc, RecordingError):
+            fail(str(exc))
+        _log_failure(paths, exc)
+    _print_warnings(session.undated_warnings())
+    return int(count)
+
+
+def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool) -> None:
+    """A saved log in the dashboard: recorded into a temporary recording first, then replayed; or, with
+    --follow, read on its own clock to its end and then as it grows, like a live session."""
+    import tempfile
+
+    from wsmon.core.report import render_text
+
+    limits = _settings(()).limits
+    if follow:
+        from wsmon.logsession import LogFollowFeed
+
+        if headless or len(paths) > 1:
+            fail("--follow follows one log, in the dashboard (not with --headless)")
+        _run_dashboard(LogFollowFeed(_log_session(paths, limits)))
+        sys.exit(EXIT_OK)
+    if headless:
+        saved = _read_logs(paths, limits, "replay")
+        _print_warnings(saved.warnings)
+        report = _report_of(saved, saved.state, limits, source=str(paths[0]))
+        click.echo(render_text(report))
+        sys.exit(report.exit_code)
+    from wsmon.replay_feed import ReplayFeed
+
+    with tempfile.TemporaryDirectory(prefix="wsmon-replay-") as folder:
+        recording = Path(folder) / "log.wsmon"
+        _write_logs(paths, recording, limits, "wsmon replay " + " ".join(map(str, paths)))
+        feed = ReplayFeed(recording, speed=speed)
+        _run_dashboard(feed)
+        feed.reader.close()
 
 
 # --- helpers ---------------------------------------------------------------------------------------

@@ -77,6 +77,9 @@ class Session:
         # their first UP, so start-up is not reported as an outage.
         self.starting = list(starting)
         self.startup_timeout_s = startup_timeout_s
+        # Set when every source reads a finite input (saved logs without --follow): the session ends
+        # once they all have, instead of waiting for --duration or a signal.
+        self.end_with_sources = False
         self._event_hooks = _event_hooks(self.sinks)
         self.paused = False
         self.reducer = Reducer()
@@ -156,6 +159,8 @@ class Session:
                     await asyncio.wait_for(self._stopping.wait(), timeout=TICK_S)
                 self._tick()
                 if self.duration is not None and time.monotonic() - started >= self.duration:
+                    break
+                if self.end_with_sources and all(task.done() for task in tasks):
                     break
         finally:
             await self._shutdown(tasks)

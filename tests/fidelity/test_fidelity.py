@@ -5,14 +5,17 @@ messages delivered, and delivery failures (unknown recipients, a write to a just
 Node a crash with its stack trace) — no double counts, no false failures.
 
 Node packages are installed with npm into a temporary directory once per test session; if npm cannot
-install them the Node cases fail rather than skip. The tap case (clients through `--tap` as well as the
-log) is meant to be added as another ``how``.
+install them the Node cases fail rather than skip. How wsmon reads the server: ``server`` (wsmon starts
+it and reads its output), ``saved-log`` (its saved output piped to ``--log -`` afterwards),
+``saved-log-report`` (``wsmon report`` and ``wsmon import`` of the saved file, on its own timestamps),
+``server+tap`` (both witnesses) and ``tap`` (the wire alone, told how the protocol acknowledges).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import shlex
 import signal
@@ -135,8 +138,8 @@ def under_wsmon_server(
     return tally, recorded(record)
 
 
-def from_saved_log(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[Tally, list[ev.Event]]:
-    """The server runs on its own with its output saved to a file; wsmon reads that file afterwards."""
+def save_servers_log(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[Tally, Path]:
+    """The server runs on its own with its output (stdout and stderr) saved to a file."""
     port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
@@ -148,16 +151,85 @@ def from_saved_log(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[T
         if server.poll() is None:
             server.terminate()
         server.wait(10)
+    if stack.crashes:
+        # A log read afterwards has no process exit in it: the connections the crash ended are not
+        # in it as closes (live, wsmon sees the server exit and closes them with 1006).
+        tally.closes[1006] -= 1
+    return tally, log
+
+
+def from_saved_log(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[Tally, list[ev.Event]]:
+    """The saved log piped into `wsmon attach --log -` afterwards."""
+    tally, log = save_servers_log(stack, tmp_path, env)
     record = tmp_path / "log.wsmon"
     with log.open("rb") as saved:
         proc = wsmon(
             tmp_path, env, "--log", "-", "--headless", "--record", str(record), "--duration", "2", stdin=saved
         )
         finish(proc, tmp_path)
-    if stack.crashes:
-        # A log read afterwards has no process exit in it: the connections the crash ended are not
-        # in it as closes (live, wsmon sees the server exit and closes them with 1006).
-        tally.closes[1006] -= 1
+    return tally, recorded(record)
+
+
+def cli(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wsmon", *args], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+
+
+def saved_log_reported(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[Tally, list[ev.Event]]:
+    """The saved log as a user reads it afterwards: `wsmon report server.log` (the figures checked
+    here) and `wsmon import server.log` (the events, checked by the test as every other case's)."""
+    tally, log = save_servers_log(stack, tmp_path, env)
+    done = cli(tmp_path, env, "report", str(log), "--format", "json")
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(done.stdout)
+    assert report["connections"]["opened_total"] == tally.opened
+    assert {c["code"]: c["count"] for c in report["close_codes"]["codes"]} == dict(+tally.closes)
+    assert report["delivery"]["delivered"] == tally.delivered
+    assert report["delivery"]["failed"] == tally.failures
+    assert report["session"]["duration_s"] > 0  # the log's own time, not the moment it was read
+    record = tmp_path / "imported.wsmon"
+    done = cli(tmp_path, env, "import", str(log), "-o", str(record))
+    assert done.returncode == 0, done.stderr
+    return tally, recorded(record)
+
+
+# How the fidelity protocol acknowledges, told to the tap ([delivery], docs/configuration.md): a "send"
+# waits for its id to come back — in the "message" the server forwards to the recipient (delivered) or
+# in the "error" it answers the sender with (failed); nothing within a second is a failure too.
+TAP_DELIVERY_RULES = """
+[delivery]
+id_paths = ["payload.messageId"]
+ack_paths = ["payload.messageId"]
+request_types = ["send"]
+ack_types = ["message", "error"]
+timeout_s = 1
+"""
+
+
+def through_tap_alone(stack: Stack, tmp_path: Path, env: dict[str, str]) -> tuple[Tally, list[ev.Event]]:
+    """`wsmon attach --tap` and nothing else: the server runs on its own, wsmon reads no log of it."""
+    port, client_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [*stack.argv, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    record = tmp_path / "tap.wsmon"
+    (tmp_path / "wsmon.toml").write_text(TAP_DELIVERY_RULES)
+    try:
+        wait_listening(port)
+        tap = f"127.0.0.1:{client_port}=ws://127.0.0.1:{port}"
+        proc = wsmon(tmp_path, env, "--tap", tap, "--headless", "--record", str(record), "--duration", "120")
+        try:
+            wait_listening(client_port)
+            tally = asyncio.run(drive(f"ws://127.0.0.1:{client_port}{stack.path}", crash=stack.crashes))
+            time.sleep(1.5)  # the last closes and traffic: reported and recorded
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            finish(proc, tmp_path)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+        server.wait(10)
     return tally, recorded(record)
 
 
@@ -165,6 +237,8 @@ HOW: dict[str, Callable[[Stack, Path, dict[str, str]], tuple[Tally, list[ev.Even
     "server": under_wsmon_server,
     "saved-log": from_saved_log,
     "server+tap": functools.partial(under_wsmon_server, tap=True),
+    "saved-log-report": saved_log_reported,
+    "tap": through_tap_alone,
 }
 
 
@@ -185,6 +259,11 @@ def test_counts_from_the_servers_log_equal_the_clients_tally(
     assert sorted(f.message_id for f in failures) == sorted(tally.failed_ids)  # no false ones
     # The failures keep their reasons, and the kept lines their ids and error text.
     assert all(f.reason for f in failures)
+    if how == "tap":
+        # The tap alone sees the wire, not the server: no log lines, no crash and its stack trace, and
+        # a write to a closed socket only as a message never acknowledged (docs/tap.md).
+        assert not [e for e in events if isinstance(e, ev.LogLine) and e.source in ("server", "log", "stdin")]
+        return
     logs = [e for e in events if isinstance(e, ev.LogLine)]
     assert any(set(tally.failed_ids) & set(line.fields.values()) for line in logs) or stack.startswith(
         "fastapi"

@@ -265,7 +265,9 @@ def judge(state: State, limits: tuple[Limit, ...], wall: float, mono: float) -> 
         if limit.kind == "cpu" and len(state.cpu.values) < CPU_AVERAGE_SAMPLES:
             continue  # fewer samples than the mean needs is start-up, not load
         value = live_value(state, limit)
-        judged = judged_value(state, limit)
+        # judged_value is the live value for all but ratios: not worked out twice (a latency's is a
+        # sort of the last minute's samples, the judge's main cost on a busy log).
+        judged = judged_value(state, limit) if limit.kind == "ratio" else value
         if value is None or judged is None:
             continue  # nothing to judge yet, or a success ratio on too few attempts
         active = state.alerts.get(limit.figure)

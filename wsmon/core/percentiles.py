@@ -6,6 +6,7 @@ wide: constant memory, O(1) per sample, percentiles within 0.5 % of the exact va
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import msgspec
@@ -107,9 +108,19 @@ class Distribution(msgspec.Struct, gc=False):
 
     def window_percentiles(self, now: float, qs: tuple[float, ...] = (50, 95, 99)) -> tuple[float, ...]:
         """Exact percentiles over the last WINDOW_S seconds before ``now``."""
-        cut = now - WINDOW_S
-        values = sorted(v for t, v in zip(self.window_t, self.window_v, strict=True) if t >= cut)
+        values = sorted(self._window_values(now - WINDOW_S))
         return tuple(exact_percentile(values, q) for q in qs)
+
+    def _window_values(self, cut: float) -> list[float]:
+        """The samples at or after ``cut``. Samples are appended in event order, so their times nearly
+        always ascend: then the window is a tail of the list, found by bisection and checked with
+        min/max (C loops). The judge asks for this every tick; a generator over ~10,000 pairs cost
+        twice the sort (bench/bench_report_log.py). Out of order, every pair is tested, as before."""
+        times = self.window_t
+        start = bisect.bisect_left(times, cut)
+        if (start == 0 or max(times[:start]) < cut) and (start == len(times) or min(times[start:]) >= cut):
+            return self.window_v[start:]
+        return [v for t, v in zip(times, self.window_v, strict=True) if t >= cut]
 
     def window_count(self, now: float) -> int:
         cut = now - WINDOW_S
