@@ -193,6 +193,7 @@ class Connection:
         self.sent = self.echoed = self.bytes = 0
         self.altered_messages = self.altered_bytes = 0
         self.dropped = False
+        self.closing = False  # waiting for its last echoes or closing: not one to drop any more
 
     def record_sent(self, message: str | bytes) -> None:
         data = _as_bytes(message)
@@ -255,7 +256,10 @@ class Clients:
         await asyncio.gather(*(self._worker(i) for i in range(self.count)))
 
     def drop_one(self, rng: random.Random, how: str) -> None:
-        candidates = sorted((c for c in self.live if not c.dropped), key=lambda c: c.port)
+        from websockets.protocol import State
+
+        open_ones = (c for c in self.live if not (c.dropped or c.closing) and c.ws.state is State.OPEN)
+        candidates = sorted(open_ones, key=lambda c: c.port)
         if candidates:
             self.drops.append(rng.choice(candidates).drop(how))
 
@@ -303,6 +307,7 @@ class Clients:
                 self.tally.sent += 1
                 # Late (a loaded machine): skip the missed slots rather than burst to catch up.
                 next_send = max(next_send + self.period, time.monotonic())
+            conn.closing = True
             drain_until = time.monotonic() + DRAIN_TIMEOUT_S
             while conn.pending and not reader.done() and time.monotonic() < drain_until:
                 await asyncio.sleep(0.02)
