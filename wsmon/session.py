@@ -22,6 +22,7 @@ from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
 from wsmon.core.reducer import Reducer
 from wsmon.core.state import State
+from wsmon.memory import pin_mmap_threshold
 from wsmon.sources.base import Emit, now
 from wsmon.store.format import FORMAT_VERSION, RecordingHeader
 from wsmon.store.writer import RecordingWriter
@@ -106,6 +107,7 @@ class Session:
         self.emit(ev.Marker(wall=wall, mono=mono, text=text))
 
     async def run(self) -> None:
+        pin_mmap_threshold()  # a long session's RSS stays flat (see wsmon/memory.py)
         if self.record_path is not None:
             header = RecordingHeader(
                 wsmon_version=wsmon.__version__,
