@@ -24,8 +24,8 @@ At the end the recording is read with wsmon's own reader and checked: for each i
 TargetDown within two intervals of the kill and a TargetUp within two intervals of the restart, from
 each watcher of that target; for each dropped client a 1006 close that names the client; wsmon exited
 by itself with 0 or 1 and no traceback; no source of wsmon failed; zero bytes altered through the tap;
-wsmon's RSS after warm-up and at the end. Exit 0 when every check passed, 1 otherwise, 2 when a
-required program (redis-server, initdb, postgres, pg_isready) is missing.
+wsmon's RSS once its State has filled (80 s) and at the end. Exit 0 when every check passed, 1
+otherwise, 2 when a required program (redis-server, initdb, postgres, pg_isready) is missing.
 """
 
 from __future__ import annotations
@@ -467,15 +467,18 @@ def wsmon_env(workdir: Path) -> dict[str, str]:
 
 
 async def drive(plan: Plan, clients: Clients, faults: Faults, started: float) -> None:
-    """Clients for the whole run; faults and drops between warm-up and the tail."""
+    """Clients for the whole run; faults and drops between warm-up and the tail. ``started`` is when
+    wsmon was spawned (its --duration runs from about then); the warm-up runs from now, when its tap
+    listens, since a loaded machine can take seconds to start wsmon."""
     rng = random.Random(plan.seed)
     load = asyncio.create_task(clients.run())
+    ready = time.monotonic()
     stop_at = started + plan.duration - 4.0
     faults_end = stop_at - plan.tail
     schedule = ("server", "redis", "postgres")
 
     async def inject_faults() -> None:
-        at, n = started + plan.warmup, 0
+        at, n = ready + plan.warmup, 0
         while at < faults_end:
             await asyncio.sleep(max(at - time.monotonic(), 0))
             target = schedule[n % len(schedule)]
@@ -484,7 +487,7 @@ async def drive(plan: Plan, clients: Clients, faults: Faults, started: float) ->
             at = max(at + plan.fault_every, time.monotonic() + 1.0)
 
     async def drop_clients() -> None:
-        at, n = started + plan.warmup + plan.drop_every / 2, 0
+        at, n = ready + plan.warmup + plan.drop_every / 2, 0
         while at < faults_end:
             await asyncio.sleep(max(at - time.monotonic(), 0))
             clients.drop_one(rng, "reset" if n % 2 else "fin")
@@ -550,6 +553,18 @@ def check_outages(events: list[Any], outages: list[Outage], interval: float, t0:
     return rows
 
 
+def server_cuts(events: list[Any]) -> int:
+    """Tap connections the recording shows ended by the server without a close frame (the kills)."""
+    from wsmon.core.events import ConnectionClosed
+
+    return sum(
+        1
+        for e in events
+        if isinstance(e, ConnectionClosed) and e.source == "tap" and e.code == 1006
+        if e.reason.startswith("server")
+    )
+
+
 def check_drops(events: list[Any], drops: list[Drop]) -> tuple[int, list[str]]:
     """How many dropped clients the recording shows as a 1006 the client caused, and those it does not."""
     from wsmon.core.events import ConnectionClosed, ConnectionOpened
@@ -613,7 +628,8 @@ def summarise(result: dict[str, Any]) -> str:
         f"postgres {result['injected_by_target'].get('postgres', 0)}); "
         f"seen by every watcher within two intervals: {result['outages_seen']}",
         f"clients dropped without a close frame {len(result['drops'])}; "
-        f"seen in the recording as a client's 1006: {result['drops_seen']}",
+        f"seen in the recording as a client's 1006: {result['drops_seen']}; connections the recording "
+        f"shows cut by the server (1006): {result['server_cuts_recorded']}",
         f"connections {t['connections']} (connect failures during outages {t['connect_failures']}); "
         f"messages sent {t['sent']:,} at {result['msgs_per_s']:.0f} msg/s",
         f"compared: {t['compared_connections']} connections closed normally, {t['compared_messages']:,} "
@@ -658,14 +674,13 @@ def judge(result: dict[str, Any]) -> dict[str, bool]:
 def soak(plan: Plan, workdir: Path) -> dict[str, Any]:
     import services
 
-    redis = services.PrivateRedis()
-    postgres = services.PrivatePostgres()
-    echo = EchoServer(services.free_port(), workdir / "echo.log")
-    stack = contextlib.ExitStack()
-    stack.callback(redis.close)
-    stack.callback(postgres.close)
-    stack.callback(echo.close)
-    with stack:
+    with contextlib.ExitStack() as stack:  # everything started is stopped, also on Ctrl-C
+        redis = services.PrivateRedis()
+        stack.callback(redis.close)
+        postgres = services.PrivatePostgres()
+        stack.callback(postgres.close)
+        echo = EchoServer(services.free_port(), workdir / "echo.log")
+        stack.callback(echo.close)
         redis.start()
         postgres.start()
         echo.start()
@@ -736,6 +751,7 @@ def _result(
         "drops": [asdict(drop) for drop in clients.drops],
         "drops_seen": drops_seen,
         "drops_missing": drops_missing,
+        "server_cuts_recorded": server_cuts(events),
         "clients": asdict(clients.tally),
         "rss": {
             "start": start_sample[1],

@@ -78,8 +78,9 @@ def test_soak_tap_alters_no_byte(soak: dict) -> None:
     assert clients["compared_bytes"] > 1_000_000
     assert clients["altered_bytes"] == clients["altered_messages"] == 0
     assert clients["digest_mismatches"] == clients["lost_echoes"] == 0
-    # Connections cut were cut by a fault the soak made, never by the tap on its own.
-    assert clients["cut_by_server_kill"] > 0
+    # Connections cut were cut by a fault the soak made, never by the tap on its own; the recording
+    # shows the kills' cuts as the server's 1006s.
+    assert clients["cut_by_server_kill"] > 0 and soak["server_cuts_recorded"] > 0
     assert clients["cut_unexplained"] == 0, clients["unexplained"]
 
 
