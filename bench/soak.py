@@ -631,7 +631,8 @@ def summarise(result: dict[str, Any]) -> str:
         f"seen in the recording as a client's 1006: {result['drops_seen']}; connections the recording "
         f"shows cut by the server (1006): {result['server_cuts_recorded']}",
         f"connections {t['connections']} (connect failures during outages {t['connect_failures']}); "
-        f"messages sent {t['sent']:,} at {result['msgs_per_s']:.0f} msg/s",
+        f"messages sent {t['sent']:,} at {result['msgs_per_s']:.0f} msg/s, "
+        f"{result['msgs_per_s_server_up']:.0f} msg/s while the server was up (asked {result['rate']:.0f})",
         f"compared: {t['compared_connections']} connections closed normally, {t['compared_messages']:,} "
         f"messages, {t['compared_bytes']:,} bytes each way; altered: {t['altered_bytes']} bytes in "
         f"{t['altered_messages']} messages; sha256 mismatches {t['digest_mismatches']}; lost echoes "
@@ -734,6 +735,8 @@ def _result(
     after_fill = plan.rss_from >= STATE_FILL_S
     end_sample = sampler.at(started + plan.duration - 4.0)
     cpu_window = max(end_sample[0] - start_sample[0], 1e-9)
+    # While the server is down (kill to restart, and the clients' reconnect) nothing can be sent.
+    server_down_s = sum((o.back or o.killed) - o.killed for o in faults.outages if o.target == "server")
     by_target: dict[str, int] = {}
     for outage in faults.outages:
         by_target[outage.target] = by_target.get(outage.target, 0) + 1
@@ -744,6 +747,7 @@ def _result(
         "connections": plan.connections,
         "rate": plan.rate,
         "msgs_per_s": clients.tally.sent / max(load_s, 1e-9),
+        "msgs_per_s_server_up": clients.tally.sent / max(load_s - server_down_s, 1e-9),
         "outages_injected": len(faults.outages),
         "injected_by_target": by_target,
         "outage_rows": [asdict(row) for row in rows],
