@@ -89,7 +89,10 @@ def test_soak_tap_alters_no_byte(soak: dict) -> None:
 @pytest.mark.slow
 @pytest.mark.private_instance
 @pytest.mark.timeout(180)
-def test_soak_rss_flat_after_warmup(soak: dict) -> None:
+def test_soak_rss_bounded_after_warmup(soak: dict) -> None:
+    # 60 s ends before wsmon's State has filled (about 80 s), so this bounds the growth from the
+    # warm-up to the end; flatness after the fill is the 300 s bench's verdict (docs/performance.md).
     rss = soak["rss"]
+    assert rss["judged_from"] == "start"
     assert rss["end"] <= rss["start"] + rss["allowed_growth"], rss["series"]
     assert soak["passed"] and soak["soak_exit"] == 0
