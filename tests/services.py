@@ -263,6 +263,26 @@ class PrivatePostgres(_Private):
 
 
 @contextlib.contextmanager
+def demo_server_process() -> Iterator[int]:
+    """The reference WebSocket server (wsmon.demo.server) as a child process; yields its port."""
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsmon.demo.server", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), 15, f"demo server on port {port}")
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
 def private_redis(*extra: str) -> Iterator[PrivateRedis]:
     server = PrivateRedis(*extra)
     try:

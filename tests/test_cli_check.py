@@ -7,6 +7,7 @@ an empty working directory, so no stray WSMON_URL, .env or wsmon.toml decides th
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -18,7 +19,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from services import DATABASE_URL, REDIS_URL, free_port, port_open, private_redis, unavailable, wait_until
+from services import (
+    DATABASE_URL,
+    REDIS_URL,
+    demo_server_process,
+    free_port,
+    port_open,
+    private_redis,
+    unavailable,
+)
 
 from wsmon.core.redact import redact_url
 
@@ -76,19 +85,8 @@ def machine_services() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[str]:
     """The reference WebSocket server as a child process; yields its ws:// URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "wsmon.demo.server", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: port_open("127.0.0.1", port), 15, f"demo server on port {port}")
+    with demo_server_process() as port:
         yield f"ws://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait(10)
 
 
 class HealthServer:
@@ -286,3 +284,61 @@ def test_metrics_endpoint_down_fails_its_row(tmp_path: Path, health: HealthServe
     rows = table_rows(result.stdout)
     assert rows["metrics"]["status"] == "FAIL"
     assert "500" in rows["metrics"]["error"]
+
+
+# --- issue 8: every configured target is checked ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "target", "status", "error"),
+    [
+        (["--server", "sleep 1"], "server", "ok", ""),
+        (["--server", "no-such-program-wsmon-test --port 1"], "server", "FAIL", "no such executable"),
+        (["--log", "/nonexistent"], "log", "FAIL", "no such file"),
+    ],
+)
+def test_targets_without_a_network_check_are_checked_too(
+    tmp_path: Path, args: list[str], target: str, status: str, error: str
+) -> None:
+    result = wsmon_check(tmp_path, *args)
+    assert result.returncode == (0 if status == "ok" else 1), result.stdout + result.stderr
+    assert "0 of 0" not in result.stdout
+    row = table_rows(result.stdout)[target]
+    assert row["status"] == status and error in row["error"]
+
+
+def test_a_log_file_that_cannot_be_read_fails_its_row(tmp_path: Path) -> None:
+    readable, unreadable = tmp_path / "server.log", tmp_path / "secret.log"
+    readable.write_text("started\n")
+    unreadable.write_text("started\n")
+    unreadable.chmod(0)
+    if os.access(unreadable, os.R_OK):
+        pytest.skip("running as a user who can read any file (root)")
+    result = wsmon_check(tmp_path, "--log", str(readable), "--log", str(unreadable))
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = table_rows(result.stdout)
+    assert rows["log1"]["status"] == "ok"
+    assert rows["log2"]["status"] == "FAIL" and "not readable" in rows["log2"]["error"]
+
+
+def test_a_tap_is_checked_through_its_upstream(tmp_path: Path, demo_server: str) -> None:
+    dead = wsmon_check(tmp_path, "--tap", f"127.0.0.1:0=ws://127.0.0.1:{free_port()}/")
+    assert dead.returncode == 1, dead.stdout + dead.stderr
+    row = table_rows(dead.stdout)["tap"]
+    assert row["status"] == "FAIL" and "refused" in row["error"]
+    alive = wsmon_check(tmp_path, "--tap", f"127.0.0.1:0={demo_server}/")
+    assert alive.returncode == 0, alive.stdout + alive.stderr
+    assert table_rows(alive.stdout)["tap"]["status"] == "ok"
+
+
+def test_check_json_is_one_document(tmp_path: Path, demo_server: str) -> None:
+    ok = wsmon_check(tmp_path, demo_server, "--format", "json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    data = json.loads(ok.stdout)
+    assert data["verdict"] == "pass"
+    names = {row["target"]: row for row in data["targets"]}
+    assert names["websocket"]["ok"] is True and names["websocket"]["address"] == demo_server
+    failed = wsmon_check(tmp_path, "--log", "/nonexistent", "--format", "json")
+    assert failed.returncode == 1
+    data = json.loads(failed.stdout)
+    assert data["verdict"] == "fail" and data["targets"][0]["error"] == "no such file"

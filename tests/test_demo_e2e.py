@@ -33,13 +33,45 @@ def wsmon(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     )
 
 
+DEMO_EXIT: dict[Path, int] = {}  # the headless demo's exit code, by recording
+
+
 @pytest.fixture(scope="module")
 def demo_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demo") / "demo.wsmon"
     result = wsmon("demo", "--headless", "--duration", "20", "--record", str(path))
-    assert result.returncode == 0, result.stderr
+    # One exit-code rule for every command that prints a verdict: 0 pass, 1 breach.
+    assert result.returncode in (0, 1), result.stderr
+    assert (result.returncode == 1) == result.stdout.startswith("wsmon report: BREACH"), result.stdout
     assert path.exists()
+    DEMO_EXIT[path] = result.returncode
+    path.with_suffix(".out").write_text(result.stdout)
     return path
+
+
+TALLY = re.compile(r"load generator's tally: (\d+) connections opened, (\d+) closed \((.*)\), (\d+) refused")
+
+
+def test_the_reports_counts_equal_the_load_generators_own_tally(demo_recording: Path) -> None:
+    """Every client connection passed the tap and appears in the server's log too; probes connect
+    directly. One connection is one count: the report's figures are exactly what the clients saw."""
+    match = TALLY.search(demo_recording.with_suffix(".out").read_text())
+    assert match, "the demo did not print the load generator's tally"
+    opened, closed, by_code, refused = int(match[1]), int(match[2]), match[3], int(match[4])
+    tally = {
+        int(code): int(n) for code, n in (item.split("×") for item in by_code.split(", ") if "×" in item)
+    }
+    assert opened > 50 and sum(tally.values()) == closed
+
+    report = json.loads(wsmon("report", str(demo_recording), "--format", "json").stdout)
+    connections = report["connections"]
+    assert connections["opened_total"] == opened
+    assert connections["connect_failed"] == refused
+    assert {row["code"]: row["count"] for row in report["close_codes"]["codes"]} == tally
+    # Start-up is not an outage: the tap checked its upstream before the demo server listened.
+    assert {t["name"]: (t["state"], t["down_count"]) for t in report["targets"]} == {
+        name: ("up", 0) for name in ("process", "server", "tap", "websocket")
+    }
 
 
 def test_report_counts_the_injected_closes_and_failures(demo_recording: Path) -> None:
@@ -52,6 +84,7 @@ def test_report_counts_the_injected_closes_and_failures(demo_recording: Path) ->
     assert any("Connection not open" in row["name"] for row in report["delivery"]["reasons"])
     breached = any(figure["verdict"] == "breach" for figure in report["figures"])
     assert result.returncode == (1 if breached else 0)
+    assert DEMO_EXIT[demo_recording] == result.returncode  # the live verdict and the later one agree
     assert report["verdict"] == ("breach" if breached else report["verdict"])
 
 
@@ -66,7 +99,7 @@ def test_report_formats_and_exit_code_agree(demo_recording: Path) -> None:
 def test_replay_headless_prints_the_same_summary_as_report(demo_recording: Path) -> None:
     replayed = wsmon("replay", str(demo_recording), "--headless")
     reported = wsmon("report", str(demo_recording))
-    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.returncode == reported.returncode, replayed.stderr
     assert replayed.stdout == reported.stdout
 
 

@@ -232,7 +232,8 @@ def test_a_run_with_nothing_but_too_few_attempts_is_neither_a_pass_nor_a_failure
     report = build_report(state, DEFAULT_LIMITS)
     assert (report.verdict, report.exit_code) == (TOO_FEW, 0)
     assert render_text(report).startswith(
-        "wsmon report: TOO FEW TO JUDGE — too few to judge: connect_success (1 too few to judge, 9 no data)"
+        "wsmon report: TOO FEW TO JUDGE — too few to judge: connect_success "
+        "(1 too few to judge, 9 no data; wsmon saw no client traffic)"
     )
     assert json.loads(render_json(report))["verdict"] == "too few to judge"
 

@@ -276,6 +276,7 @@ def mixed_session(n: int, seed: int = 1) -> list[ev.Event]:
             )
         elif roll < 0.98:
             out.append(ev.Marker(**at(t), text=f"step {i}"))
+            out.append(ev.TestRunEnded(**at(t), command="pytest -q", exit_code=1, ran=i, note=""))
         elif roll < 0.99:
             out.append(ev.Hint(**at(t), target="server", text="run as the same user"))
         else:

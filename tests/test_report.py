@@ -18,8 +18,10 @@ from wsmon.core.report import (
     exit_code,
     render,
     render_json,
+    render_junit,
     render_markdown,
     render_text,
+    verdict_line,
 )
 from wsmon.core.state import State
 
@@ -256,6 +258,9 @@ DOCUMENTED_TOP = {
     "log_counts",
     "trends",
     "probe",
+    "warnings",
+    "tests",
+    "notes",
 }
 DOCUMENTED_FIGURE = {
     "figure",
@@ -332,3 +337,82 @@ def test_render_dispatches_by_format_and_rejects_unknown_ones() -> None:
     assert json.loads(render(report, "json"))["verdict"] == "pass"
     with pytest.raises(ValueError, match="unknown report format 'xml'"):
         render(report, "xml")
+
+
+# --- the tests of a `wsmon run` recording (issue 8) ------------------------------------------------
+
+
+def _test(name: str, start: float, end: float, outcome: str, message: str = "") -> list[ev.Event]:
+    return [
+        ev.TestEvent(**at(start), name=name, phase="start"),
+        ev.TestEvent(**at(end), name=name, phase="end", outcome=outcome, message=message),
+    ]
+
+
+def _ended(t: float, exit_code: int | None, ran: int | None, note: str = "") -> ev.Event:
+    return ev.TestRunEnded(**at(t), command="npx jest --ci", exit_code=exit_code, ran=ran, note=note)
+
+
+@pytest.mark.parametrize(
+    ("events", "verdict", "reason"),
+    [
+        ([*_test("a::ok", 1, 2, "passed"), _ended(3, 0, 1)], "pass", ""),
+        (
+            [_ended(3, 1, 0, "the result files hold no test case")],
+            "fail",
+            "no tests ran (the result files hold no test case); the test command exited 1",
+        ),
+        (
+            [_ended(3, 0, 0, "the pytest plugin reported no test")],
+            "fail",
+            "no tests ran (the pytest plugin reported no test)",
+        ),
+        (
+            [_ended(3, None, None, "redis did not answer")],
+            "fail",
+            "the tests did not start (redis did not answer)",
+        ),
+        ([*_test("a::ok", 1, 2, "passed"), _ended(3, 2, 1)], "fail", "the test command exited 2"),
+        # An older recording: no TestRunEnded, the outcomes alone judge.
+        (
+            [*_test("a::ok", 1, 2, "passed"), *_test("a::bad", 2, 3, "error", "boom")],
+            "fail",
+            "tests failed (1 error, 1 passed): a::bad",
+        ),
+    ],
+)
+def test_the_tests_verdict_comes_first(events: list[ev.Event], verdict: str, reason: str) -> None:
+    report = build_report(fold(events), DEFAULT_LIMITS)
+    assert report.tests is not None
+    assert (report.tests.verdict, report.tests.reason) == (verdict, reason)
+    line = verdict_line(report)
+    if verdict == "fail":
+        assert report.verdict == "fail" and report.exit_code == 1
+        assert line.startswith(f"wsmon report: FAIL — {reason}")
+    else:
+        assert report.verdict != "fail" and report.exit_code == 0 and "FAIL" not in line
+
+
+def test_failed_tests_and_a_breach_are_both_named_the_tests_first() -> None:
+    events = [
+        *_test("suite::drops", 1, 2, "failed", "expected 4, got 0"),
+        ev.ProcessSample(**at(1.5), target="process", pid=1, cpu_percent=1.0, rss_bytes=900 * 1024 * 1024),
+        _ended(3, 1, 1),
+    ]
+    report = build_report(fold(events), DEFAULT_LIMITS)
+    assert verdict_line(report).startswith(
+        "wsmon report: FAIL — tests failed (1 failed): suite::drops; the test command exited 1; "
+        "breached: rss_mib"
+    )
+    data = json.loads(render_json(report))
+    assert data["tests"]["tests"][0]["outcome"] == "failed" and data["tests"]["tests"][0]["start"]
+    junit = render_junit(report)
+    assert '<testsuite name="tests" tests="1" failures="1"' in junit
+    assert '<testcase classname="suite" name="drops"' in junit
+    text = render_text(report)
+    assert "FAILED suite::drops — expected 4, got 0" in text
+
+
+def test_a_session_without_tests_has_no_tests_section() -> None:
+    report = build_report(fold([ev.Marker(**at(1), text="x")]), DEFAULT_LIMITS)
+    assert report.tests is None and "\nTests\n" not in render_text(report)

@@ -224,3 +224,18 @@ async def test_a_crash_that_leaves_a_worker_behind_is_still_recorded_and_the_wor
     assert exit_event.code == 3
     assert [d.error for d in recorder.of(ev.TargetDown)] == ["exited with code 3"]
     assert still_running == [], "the crashed server's worker was left running"
+
+
+async def test_a_python_servers_log_arrives_line_by_line_without_dash_u(leftovers: list[int]) -> None:
+    """A pipe makes Python's stdout block-buffered: without PYTHONUNBUFFERED the line would wait in
+    the server's buffer (here for ever: the server sleeps, then is killed)."""
+    script = "import time; print('client c1 connected'); time.sleep(60)"
+    source = ServerSource([sys.executable, "-c", script])
+    saved = os.environ.pop("PYTHONUNBUFFERED", None)
+    try:
+        async with running(source, leftovers) as recorder:
+            await recorder.until("the line", lambda r: bool(r.of(ev.ConnectionOpened)))
+            assert recorder.of(ev.ConnectionOpened)[0].conn == "c1"
+    finally:
+        if saved is not None:
+            os.environ["PYTHONUNBUFFERED"] = saved

@@ -368,9 +368,9 @@ def test_wsmon_run_places_go_tests_at_their_real_times(tmp_path: Path) -> None:
     )
     result = wsmon_run(tmp_path, [out], ["sh", "-c", script], "--format", "json")
     assert result.returncode == 1, result.stdout + result.stderr
-    data = json.loads(result.stdout[result.stdout.rindex('{"tests"') :])
-    assert data["tests"] == {"failed": 1, "passed": 4, "skipped": 1}
-    [window] = data["failed_tests"]
+    data = json.loads(result.stdout)  # stdout is the report alone: the tests' output went to stderr
+    assert data["tests"]["counts"] == {"failed": 1, "passed": 4, "skipped": 1}
+    [window] = data["tests"]["failed"]
     assert window["test"] == "example.com/wsclient::TestDelivery/timeout"
     assert window["approximate"] is False and 0.05 <= window["duration_s"] < 2
 

@@ -9,6 +9,13 @@ wsmon.toml (working directory first, then the user config directory).
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import stat
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,16 +24,17 @@ from typing import Any
 
 from wsmon.config import ConfigError, Settings
 from wsmon.core.limits import Limit
-from wsmon.core.redact import redact_url
+from wsmon.core.redact import redact_argv, redact_header, redact_url
+from wsmon.core.sanitize import shown_key, visible
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
-from wsmon.sources.feeds import FeedSource, FeedSpecError, parse_feed_spec
+from wsmon.sources.feeds import FeedSource, FeedSpec, FeedSpecError, parse_feed_spec
 from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logfile import LogFileSource, StdinLogSource
 from wsmon.sources.logrules import RuleError, load_rules
 from wsmon.sources.postgres import PostgresSource
-from wsmon.sources.probe import DEFAULT_RECONNECT_S, ProbeConfig, ProbeSource
+from wsmon.sources.probe import DEFAULT_RECONNECT_S, ExchangeStep, ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
 from wsmon.sources.redis_source import RedisSource
 from wsmon.sources.server import ServerSource
@@ -55,7 +63,13 @@ class AttachOptions:
     reply_contains: str | None = None
     ca_file: str | None = None
     insecure: bool = False
+    # How the probes open like a real client; header values are resolved (env:NAME) secrets.
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    subprotocols: list[str] = field(default_factory=list)
+    origin: str | None = None
+    first_exchange: list[ExchangeStep] = field(default_factory=list)
     server: str | None = None  # a server command wsmon starts itself
+    server_where: str = ""  # where it came from: a flag, or a wsmon.toml (said before starting it)
     taps: list[str] = field(default_factory=list)  # LISTEN=UPSTREAM
     logs: list[str] = field(default_factory=list)  # files to follow, or "-" for stdin
     feeds: list[str] = field(default_factory=list)  # redis://…#channel, postgresql://…#channel
@@ -122,7 +136,7 @@ def _positive(value: Any, where: str) -> float:
         except ValueError:
             raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
     number = _expect(value, int | float, where, "a positive number of seconds")
-    if number <= 0:
+    if not number > 0 or not math.isfinite(number):  # nan and inf too: a sleep of nan never returns
         raise ConfigError(f"{where}: expected a positive number of seconds, got {number}")
     return float(number)
 
@@ -173,6 +187,116 @@ def _ca_file(value: Any, where: str) -> str:
     return path
 
 
+# RFC 9110 token: what a header name or a subprotocol may be.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Set by the handshake itself; two would confuse a server. Origin and subprotocols have their own flags.
+_HANDSHAKE_HEADERS = {
+    "host": "",
+    "upgrade": "",
+    "connection": "",
+    "sec-websocket-key": "",
+    "sec-websocket-version": "",
+    "sec-websocket-extensions": "",
+    "sec-websocket-protocol": " (use --subprotocol)",
+    "origin": " (use --origin)",
+}
+
+
+def _headers(value: Any, where: str) -> list[tuple[str, str]]:
+    """'Name: value' strings (the flag, a TOML list) or a TOML table of name = value. Values are not
+    echoed in errors: they are credentials."""
+    if isinstance(value, dict):
+        pairs = []
+        for name, text in value.items():
+            if not isinstance(text, str):
+                raise ConfigError(
+                    f"{where}.{shown_key(name)}: expected a string value, got a {type(text).__name__}"
+                )
+            pairs.append((str(name), text.strip()))
+    else:
+        lines = [value] if isinstance(value, str) else value
+        if not isinstance(lines, list | tuple) or not all(isinstance(line, str) for line in lines):
+            raise ConfigError(f"{where}: expected 'Name: value' strings or a table of name = value")
+        pairs = []
+        for line in lines:
+            name, sep, text = line.partition(":")
+            if not sep:
+                raise ConfigError(f"{where}: expected 'Name: value', got {redact_header(line)!r}")
+            pairs.append((name.strip(), text.strip()))
+    for name, _ in pairs:
+        if not _TOKEN.fullmatch(name):
+            raise ConfigError(f"{where}: {name!r} is not a header name")
+        reserved = _HANDSHAKE_HEADERS.get(name.lower())
+        if reserved is not None:
+            raise ConfigError(f"{where}: {name} is set by the WebSocket handshake itself{reserved}")
+    return pairs
+
+
+_ENV_WORD = re.compile(r"(?<!\S)env:([A-Za-z_][A-Za-z0-9_]*)(?!\S)")
+
+
+def _resolve_env_refs(pairs: list[tuple[str, str]], settings: Settings, where: str) -> list[tuple[str, str]]:
+    """Each word ``env:NAME`` of a header value becomes that variable (environment, then .env), so the
+    secret stays out of the command line and of a committed wsmon.toml."""
+
+    resolved = []
+    for header, text in pairs:
+        for name in _ENV_WORD.findall(text):
+            if not settings.env.get(name):
+                raise ConfigError(f"{where}: {header}: environment variable {name} is not set (nor in .env)")
+        value = _ENV_WORD.sub(lambda match: settings.env[match.group(1)].strip(), text)
+        if any((ord(char) < 32 and char != "\t") or ord(char) == 127 for char in value):
+            # A line break would end the header early and start another: not a value a server reads.
+            raise ConfigError(f"{where}: {header}: the value has a line break or a control character")
+        resolved.append((header, value))
+    return resolved
+
+
+def _subprotocols(value: Any, where: str) -> list[str]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list | tuple) or not all(
+        isinstance(n, str) and _TOKEN.fullmatch(n) for n in names
+    ):
+        raise ConfigError(f"{where}: expected subprotocol names such as chat.v1, got {value!r}")
+    return list(names)
+
+
+def _origin(value: Any, where: str) -> str:
+    text = _expect(value, str, where, "an origin such as https://app.example.com")
+    if text != "null" and not re.fullmatch(r"https?://[^/?#\s]+", text):
+        raise ConfigError(f"{where}: expected an origin such as https://app.example.com, got {text!r}")
+    return text
+
+
+def _first_exchange(value: Any, where: str) -> list[ExchangeStep]:
+    """[[probe.first_exchange]] tables: send (a string, or a table sent as JSON), expect (a substring,
+    or a table the JSON reply must contain), timeout (seconds, default 5)."""
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ConfigError(f"{where}: expected [[probe.first_exchange]] tables with send and expect")
+    steps = []
+    for number, item in enumerate(items, 1):
+        at = f"{where}[{number}]"
+        unknown = sorted(set(item) - {"send", "expect", "timeout"})
+        if unknown:
+            raise ConfigError(
+                f"{at}.{shown_key(unknown[0])}: unknown key; expected one of expect, send, timeout"
+            )
+        send, expect = item.get("send"), item.get("expect")
+        if send is None and expect is None:
+            raise ConfigError(f"{at}: expected send, expect or both")
+        if send is not None and not isinstance(send, str | dict | list):
+            raise ConfigError(f"{at}.send: expected a string or a table (sent as JSON), got {send!r}")
+        if expect is not None and not isinstance(expect, str | dict):
+            raise ConfigError(
+                f"{at}.expect: expected a substring or a table the reply contains, got {expect!r}"
+            )
+        text = send if isinstance(send, str) or send is None else json.dumps(send, ensure_ascii=False)
+        timeout = _positive(item["timeout"], f"{at}.timeout") if "timeout" in item else 5.0
+        steps.append(ExchangeStep(send=text, expect=expect, timeout=timeout))
+    return steps
+
+
 _VALIDATORS: dict[str, Any] = {
     "url": lambda v, w: _url(v, w, ("ws", "wss")),
     "redis": lambda v, w: _url(v, w, ("redis", "rediss", "unix")),
@@ -190,6 +314,10 @@ _VALIDATORS: dict[str, Any] = {
     "reply_contains": lambda v, w: _expect(v, str, w, "a substring of the reply"),
     "ca_file": _ca_file,
     "insecure": lambda v, w: _expect(v, bool, w, "true or false"),
+    "headers": _headers,
+    "subprotocols": _subprotocols,
+    "origin": _origin,
+    "first_exchange": _first_exchange,
     "series": _string_list,
     "server": lambda v, w: _expect(v, str, w, "a server command line"),
     "taps": lambda v, w: _specs(v, w, _tap_spec),
@@ -215,6 +343,10 @@ _SECTIONS = {
     "reply_contains": "probe",
     "ca_file": "probe",
     "insecure": "probe",
+    "headers": "probe",
+    "subprotocols": "probe",
+    "origin": "probe",
+    "first_exchange": "probe",
     "series": "metrics",
     "server": "targets",
     "taps": "targets",
@@ -250,7 +382,7 @@ def _feed_spec(spec: str, where: str) -> str:
 def _flag_name(key: str) -> str:
     if key == "url":
         return "the URL argument"
-    if key in ("taps", "logs", "feeds"):
+    if key in ("taps", "logs", "feeds", "headers", "subprotocols"):
         return f"--{key[:-1]}"
     return "--ca" if key == "ca_file" else f"--{key.replace('_', '-')}"
 
@@ -271,7 +403,8 @@ def check_config_tables(settings: Settings) -> None:
             for key in table:
                 if key not in known:
                     raise ConfigError(
-                        f"{path} [{section}].{key}: unknown key; expected one of {', '.join(known)}"
+                        f"{path} [{section}].{shown_key(key)}: unknown key; "
+                        f"expected one of {', '.join(known)}"
                     )
 
 
@@ -294,9 +427,51 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
         if value is None:
             continue
         setattr(options, key, validate(value, where))
+        if key == "headers":
+            options.headers = _resolve_env_refs(options.headers, settings, where)
+        if key == "server":
+            options.server_where = where
+            _refuse_untrusted_command(settings, where, trusted=bool(flags.get("trust_config")))
     options.log_rules = _log_rules(settings)
     options.delivery_rules, options.delivery_timeout = _delivery_rules(settings)
     return options
+
+
+def _refuse_untrusted_command(settings: Settings, where: str, *, trusted: bool) -> None:
+    """A command from a wsmon.toml runs on a plain `wsmon attach`: like git with safe.directory, refuse
+    one from a file another user owns or may write to (a shared or downloaded checkout), unless the
+    user says it is trusted."""
+    path = next((p for p, data in settings.tables if where.startswith(f"{p} [")), None)
+    if path is None or trusted:
+        return  # a flag: the user typed it
+    reason = untrusted_reason(path)
+    if reason:
+        raise ConfigError(
+            f"{where}: refusing to run a command from a file {reason}; check it, then fix it "
+            f"(chown, chmod go-w) or pass --trust-config"
+        )
+
+
+def untrusted_reason(path: Path) -> str:
+    """Why a config file may not give commands to run: '' when it is the user's own and only theirs."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"that cannot be checked ({exc.strerror})"
+    if info.st_uid != os.getuid():
+        return f"owned by another user (uid {info.st_uid}, you are {os.getuid()})"
+    writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if info.st_mode & bit]
+    if writable:
+        return f"writable by {' and '.join(writable)} (mode {stat.S_IMODE(info.st_mode):04o})"
+    return ""
+
+
+def server_notice(options: AttachOptions) -> str:
+    """The line said before a server command is started, naming where it came from."""
+    if not options.server:
+        return ""
+    origin = "--server" if options.server_where in ("", "--server") else options.server_where
+    return f"wsmon: starting the server command from {origin}: {_shown_command(options.server)}"
 
 
 _DELIVERY_LISTS = (
@@ -325,7 +500,7 @@ def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
         values: dict[str, Any] = {}
         timeout = 5.0
         for key, value in table.items():
-            at = f"{where}.{key}"
+            at = f"{where}.{shown_key(key)}"
             if key not in known:
                 raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
             if key == "timeout_s":
@@ -368,20 +543,23 @@ def build_sources(options: AttachOptions) -> list[Source]:
         sources.append(server)
     for number, spec in enumerate(options.taps, 1):
         host, port, upstream = parse_tap_spec(spec)
-        sources.append(
-            TapSource(
-                host,
-                port,
-                upstream,
-                target=f"tap{number}" if len(options.taps) > 1 else "tap",
-                interval=options.interval,
-                capture_payloads=options.capture_payloads,
-                rules=options.delivery_rules,
-                delivery_timeout_s=options.delivery_timeout,
-            )
+        tap = TapSource(
+            host,
+            port,
+            upstream,
+            target=tap_names(options)[number - 1],
+            interval=options.interval,
+            capture_payloads=options.capture_payloads,
+            rules=options.delivery_rules,
+            delivery_timeout_s=options.delivery_timeout,
+            # The tap fronts the server whose log wsmon reads: the tap's rows own the counts.
+            covers=log_names(options),
+            starting=server is not None,
         )
-    for number, path in enumerate(options.logs, 1):
-        name = "log" if len(options.logs) == 1 else f"log{number}"
+        if server is not None:
+            server.exit_listeners.append(tap.upstream_exited)
+        sources.append(tap)
+    for name, path in zip(log_names(options)[1 if server else 0 :], options.logs, strict=True):
         if path == "-":
             sources.append(StdinLogSource(target="stdin", parser_rules=options.log_rules))
         else:
@@ -404,6 +582,32 @@ def build_sources(options: AttachOptions) -> list[Source]:
     return sources
 
 
+def tap_names(options: AttachOptions) -> list[str]:
+    return ["tap"] if len(options.taps) == 1 else [f"tap{n}" for n in range(1, len(options.taps) + 1)]
+
+
+def log_names(options: AttachOptions) -> list[str]:
+    """The targets whose lines are the server's log: a --server's output, then each --log."""
+    names = ["server"] if options.server else []
+    for number, path in enumerate(options.logs, 1):
+        names.append("stdin" if path == "-" else "log" if len(options.logs) == 1 else f"log{number}")
+    return names
+
+
+def starting_targets(options: AttachOptions) -> list[str]:
+    """With --server, wsmon starts the server: it and whatever watches it are STARTING until they first
+    answer, so the server's start-up is not reported as their outage."""
+    if not options.server:
+        return []
+    names = ["server", *tap_names(options)]
+    if options.url and options.probes > 0:
+        names.append("websocket")
+    if options.process_wanted():
+        names.append("process")
+    names += [name for name in ("health", "metrics") if getattr(options, name)]
+    return names
+
+
 def _probe_config(options: AttachOptions) -> ProbeConfig:
     assert options.url is not None
     return ProbeConfig(
@@ -415,6 +619,10 @@ def _probe_config(options: AttachOptions) -> ProbeConfig:
         reply_contains=options.reply_contains,
         ca_file=options.ca_file,
         insecure=options.insecure,
+        headers=tuple(options.headers),
+        subprotocols=tuple(options.subprotocols),
+        origin=options.origin,
+        first_exchange=tuple(options.first_exchange),
     )
 
 
@@ -466,6 +674,7 @@ def build_attach_session(
         command="wsmon attach " + " ".join(options.configured()),
         targets=targets_of(options),
         duration=duration,
+        starting=starting_targets(options),
     )
 
 
@@ -499,9 +708,75 @@ async def _check_process(options: AttachOptions) -> CheckResult:
     return CheckResult(ok=ok, latency_ms=ms, error=error, hint=hint, kind="" if ok else "missing")
 
 
+async def _check_server_command(command: str) -> CheckResult:
+    """`--server CMD` is started by wsmon later: what can be checked now is that its program exists."""
+    started = time.perf_counter()
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        return CheckResult(ok=False, error=f"not a command line: {exc}", kind="usage")
+    program = argv[0] if argv else ""
+    found = shutil.which(program) if program else None
+    ms = (time.perf_counter() - started) * 1000.0
+    if found is None:
+        error = "empty command" if not program else f"{program}: no such executable"
+        hint = "check the program's name and PATH, or give its full path"
+        return CheckResult(ok=False, latency_ms=ms, error=error, hint=hint, kind="missing")
+    return CheckResult(ok=True, latency_ms=ms)
+
+
+async def _check_log_file(path: str) -> CheckResult:
+    """A `--log FILE` must exist and be readable now; `-` (stdin) needs nothing."""
+    started = time.perf_counter()
+    error, hint = "", ""
+    if path != "-":
+        if not os.path.exists(path):
+            error, hint = "no such file", "start the server first, or check the path"
+        elif os.path.isdir(path):
+            error, hint = "a directory, not a file", "give the log file itself"
+        elif not os.access(path, os.R_OK):
+            error, hint = "not readable", "run wsmon as a user who may read it"
+    ms = (time.perf_counter() - started) * 1000.0
+    return CheckResult(ok=not error, latency_ms=ms, error=error, hint=hint, kind="missing" if error else "")
+
+
+def _tap_check(options: AttachOptions, upstream: str) -> Any:
+    """A tap is only as good as its upstream: connect to it as a probe would."""
+    config = ProbeConfig(url=upstream, count=1, ca_file=options.ca_file, insecure=options.insecure)
+    return ProbeSource(config).check()
+
+
+def _feed_check(spec: FeedSpec) -> Any:
+    source = PostgresSource(spec.url) if spec.kind == "postgres" else RedisSource(spec.url)
+    return source.check()
+
+
+def _shown_command(command: str) -> str:
+    try:
+        return shlex.join(redact_argv(shlex.split(command)))
+    except ValueError:
+        return redact_url(command)
+
+
+def _numbered(kind: str, count: int, number: int) -> str:
+    return kind if count == 1 else f"{kind}{number}"
+
+
 async def run_checks(options: AttachOptions) -> list[CheckRow]:
     """One pass over every configured target, concurrently, each bounded in time."""
     jobs: list[tuple[str, str, Any]] = []
+    if options.server:
+        jobs.append(("server", _shown_command(options.server), _check_server_command(options.server)))
+    for number, spec in enumerate(options.taps, 1):
+        _, _, upstream = parse_tap_spec(spec)
+        name = _numbered("tap", len(options.taps), number)
+        jobs.append((name, redact_url(upstream), _tap_check(options, upstream)))
+    for number, path in enumerate(options.logs, 1):
+        name = "stdin" if path == "-" else _numbered("log", len(options.logs), number)
+        jobs.append((name, path, _check_log_file(path)))
+    for number, feed in enumerate(options.feeds, 1):
+        spec = parse_feed_spec(feed)
+        jobs.append((_numbered("feed", len(options.feeds), number), spec.shown, _feed_check(spec)))
     if options.url:
         jobs.append(("websocket", redact_url(options.url), ProbeSource(_probe_config(options)).check()))
     locatable = options.pid is not None or options.process is not None or options.process_port() is not None
@@ -540,12 +815,37 @@ def render_check_table(rows: list[CheckRow]) -> str:
     for row in rows:
         r = row.result
         latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "—"
-        table.append((row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint))
+        # Errors quote servers and exceptions: shown, never obeyed, by the terminal.
+        cells = (row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint)
+        table.append(tuple(visible(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in table
     ]
+    return "\n".join([*lines, "", check_summary(rows)])
+
+
+def check_summary(rows: list[CheckRow]) -> str:
     failed = sum(1 for row in rows if not row.result.ok)
-    verdict = f"{len(rows) - failed} of {len(rows)} targets answer" + (f"; {failed} failed" if failed else "")
-    return "\n".join([*lines, "", verdict])
+    return f"{len(rows) - failed} of {len(rows)} targets answer" + (f"; {failed} failed" if failed else "")
+
+
+def check_json(rows: list[CheckRow]) -> dict[str, Any]:
+    """`wsmon check --format json`: one document (docs/configuration.md)."""
+    return {
+        "verdict": "pass" if rows and all(row.result.ok for row in rows) else "fail",
+        "summary": check_summary(rows),
+        "targets": [
+            {
+                "target": row.target,
+                "address": row.address,
+                "ok": row.result.ok,
+                "latency_ms": row.result.latency_ms,
+                "error": row.result.error,
+                "kind": row.result.kind,
+                "hint": row.result.hint,
+            }
+            for row in rows
+        ],
+    }

@@ -1,10 +1,13 @@
-"""The commands: demo, replay, report, export. Exit codes: 0 ok, 1 a limit breached, 2 bad usage or input."""
+"""The commands. Exit codes, one rule for every command that prints a verdict (docs/exit-codes.md):
+0 pass; 1 a limit breached, the tests failed or a check failed; 2 bad usage or unreadable input.
+`wsmon run` exits with the tests' own code when they failed, else --breach-exit-code on a breach."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +28,13 @@ def fail(message: str) -> NoReturn:
     """One clear line on stderr and exit 2: bad usage or unreadable input."""
     click.echo(f"wsmon: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command line as the user typed it, for the recording's header; secrets masked."""
+    from wsmon.core.redact import redact_argv
+
+    return shlex.join(["wsmon", *redact_argv(sys.argv[1:] if argv is None else argv)])
 
 
 def _settings(limit_flags: tuple[str, ...]) -> Any:
@@ -126,7 +136,7 @@ def demo(
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
     it, exactly as wsmon watches any server. Faults are injected at a visible rate.
     """
-    from wsmon.demo.runner import build_demo_session
+    from wsmon.demo.runner import build_demo_session, load_generator_of
 
     settings = _settings(limit_flags)
     _check_record_path(record)
@@ -140,17 +150,42 @@ def demo(
         through_tap=not no_tap,
         slow_acks=slow_acks,
     )
+    session.command = command_line()
     _add_outputs(session, alert_cmd, alert_webhook, prometheus)
+
+    def tally() -> None:
+        load = load_generator_of(session)
+        if load is not None:
+            click.echo(load.tally_line())
+
+    sys.exit(_watch(session, headless, record, source="demo", after=tally))
+
+
+def _watch(
+    session: Any,
+    headless: bool,
+    record: Path | None,
+    *,
+    source: str,
+    after: Callable[[], None] | None = None,
+) -> int:
+    """Run a live session; headless, print its report and return the report's exit code.
+
+    ``after`` prints what the command adds once the session ended (the demo's load tally)."""
+    code = EXIT_OK
     if headless:
         _run_headless(session.run, session.stop)
         from wsmon.core.report import build_report, render_text
 
-        click.echo(render_text(build_report(session.state, session.limits, source="demo")))
+        report = build_report(session.state, session.limits, source=source)
+        click.echo(render_text(report))
+        code = report.exit_code
     else:
-        _run_dashboard(session)
-    if record is not None:
-        click.echo(f"recorded to {record}", err=True)
-    sys.exit(EXIT_OK)
+        _run_dashboard(session)  # no verdict printed, so none to exit with
+    if after is not None:
+        after()
+    # A recording that could not be written (disk full) is exit 2, whatever the verdict.
+    return _recording_exit(session, record) or code
 
 
 def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> Callable[..., Any]:
@@ -208,6 +243,22 @@ def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> 
         click.option("--reply-contains", help='How to recognise its reply ("{id}" replaced too).'),
         click.option("--ca", "ca_file", type=click.Path(dir_okay=False), help="A CA bundle for wss://."),
         click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates."),
+        click.option(
+            "--header",
+            "headers",
+            multiple=True,
+            metavar="'NAME: VALUE'",
+            help="A header the probes send in the handshake, e.g. 'Authorization: Bearer env:TOKEN' "
+            "(env:NAME is read from the environment or .env; values are never shown) (repeatable).",
+        ),
+        click.option("--subprotocol", "subprotocols", multiple=True, help="A subprotocol the probes offer."),
+        click.option("--origin", help="The Origin header the probes send, e.g. https://app.example.com."),
+        click.option(
+            "--trust-config",
+            is_flag=True,
+            default=None,
+            help="Run a [targets] server command from a wsmon.toml that another user owns or may write.",
+        ),
         limit_option,
     ]
     for option in reversed(options):
@@ -236,6 +287,14 @@ def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
     return options
 
 
+def _announce_server(options: Any) -> None:
+    """Say which command is about to run, and from where: it may come from a checked-out wsmon.toml."""
+    from wsmon.attach import server_notice
+
+    if options.server:
+        click.echo(server_notice(options), err=True)
+
+
 @main.command()
 @target_options
 @output_options
@@ -255,33 +314,38 @@ def attach(
     settings = _settings(limit_flags)
     options = _attach_options(settings, flags)
     _check_record_path(record)
+    _announce_server(options)
     session = build_attach_session(options, limits=settings.limits, record=record, duration=duration)
+    session.command = command_line()
     _add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
-    if headless:
-        _run_headless(session.run, session.stop)
-        from wsmon.core.report import build_report, render_text
-
-        click.echo(render_text(build_report(session.state, session.limits, source="attach")))
-    else:
-        _run_dashboard(session)
-    if record is not None:
-        click.echo(f"recorded to {record}", err=True)
-    sys.exit(EXIT_OK)
+    sys.exit(_watch(session, headless, record, source="attach"))
 
 
 @main.command()
 @target_options
-def check(limit_flags: tuple[str, ...], **flags: Any) -> None:
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(limit_flags: tuple[str, ...], fmt: str, **flags: Any) -> None:
     """One pass over every configured target: a table, and exit 0 only when all of them answer.
 
+    Every target is checked: WebSocket, Redis, PostgreSQL, HTTP and the server process answer; a tap's
+    upstream answers; a --log file exists and is readable; a --server command's program exists; a
+    --feed's server answers. Exit 1 when any check fails, 2 when there was nothing to check.
     Put it before a test suite so the suite refuses to start on missing infrastructure.
     """
-    from wsmon.attach import render_check_table, run_checks
+    from wsmon.attach import check_json, render_check_table, run_checks
 
     settings = _settings(limit_flags)
     options = _attach_options(settings, flags)
     rows = asyncio.run(run_checks(options))
-    click.echo(render_check_table(rows))
+    if not rows:
+        fail(
+            "nothing to check: the configured targets (" + ", ".join(options.configured()) + ") "
+            "have no check of their own; give a ws:// URL, --redis, --postgres, --health or --pid"
+        )
+    if fmt == "json":
+        click.echo(msgspec.json.format(msgspec.json.encode(check_json(rows)), indent=2).decode())
+    else:
+        click.echo(render_check_table(rows))
     sys.exit(EXIT_OK if all(row.result.ok for row in rows) else EXIT_BREACH)
 
 
@@ -313,7 +377,29 @@ KNOWN_TARGETS = ("server", "websocket", "process", "redis", "postgres", "health"
     "--no-fail-on-breach", is_flag=True, help="Exit 0 when the tests pass, even if a limit was breached."
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True
+    "--breach-exit-code",
+    default=EXIT_BREACH,
+    show_default=True,
+    type=click.IntRange(1, 255),
+    help="Exit code when the tests pass but a limit was breached (k6 uses 99), so CI can tell them apart.",
+)
+@click.option(
+    "--test-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the tests' output here (default: wsmon's stderr; with --tui, <record>.log).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "junit"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report here, not stdout.",
 )
 @click.argument("test_cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(
@@ -325,17 +411,22 @@ def run(
     record: Path | None,
     tui: bool,
     no_fail_on_breach: bool,
+    breach_exit_code: int,
+    test_output: Path | None,
     fmt: str,
+    output: Path | None,
     limit_flags: tuple[str, ...],
     **flags: Any,
 ) -> None:
     """Watch a test run: wsmon run [OPTIONS] -- TEST_CMD ...
 
     Starts monitoring (and --server), waits until the required targets answer, runs TEST_CMD with its
-    output passed through, records the run and prints the report. Exit code: the test command's own
-    when it failed; otherwise 1 when a limit was breached (or infrastructure was missing); otherwise 0.
+    output on stderr (or --test-output), records the run and prints the report, one document, on
+    stdout. Exit code: the test command's own when it failed; 1 when the tests ran none, the required
+    targets did not answer or the run was interrupted; --breach-exit-code (default 1) when the tests
+    passed but a limit was breached; otherwise 0.
     """
-    from wsmon.attach import build_sources, targets_of
+    from wsmon.attach import build_sources, starting_targets, targets_of
     from wsmon.run import TestRun, default_record_path
     from wsmon.session import Session
     from wsmon.sources.markers import TestMarkerSource
@@ -351,6 +442,10 @@ def run(
             fail(f"--require {name}: unknown target; expected some of {', '.join(KNOWN_TARGETS)}")
         if name not in configured:
             fail(f"--require {name}: that target is not configured (configured: {', '.join(configured)})")
+    for flag, path in (("--test-output", test_output), ("-o", output)):
+        if path is not None and not path.parent.is_dir():
+            fail(f"{flag} {path}: directory {path.parent} does not exist")
+    _announce_server(options)
     record = record or default_record_path()
     if not record.parent.exists():
         record.parent.mkdir(parents=True, exist_ok=True)
@@ -361,12 +456,13 @@ def run(
         title="run",
         limits=settings.limits,
         record=record,
-        command="wsmon run -- " + " ".join(test_cmd),
+        command=command_line(),
         targets=targets_of(options),
+        starting=starting_targets(options),
     )
     _add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
     headless = not tui
-    output = record.with_suffix(".log") if tui else None
+    test_output = test_output or (record.with_suffix(".log") if tui else None)
     test_run = TestRun(
         session,
         markers,
@@ -374,71 +470,81 @@ def run(
         required=required,
         ready_timeout=ready_timeout,
         junit=junit,
-        output=output,
+        output=test_output,
         test_results=test_results,
     )
     if headless:
         _run_headless(test_run.run, test_run.stop)
     else:
         _run_dashboard(test_run)
-        click.echo(f"test output: {output}", err=True)
-    sys.exit(_finish_run(test_run, record, fmt, fail_on_breach=not no_fail_on_breach))
+    if test_output is not None:
+        click.echo(f"test output: {test_output}", err=True)
+    breach_code = EXIT_OK if no_fail_on_breach else breach_exit_code
+    code = _finish_run(test_run, record, fmt, output, breach_code=breach_code)
+    recording = _recording_exit(session, None)
+    # A recording that could not be written is exit 2, unless the tests' own failure says more.
+    sys.exit(code if code > EXIT_BREACH else max(code, recording))
 
 
-def _finish_run(test_run: Any, record: Path, fmt: str, *, fail_on_breach: bool) -> int:
-    from wsmon.core.report import build_report, render
-    from wsmon.core.testwindows import summarise_windows
-    from wsmon.store.reader import RecordingReader
+def _finish_run(test_run: Any, record: Path, fmt: str, output: Path | None, *, breach_code: int) -> int:
+    from wsmon.core.report import render, verdict_line
 
     outcome = test_run.outcome
-    reader = RecordingReader(record)
-    state = reader.state_at_seq(reader.event_count)
+    reader = _run_recording(test_run.session, record)
+    if reader is not None and not test_run.session.recording_error:
+        state = reader.state_at_seq(reader.event_count)
+    else:  # the recording stopped early (disk full): the live State holds the whole run
+        state = test_run.session.state
     if outcome.missing:
         click.echo(_targets_table(state, outcome.missing), err=True)
         click.echo(f"wsmon: tests not started: {', '.join(outcome.missing)} did not answer", err=True)
-        return EXIT_BREACH
-    report = build_report(state, test_run.session.limits, source=str(record), header=_header(reader))
-    windows = summarise_windows(state, reader.iter_events())
-    text = render(report, fmt) + "\n" + _render_tests(state, windows, fmt)
-    click.echo(text)
+    report = _report_of(reader, state, test_run.session.limits, source=str(record))
+    _emit_report(render(report, fmt), output, verdict_line(report))
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file and fmt != "json":
         with open(summary_file, "a", encoding="utf-8") as out:
-            out.write(render(report, "markdown") + "\n" + _render_tests(state, windows, "markdown") + "\n")
+            out.write(render(report, "markdown") + "\n")
     if outcome.junit_error:
         click.echo(f"wsmon: warning: {outcome.junit_error}", err=True)
     for error in outcome.results_errors:
         click.echo(f"wsmon: warning: {error}", err=True)
-    click.echo(f"recorded to {record}", err=True)
-    if outcome.test_exit not in (0, None):
-        return int(outcome.test_exit) if 0 < outcome.test_exit < 256 else EXIT_BREACH
-    if outcome.interrupted:
+    if not test_run.session.recording_error:
+        click.echo(f"recorded to {record}", err=True)
+    if outcome.missing:
         return EXIT_BREACH
-    return EXIT_BREACH if (report.exit_code and fail_on_breach) else EXIT_OK
+    return run_exit_code(outcome.test_exit, report, interrupted=outcome.interrupted, breach_code=breach_code)
 
 
-def _render_tests(state: Any, windows: list[Any], fmt: str) -> str:
-    from wsmon.core.testwindows import describe, span_line
+def run_exit_code(test_exit: int | None, report: Any, *, interrupted: bool, breach_code: int) -> int:
+    """The tests' own failure first, so a CI log tells a test failure from a limit breach."""
+    if test_exit not in (0, None):
+        return int(test_exit) if 0 < test_exit < 256 else EXIT_BREACH
+    if (report.tests is not None and report.tests.verdict == "fail") or interrupted:
+        return EXIT_BREACH  # e.g. no tests ran, though the command said 0
+    return breach_code if report.breached else EXIT_OK
 
-    tests = list(state.tests.values())
-    if not tests:
-        return ""
-    counts: dict[str, int] = {}
-    for test in tests:
-        counts[test.outcome or "running"] = counts.get(test.outcome or "running", 0) + 1
-    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
-    if fmt == "json":
-        return msgspec.json.encode({"tests": counts, "failed_tests": windows}).decode()
-    heading = "## Tests" if fmt == "markdown" else "Tests"
-    lines = [heading, f"{len(tests)} tests: {summary}", ""]
-    for window in windows:
-        title = f"{window.outcome.upper()} {window.test}" + (f" — {window.message}" if window.message else "")
-        lines.append(f"### {title}" if fmt == "markdown" else title)
-        if window.duration_s is not None:
-            lines.append(f"  {span_line(window)}")
-        lines.extend(("- " if fmt == "markdown" else "  ") + line.strip() for line in describe(window))
-        lines.append("")
-    return "\n".join(lines)
+
+def _report_of(reader: Any, state: Any, limits: Any, *, source: str) -> Any:
+    """The report of a recording (or, without one, of the live State), its failed tests' windows
+    filled from the recorded events."""
+    from wsmon.core.report import build_report
+    from wsmon.core.testwindows import summarise_windows
+
+    windows = summarise_windows(state, reader.iter_events() if reader is not None else iter(()))
+    header = _header(reader) if reader is not None else None
+    return build_report(state, limits, source=source, header=header, test_windows=windows)
+
+
+def _emit_report(text: str, output: Path | None, verdict: str) -> None:
+    """The report on stdout, or in OUTPUT with only its verdict line on stdout."""
+    if output is None:
+        click.echo(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"{output}: cannot write: {exc.strerror}")
+    click.echo(verdict)
 
 
 def _targets_table(state: Any, missing: list[str]) -> str:
@@ -458,7 +564,7 @@ def _targets_table(state: Any, missing: list[str]) -> str:
 )
 def replay(file: Path, headless: bool, speed: float) -> None:
     """Step through a recorded session in the dashboard, at recorded pace."""
-    from wsmon.core.report import build_report, render_text
+    from wsmon.core.report import render_text
     from wsmon.store.format import RecordingError
 
     try:
@@ -469,13 +575,13 @@ def replay(file: Path, headless: bool, speed: float) -> None:
             reader = RecordingReader(file)
             engine = ReplayEngine(reader)
             engine.seek_seq(reader.event_count)
+            _damaged_batches_warning(reader)
             _print_warnings(reader.warnings)
-            limits = tuple(reader.header.limits) or None
-            report = build_report(
-                engine.state, limits or _settings(()).limits, source=str(file), header=_header(reader)
-            )
+            limits = tuple(reader.header.limits) or _settings(()).limits
+            report = _report_of(reader, engine.state, limits, source=str(file))
+            report.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
             click.echo(render_text(report))
-            sys.exit(EXIT_OK)
+            sys.exit(report.exit_code)
         from wsmon.replay_feed import ReplayFeed
 
         feed = ReplayFeed(file, speed=speed)
@@ -525,6 +631,7 @@ def report(
             state = reader.state_at_seq(reader.event_count)
         except RecordingError as exc:
             fail(str(exc))
+        _damaged_batches_warning(reader)
         _print_warnings(reader.warnings)
         return reader, state
 
@@ -534,7 +641,8 @@ def report(
         if limit_flags
         else (tuple(reader.header.limits) or _settings(()).limits)
     )
-    result = build_report(state, limits, source=str(file), header=_header(reader))
+    result = _report_of(reader, state, limits, source=str(file))
+    result.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
         settings = _settings(limit_flags)
@@ -551,14 +659,7 @@ def report(
         old = build_report(old_state, limits, source=str(baseline), header=_header(old_reader))
         comparison = baselines.compare(result, old, tolerances, default_tolerance)
         text, code = baselines.render_with_report(result, comparison, fmt), max(code, comparison.exit_code)
-    if output is None:
-        click.echo(text)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            fail(f"{output}: cannot write: {exc.strerror}")
-        click.echo(verdict_line(result))
+    _emit_report(text, output, verdict_line(result))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt == "markdown" and summary:
         try:
@@ -600,6 +701,40 @@ def export(file: Path, jsonl: bool, output: Path | None) -> None:
     _print_warnings(reader.warnings)
 
 
+@main.group()
+def logs() -> None:
+    """How wsmon reads a server's log."""
+
+
+@logs.command("explain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--examples", default=3, type=click.IntRange(min=1), help="Lines shown of each kind (default 3)."
+)
+@click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
+def logs_explain(file: Path, examples: int, every: bool) -> None:
+    """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
+    from wsmon.sources.logexplain import explain_lines, report
+    from wsmon.sources.logrules import RuleError, load_rules
+
+    settings = _settings(())
+    rules: list[Any] = []
+    for path, data in settings.tables:
+        if isinstance(data.get("log"), dict) and "rules" in data["log"]:
+            try:
+                rules = load_rules(data, str(path))
+            except RuleError as exc:
+                fail(str(exc))
+            break
+    try:
+        with file.open(encoding="utf-8", errors="replace") as lines:
+            for text in report(explain_lines(lines, rules), per_kind=examples, every=every):
+                click.echo(text)
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror or exc}")
+    sys.exit(EXIT_OK)
+
+
 # --- helpers ---------------------------------------------------------------------------------------
 
 
@@ -610,6 +745,45 @@ def _check_record_path(record: Path | None) -> None:
         fail(f"{record}: already exists; wsmon never overwrites a recording (choose another name)")
     if not record.parent.exists():
         fail(f"{record}: directory {record.parent} does not exist")
+    if not os.access(record.parent, os.W_OK):
+        read_only = os.statvfs(record.parent).f_flag & os.ST_RDONLY
+        fail(f"{record}: cannot write ({'read-only file system' if read_only else 'permission denied'})")
+
+
+_UNREADABLE_BATCHES = "unreadable batches:"
+
+
+def _damaged_batches_warning(reader: Any) -> None:
+    """Read every batch (the State comes from a keyframe, which would hide damage) and sum up the loss."""
+    unreadable = reader.check_batches()
+    if unreadable:
+        reader.warnings.append(
+            f"{_UNREADABLE_BATCHES} {unreadable} of {reader.batch_count} batches in {reader.path} could not"
+            " be read; their events cannot be replayed or exported"
+        )
+
+
+def _recording_exit(session: Any, record: Path | None) -> int:
+    """Exit 2 with one line when the session's recording could not be written, else 0."""
+    if session.recording_error:
+        click.echo(f"wsmon: error: {session.recording_error}", err=True)
+        return EXIT_USAGE
+    if record is not None:
+        click.echo(f"recorded to {record}", err=True)
+    return EXIT_OK
+
+
+def _run_recording(session: Any, record: Path) -> Any:
+    """The run's recording for the report; None when it could not be written at all."""
+    from wsmon.store.format import RecordingError
+    from wsmon.store.reader import RecordingReader
+
+    try:
+        return RecordingReader(record)
+    except RecordingError as exc:
+        if session.recording_error:
+            return None
+        fail(str(exc))
 
 
 def _header(reader: Any) -> dict[str, Any]:

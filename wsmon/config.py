@@ -7,6 +7,7 @@ expected.
 
 from __future__ import annotations
 
+import io
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dotenv.parser import parse_stream
+
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, LimitError, with_overrides
+from wsmon.core.redact import MASK, redact_text
 
 CONFIG_NAME = "wsmon.toml"
 
@@ -41,28 +45,38 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines; '#' comments, optional 'export ', optional quotes. No interpolation."""
+    """The .env's KEY=VALUE lines, as python-dotenv reads them: '#' comments (inline ones too, outside
+    quotes), optional 'export ', quotes and escapes. No interpolation: a '$' is kept as written."""
     values: dict[str, str] = {}
     if not path.is_file():
         return values
-    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        got = binding.original.string.strip()
+        if binding.error or (binding.key is not None and binding.value is None):
+            raise ConfigError(f"{path}:{line}: expected KEY=VALUE, got {_shown_line(got)!r}")
+        if binding.key is not None and binding.value is not None:
+            values[binding.key] = binding.value
     return values
+
+
+def _shown_line(line: str) -> str:
+    """A bad .env line as an error may echo it: a line without '=' ("PASSWORD hunter2") is likely a
+    name and its secret value, so only its first word is shown; any other secrets masked."""
+    name, space, _rest = line.partition(" ")
+    if "=" not in line and space:
+        return f"{redact_text(name)} {MASK}"
+    return redact_text(line)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """`wsmon run -- CMD`: watch a test run, record it, judge it.
 
 Start monitoring (and the server, if given), wait until the required targets answer, run the test
-command with its output passed through, mark its start and end, place the tests from its JUnit XML
-on the timeline, stop, and leave the recording for the report.
+command with its output on stderr (or in a file), mark its start and end, place the tests from its
+result files (JUnit XML, --test-results) on the timeline, record how the tests ended
+(``TestRunEnded``: exit code, how many tests reported, whether none ran), stop, and leave the
+recording for the report.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ import contextlib
 import os
 import shlex
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.core.junit import JUnitError, parse_junit
+from wsmon.core.redact import redact_argv
 from wsmon.core.testresults import TestResult, TestResultsError, parse_test_results
 from wsmon.session import Session
 from wsmon.sources.base import now
 from wsmon.sources.markers import TestMarkerSource
 
 READY_POLL_S = 0.1
+PYTEST_NO_TESTS = 5  # pytest's exit code when it collected no tests
 
 
 @dataclass
@@ -34,6 +40,7 @@ class RunOutcome:
     junit_cases: int = 0
     results_errors: list[str] = field(default_factory=list)  # --test-results files that could not be read
     results_cases: int = 0
+    results_read: bool = False  # some result file was read (so its test count means something)
     interrupted: bool = False
 
 
@@ -58,20 +65,32 @@ async def wait_until_ready(session: Session, required: list[str], timeout: float
         await asyncio.sleep(READY_POLL_S)
 
 
+def is_pytest(argv: list[str]) -> bool:
+    """Whether the test command is pytest (``pytest …``, ``python -m pytest …``, ``py.test``)."""
+    words = [Path(word).name for word in argv[:4]]
+    return any(word in ("pytest", "py.test") or word.startswith("pytest-") for word in words) or (
+        "-m" in words and words.index("-m") + 1 < len(words) and words[words.index("-m") + 1] == "pytest"
+    )
+
+
 def place_junit(session: Session, path: Path, live: set[str]) -> int:
-    """Emit start/end events for the JUnit cases the live markers did not already report."""
+    """Emit start/end events for the JUnit cases the live markers did not already report.
+
+    A suite without a timestamp places its cases from the test command's start (approximate): they
+    ran, and their outcomes count, even if the file does not say when.
+    """
     cases = parse_junit(path.read_text(encoding="utf-8", errors="replace"))
     wall_now, mono_now = now()
+    fallback = _tests_started_wall(session)
     placed = 0
     for case in cases:
-        if case.name in live or case.start_wall is None:
+        start_wall = case.start_wall if case.start_wall is not None else fallback
+        if case.name in live or start_wall is None:
             continue
-        start_mono = mono_now - (wall_now - case.start_wall)
-        end_wall, end_mono = case.start_wall + case.duration_s, start_mono + case.duration_s
+        start_mono = mono_now - (wall_now - start_wall)
+        end_wall, end_mono = start_wall + case.duration_s, start_mono + case.duration_s
         session.emit(
-            ev.TestEvent(
-                wall=case.start_wall, mono=start_mono, name=case.name, phase="start", approximate=True
-            )
+            ev.TestEvent(wall=start_wall, mono=start_mono, name=case.name, phase="start", approximate=True)
         )
         session.emit(
             ev.TestEvent(
@@ -173,7 +192,8 @@ class TestRun:
         self.ready_timeout = ready_timeout
         self.junit = junit
         self.test_results = test_results  # --test-results: jest --json, go test -json, TAP, JUnit
-        self.output = output  # where the test output goes when the dashboard owns the terminal
+        self.output = output  # the test output's file (--test-output, or --tui's); None: wsmon's stderr
+        self.command = shlex.join(redact_argv(test_argv))  # as recorded and shown: secrets masked
         self.outcome = RunOutcome()
         self._process: asyncio.subprocess.Process | None = None
         self._interrupted = False
@@ -189,13 +209,17 @@ class TestRun:
 
     @property
     def title(self) -> str:
-        return f"run · {shlex.join(self.test_argv)}"
+        return f"run · {self.command}"
 
     mode = "live"
 
     @property
     def paused(self) -> bool:
         return self.session.paused
+
+    @property
+    def notice(self) -> str:
+        return self.session.notice
 
     def toggle_pause(self) -> None:
         self.session.toggle_pause()
@@ -224,24 +248,28 @@ class TestRun:
         if missing:
             self.outcome.missing = missing
             self.session.marker(f"tests not started: {', '.join(missing)} not answering")
+            self._ended(None, None, f"{', '.join(missing)} did not answer")
             return
         if self._interrupted:
             return
         await asyncio.wait_for(self.markers.listening.wait(), timeout=5.0)
         env = {**os.environ, "WSMON_MARKERS": self.markers.address}
-        self.session.marker(f"tests started: {shlex.join(self.test_argv)}")
-        out = self.output.open("ab") if self.output is not None else None
+        self.session.marker(f"tests started: {self.command}")
+        out = _private_append(self.output) if self.output is not None else None
+        # stdout belongs to the report (one document, machine-readable); the tests write to stderr.
+        sink = out if out is not None else sys.stderr.fileno()
         try:
             self._process = await asyncio.create_subprocess_exec(
                 *self.test_argv,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL if out is not None else None,
-                stdout=out,
-                stderr=out,
+                stdout=sink,
+                stderr=sink,
             )
         except OSError as exc:
             self.session.marker(f"tests could not start: {exc}")
             self.outcome.test_exit = 127
+            self._ended(127, 0, f"could not start: {exc.strerror or exc}")
             if out is not None:
                 out.close()
             return
@@ -252,18 +280,51 @@ class TestRun:
                 out.close()
         self.outcome.test_exit = code
         self.session.marker(f"tests ended: exit {code}")
+        await self.markers.drained()
         if self.junit is not None:
             self._read_junit(self.junit)
         if self.test_results:
             live = set(self.session.state.tests)
             placed, errors = read_test_results(self.session, list(self.test_results), live)
             self.outcome.results_cases, self.outcome.results_errors = placed, errors
+            self.outcome.results_read |= len(errors) < len(self.test_results)
+        ran, note = self._tests_ran(code)
+        self._ended(code, ran, note)
+
+    def _tests_ran(self, code: int) -> tuple[int | None, str]:
+        """How many tests reported a result, and how "none" was known; (None, "") when nothing could tell.
+
+        Three witnesses: pytest's exit code 5, the pytest plugin (it connected, then reported no test),
+        and result files that were read and hold no test case.
+        """
+        seen = len(self.session.state.tests)
+        if seen:
+            return seen, ""
+        if code == PYTEST_NO_TESTS and is_pytest(self.test_argv):
+            return 0, "pytest exit 5: no tests were collected"
+        if self.markers.clients:
+            return 0, "the pytest plugin reported no test"
+        if self.outcome.results_read:
+            return 0, "the result files hold no test case"
+        return None, ""
+
+    def _ended(self, code: int | None, ran: int | None, note: str) -> None:
+        wall, mono = now()
+        self.session.emit(
+            ev.TestRunEnded(wall=wall, mono=mono, command=self.command, exit_code=code, ran=ran, note=note)
+        )
 
     def _read_junit(self, path: Path) -> None:
         live = set(self.session.state.tests)
         try:
             self.outcome.junit_cases = place_junit(self.session, path, live)
+            self.outcome.results_read = True
         except FileNotFoundError:
             self.outcome.junit_error = f"{path}: no JUnit XML was written"
         except (OSError, JUnitError) as exc:
             self.outcome.junit_error = f"{path}: {exc}"
+
+
+def _private_append(path: Path) -> BinaryIO:
+    """The tests' output file, 0600 like the recording beside it: test output can carry secrets."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")

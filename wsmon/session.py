@@ -20,14 +20,16 @@ from typing import Any, Protocol
 import wsmon
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
-from wsmon.core.reducer import Reducer
+from wsmon.core.reducer import Reducer, startup_timeouts
+from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
 from wsmon.memory import pin_mmap_threshold
 from wsmon.sources.base import Emit, now
-from wsmon.store.format import FORMAT_VERSION, RecordingHeader
+from wsmon.store.format import FORMAT_VERSION, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
 
 TICK_S = 0.25
+STARTUP_TIMEOUT_S = 30.0  # a target wsmon starts that has not answered by then is DOWN
 SOURCE_RESTART_S = 2.0
 STOP_TIMEOUT_S = 8.0
 
@@ -61,6 +63,8 @@ class Session:
         targets: Sequence[dict[str, str]] = (),
         duration: float | None = None,
         sinks: Sequence[Sink] = (),
+        starting: Sequence[str] = (),
+        startup_timeout_s: float = STARTUP_TIMEOUT_S,
     ) -> None:
         self.sources = list(sources)
         self.title = title
@@ -70,10 +74,18 @@ class Session:
         self.targets = list(targets)
         self.duration = duration
         self.sinks = list(sinks)
+        # Targets wsmon itself starts (its --server, and what depends on that server): STARTING until
+        # their first UP, so start-up is not reported as an outage.
+        self.starting = list(starting)
+        self.startup_timeout_s = startup_timeout_s
         self._event_hooks = _event_hooks(self.sinks)
         self.paused = False
         self.reducer = Reducer()
         self.writer: RecordingWriter | None = None
+        # Set when the recording could not be written (disk full, read-only): one line naming the file
+        # and the fault. Monitoring goes on without it; the CLI reports it and exits 2 at the end.
+        self.recording_error: str | None = None
+        self._recording_stopped_by = ""
         self._stopping = asyncio.Event()
 
     # --- the Feed protocol ------------------------------------------------------------------------
@@ -89,9 +101,16 @@ class Session:
     def stop(self) -> None:
         self._stopping.set()
 
+    @property
+    def notice(self) -> str:
+        """A line the dashboard's header shows in its error colour (the Feed protocol's optional part)."""
+        return f"recording stopped: {self._recording_stopped_by}" if self.recording_error else ""
+
     # --- running ----------------------------------------------------------------------------------
 
     def emit(self, event: ev.Event) -> None:
+        # Where outside text enters: State, the recording and every output see it made visible.
+        event = clean_event(event)
         self.reducer.apply(event)
         if self.writer is not None:
             self.writer.append(event)
@@ -118,7 +137,11 @@ class Session:
                 targets=self.targets,
                 limits=list(self.limits),
             )
-            self.writer = RecordingWriter(self.record_path, header)
+            try:
+                self.writer = RecordingWriter(self.record_path, header)
+            except RecordingError as exc:
+                self._recording_failed(exc)
+        self._announce_starting()
         tasks = [
             asyncio.create_task(self._guarded(source), name=type(source).__name__) for source in self.sources
         ]
@@ -140,12 +163,44 @@ class Session:
             await self._shutdown(tasks)
             await self._stop_sinks(sink_tasks)
 
+    def _announce_starting(self) -> None:
+        kinds = {t.get("name", ""): t.get("kind", "") for t in self.targets}
+        for name in self.starting:
+            wall, mono = now()
+            self.emit(
+                ev.TargetAdded(
+                    wall=wall,
+                    mono=mono,
+                    target=name,
+                    kind=kinds.get(name, ""),
+                    starting=True,
+                    startup_timeout_s=self.startup_timeout_s,
+                )
+            )
+
     def _tick(self) -> None:
         wall, mono = now()
+        for down in startup_timeouts(self.reducer.state, wall, mono):
+            self.emit(down)
         for alert in judge(self.reducer.state, self.limits, wall, mono):
             self.emit(alert)
         if self.writer is not None and self.writer.due(mono):
-            self.writer.flush(self.reducer.state)
+            try:
+                self.writer.flush(self.reducer.state)
+            except RecordingError as exc:
+                self._recording_failed(exc)
+
+    def _recording_failed(self, exc: RecordingError) -> None:
+        """Stop recording, keep monitoring: what was committed stays readable, nothing more is kept."""
+        if self.writer is not None:
+            self.writer.abandon()
+            self.writer = None
+        self.recording_error = str(exc)
+        self._recording_stopped_by = getattr(exc, "reason", exc.problem)
+        wall, mono = now()
+        self.emit(
+            ev.LogLine(wall=wall, mono=mono, level="error", text=f"recording stopped: {exc}", source="wsmon")
+        )
 
     async def _guarded(self, source: Source) -> None:
         """Run a source for the whole session; an unexpected error is an event and a restart."""
@@ -191,7 +246,10 @@ class Session:
             await asyncio.gather(*(task for _, task in stage), return_exceptions=True)
         self._tick()
         if self.writer is not None:
-            self.writer.close(self.reducer.state)
+            try:
+                self.writer.close(self.reducer.state)
+            except RecordingError as exc:
+                self._recording_failed(exc)
             self.writer = None
 
     async def _stop_sinks(self, tasks: list[asyncio.Task[Any]]) -> None:

@@ -30,6 +30,7 @@ import msgspec
 from wsmon.core import report as report_module
 from wsmon.core.limits import format_value
 from wsmon.core.report import Figure, Report
+from wsmon.core.sanitize import shown_key
 
 DEFAULT_TOLERANCE = 0.10
 FAILURE_FLOOR_PERCENT = 0.1  # failure-rate growth below 0.1 points is noise, never a regression
@@ -112,7 +113,8 @@ def parse_tolerances(raw: Any, where: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in raw.items():
         if key not in FIGURES:
-            raise ToleranceError(f"{where}.{key}: unknown figure; expected one of {', '.join(FIGURES)}")
+            expected = ", ".join(FIGURES)
+            raise ToleranceError(f"{where}.{shown_key(key)}: unknown figure; expected one of {expected}")
         out[key] = parse_tolerance(value, f"{where}.{key}")
     return out
 

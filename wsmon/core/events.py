@@ -34,6 +34,13 @@ class TargetAdded(Event, tag="target"):
     target: str
     kind: str  # "websocket" | "server" | "process" | "redis" | "postgres" | "http" | "log"
     address: str = ""
+    # A tap's: the log sources (targets) of the server it fronts. Their connection events then enrich
+    # the tap's rows instead of counting again (docs/design.md, "One connection, two witnesses").
+    covers: list[str] = []
+    # A target wsmon starts itself (or that depends on a server it starts): STARTING until its first
+    # UP, and a TargetDown before that is no outage unless start-up failed or took over the timeout.
+    starting: bool = False
+    startup_timeout_s: float = 0.0
 
 
 class TargetDown(Event, tag="down"):
@@ -195,6 +202,10 @@ class LogLine(Event, tag="log"):
     level: str
     text: str
     source: str = ""
+    # The line's structured fields as text (JSON keys, nested ones dotted; key=value pairs), so an
+    # export, the report and a connection's timeline can show the error text and ids. Capped in size,
+    # secrets masked (wsmon.sources.logvocab.kept_fields).
+    fields: dict[str, str] = {}
 
 
 class ServerExit(Event, tag="exit"):
@@ -231,6 +242,20 @@ class TestEvent(Event, tag="test"):
     approximate: bool = False
 
 
+class TestRunEnded(Event, tag="tests.ended"):
+    """The test command `wsmon run` watched has ended: its exit code and how many tests reported.
+
+    Recorded so a report read later judges the tests exactly as the live run did.
+    """
+
+    __test__ = False
+
+    command: str  # shlex.join of the test command, secrets masked
+    exit_code: int | None = None  # None: the command never started
+    ran: int | None = None  # tests with a result (plugin or result files); None: nothing could tell
+    note: str = ""  # how "no tests ran" was known, e.g. "pytest exit 5: no tests were collected"
+
+
 AnyEvent = (
     TargetAdded
     | TargetDown
@@ -254,6 +279,7 @@ AnyEvent = (
     | ServerExit
     | HttpSample
     | TestEvent
+    | TestRunEnded
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]

@@ -7,9 +7,11 @@ approximation for parallel ones; the pytest plugin's live markers, when present,
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
+from xml.parsers import expat
 
 import msgspec
 
@@ -45,30 +47,53 @@ def _timestamp(text: str | None, naive_tz: timezone | None) -> float | None:
         return None
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=naive_tz) if naive_tz is not None else when.astimezone()
-    return when.timestamp()
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=naive_tz) if naive_tz is not None else when.astimezone()
+        return when.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None  # not a time, or at the calendar's ends (year 1 in a zone east of UTC)
 
 
 def _seconds(text: str | None) -> float:
     try:
-        return max(float((text or "0").replace(",", "")), 0.0)
+        seconds = float((text or "0").replace(",", ""))
     except ValueError:
         return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0  # "nan", "inf", "1e400": unknown
 
 
 def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0][:300] if (text or "").strip() else ""
 
 
+def _refuse_entities(name: str, *_rest: object) -> None:
+    # No runner declares entities; a file that does is an attack (billion laughs, quadratic blow-up,
+    # external files): refused at the declaration, before anything is expanded or fetched.
+    raise JUnitError(f"XML entity declarations are not allowed (found <!ENTITY {name}>)")
+
+
+def _parse_xml(text: str) -> ET.Element:
+    """ElementTree's tree from expat driven directly, so entity declarations can be refused (the C
+    XMLParser gives no hold on them; expat's own amplification limit depends on its version)."""
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate()
+    parser.buffer_text = True  # one data call a text run, not one a line or entity
+    parser.StartElementHandler = builder.start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.EntityDeclHandler = _refuse_entities
+    parser.ExternalEntityRefHandler = lambda *_args: _refuse_entities("(external)")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    try:
+        parser.Parse(text, True)
+        return builder.close()
+    except expat.ExpatError as exc:
+        raise JUnitError(f"not valid XML: {exc}") from None
+
+
 def parse_junit(text: str, *, naive_tz: timezone | None = None) -> list[JUnitCase]:
     """Every test case of every suite. ``naive_tz``: the zone of timestamps without one (default local)."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise JUnitError(f"not valid XML: {exc}") from None
+    root = _parse_xml(text)
     suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
     cases: list[JUnitCase] = []
     for suite in suites:
@@ -80,7 +105,7 @@ def parse_junit(text: str, *, naive_tz: timezone | None = None) -> list[JUnitCas
                 found = case.find(tag)
                 if found is not None:
                     outcome = verdict
-                    message = found.get("message") or _first_line(found.text)
+                    message = _first_line(found.get("message")) or _first_line(found.text)
                     break
             cases.append(
                 JUnitCase(
@@ -92,7 +117,7 @@ def parse_junit(text: str, *, naive_tz: timezone | None = None) -> list[JUnitCas
                 )
             )
             if clock is not None:
-                clock += duration
+                clock = clock + duration if math.isfinite(clock + duration) else None
     if root.tag not in ("testsuite", "testsuites"):
         raise JUnitError(f"expected <testsuites> or <testsuite>, got <{root.tag}>")
     return cases

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import msgspec
 
 from wsmon.core.events import AlertCleared, AlertRaised, Event
+from wsmon.core.sanitize import shown_key
 from wsmon.core.state import State
 
 OK = "ok"
@@ -81,11 +82,12 @@ def with_overrides(overrides: Mapping[str, Any], where: str = "limits") -> tuple
     min_events = RATIO_MIN_EVENTS
     for key, raw in overrides.items():
         if key == RATIO_MIN_EVENTS_KEY:
-            min_events = _min_events(raw, f"{where}.{key}")
+            min_events = _min_events(raw, f"{where}.{key}")  # a known key
             continue
         if key not in known:
             raise LimitError(
-                f"{where}.{key}: unknown limit; expected one of {', '.join(known)} or {RATIO_MIN_EVENTS_KEY}"
+                f"{where}.{shown_key(key)}: unknown limit; "
+                f"expected one of {', '.join(known)} or {RATIO_MIN_EVENTS_KEY}"
             )
         if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw) or raw <= 0:
             raise LimitError(f"{where}.{key}: expected a positive number, got {raw!r}")

@@ -8,6 +8,7 @@ million a second on one core).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from wsmon.core import events as ev
 from wsmon.core.percentiles import Distribution
@@ -32,9 +33,19 @@ from wsmon.core.state import (
     State,
     TargetState,
     TestRecord,
+    TestRunRecord,
 )
 
 _MIB = 1024 * 1024
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+START_TIMEOUT = "start-timeout"
+# While STARTING, only these DOWN kinds are outages: the start failed, the process exited, or the
+# start-up timeout passed. Anything else (refused: not listening yet) is what starting looks like.
+STARTUP_FAILURES = frozenset({"start", "exited", START_TIMEOUT})
+# A log without peer addresses is matched to the tap's rows by close code within this many seconds.
+CLOSE_MATCH_WINDOW_S = 2.0
+MAX_PENDING_CLOSES = 1000
 
 
 class Reducer:
@@ -65,6 +76,7 @@ class Reducer:
             ev.ServerExit: _server_exit,
             ev.HttpSample: _http,
             ev.TestEvent: _test,
+            ev.TestRunEnded: _test_run_ended,
         }
 
     def apply(self, event: ev.Event) -> None:
@@ -111,12 +123,24 @@ def _target(state: State, name: str) -> TargetState:
 
 def _target_added(state: State, e: ev.TargetAdded) -> None:  # type: ignore[misc]
     target = _target(state, e.target)
-    target.kind = e.kind
-    target.address = e.address
+    target.kind = e.kind or target.kind
+    target.address = e.address or target.address
+    for log_source in e.covers:
+        state.tapped_logs[log_source] = e.target
+    if e.starting and target.up is None:
+        target.starting = True
+        target.since_mono = e.mono
+        target.startup_timeout_s = e.startup_timeout_s
 
 
 def _target_down(state: State, e: ev.TargetDown) -> None:
     target = _target(state, e.target)
+    if target.starting and e.kind not in STARTUP_FAILURES:
+        # Not listening yet is what starting looks like: shown, not counted as an outage.
+        target.error = e.error
+        target.error_kind = e.kind
+        return
+    target.starting = False
     if target.up is not False:
         target.up = False
         target.since_mono = e.mono
@@ -127,6 +151,9 @@ def _target_down(state: State, e: ev.TargetDown) -> None:
 
 def _target_up(state: State, e: ev.TargetUp) -> None:
     target = _target(state, e.target)
+    if target.starting:
+        target.starting = False
+        target.since_mono = None
     if target.up is False and target.since_mono is not None:
         target.down_total_s += e.mono - target.since_mono
     if target.up is not True:
@@ -134,6 +161,23 @@ def _target_up(state: State, e: ev.TargetUp) -> None:
         target.since_mono = e.mono
     target.error = ""
     target.error_kind = ""
+
+
+def startup_timeouts(state: State, wall: float, mono: float) -> list[ev.TargetDown]:
+    """The DOWN events of targets still STARTING past their start-up timeout (the live session asks on
+    its tick; a replay re-applies the recorded events instead)."""
+    out = []
+    for target in state.targets.values():
+        if not target.starting or target.since_mono is None or target.startup_timeout_s <= 0:
+            continue
+        if mono - target.since_mono >= target.startup_timeout_s:
+            error = f"did not answer within {target.startup_timeout_s:g} s of starting"
+            if target.error:
+                error += f" ({target.error})"
+            out.append(
+                ev.TargetDown(wall=wall, mono=mono, target=target.name, error=error, kind=START_TIMEOUT)
+            )
+    return out
 
 
 def _hint(state: State, e: ev.Hint) -> None:
@@ -163,12 +207,12 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
-    if e.local:
-        _remember_peer(state, e.local, e.conn, own=e.own)
     was_counted = conn.counted and conn.state in (OPEN, CLOSING)
-    conn.own = e.own or e.peer in state.own_peers
-    if not e.local and not conn.own:
-        conn.mirror_of = state.relayed_peers.get(e.peer, "")
+    if e.local:
+        _remember_peer(state, e.local, e.conn, own=e.own, mono=e.mono)
+    conn.own = conn.own or e.own
+    if not e.own:
+        _witnessed_by_log(state, conn, e, via_tap=bool(e.local))
     if conn.counted and not was_counted:
         state.open_count += 1
         state.opened_total += 1
@@ -183,29 +227,87 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn.updated_seq = state.seq
 
 
-def _remember_peer(state: State, local: str, conn_id: str, *, own: bool) -> None:
-    """Our end's address of a probe (own) or of a tap's upstream leg: the server's log shows it as the
-    peer, maybe already — that row is then the same connection, not another user's."""
-    if own:
-        peers: dict[str, object] = state.own_peers  # type: ignore[assignment]
-        peers[local] = True
-    else:
-        peers = state.relayed_peers  # type: ignore[assignment]
-        peers[local] = conn_id
-    if len(peers) > 2 * MAX_OWN_PEERS:
-        for old in list(peers)[:-MAX_OWN_PEERS]:
-            del peers[old]
-    for conn in state.connections.values():
-        if conn.peer != local or conn.id == conn_id or not conn.counted:
-            continue
-        if conn.state in (OPEN, CLOSING):
-            state.open_count -= 1
+def _witnessed_by_log(state: State, conn: Connection, e: ev.ConnectionOpened, *, via_tap: bool) -> None:
+    """A row seen from the far end — the server's log, or a tap a probe connects through: the other end
+    of a tap's or probe's row (matched by the peer it saw), or — a log of a server a tap covers — the
+    log's own row, shown but never counted."""
+    peer = e.peer
+    witness_id = state.relayed_peers.get(peer, "") if peer else ""
+    witness = state.connections.get(witness_id) if witness_id else None
+    # Only a tap's client can be wsmon's probe; and a port is reused once its connection is gone, so a
+    # witness long closed is another connection's.
+    if (
+        witness is not None
+        and witness_id != conn.id
+        and (witness.own or not via_tap)
+        and _current(witness, e.mono)
+    ):
+        _mirror(state, conn, witness)
+        return
+    if e.source in state.tapped_logs and not conn.mirror_of:
+        conn.covered_by = state.tapped_logs[e.source]
+    if peer:
+        _bounded_put(state.log_peers, peer, conn.id)
+
+
+def _current(conn: Connection, mono: float) -> bool:
+    """Still open, or closed a moment ago (the other witness may speak late): its address is its own."""
+    return conn.closed_mono is None or mono - conn.closed_mono <= CLOSE_MATCH_WINDOW_S
+
+
+def _mirror(state: State, log_row: Connection, witness: Connection) -> None:
+    """The log's row is the server's view of the witness's connection: it stops counting on its own."""
+    if log_row.counted:
+        if log_row.opened_mono is not None:
             state.opened_total -= 1
-        if own:
-            conn.own = True
-        else:
-            conn.mirror_of = conn_id
-        conn.updated_seq = state.seq
+        if log_row.state in (OPEN, CLOSING):
+            state.open_count -= 1
+        elif log_row.state == CLOSED and log_row.close_code is not None:
+            _uncount_close(state, log_row.close_code, log_row.closed_by)
+    log_row.mirror_of = witness.id
+    log_row.covered_by = ""
+    log_row.own = log_row.own or witness.own
+    log_row.updated_seq = state.seq
+    witness.server_conn = log_row.id
+    witness.updated_seq = state.seq
+
+
+def _uncount_close(state: State, code: int, closed_by: str) -> None:
+    _decrement(state.close_codes, code)
+    _decrement(state.closed_by, closed_by)
+
+
+def _decrement(counts: dict[_K, int], key: _K) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
+def _bounded_put(index: dict[str, _V], key: str, value: _V) -> None:
+    index[key] = value
+    if len(index) > 2 * MAX_OWN_PEERS:
+        for old in list(index)[:-MAX_OWN_PEERS]:
+            del index[old]
+
+
+def _remember_peer(state: State, local: str, conn_id: str, *, own: bool, mono: float) -> None:
+    """Our end's address of a probe (own) or of a tap's upstream leg: the server's log shows it as the
+    peer, maybe already — that row is then the same connection, not another user's. Found through the
+    index of log peers, never by scanning the connections."""
+    if own:
+        _bounded_put(state.own_peers, local, True)
+    _bounded_put(state.relayed_peers, local, conn_id)
+    log_id = state.log_peers.pop(local, None)
+    log_row = state.connections.get(log_id) if log_id is not None else None
+    witness = state.connections.get(conn_id)
+    if log_row is None or witness is None or log_row.id == conn_id or log_row.mirror_of:
+        return
+    if log_row.source == "tap" and not own:
+        return  # a tap's client is only ever matched to a probe
+    if _current(log_row, mono):
+        _mirror(state, log_row, witness)
 
 
 def _closing(state: State, e: ev.ConnectionClosing) -> None:
@@ -219,21 +321,27 @@ def _closing(state: State, e: ev.ConnectionClosing) -> None:
 def _closed(state: State, e: ev.ConnectionClosed) -> None:
     conn = _connection(state, e.conn)
     conn.own = conn.own or e.own
+    if not conn.source and e.source in state.tapped_logs and not conn.mirror_of:
+        conn.covered_by = state.tapped_logs[e.source]  # the log's close of a connection it never opened
     if conn.state in (OPEN, CLOSING) and conn.counted:
         state.open_count -= 1
     if conn.state != CLOSED:
         state.closed_order.append(e.conn)
+    first_close = conn.state != CLOSED
     conn.state = CLOSED
     conn.closed_mono = e.mono
     conn.close_code = e.code
     conn.close_reason = e.reason
     conn.closed_by = e.closed_by
+    conn.source = conn.source or e.source
     conn.updated_seq = state.seq
     if conn.counted:
         codes = state.close_codes
         codes[e.code] = codes.get(e.code, 0) + 1
         by = state.closed_by
         by[e.closed_by] = by.get(e.closed_by, 0) + 1
+    if first_close and state.tapped_logs:
+        _match_close(state, conn, e)
     # Bounded memory: forget the oldest closed connections, as a terminal forgets scrollback.
     order = state.closed_order
     if len(order) > 2 * MAX_CLOSED_KEPT:
@@ -244,6 +352,43 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
             old = conns.get(conn_id)
             if old is not None and old.state == CLOSED:
                 del conns[conn_id]
+
+
+def _match_close(state: State, conn: Connection, e: ev.ConnectionClosed) -> None:
+    """Behind a tap, a server log without peer addresses: pair the log's close with a tap row's close
+    of the same code within CLOSE_MATCH_WINDOW_S, whichever witness reports it first."""
+    if conn.covered_by:
+        if conn.peer:
+            return  # a log with peer addresses is matched by them; this one came around the tap
+        mine, theirs = state.log_closes, state.tap_closes
+    elif e.source == "tap" and conn.counted and not conn.server_conn:
+        mine, theirs = state.tap_closes, state.log_closes
+    else:
+        return
+    other = _pop_recent(state, theirs, e.code, e.mono)
+    if other is None:
+        pending = mine.setdefault(e.code, [])
+        pending.append((e.mono, conn.id))
+        if len(pending) > MAX_PENDING_CLOSES:
+            del pending[: len(pending) - MAX_PENDING_CLOSES]
+        return
+    log_row, tap_row = (conn, other) if conn.covered_by else (other, conn)
+    _mirror(state, log_row, tap_row)
+
+
+def _pop_recent(
+    state: State, pending: dict[int, list[tuple[float, str]]], code: int, mono: float
+) -> Connection | None:
+    """The oldest close of this code still within the window (older ones are dropped on the way)."""
+    queue = pending.get(code)
+    while queue:
+        closed_mono, conn_id = queue.pop(0)
+        row = state.connections.get(conn_id)
+        if row is None or abs(mono - closed_mono) > CLOSE_MATCH_WINDOW_S:
+            continue
+        if row.covered_by or (row.counted and not row.server_conn):
+            return row
+    return None
 
 
 def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
@@ -378,7 +523,7 @@ def _log(state: State, e: ev.LogLine) -> None:
     counts = state.log_counts
     counts[e.level] = counts.get(e.level, 0) + 1
     logs = state.logs
-    logs.append(LogEntry(e.mono, e.level, e.text, e.source))
+    logs.append(LogEntry(e.mono, e.level, e.text, e.source, e.fields))
     if len(logs) > 2 * MAX_LOG_LINES:
         del logs[:-MAX_LOG_LINES]
 
@@ -412,6 +557,10 @@ def _test(state: State, e: ev.TestEvent) -> None:
     if record.start_mono is None and e.duration_s is not None:
         record.start_mono, record.start_wall = e.mono - e.duration_s, e.wall - e.duration_s
         record.approximate = True  # the start is derived from the duration
+
+
+def _test_run_ended(state: State, e: ev.TestRunEnded) -> None:
+    state.test_run = TestRunRecord(e.command, e.exit_code, e.ran, e.note, e.wall)
 
 
 __all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Reducer", "fold"]

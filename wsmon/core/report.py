@@ -9,7 +9,6 @@ JSON shape and what each verdict means; change the shape only as its versioning 
 from __future__ import annotations
 
 import math
-import shlex
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,7 +34,10 @@ from wsmon.core.limits import (
     wilson_interval,
     worst_of,
 )
+from wsmon.core.redact import redact_command
+from wsmon.core.sanitize import visible
 from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, State
+from wsmon.core.testwindows import TestWindow, describe, failed_test_windows, span_line
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
 
 REPORT_VERSION = 1
@@ -43,6 +45,15 @@ NO_DATA = "no data"
 REACHED = "reached"
 NOT_REACHED = "not reached"
 RECENT_FAILURES = 5
+FAIL = "fail"  # the tests failed, errored, or none ran: the verdict names that before any limit
+FAILED_OUTCOMES = ("failed", "error")
+# Figures only the clients' own traffic feeds (wsmon's probes do not count towards them).
+CLIENT_FIGURES = frozenset({"delivery_ms", "e2e_ms", "delivery_success", "connections", "messages_per_s"})
+NO_CLIENT_TRAFFIC = (
+    "wsmon saw no client traffic, so the client figures have no data. To let it see the clients, "
+    "point them at a --tap LISTEN=UPSTREAM in front of the server, or let wsmon read the server's log "
+    "(--log FILE, or --server CMD) if the server logs its connections and deliveries."
+)
 FORMATS: tuple[str, ...] = ("text", "json", "markdown", "junit")
 
 
@@ -131,7 +142,7 @@ class TargetRow(msgspec.Struct, kw_only=True):
     name: str
     kind: str
     address: str
-    state: str  # up | down | unknown
+    state: str  # up | down | starting | unknown
     down_count: int
     down_total_s: float  # includes an outage still running at the end
     error: str
@@ -172,6 +183,27 @@ class ExitRow(msgspec.Struct, kw_only=True):
     last_lines: list[str]
 
 
+class TestRow(msgspec.Struct, kw_only=True):
+    name: str
+    outcome: str  # passed | failed | error | skipped; "" when it never ended
+    start: str | None
+    end: str | None
+    duration_s: float | None
+    message: str
+
+
+class Tests(msgspec.Struct, kw_only=True):
+    """The tests `wsmon run` watched, as recorded (docs/report.md)."""
+
+    verdict: str  # pass | fail
+    reason: str  # why they fail ("no tests ran: …", "1 failed: …"); "" when they pass
+    command: str | None
+    exit_code: int | None  # None: not recorded, or the command never started
+    counts: dict[str, int]  # tests by outcome
+    tests: list[TestRow]
+    failed: list[TestWindow]  # each failed test's window: what the server did while it ran
+
+
 class ProbeLatency(msgspec.Struct, kw_only=True):
     """A latency of wsmon's own probe connections: reported beside the figures, never judged as the
     users' (the probe's handshake is not a client's connect time)."""
@@ -187,7 +219,7 @@ class ProbeLatency(msgspec.Struct, kw_only=True):
 class Report(msgspec.Struct, kw_only=True):
     report_version: int = REPORT_VERSION
     session: Session
-    verdict: str  # pass | breach | too few to judge | no data
+    verdict: str  # pass | breach | too few to judge | no data | fail (tests failed, errored or none ran)
     counts: dict[str, int]  # figures by verdict
     figures: list[Figure]
     close_codes: CloseCodes
@@ -200,15 +232,23 @@ class Report(msgspec.Struct, kw_only=True):
     log_counts: dict[str, int]
     trends: list[TimeToLimit] = []  # time to limit over the session's last minutes (core.trend)
     probe: list[ProbeLatency] = []  # wsmon's own probe connections' latencies, not judged
+    warnings: list[str] = []  # what the report could not see, e.g. a recording's unreadable batches
+    tests: Tests | None = None  # present when the recording holds a test run
+    notes: list[str] = []  # plain sentences on what the figures cannot show (e.g. no client traffic)
 
     @property
     def exit_code(self) -> int:
-        """1 when any limit was breached, else 0 (2, unreadable input, is the CLI's to decide)."""
+        """1 when any limit was breached or the tests failed, else 0 (2 is the CLI's to decide)."""
         return exit_code(self)
+
+    @property
+    def breached(self) -> bool:
+        return any(figure.verdict == BREACH for figure in self.figures)
 
 
 def exit_code(report: Report) -> int:
-    return 1 if any(figure.verdict == BREACH for figure in report.figures) else 0
+    tests_failed = report.tests is not None and report.tests.verdict == FAIL
+    return 1 if tests_failed or report.breached else 0
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -220,7 +260,10 @@ def build_report(
     *,
     source: str = "",
     header: Mapping[str, Any] | None = None,
+    test_windows: Sequence[TestWindow] | None = None,
 ) -> Report:
+    """``test_windows``: the failed tests' windows filled from the events (testwindows.summarise_windows);
+    without them the failed tests are listed with their windows empty."""
     header = header or {}
     to_iso = _clock(state)
     figures = [_figure(state, limit) for limit in limits]
@@ -228,7 +271,10 @@ def build_report(
     for figure in figures:
         counts[figure.verdict] = counts.get(figure.verdict, 0) + 1
     verdict = _overall_verdict(figures)
-    return Report(
+    tests = _tests(state, to_iso, test_windows)
+    if tests is not None and tests.verdict == FAIL:
+        verdict = FAIL
+    report = Report(
         session=Session(
             source=source,
             wsmon_version=_header_str(header, "wsmon_version", "version"),
@@ -271,7 +317,84 @@ def build_report(
         log_counts=dict(state.log_counts),
         trends=all_time_to_limit(state, _rss_limit(limits)),
         probe=_probe_latencies(state),
+        tests=tests,
+        notes=_notes(state, figures),
     )
+    return _shown_safely(report)
+
+
+def _shown_safely(report: Report) -> Report:
+    """Every string of the report made visible: a recording made before events were cleaned where they
+    entered may still hold a stranger's escape sequence, and every format is printed to a terminal."""
+    return msgspec.convert(_visible_strings(msgspec.to_builtins(report)), Report)
+
+
+def _visible_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict):
+        return {(visible(k) if isinstance(k, str) else k): _visible_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_visible_strings(v) for v in value]
+    return value
+
+
+def _notes(state: State, figures: list[Figure]) -> list[str]:
+    client = [f for f in figures if f.figure in CLIENT_FIGURES]
+    seen = state.opened_total or state.delivered or state.delivery_failed
+    return [NO_CLIENT_TRAFFIC] if client and not seen else []
+
+
+def _tests(
+    state: State, to_iso: Callable[[float | None], str | None], windows: Sequence[TestWindow] | None
+) -> Tests | None:
+    run = state.test_run
+    if run is None and not state.tests:
+        return None
+    rows = [
+        TestRow(
+            name=t.name,
+            outcome=t.outcome,
+            start=_iso(t.start_wall),
+            end=_iso(t.end_wall),
+            duration_s=None
+            if t.start_mono is None or t.end_mono is None
+            else round(t.end_mono - t.start_mono, 6),
+            message=t.message,
+        )
+        for t in state.tests.values()
+    ]
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.outcome or "running"] = counts.get(row.outcome or "running", 0) + 1
+    reason = _tests_failure(state, rows, counts)
+    return Tests(
+        verdict=FAIL if reason else "pass",
+        reason=reason,
+        command=run.command if run is not None else None,
+        exit_code=run.exit_code if run is not None else None,
+        counts=counts,
+        tests=rows,
+        failed=list(windows) if windows is not None else failed_test_windows(state),
+    )
+
+
+def _tests_failure(state: State, rows: list[TestRow], counts: dict[str, int]) -> str:
+    """Why the tests count as failed, most telling first; "" when they passed."""
+    run = state.test_run
+    exited = "" if run is None or not run.exit_code else f"; the test command exited {run.exit_code}"
+    if run is not None and run.exit_code is None:
+        return "the tests did not start" + (f" ({run.note})" if run.note else "")
+    if not rows and run is not None and run.ran == 0:
+        return "no tests ran" + (f" ({run.note})" if run.note else "") + exited
+    failed = [row.name for row in rows if row.outcome in FAILED_OUTCOMES]
+    if failed:
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
+        named = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
+        return f"tests failed ({summary}): {named}{exited}"
+    if exited:
+        return exited.removeprefix("; ")
+    return ""
 
 
 def _overall_verdict(figures: list[Figure]) -> str:
@@ -551,7 +674,7 @@ def _target(state: State, name: str) -> TargetRow:
         name=t.name,
         kind=t.kind,
         address=t.address,
-        state="unknown" if t.up is None else ("up" if t.up else "down"),
+        state="starting" if t.starting else "unknown" if t.up is None else ("up" if t.up else "down"),
         down_count=t.down_count,
         down_total_s=round(float(down_total), 3),
         error=t.error,
@@ -598,9 +721,8 @@ def _header_str(header: Mapping[str, Any], *keys: str) -> str | None:
 def _header_command(command: Any) -> str | None:
     if not command:
         return None
-    if isinstance(command, list | tuple):
-        return shlex.join(str(part) for part in command)
-    return str(command)
+    # Recorded masked since issue 8; masked again here for older recordings and other writers.
+    return redact_command(command if isinstance(command, list | tuple) else str(command))
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -639,10 +761,15 @@ def verdict_line(report: Report) -> str:
     capacity = [f"{c[k]} {k}" for k in (REACHED, NOT_REACHED) if c.get(k)]
     detail = ", ".join(judged) + (f"; capacity targets: {', '.join(capacity)}" if capacity else "")
     breached = [f.figure for f in report.figures if f.verdict == BREACH]
-    named = f" — breached: {', '.join(breached)}" if breached else ""
+    named = f"breached: {', '.join(breached)}" if breached else ""
     unjudged = [f.figure for f in report.figures if f.verdict == TOO_FEW]
-    named += f" — {TOO_FEW}: {', '.join(unjudged)}" if unjudged else ""
-    return f"wsmon report: {report.verdict.upper()}{named} ({detail})"
+    if unjudged:
+        named += (" — " if named else "") + f"{TOO_FEW}: {', '.join(unjudged)}"
+    if report.verdict == FAIL and report.tests is not None:
+        # The tests' failure comes first: a CI log's reader must not mistake it for a limit breach.
+        named = report.tests.reason + (f"; {named}" if named else "")
+    unseen = "; wsmon saw no client traffic" if NO_CLIENT_TRAFFIC in report.notes else ""
+    return f"wsmon report: {report.verdict.upper()}{' — ' + named if named else ''} ({detail}{unseen})"
 
 
 def _figure_cells(f: Figure) -> list[str]:
@@ -709,8 +836,39 @@ def _session_lines(report: Report) -> list[str]:
     return [line for line in (head, when) if line]
 
 
+def _tests_lines(tests: Tests, markdown: bool) -> list[str]:
+    """The tests section: verdict and reason, counts, then each failed test with its window."""
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(tests.counts.items())) or "none"
+    total = sum(tests.counts.values())
+    verdict = f"FAIL — {tests.reason}" if tests.verdict == FAIL else "pass"
+    head = [verdict]
+    if tests.command is not None:
+        code = "did not start" if tests.exit_code is None else f"exit {tests.exit_code}"
+        head.append(f"command: {tests.command} ({code})")
+    head.append(f"{total} tests: {summary}")
+    if markdown:  # a trailing double space is a Markdown line break
+        lines = ["### Tests", "", *(f"{_md(line)}  " for line in head)]
+    else:
+        lines = ["Tests", *(f"  {line}" for line in head)]
+    for window in tests.failed:
+        title = f"{window.outcome.upper()} {window.test}" + (f" — {window.message}" if window.message else "")
+        ran = span_line(window) if window.duration_s is not None else ""
+        if markdown:
+            lines += ["", f"#### {_md(title)}", ""] + ([ran, ""] if ran else [])
+            lines += [f"- {_md(line.strip())}" for line in describe(window)]
+        else:
+            lines += ["", f"  {title}"] + ([f"    {ran}"] if ran else [])
+            lines += [f"    {line.strip()}" for line in describe(window)]
+    return lines
+
+
 def render_text(report: Report) -> str:
-    lines = [verdict_line(report), *_session_lines(report), "", "Limits (latency judged on the session p95)"]
+    lines = [verdict_line(report), *_session_lines(report)]
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
+    lines += [f"Note: {note}" for note in report.notes]
+    if report.tests is not None:
+        lines += ["", *_tests_lines(report.tests, markdown=False)]
+    lines += ["", "Limits (latency judged on the session p95)"]
     lines += _table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))
 
     cc = report.close_codes
@@ -807,6 +965,11 @@ def render_markdown(report: Report) -> str:
     """GitHub-flavoured Markdown, for a CI job summary."""
     lines = [f"## {verdict_line(report)}", ""]
     lines += [f"{line}  " for line in _session_lines(report)] + [""]
+    lines += [f"> **Warning:** {_md(warning)}" for warning in report.warnings]
+    lines += [""] if report.warnings else []
+    lines += [f"> {_md(note)}" for note in report.notes] + ([""] if report.notes else [])
+    if report.tests is not None:
+        lines += [*_tests_lines(report.tests, markdown=True), ""]
     lines += ["### Limits", "", *_md_table(_FIGURE_HEADINGS, (_figure_cells(f) for f in report.figures))]
 
     cc = report.close_codes
@@ -918,8 +1081,38 @@ def render_junit(report: Report) -> str:
             ET.SubElement(case, "skipped", {"message": summary})
         else:
             ET.SubElement(case, "system-out").text = f"{figure.verdict}: {summary}"
+    if report.tests is not None:
+        _junit_tests(root, report.tests)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _junit_tests(root: ET.Element, tests: Tests) -> None:
+    """The watched tests as their own suite, so a JUnit reader of the report sees them too."""
+    failures = sum(1 for t in tests.tests if t.outcome == "failed")
+    errors = sum(1 for t in tests.tests if t.outcome == "error")
+    skipped = sum(1 for t in tests.tests if t.outcome == "skipped")
+    counts = {"tests": str(len(tests.tests)), "failures": str(failures), "errors": str(errors)}
+    suite = ET.SubElement(root, "testsuite", {"name": "tests", **counts, "skipped": str(skipped)})
+    properties = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("command", tests.command or ""),
+        ("exit_code", "" if tests.exit_code is None else str(tests.exit_code)),
+        ("verdict", tests.verdict),
+        ("reason", tests.reason),
+    ):
+        if value:
+            ET.SubElement(properties, "property", {"name": name, "value": value})
+    for test in tests.tests:
+        classname, _, name = test.name.rpartition("::")
+        attrs = {"classname": classname, "name": name, "time": f"{test.duration_s or 0:.3f}"}
+        case = ET.SubElement(suite, "testcase", attrs | ({"timestamp": test.start} if test.start else {}))
+        if test.outcome in FAILED_OUTCOMES:
+            ET.SubElement(case, "failure" if test.outcome == "failed" else "error", {"message": test.message})
+        elif test.outcome == "skipped":
+            ET.SubElement(case, "skipped", {"message": test.message})
+    for attr in ("tests", "failures", "errors"):
+        root.set(attr, str(int(root.get(attr, "0")) + int(counts[attr])))
 
 
 def _junit_summary(f: Figure) -> str:
@@ -940,6 +1133,7 @@ __all__ = [
     "REPORT_VERSION",
     "Figure",
     "Report",
+    "Tests",
     "build_report",
     "exit_code",
     "render",

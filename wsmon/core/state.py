@@ -48,12 +48,16 @@ class Connection(msgspec.Struct, gc=False):
     close_reason: str = ""
     closed_by: str = ""
     updated_seq: int = 0  # the event count when this row last changed: the UI's cheap diff key
-    mirror_of: str = ""  # the tap connection this server-log row is the other end of (not counted twice)
+    mirror_of: str = ""  # the tap or probe row this server-log row is the other end of (not counted twice)
+    # The server log's id of this connection, once its log row is matched to this (tap or probe) row.
+    server_conn: str = ""
+    # A server-log row of a server a tap covers, not (yet) matched to a tap row: shown, never counted.
+    covered_by: str = ""
 
     @property
     def counted(self) -> bool:
         """In the users' figures: neither wsmon's own probe nor the server's view of a tapped one."""
-        return not self.own and not self.mirror_of
+        return not self.own and not self.mirror_of and not self.covered_by
 
 
 class TargetState(msgspec.Struct, gc=False):
@@ -67,6 +71,19 @@ class TargetState(msgspec.Struct, gc=False):
     down_count: int = 0
     down_total_s: float = 0.0
     hints: list[str] = []
+    # wsmon is starting it (or the server it depends on): STARTING until its first UP. Outages count
+    # only after that, or once start-up failed or took longer than startup_timeout_s.
+    starting: bool = False
+    startup_timeout_s: float = 0.0
+
+    @property
+    def status(self) -> str:
+        """UP, DOWN, STARTING, or "" when not heard from yet."""
+        if self.starting:
+            return "STARTING"
+        if self.up is None:
+            return ""
+        return "UP" if self.up else "DOWN"
 
 
 class Series(msgspec.Struct, gc=False):
@@ -117,6 +134,7 @@ class LogEntry(msgspec.Struct, gc=False):
     level: str
     text: str
     source: str = ""
+    fields: dict[str, str] = {}  # the line's structured fields (LogLine.fields): ids, the error text
 
 
 class MarkerEntry(msgspec.Struct, gc=False):
@@ -150,6 +168,18 @@ class TestRecord(msgspec.Struct, gc=False):
 MAX_TESTS_KEPT = 20_000
 
 
+class TestRunRecord(msgspec.Struct, gc=False):
+    """The end of the test command `wsmon run` watched (events.TestRunEnded)."""
+
+    __test__ = False
+
+    command: str
+    exit_code: int | None
+    ran: int | None
+    note: str
+    end_wall: float
+
+
 class State(msgspec.Struct, gc=False):
     seq: int = 0  # events applied so far
     first_wall: float | None = None
@@ -168,7 +198,19 @@ class State(msgspec.Struct, gc=False):
     closed_by: dict[str, int] = {}
     connect_failed: int = 0
     own_peers: dict[str, bool] = {}  # addresses of wsmon's probes, to recognise them in server logs
-    relayed_peers: dict[str, str] = {}  # the tap's upstream-side addresses → its connection ids
+    # wsmon's end of a tap's upstream leg or of a probe (what the server's log shows as the peer) → that
+    # connection's id.
+    relayed_peers: dict[str, str] = {}
+    # Peers of server-log rows not yet matched to a tap or probe row → the log row's id: either witness
+    # may speak first, and matching must not scan every connection.
+    log_peers: dict[str, str] = {}
+    # Log sources whose server a tap covers → the tap's target: their connection events enrich the tap's
+    # rows and never count on their own.
+    tapped_logs: dict[str, str] = {}
+    # Closes not yet matched to the other witness, by close code: (mono, connection id), oldest first.
+    # A log without peer addresses is matched to the tap's rows by close code and close time.
+    tap_closes: dict[int, list[tuple[float, str]]] = {}
+    log_closes: dict[int, list[tuple[float, str]]] = {}
     delivery_refs: dict[str, bool] = {}  # recent message ids whose delivery or failure is counted
     connect_fail_kinds: dict[str, int] = {}
 
@@ -205,6 +247,7 @@ class State(msgspec.Struct, gc=False):
     pg_connections: Series = msgspec.field(default_factory=Series)
     redis_used_mib: Series = msgspec.field(default_factory=Series)
     tests: dict[str, TestRecord] = {}  # the observed test suite's tests by name, in start order
+    test_run: TestRunRecord | None = None  # set when the watched test command ended (wsmon run)
 
     @property
     def duration_s(self) -> float:

@@ -59,6 +59,62 @@ async def send_empty_close(ws: ClientConnection) -> None:
         pass
 
 
+class Tally:
+    """What the clients themselves saw: connections opened (handshake done), closes by code, refusals.
+
+    A close's code is the one of the first close frame on the wire, as a tap in between sees it: the one
+    this client received when the server closed first, the one it sent when it closed first, 1006 when
+    no close frame passed at all (including connections still open when the load generator exits).
+    """
+
+    PREFIX = "wsmon loadgen tally: "
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.refused = 0
+        self.closes: dict[int, int] = {}
+        self.live: set[ClientConnection] = set()
+        self.watchers: set[asyncio.Task[None]] = set()
+
+    def connected(self, ws: ClientConnection) -> None:
+        self.opened += 1
+        self.live.add(ws)
+        watcher = asyncio.get_running_loop().create_task(self._closed(ws))
+        self.watchers.add(watcher)
+        watcher.add_done_callback(self.watchers.discard)
+
+    async def _closed(self, ws: ClientConnection) -> None:
+        await ws.wait_closed()
+        self.settle(ws)
+
+    def settle(self, ws: ClientConnection) -> None:
+        if ws not in self.live:
+            return
+        self.live.discard(ws)
+        code = first_close_code(ws)
+        self.closes[code] = self.closes.get(code, 0) + 1
+
+    def finish(self) -> None:
+        for ws in list(self.live):
+            self.settle(ws)
+
+    def line(self) -> str:
+        closes = {str(code): n for code, n in sorted(self.closes.items())}
+        return self.PREFIX + json.dumps({"opened": self.opened, "closes": closes, "refused": self.refused})
+
+
+def first_close_code(ws: ClientConnection) -> int:
+    protocol = ws.protocol
+    sent, rcvd = protocol.close_sent, protocol.close_rcvd
+    if sent is not None and rcvd is not None:
+        return int(rcvd.code if protocol.close_rcvd_then_sent else sent.code)
+    if rcvd is not None:
+        return int(rcvd.code)
+    if sent is not None:
+        return int(sent.code)
+    return 1006
+
+
 class SimClient:
     def __init__(self, gen: LoadGen, index: int, slow: bool) -> None:
         self.gen = gen
@@ -258,6 +314,7 @@ class LoadGen:
         self.side_tasks: set[asyncio.Task[Any]] = set()
         self.fault_counts: dict[str, int] = {}
         self.bursts = 0
+        self.tally = Tally()
 
     async def sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -288,9 +345,7 @@ class LoadGen:
         backoff = 0.2
         while not self.stopping.is_set():
             try:
-                return await connect(
-                    self.url, proxy=None, open_timeout=CONNECT_TIMEOUT, ping_interval=None, compression=None
-                )
+                return await self.connect(open_timeout=CONNECT_TIMEOUT)
             except InvalidURI:
                 raise
             except (OSError, InvalidHandshake, TimeoutError):
@@ -298,6 +353,20 @@ class LoadGen:
                 await self.sleep(backoff * self.rng.uniform(0.5, 1.5))
                 backoff = min(backoff * 2, 2.0)
         return None
+
+    async def connect(self, **options: Any) -> ClientConnection:
+        """Every connection goes through here, so the tally sees each one opened or refused."""
+        try:
+            ws = await connect(self.url, proxy=None, ping_interval=None, compression=None, **options)
+        except InvalidURI:
+            raise
+        except (OSError, InvalidHandshake, TimeoutError):
+            self.tally.refused += 1
+            raise
+        except asyncio.CancelledError:
+            raise
+        self.tally.connected(ws)
+        return ws
 
     # --- faults -------------------------------------------------------------------------------------
 
@@ -345,7 +414,7 @@ class LoadGen:
             await asyncio.sleep(0.1)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                ws = await connect(self.url, proxy=None, ping_interval=None, compression=None)
+                ws = await self.connect()
                 try:
                     await ws.send('{"type":"register"}')
                     await ws.wait_closed()
@@ -366,7 +435,7 @@ class LoadGen:
     async def extra_connection(self) -> None:
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                ws = await connect(self.url, proxy=None, ping_interval=None, compression=None)
+                ws = await self.connect()
         except (OSError, InvalidHandshake, TimeoutError):
             return
         try:
@@ -404,6 +473,11 @@ class LoadGen:
         if self.fault_counts:
             summary = ", ".join(f"{k}={v}" for k, v in sorted(self.fault_counts.items()))
             print(f"wsmon loadgen: faults injected: {summary}", file=sys.stderr, flush=True)
+        # Let the tally's watchers see the closes that just completed; what is still open is dropped
+        # without a close frame when this process exits (1006 on the wire).
+        await asyncio.sleep(0)
+        self.tally.finish()
+        print(self.tally.line(), flush=True)
 
 
 async def _abort(ws: ClientConnection) -> None:

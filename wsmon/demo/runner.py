@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.limits import Limit
 from wsmon.session import Session, Source
@@ -33,6 +36,13 @@ DEMO_DELIVERY_RULES = DeliveryRules(
     request_types=frozenset({"message"}),
     ack_types=frozenset({"ack", "error"}),
 )
+
+
+TALLY_PREFIX = "wsmon loadgen tally: "  # the load generator's last stdout line (loadgen.Tally)
+
+
+def load_generator_of(session: Session) -> LoadGenerator | None:
+    return next((s for s in session.sources if isinstance(s, LoadGenerator)), None)
 
 
 def free_port() -> int:
@@ -72,23 +82,48 @@ class LoadGenerator:
         ]
         self.clients = clients
         self.process: asyncio.subprocess.Process | None = None
+        self.tally: dict[str, Any] | None = None  # what the clients saw, printed by the load generator
+        # Ends the clients if wsmon dies without stopping them (kill -9, a closed terminal): they
+        # would otherwise retry the dead tap for ever.
+        self._watchdog = GroupWatchdog()
 
     async def run(self, emit: Emit) -> None:
         await wait_for_port(self.port)
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await start_guarded_exec(
             *self.argv,
+            watchdog=self._watchdog,
             stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
         )
         wall, mono = now()
         emit(ev.Marker(wall=wall, mono=mono, text=f"load generator started: {self.clients} clients"))
-        await self.process.wait()
+        try:
+            assert self.process.stdout is not None
+            async for raw in self.process.stdout:
+                line = raw.decode("utf-8", "replace").strip()
+                if line.startswith(TALLY_PREFIX):
+                    with contextlib.suppress(ValueError):
+                        self.tally = json.loads(line.removeprefix(TALLY_PREFIX))
+            await self.process.wait()
+        finally:
+            await self._watchdog.stop()
+
+    def tally_line(self) -> str:
+        """The load generator's own count, to hold the report's against."""
+        if self.tally is None:
+            return "load generator's tally: none (it did not finish)"
+        closes = self.tally.get("closes", {})
+        by_code = ", ".join(f"{code}×{n}" for code, n in closes.items()) or "none"
+        return (
+            f"load generator's tally: {self.tally.get('opened', 0)} connections opened, "
+            f"{sum(closes.values())} closed ({by_code}), {self.tally.get('refused', 0)} refused"
+        )
 
     async def stop(self) -> None:
         proc = self.process
         if proc is None or proc.returncode is not None:
+            await self._watchdog.stop()
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -98,6 +133,7 @@ class LoadGenerator:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+        await self._watchdog.stop()
 
 
 async def wait_for_port(port: int, timeout: float = 15.0) -> None:
@@ -145,8 +181,18 @@ def build_demo_session(
     url = f"ws://127.0.0.1:{port}/"
     # The clients connect through wsmon's tap, as a user's clients would, so the demo shows the wire
     # (who closed, abnormal ends, acks) beside the server's own log.
+    # The tap fronts the server whose log wsmon reads: its rows own the counts, the log's enrich them.
     tap = (
-        TapSource("127.0.0.1", free_port(), url, target="tap", interval=interval, rules=DEMO_DELIVERY_RULES)
+        TapSource(
+            "127.0.0.1",
+            free_port(),
+            url,
+            target="tap",
+            interval=interval,
+            rules=DEMO_DELIVERY_RULES,
+            covers=["server"],
+            starting=True,
+        )
         if through_tap
         else None
     )
@@ -164,6 +210,8 @@ def build_demo_session(
         ],
         target="server",
     )
+    if tap is not None:
+        server.exit_listeners.append(tap.upstream_exited)
     # The probe speaks the demo's heartbeat as its request/reply, so the server's heartbeat check
     # does not close it and the round trip through the server's event loop is measured too.
     probes = ProbeSource(
@@ -198,4 +246,6 @@ def build_demo_session(
             ),
         ],
         duration=duration,
+        # wsmon starts the server: it and its watchers are STARTING, not down, until it first answers.
+        starting=["server", "process", "websocket", *(["tap"] if tap is not None else [])],
     )

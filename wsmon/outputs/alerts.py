@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from wsmon.children import GroupWatchdog, start_guarded_shell
 from wsmon.core.events import AlertCleared, AlertRaised, Event
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, format_value
 from wsmon.core.redact import redact_url
@@ -182,14 +183,16 @@ class AlertCommandSink(_QueuedAlerts):
 
     async def deliver(self, payload: dict[str, Any]) -> None:
         data = (json.dumps(payload) + "\n").encode()
-        # Its own process group, so a timeout kills what the shell started too, not just the shell;
-        # stdout goes nowhere because the dashboard owns the terminal.
-        proc = await asyncio.create_subprocess_shell(
+        # Its own process group, so a timeout kills what the shell started too, not just the shell,
+        # and a watchdog that ends that group if wsmon dies; stdout goes nowhere because the dashboard
+        # owns the terminal.
+        watchdog = GroupWatchdog()
+        proc = await start_guarded_shell(
             self.cmd,
+            watchdog=watchdog,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
         )
         try:
             _, stderr = await asyncio.wait_for(proc.communicate(data), self.timeout)
@@ -199,6 +202,8 @@ class AlertCommandSink(_QueuedAlerts):
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise RuntimeError(f"timed out after {self.timeout:g} s and was killed") from None
+        finally:
+            await watchdog.stop()
         if proc.returncode != 0:
             tail = stderr.decode(errors="replace").strip().splitlines()
             said = f": {tail[-1][:STDERR_SHOWN]}" if tail else ""

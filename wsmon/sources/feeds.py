@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -38,6 +39,8 @@ FeedKind = Literal["redis-pubsub", "redis-stream", "postgres"]
 Clock = Callable[[], tuple[float, float]]
 MAX_MESSAGE_BYTES = 1 << 20
 PREVIEW_CHARS = 120
+MAX_WHY_CHARS = 300  # of a rejection's reason: msgspec quotes what it got, which can be a megabyte
+INT_RANGE = (-(2**63), 2**64 - 1)  # what a recording (msgpack) can hold
 CONNECT_TIMEOUT = 5.0
 STREAM_BLOCK_MS = 1000
 PG_KEEPALIVE_S = 15.0  # a LISTEN connection is otherwise silent: this is how a dead one is noticed
@@ -101,6 +104,8 @@ def decode_feed_message(raw: bytes | str | Mapping[Any, Any], *, target: str, cl
     wall, mono = clock()
 
     def rejected(why: str) -> ev.LogLine:
+        if len(why) > MAX_WHY_CHARS:
+            why = why[:MAX_WHY_CHARS] + "…"
         return ev.LogLine(
             wall=wall, mono=mono, level="warn", text=f"feed message rejected: {why}", source=target
         )
@@ -122,6 +127,8 @@ def decode_feed_message(raw: bytes | str | Mapping[Any, Any], *, target: str, cl
             data = msgspec.json.decode(raw)
         except msgspec.DecodeError as error:
             return rejected(f"not JSON ({error}): {_preview(raw)}")
+        except RecursionError:
+            return rejected(f"nested too deeply: {_preview(raw)}")
     if not isinstance(data, dict):
         return rejected(f"expected a JSON object, got {type(data).__name__}: {_preview(raw)}")
     data = dict(data)
@@ -133,17 +140,22 @@ def decode_feed_message(raw: bytes | str | Mapping[Any, Any], *, target: str, cl
         try:
             sent_wall = float(sent_wall)
         except ValueError:
-            return rejected(f"`wall` must be a number of seconds, got {sent_wall!r}")
+            return rejected(f"`wall` must be a number of seconds, got {_preview(sent_wall)}")
     if sent_wall is None:
         sent_wall = wall
     elif isinstance(sent_wall, bool) or not isinstance(sent_wall, int | float):
-        return rejected(f"`wall` must be a number of seconds, got {sent_wall!r}")
+        return rejected(f"`wall` must be a number of seconds, got {_preview(repr(sent_wall))}")
+    if not _finite(sent_wall):
+        return rejected(f"`wall` must be a finite number of seconds, got {_preview(repr(sent_wall))}")
     data["wall"] = float(sent_wall)
     data["mono"] = mono
     try:
         event = lenient_event(data) if lenient else ev.from_dict(data)
     except msgspec.ValidationError as error:
         return rejected(f"{error}: {_preview(raw)}")
+    huge = next((name for name in event.__struct_fields__ if _out_of_range(getattr(event, name))), None)
+    if huge is not None:
+        return rejected(f"`{huge}` holds an integer beyond 64 bits: {_preview(raw)}")
     changes: dict[str, Any] = {}
     if instance not in (None, "") and getattr(event, "conn", ""):
         changes["conn"] = f"{instance}/{event.conn}"  # type: ignore[attr-defined]
@@ -158,6 +170,19 @@ def _raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def _finite(number: int | float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an integer of hundreds of digits
+        return False
+
+
+def _out_of_range(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_out_of_range(item) for item in value[:1000])
+    return isinstance(value, int) and not INT_RANGE[0] <= value <= INT_RANGE[1]
 
 
 def _text(value: Any) -> Any:

@@ -34,6 +34,11 @@ FOLD_IDLE_S = 0.5
 _TRACE_HEAD = re.compile(r"error|exception|traceback|fatal|panic|ECONN|ETIMEDOUT", re.IGNORECASE)
 _NODE_FRAME = re.compile(r"^\s+at\s")
 _PY_TRACEBACK = "Traceback (most recent call last)"
+_PY_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+# Node's own crash output: "/app/server.js:42", the source line, a caret under it, a blank line, then
+# "SomeError: message", its frames, the error's own properties ("{ code: … }") and "Node.js v20.…".
+_NODE_LOCATION = re.compile(r"^(?:file://)?(?:/|[A-Za-z]:\\|\.{1,2}/)\S*:\d+\s*$")
+_NODE_CRASH_TAIL = re.compile(r"^(?:\s|\}|\^)|^\s*$")
 
 
 class LineSplitter:
@@ -69,6 +74,9 @@ class StackFolder:
         self.max_lines = max_lines
         self._block: list[str] = []
         self._python = False  # inside a Python traceback, whose frames are indented
+        self._python_ended = False  # its exception line was seen: a chained traceback may follow
+        self._node = 0  # Node's crash output: 1 after its location line, 2 within, 3 ended
+        self._node_error_seen = False
         self.held_since: float | None = None
 
     def feed(self, line: str) -> list[str]:
@@ -78,10 +86,13 @@ class StackFolder:
             self.held_since = time.monotonic()
             return []
         out = self.flush()
-        self._python = False
-        if _TRACE_HEAD.search(line):
+        self._python = self._python_ended = False
+        plain = strip_ansi(line)
+        self._node = 1 if _NODE_LOCATION.match(plain) else 0
+        self._node_error_seen = False
+        if self._node or _TRACE_HEAD.search(line):
             self._block = [line]
-            self._python = strip_ansi(line).startswith(_PY_TRACEBACK)
+            self._python = plain.startswith(_PY_TRACEBACK)
             self.held_since = time.monotonic()
         else:
             out.append(line)
@@ -89,6 +100,8 @@ class StackFolder:
 
     def _continues(self, line: str) -> bool:
         plain = strip_ansi(line)
+        if self._node:
+            return self._node_continues(plain)
         if plain.startswith(_PY_TRACEBACK):
             self._python = True
             return True
@@ -97,10 +110,32 @@ class StackFolder:
         if self._python and plain.strip():
             if not plain[0].isspace():
                 self._python = False  # "ValueError: boom" ends the traceback, and belongs to it
+                self._python_ended = True
+            return True
+        # "During handling of the above exception …": a chain of tracebacks is one crash.
+        return self._python_ended and (not plain.strip() or plain.startswith(_PY_CHAINED))
+
+    def _node_continues(self, plain: str) -> bool:
+        """The source line (whatever it looks like), the caret, blank lines, the error line after
+        them, its frames and properties, and the closing "Node.js v…" all belong to the crash."""
+        if self._node == 1:  # the source line: part of the crash, never a line of its own
+            self._node = 2
+            return True
+        if self._node == 3:  # "Node.js v…" was the crash's last line
+            return False
+        if plain.startswith("Node.js v"):
+            self._node = 3
+            return True
+        if _NODE_CRASH_TAIL.match(plain):
+            return True
+        if not self._node_error_seen:  # "MessageDeliveryError: …", the error itself
+            self._node_error_seen = True
             return True
         return False
 
     def flush(self) -> list[str]:
+        while len(self._block) > 1 and not self._block[-1].strip():
+            self._block.pop()  # blank lines held inside a crash, in case more of it followed
         block, self._block = self._block, []
         self.held_since = None
         return ["\n".join(block)] if block else []
@@ -170,9 +205,16 @@ class LogFileSource:
                 await self._poll(lines, emit)
                 lines.flush_if_idle()
                 await asyncio.sleep(self.poll_interval)
-        finally:
+        except asyncio.CancelledError:
             if self._file is not None:
                 self._file.close()
+                self._file, self._identity = None, None
+            raise
+        except Exception as error:
+            # Shown DOWN with the error, never UP while failing. The open file and its position are
+            # kept: when the session restarts this source, it goes on after what it had already read.
+            self._set_up(emit, False, f"failed: {_describe(error)}", "error")
+            raise
 
     async def _poll(self, lines: _Lines, emit: Emit) -> None:
         try:
@@ -192,6 +234,7 @@ class LogFileSource:
             self._file.seek(0)
         assert self._file is not None
         await self._drain(self._file, lines)
+        self._set_up(emit, True, "following")  # again, after a failure the session restarted us from
 
     def _open(self, emit: Emit) -> bool:
         try:
@@ -237,6 +280,10 @@ class LogFileSource:
                 await asyncio.sleep(0)  # a large backlog must not starve the other sources
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
 def _os_error(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
@@ -262,16 +309,23 @@ class StdinLogSource:
         lines = _Lines(LogParser(self.target, now, self.rules), emit)
         pipe = os.fdopen(self.fd, "rb", buffering=0, closefd=False)
         try:
-            if _is_regular(self.fd):
-                # `wsmon … --log - < file`: a regular file cannot be watched by the event loop.
-                while data := pipe.read(READ_CHUNK):
-                    lines.feed(data)
-                    await asyncio.sleep(0)
-            else:
-                await self._read_stream(pipe, lines)
+            await self._read(pipe, lines)
+        except Exception as error:
+            wall, mono = now()
+            emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=f"failed: {_describe(error)}"))
+            raise
         finally:
             lines.flush()
             pipe.close()
+
+    async def _read(self, pipe: BinaryIO, lines: _Lines) -> None:
+        if _is_regular(self.fd):
+            # `wsmon … --log - < file`: a regular file cannot be watched by the event loop.
+            while data := pipe.read(READ_CHUNK):
+                lines.feed(data)
+                await asyncio.sleep(0)
+        else:
+            await self._read_stream(pipe, lines)
 
     @staticmethod
     async def _read_stream(pipe: BinaryIO, lines: _Lines) -> None:

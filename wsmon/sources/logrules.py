@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from wsmon.core import events as ev
+from wsmon.core.sanitize import shown_key
 
 _RULE_KEYS = ("regex", "match", "event", "fields")
 _AUTOMATIC = ("wall", "mono")  # stamped by the parser's clock
@@ -198,8 +199,10 @@ def _compile(pattern: Any, name: str, key: str) -> re.Pattern[str]:
         raise RuleError(f"{name}: {key} must be a non-empty string")
     try:
         return re.compile(pattern)
-    except re.error as error:
+    except (re.error, OverflowError) as error:  # OverflowError: a{99999999999}
         raise RuleError(f"{name}: {key} {pattern!r} does not compile: {error}") from None
+    except RecursionError:
+        raise RuleError(f"{name}: {key} {pattern!r} does not compile: nested too deeply") from None
 
 
 def _load_match(match: Any, name: str) -> tuple[_Match, ...]:
@@ -208,11 +211,11 @@ def _load_match(match: Any, name: str) -> tuple[_Match, ...]:
     out = []
     for path, want in match.items():
         if isinstance(want, str) and want.startswith("~"):
-            out.append(_Match(path, pattern=_compile(want[1:], name, f"match.{path}")))
+            out.append(_Match(path, pattern=_compile(want[1:], name, f"match.{shown_key(path)}")))
         elif isinstance(want, str | int | float | bool):
             out.append(_Match(path, exact=want))
         else:
-            raise RuleError(f"{name}: match.{path} must be a string, number or boolean")
+            raise RuleError(f"{name}: match.{shown_key(path)} must be a string, number or boolean")
     return tuple(out)
 
 

@@ -26,9 +26,13 @@ class TestMarkerSource:
         self.port = port
         self.address = ""
         self.listening = asyncio.Event()
+        self.clients = 0  # connections so far: a suite with the plugin on connects even if it runs no test
+        self.open = 0  # connections not yet read to their end
 
     async def run(self, emit: Emit) -> None:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.clients += 1
+            self.open += 1
             try:
                 while line := await reader.readline():
                     for event in parse_marker_line(line[:MAX_LINE]):
@@ -36,6 +40,7 @@ class TestMarkerSource:
             except (ConnectionError, asyncio.LimitOverrunError, ValueError):
                 pass
             finally:
+                self.open -= 1
                 writer.close()
                 with contextlib.suppress(ConnectionError):
                     await writer.wait_closed()
@@ -46,6 +51,14 @@ class TestMarkerSource:
         self.listening.set()
         async with server:
             await server.serve_forever()
+
+    async def drained(self, timeout: float = 2.0) -> None:
+        """Wait (a bounded time) until every connection was read to its end: the test command has
+        exited, but its last lines may still be in the socket buffer."""
+        await asyncio.sleep(0.05)  # a connection accepted but not yet handled gets its turn first
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.open and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
 
 
 def parse_marker_line(raw: bytes) -> list[ev.Event]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_url
+from wsmon.core.redact import MASK, redact_text, redact_url
 from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, poll_forever
 from wsmon.sources.redact import scrub
 
@@ -290,8 +291,8 @@ class PostgresSource:
                     "blocked_pid": r["blocked_pid"],
                     "blocking_pid": r["blocking_pid"],
                     "wait_s": _round(r["wait_s"]),
-                    "blocked_query": r["blocked_query"] or "",
-                    "blocking_query": r["blocking_query"] or "",
+                    "blocked_query": shown_query(r["blocked_query"]),
+                    "blocking_query": shown_query(r["blocking_query"]),
                     "blocking_state": r["blocking_state"] or "",
                 }
                 for r in pairs
@@ -325,14 +326,14 @@ class PostgresSource:
             extra["longest_query"] = {
                 "pid": row["query_pid"],
                 "seconds": _round(row["query_s"]),
-                "query": row["query_text"] or "",
+                "query": shown_query(row["query_text"]),
             }
         if row["xact_pid"] is not None:
             extra["longest_xact"] = {
                 "pid": row["xact_pid"],
                 "seconds": _round(row["xact_s"]),
                 "state": row["xact_state"] or "",
-                "query": row["xact_query"] or "",
+                "query": shown_query(row["xact_query"]),
             }
         hidden = sessions.get("hidden", 0)
         if hidden:
@@ -389,3 +390,14 @@ def _failure_hint(kind: str) -> str:
         "dns": "check the host name in the DSN",
         "rejected": "check the database name, and whether max_connections is reached",
     }.get(kind, "")
+
+
+_PASSWORD_LITERAL = re.compile(r"(\bpassword\s+)'(?:[^']|'')*'?", re.IGNORECASE)
+
+
+def shown_query(query: str | None) -> str:
+    """Another session's SQL as wsmon keeps it: ``PASSWORD '…'`` (CREATE/ALTER ROLE) and values given
+    to secret-named columns or parameters (``token = '…'``, ``password=…``) masked."""
+    if not query:
+        return ""
+    return redact_text(_PASSWORD_LITERAL.sub(lambda m: f"{m.group(1)}'{MASK}'", query))

@@ -6,6 +6,11 @@ marked ``own`` so they stay out of the users' figures. A probe reconnects with c
 backoff after a failure, reconnects every ``reconnect_every`` seconds on purpose (so its handshake time
 is a figure of now, not of start-up), and never raises out of ``run()`` except when cancelled.
 
+A probe can open like a real client: extra handshake headers (``Authorization`` …), subprotocols, an
+``Origin``, and a scripted first exchange (send this, expect a reply matching that) before it counts
+as open. A failure names its step: connect, TLS, handshake, subprotocol or first exchange. Header
+values never appear in an event: every error text is scrubbed of them.
+
 The probes run on a thread with its own event loop: the timestamps around the handshake and the ping
 are taken where the session's loop (the dashboard starting, a slow frame) cannot delay them. Events
 are handed to the session's loop with ``call_soon_threadsafe``.
@@ -17,6 +22,7 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import json
 import math
 import re
 import socket
@@ -30,10 +36,11 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.frames import Close
+from websockets.typing import Origin, Subprotocol
 
 from wsmon.core import events as ev
 from wsmon.core.closecodes import close_code_label
-from wsmon.core.redact import redact_url
+from wsmon.core.redact import MASK, redact_url
 from wsmon.sources.base import Backoff, CheckResult, Emit, now, retry_backoff
 
 # websockets' own keepalive is off: the probe pings on its own schedule to measure the round trip.
@@ -42,6 +49,21 @@ MIN_REPLY_TIMEOUT_S = 5.0
 DEFAULT_RECONNECT_S = 30.0
 # How long stopping waits for the probe thread to close its connections (a close frame each).
 STOP_TIMEOUT_S = CLOSE_TIMEOUT_S + 3.0
+
+
+@dataclass(frozen=True)
+class ExchangeStep:
+    """One step of the first exchange: send ``send`` (if any), then wait up to ``timeout`` seconds for a
+    message matching ``expect`` (if any), reading past others. ``{id}`` and ``{probe}`` in ``send`` and
+    ``expect`` become a fresh id and the probe's number (1, 2, …), e.g. for a device id per probe.
+
+    ``expect`` is a substring of the reply, or a JSON value (a dict) the reply, parsed as JSON, must
+    contain: every key of it with the same value, nested dicts compared the same way.
+    """
+
+    send: str | None = None
+    expect: str | dict[str, Any] | None = None
+    timeout: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +85,11 @@ class ProbeConfig:
     # Close and reopen each probe connection this often (seconds), so the handshake is measured again;
     # 0 keeps a connection open for as long as the server does.
     reconnect_every: float = DEFAULT_RECONNECT_S
+    # How the probe opens like a real client. Header values are secrets as far as wsmon is concerned.
+    headers: tuple[tuple[str, str], ...] = ()
+    subprotocols: tuple[str, ...] = ()
+    origin: str | None = None
+    first_exchange: tuple[ExchangeStep, ...] = ()
 
     @property
     def secure(self) -> bool:
@@ -93,8 +120,16 @@ def tls_context(config: ProbeConfig) -> ssl.SSLContext | None:
     return None
 
 
-def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
-    """(kind, HTTP status, one-line error) for a failed connection attempt."""
+NOT_TLS = "TLS handshake failed"
+
+
+def classify_failure(exc: BaseException, *, secure: bool = False) -> tuple[ev.FailKind, int | None, str]:
+    """(kind, HTTP status, one-line error) for a failed connection attempt; never an empty error.
+
+    ``secure``: the URL is wss://, so a reset or an early end is most likely a server without TLS there.
+    """
+    if secure and (not_tls := _not_tls(exc)):
+        return "tls", None, f"{NOT_TLS}: {not_tls}; is the server plain ws:// on that port?"
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         return "rejected", status, f"handshake rejected: HTTP {status} {exc.response.reason_phrase}".rstrip()
@@ -104,6 +139,8 @@ def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
         return "tls", None, f"TLS: {getattr(exc, 'reason', None) or exc}"
     if isinstance(exc, ConnectionRefusedError) or _all_refused(exc):
         return "refused", None, "connection refused (ECONNREFUSED)"
+    if isinstance(exc, HandshakeTimeout):
+        return "timeout", None, str(exc)
     if isinstance(exc, TimeoutError):
         return "timeout", None, "timed out opening the connection"
     if isinstance(exc, socket.gaierror):
@@ -111,8 +148,24 @@ def classify_failure(exc: BaseException) -> tuple[ev.FailKind, int | None, str]:
     if isinstance(exc, InvalidHandshake | InvalidURI):
         return "rejected", None, f"handshake failed: {exc}"
     if isinstance(exc, OSError):
-        return "error", None, exc.strerror or str(exc)
+        return "error", None, exc.strerror or str(exc) or type(exc).__name__
     return "error", None, str(exc) or type(exc).__name__
+
+
+def _not_tls(exc: BaseException) -> str:
+    """What a TLS handshake with a server that does not speak TLS ends in; '' for anything else."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(exc, ssl.SSLError) and reason in (
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+        "RECORD_LAYER_FAILURE",
+    ):
+        return f"wrong protocol ({reason})"
+    if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | EOFError | asyncio.IncompleteReadError):
+        return "the server ended the connection"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "the server reset the connection"
+    return ""
 
 
 def _all_refused(exc: BaseException) -> bool:
@@ -130,18 +183,25 @@ def _all_refused(exc: BaseException) -> bool:
 _ERRNO = re.compile(r"\[Errno (\d+)\]")
 
 
-def hint_for(kind: str, status: int | None) -> str:
+def hint_for(kind: str, status: int | None, error: str = "") -> str:
     """What the user can do about a failure of this kind."""
     if kind == "refused":
         return "nothing listens there: is the server running, on this host and port?"
+    if kind == "timeout" and error.startswith("handshake:"):
+        return "it accepts connections but does not answer: is the server stopped (SIGSTOP) or stuck?"
     if kind == "timeout":
         return "no answer in time: check the host, a firewall, or an overloaded server"
+    if kind == "tls" and error.startswith(NOT_TLS):
+        return "use ws://, or the port where the server (or its proxy) speaks TLS"
     if kind == "tls":
         return "pass --ca FILE for a private CA, or --insecure to skip verification"
     if kind == "dns":
         return "check the host name in the URL"
     if kind == "rejected" and status in (401, 403):
-        return "the server refused the handshake: check the path, Origin and credentials"
+        return (
+            "the server refused the handshake: check the path, --origin and credentials "
+            "(--header 'Authorization: env:TOKEN')"
+        )
     if kind == "rejected" and status == 426:
         return "the server wants another protocol or version (is this a WebSocket endpoint?)"
     if kind == "rejected" and status == 404:
@@ -151,6 +211,94 @@ def hint_for(kind: str, status: int | None) -> str:
     return ""
 
 
+class HandshakeTimeout(TimeoutError):
+    """The TCP (and TLS) connection was made but the HTTP upgrade got no answer in time: the server
+    accepts (or its kernel does, for a stopped process) and does not speak."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(
+            f"handshake: no answer to the upgrade request within {timeout:g} s (the connection was accepted)"
+        )
+
+
+def _marking(reached: list[bool]) -> type[ClientConnection]:
+    """A ClientConnection that notes when its transport is up (TCP and TLS done, HTTP not yet)."""
+
+    class Marking(ClientConnection):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            reached.append(True)
+            super().connection_made(transport)
+
+    return Marking
+
+
+class StepFailed(Exception):
+    """A step after the HTTP handshake failed (subprotocol, first exchange): which one and how."""
+
+    def __init__(self, step: str, kind: ev.FailKind, error: str, hint: str = "") -> None:
+        super().__init__(f"{step}: {error}")
+        self.step = step
+        self.kind: ev.FailKind = kind
+        self.hint = hint
+
+
+def reply_matches(expect: str | dict[str, Any], text: str) -> bool:
+    """A substring, or a JSON object the reply must contain (see ExchangeStep)."""
+    if isinstance(expect, str):
+        return expect in text
+    try:
+        reply = json.loads(text)
+    except ValueError:
+        return False
+    return _contains(reply, expect)
+
+
+def _contains(value: Any, pattern: Any) -> bool:
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            key in value and _contains(value[key], wanted) for key, wanted in pattern.items()
+        )
+    return bool(value == pattern)
+
+
+def fill(template: Any, values: dict[str, str]) -> Any:
+    """``template`` with each ``{name}`` of ``values`` replaced, in every string of a JSON value."""
+    if isinstance(template, str):
+        for name, value in values.items():
+            template = template.replace("{" + name + "}", value)
+        return template
+    if isinstance(template, dict):
+        return {key: fill(item, values) for key, item in template.items()}
+    if isinstance(template, list):
+        return [fill(item, values) for item in template]
+    return template
+
+
+_AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
+
+
+def secret_words(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """What to mask in any text: each header value, its credential alone ("Bearer X" → also X), and
+    each longer word of it. Values shorter than 3 characters are not looked for (they would mask
+    half of every message)."""
+    words: set[str] = set()
+    for _, value in headers:
+        value = value.strip()
+        scheme, _, credential = value.partition(" ")
+        if scheme.lower() in _AUTH_SCHEMES:
+            words.add(credential.strip())
+        words.add(value)
+        words.update(part for part in value.split() if len(part) >= 6 and part.lower() not in _AUTH_SCHEMES)
+    kept = (word for word in words if len(word) >= 3)
+    return tuple(sorted(kept, key=len, reverse=True))  # longest first: a value before its parts
+
+
+def scrub_secrets(text: str, words: tuple[str, ...]) -> str:
+    for word in words:
+        text = text.replace(word, MASK)
+    return text
+
+
 class ProbeSource:
     def __init__(self, config: ProbeConfig) -> None:
         self.config = config
@@ -158,6 +306,8 @@ class ProbeSource:
         self._request_ids = itertools.count(1)
         self._conn_ids = itertools.count(1)
         self._up: bool | None = None
+        self._secrets = secret_words(config.headers)
+        self._down_error = ""
 
     async def run(self, emit: Emit) -> None:
         wall, mono = now()
@@ -180,9 +330,16 @@ class ProbeSource:
         try:
             ws = await self._connect()
         except Exception as exc:
-            kind, status, error = classify_failure(exc)
-            return CheckResult(ok=False, error=error, hint=hint_for(kind, status), kind=kind)
+            kind, status, error = classify_failure(exc, secure=cfg.secure)
+            error = self._scrub(error)
+            return CheckResult(ok=False, error=error, hint=hint_for(kind, status, error), kind=kind)
         handshake_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            await self._open_steps(ws, 1)
+        except StepFailed as exc:
+            await _close_quietly(ws, reason=f"wsmon probe: {exc.step} failed")
+            error = self._scrub(str(exc))
+            return CheckResult(ok=False, latency_ms=handshake_ms, error=error, hint=exc.hint, kind=exc.kind)
         try:
             async with asyncio.timeout(cfg.wait_s):
                 pong = await ws.ping()
@@ -208,26 +365,102 @@ class ProbeSource:
                 ok=False,
                 latency_ms=handshake_ms,
                 kind="closed",
-                error=f"closed: {close_code_label(code)}" + (f" ({reason})" if reason else ""),
+                error=self._scrub(f"closed: {close_code_label(code)}" + (f" ({reason})" if reason else "")),
             )
         except Exception as exc:
             await _close_quietly(ws)
-            return CheckResult(ok=False, latency_ms=handshake_ms, kind="error", error=repr(exc))
+            return CheckResult(ok=False, latency_ms=handshake_ms, kind="error", error=self._scrub(repr(exc)))
         await _close_quietly(ws)
         return CheckResult(ok=True, latency_ms=handshake_ms)
 
     async def _connect(self) -> ClientConnection:
         # websockets rejects ssl=None for wss:// and any ssl for ws://: pass it only when there is one.
         tls: dict[str, ssl.SSLContext] = {"ssl": self._tls} if self._tls is not None else {}
-        return await connect(
-            self.config.url,
-            proxy=None,
-            open_timeout=self.config.open_timeout,
-            close_timeout=CLOSE_TIMEOUT_S,
-            ping_interval=None,
-            max_size=None,
-            **tls,
+        cfg = self.config
+        reached: list[bool] = []
+        try:
+            return await connect(
+                cfg.url,
+                proxy=None,
+                open_timeout=cfg.open_timeout,
+                close_timeout=CLOSE_TIMEOUT_S,
+                ping_interval=None,
+                max_size=None,
+                additional_headers=list(cfg.headers) or None,
+                subprotocols=[Subprotocol(name) for name in cfg.subprotocols] or None,
+                origin=Origin(cfg.origin) if cfg.origin else None,
+                create_connection=_marking(reached),
+                **tls,
+            )
+        except TimeoutError:
+            if reached:  # TCP and TLS were done: it is the HTTP upgrade that got no answer
+                raise HandshakeTimeout(cfg.open_timeout) from None
+            raise
+
+    async def _open_steps(self, ws: ClientConnection, index: int) -> float:
+        """The steps after the HTTP handshake: the subprotocol, then the first exchange (its ms)."""
+        cfg = self.config
+        if cfg.subprotocols and ws.subprotocol is None:
+            offered = ", ".join(cfg.subprotocols)
+            raise StepFailed(
+                "subprotocol",
+                "rejected",
+                f"the server accepted none of the subprotocols offered ({offered})",
+                "the server does not speak this subprotocol: check --subprotocol",
+            )
+        started = time.perf_counter()
+        for number, step in enumerate(cfg.first_exchange, 1):
+            await self._exchange_step(ws, index, number, step)
+        return (time.perf_counter() - started) * 1000.0
+
+    async def _exchange_step(self, ws: ClientConnection, index: int, number: int, step: ExchangeStep) -> None:
+        total = len(self.config.first_exchange)
+        name = "first exchange" + (f" (step {number} of {total})" if total > 1 else "")
+        hint = "compare [[probe.first_exchange]] in wsmon.toml with what the server expects and replies"
+        values = {"id": f"wsmon-{next(self._request_ids)}", "probe": str(index)}
+        expect = fill(step.expect, values)
+        others: list[str] = []
+        try:
+            if step.send is not None:
+                await ws.send(fill(step.send, values))
+            if expect is None:
+                return
+            async with asyncio.timeout(step.timeout):
+                while not reply_matches(expect, text := _text(await ws.recv())):
+                    others.append(text)
+        except TimeoutError:
+            error = f"no reply matching {_shown(expect)} within {step.timeout:g} s{_unmatched(others)}"
+            raise StepFailed(name, "timeout", error, hint) from None
+        except ConnectionClosed as exc:
+            code, reason, _ = close_details(exc.rcvd, exc.sent, exc.rcvd_then_sent)
+            error = f"the server closed the connection: {close_code_label(code)}" + (
+                f" ({reason})" if reason else ""
+            )
+            raise StepFailed(name, "rejected", error, hint) from None
+
+    def _scrub(self, text: str) -> str:
+        return scrub_secrets(text, self._secrets)
+
+    def _failed(
+        self, emit: Emit, backoff: Backoff, kind: ev.FailKind, status: int | None, error: str
+    ) -> float:
+        """A connection attempt that failed at some step: say so, mark the target down, back off."""
+        error = self._scrub(error)
+        wall, mono = now()
+        emit(
+            ev.ConnectFailed(
+                wall=wall,
+                mono=mono,
+                target=self.config.target,
+                kind=kind,
+                error=error,
+                status=status,
+                source="probe",
+                own=True,
+            )
         )
+        self._set_up(emit, False, error, kind)
+        return backoff.next()
 
     def _next_request(self) -> tuple[str, str]:
         request_id = f"wsmon-{next(self._request_ids)}"
@@ -235,9 +468,11 @@ class ProbeSource:
         return request_id, expected
 
     def _set_up(self, emit: Emit, up: bool, error: str = "", kind: str = "", detail: str = "") -> None:
-        if self._up is up:
+        # Down again with another error (a 401, then a failed first exchange) is said again.
+        if self._up is up and (up or error == self._down_error):
             return
         self._up = up
+        self._down_error = "" if up else error
         wall, mono = now()
         if up:
             emit(ev.TargetUp(wall=wall, mono=mono, target=self.config.target, detail=detail))
@@ -254,11 +489,8 @@ class ProbeSource:
                 raise
             except Exception as exc:  # a bug here must not take the other probes down with it
                 wall, mono = now()
-                emit(
-                    ev.LogLine(
-                        wall=wall, mono=mono, level="error", text=f"probe {index}: {exc!r}", source="probe"
-                    )
-                )
+                text = self._scrub(f"probe {index}: {exc!r}")
+                emit(ev.LogLine(wall=wall, mono=mono, level="error", text=text, source="probe"))
                 delay = backoff.next()
             await asyncio.sleep(delay)
 
@@ -269,23 +501,16 @@ class ProbeSource:
         try:
             ws = await self._connect()
         except Exception as exc:
-            kind, status, error = classify_failure(exc)
-            wall, mono = now()
-            emit(
-                ev.ConnectFailed(
-                    wall=wall,
-                    mono=mono,
-                    target=cfg.target,
-                    kind=kind,
-                    error=error,
-                    status=status,
-                    source="probe",
-                    own=True,
-                )
-            )
-            self._set_up(emit, False, error, kind)
-            return backoff.next()
+            return self._failed(emit, backoff, *classify_failure(exc, secure=cfg.secure))
         handshake_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            exchange_ms = await self._open_steps(ws, index)
+        except StepFailed as exc:
+            await _close_quietly(ws, reason=f"wsmon probe: {exc.step} failed")
+            return self._failed(emit, backoff, exc.kind, None, str(exc))
+        except BaseException:
+            await _close_quietly(ws, reason="wsmon stopping")
+            raise
         backoff.reset()
         conn_id = f"probe{index}#{next(self._conn_ids)}"
         wall, mono = now()
@@ -307,7 +532,10 @@ class ProbeSource:
                 local=_host_port(ws.local_address),
             )
         )
-        self._set_up(emit, True, detail=f"handshake {handshake_ms:.1f} ms")
+        detail = f"handshake {handshake_ms:.1f} ms"
+        if cfg.first_exchange:
+            detail += f", first exchange {exchange_ms:.1f} ms"
+        self._set_up(emit, True, detail=detail)
         opened = mono
         planned = False
         try:
@@ -320,11 +548,8 @@ class ProbeSource:
             raise
         except Exception as exc:
             wall, mono = now()
-            emit(
-                ev.LogLine(
-                    wall=wall, mono=mono, level="error", text=f"probe {index}: {exc!r}", source="probe"
-                )
-            )
+            text = self._scrub(f"probe {index}: {exc!r}")
+            emit(ev.LogLine(wall=wall, mono=mono, level="error", text=text, source="probe"))
             await _close_quietly(ws, code=1011, reason="wsmon probe error")
         code = self._emit_closed(ws, emit, conn_id, opened)
         if code == 1006:
@@ -343,7 +568,7 @@ class ProbeSource:
                 mono=mono,
                 conn=conn_id,
                 code=code,
-                reason=reason,
+                reason=self._scrub(reason),  # a server may echo what it was sent
                 closed_by=closed_by,
                 duration_s=mono - opened,
                 source="probe",
@@ -520,6 +745,26 @@ async def _drain(ws: ClientConnection, waiting: dict[str, asyncio.Future[None]])
 def _retrieve(task: asyncio.Task[None]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _shown(expect: str | dict[str, Any]) -> str:
+    text = expect if isinstance(expect, str) else json.dumps(expect, ensure_ascii=False)
+    return repr(text[:77] + "…" if len(text) > 80 else text)
+
+
+def _unmatched(others: list[str]) -> str:
+    """What came instead, without its content (a reply may carry a session token): how many, and the
+    last one's "type" when it is a short JSON string."""
+    if not others:
+        return " (no message came)"
+    last = ""
+    with contextlib.suppress(ValueError):
+        value = json.loads(others[-1])
+        kind = value.get("type") if isinstance(value, dict) else None
+        if isinstance(kind, str) and len(kind) <= 40:
+            last = f", the last of type {kind!r}"
+    count = len(others)
+    return f" ({count} other message{'s' if count != 1 else ''} came{last})"
 
 
 def _text(message: str | bytes) -> str:

@@ -215,6 +215,22 @@ def describe_exit(pid: int) -> str:
     return f"process {pid} exited (code unknown)"
 
 
+STOPPED_STATES = (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+
+
+def stopped_message(pid: int) -> str:
+    return f"process {pid} is stopped (SIGSTOP or job control): it answers nothing"
+
+
+def is_stopped(pid: int) -> bool | None:
+    """Whether the process is stopped (SIGSTOP, Ctrl-Z, a debugger); None when it is gone or a zombie."""
+    try:
+        status = psutil.Process(pid).status()
+    except psutil.Error:
+        return None
+    return None if status == psutil.STATUS_ZOMBIE else status in STOPPED_STATES
+
+
 class Sample(NamedTuple):
     cpu_percent: float | None  # None: no reading of the tree's CPU time old enough to measure from
     rss_bytes: int
@@ -222,6 +238,7 @@ class Sample(NamedTuple):
     fds: int
     processes: int
     tcp: dict[str, int]
+    stopped: bool = False  # the process is stopped (SIGSTOP, Ctrl-Z, a debugger): it answers nothing
 
 
 class CpuReading(NamedTuple):
@@ -265,7 +282,8 @@ class ProcessSampler:
     def sample(self, pid: int, port: int | None) -> Sample:
         """Raises psutil.NoSuchProcess when ``pid`` has exited (a zombie counts as exited)."""
         root = self._process(pid)
-        if root.status() == psutil.STATUS_ZOMBIE:
+        status = root.status()
+        if status == psutil.STATUS_ZOMBIE:
             raise psutil.ZombieProcess(pid)
         tree = [root]
         try:
@@ -308,7 +326,8 @@ class ProcessSampler:
         percent = self._bounded(cpu, threads) if measured else None
         self._last_threads = threads
         tcp = tcp_states_on_port(port) if port else {}
-        return Sample(percent, rss, threads, fds, len(alive), tcp)
+        stopped = status in STOPPED_STATES
+        return Sample(percent, rss, threads, fds, len(alive), tcp, stopped)
 
     def _bounded(self, cpu: float, threads: int) -> float:
         """Clamp the tick rounding of /proc: a tree never uses more than its threads or the machine's
@@ -379,6 +398,7 @@ class ProcessSource:
         # a little early must still count, or every few intervals a sample would be skipped.
         self.sampler = ProcessSampler(cpu_basis, min_interval=interval * 0.8)
         self._up: bool | None = None
+        self._stopped = False
         self._hints: set[str] = set()
 
     @classmethod
@@ -448,7 +468,7 @@ class ProcessSource:
 
     async def _step(self, emit: Emit, watched: int | None) -> int | None:
         pid = await asyncio.to_thread(self.pid)
-        if watched is not None and pid != watched and self._up:
+        if watched is not None and pid != watched and (self._up or self._stopped):
             # The process we watched is gone and another (or none) took its place.
             self._down(emit, await asyncio.to_thread(describe_exit, watched), "exited")
         if pid is None:
@@ -475,11 +495,22 @@ class ProcessSource:
         if self.sampler.fds_denied:
             self._hint(emit, "some of the server's open fds are not readable: run wsmon as the same user")
         wall, mono = now()
-        if self._up is not True:
+        if sample.stopped:
+            # Alive but frozen: its sockets accept (the kernel queues them) and nothing answers.
+            self._down(emit, stopped_message(pid), "stopped")
+        elif self._up is not True:
+            continued, self._stopped = self._stopped, False
             self._up = True
             located = self.describe and not self.describe.startswith("pid ")
             detail = f"pid {pid} ({self.describe})" if located else f"pid {pid}"
-            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+            emit(
+                ev.TargetUp(
+                    wall=wall,
+                    mono=mono,
+                    target=self.target,
+                    detail=detail + (" continued" if continued else ""),
+                )
+            )
         if sample.cpu_percent is None:
             return pid  # the first sample only starts the CPU clock: its figure comes next interval
         emit(
@@ -500,9 +531,11 @@ class ProcessSource:
         return pid
 
     def _down(self, emit: Emit, error: str, kind: str) -> None:
-        if self._up is False:
+        # Said once; but a stopped process that then exits or vanishes is news (the reducer counts one down).
+        if self._up is False and not (self._stopped and kind != "stopped"):
             return
         self._up = False
+        self._stopped = kind == "stopped"
         wall, mono = now()
         emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
 

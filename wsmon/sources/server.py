@@ -2,7 +2,8 @@
 
 The server runs in its own process group, so stopping it stops its children too. On Linux it also
 gets a parent-death signal, and a small watchdog outside the group ends the whole group when wsmon's
-end of a pipe closes, so even a kill -9 of wsmon leaves neither the server nor its workers behind.
+end of a pipe closes, so even a kill -9 of wsmon leaves neither the server nor its workers behind
+(wsmon.children).
 """
 
 from __future__ import annotations
@@ -12,38 +13,27 @@ import contextlib
 import os
 import shlex
 import signal
-import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
+from wsmon.core.redact import redact_argv, redact_text
 from wsmon.sources.base import Emit, now
 from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
 from wsmon.sources.logparse import LogParser
+from wsmon.sources.process import is_stopped, stopped_message
 
 LAST_LINES_KEPT = 20
 DRAIN_AFTER_EXIT_S = 1.0
-# Waits for EOF on stdin (wsmon gone), then ends the server's whole process group.
-WATCHDOG_SCRIPT = (
-    'cat >/dev/null; kill -s TERM -- "-$1" 2>/dev/null; sleep 3; kill -s KILL -- "-$1" 2>/dev/null'
-)
-
 EXIT_POLL_S = 0.1
+STOPPED_POLL_S = 0.5
 
 
 def _signal_group(pgid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class ServerSource:
@@ -67,7 +57,10 @@ class ServerSource:
         self.started = asyncio.Event()
         self.last_lines: deque[str] = deque(maxlen=LAST_LINES_KEPT)
         self._stopped_by_us = False
-        self._watchdog: asyncio.subprocess.Process | None = None
+        self._watchdog = GroupWatchdog()
+        # Called with how it ended ("killed by SIGKILL") when the server dies on its own: a tap in front
+        # of it learns at once that its upstream is gone.
+        self.exit_listeners: list[Callable[[str], None]] = []
 
     @property
     def pid(self) -> int | None:
@@ -79,19 +72,24 @@ class ServerSource:
         wall, mono = now()
         emit(
             ev.TargetAdded(
-                wall=wall, mono=mono, target=self.target, kind="server", address=shlex.join(self.argv)
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                kind="server",
+                address=shlex.join(redact_argv(self.argv)),
             )
         )
         parser = LogParser(self.target, now, rules=self.rules)
         try:
-            self.process = await asyncio.create_subprocess_exec(
+            self.process = await start_guarded_exec(
                 *self.argv,
+                watchdog=self._watchdog,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env={**os.environ, **(self.env or {})},
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+                # A Python server's stdout is a pipe here, so block-buffered: its log would arrive in
+                # lumps, or never if it is killed. Unbuffered unless the user's environment says otherwise.
+                env={"PYTHONUNBUFFERED": "1", **os.environ, **(self.env or {})},
             )
         except OSError as exc:
             wall, mono = now()
@@ -102,9 +100,9 @@ class ServerSource:
             )
             return
         self.started.set()
-        await self._start_watchdog(self.process.pid)
         wall, mono = now()
         emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {self.process.pid}"))
+        stopped_watch = asyncio.create_task(self._watch_stopped(emit, self.process.pid))
         try:
             assert self.process.stdout is not None and self.process.stderr is not None
             readers = asyncio.gather(
@@ -121,10 +119,11 @@ class ServerSource:
                 with contextlib.suppress(asyncio.CancelledError):
                     await readers
         finally:
+            stopped_watch.cancel()
             if self.process.returncode is None:
                 await self.stop()
             _signal_group(self.process.pid, signal.SIGKILL)  # what the server left in its group
-            self._stop_watchdog()
+            await self._watchdog.stop()  # wsmon ended the group itself: the watchdog has nothing left to do
         code, sig = (None, -returncode) if returncode < 0 else (returncode, None)
         wall, mono = now()
         emit(
@@ -135,36 +134,34 @@ class ServerSource:
                 pid=self.process.pid,
                 code=code,
                 signal=sig,
-                last_lines=list(self.last_lines),
+                last_lines=[redact_text(line) for line in self.last_lines],  # raw output: mask it
             )
         )
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
             how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
             emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+            for listener in self.exit_listeners:
+                listener(how)
 
-    async def _start_watchdog(self, pgid: int) -> None:
-        """A tiny process outside the server's group that signals the group when wsmon's end of its
-        stdin closes: that happens however wsmon ends, kill -9 included, which the parent-death signal
-        alone does not cover for the server's own children."""
-        with contextlib.suppress(OSError):
-            self._watchdog = await asyncio.create_subprocess_exec(
-                "sh",
-                "-c",
-                WATCHDOG_SCRIPT,
-                "wsmon-watchdog",
-                str(pgid),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-    def _stop_watchdog(self) -> None:
-        # wsmon stopped the server itself: the watchdog has nothing left to do.
-        watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None and watchdog.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                watchdog.kill()
+    async def _watch_stopped(self, emit: Emit, pid: int) -> None:
+        """A server stopped by SIGSTOP (or Ctrl-Z, or a debugger) is alive and answers nothing: it is
+        STOPPED (TargetDown kind "stopped") until SIGCONT, not UP."""
+        stopped = False
+        while True:
+            await asyncio.sleep(STOPPED_POLL_S)
+            now_stopped = is_stopped(pid)  # one read of /proc/PID/stat: no thread needed
+            if now_stopped is None or now_stopped == stopped:
+                continue  # gone (its exit is reported by run) or unchanged
+            stopped = now_stopped
+            wall, mono = now()
+            if stopped:
+                emit(
+                    ev.TargetDown(
+                        wall=wall, mono=mono, target=self.target, error=stopped_message(pid), kind="stopped"
+                    )
+                )
+            else:
+                emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {pid} continued"))
 
     async def _exited(self) -> int:
         # Not Process.wait(): up to Python 3.11 it also waits for the pipes to close, which a worker the
@@ -210,6 +207,7 @@ class ServerSource:
         self._stopped_by_us = True
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGCONT)  # a stopped server acts on its SIGTERM only once continued
         try:
             await asyncio.wait_for(self._exited(), timeout=self.stop_timeout)
         except TimeoutError:

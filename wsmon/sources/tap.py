@@ -19,19 +19,19 @@ import socket
 import ssl
 import struct
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from urllib.parse import urlsplit
 
 from websockets.exceptions import PayloadTooBig, ProtocolError
 from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import PerMessageDeflate
-from websockets.frames import CTRL_OPCODES, Close, Frame, Opcode
+from websockets.frames import CTRL_OPCODES, Frame, Opcode
 from websockets.headers import parse_extension
 from websockets.streams import StreamReader
 from websockets.typing import ExtensionName
 
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_url
+from wsmon.core.redact import redact_text, redact_url
 from wsmon.sources.base import Emit, now, retry_backoff
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.probe import classify_failure
@@ -42,6 +42,12 @@ MAX_HTTP_HEAD = 64 * 1024  # bytes up to \r\n\r\n; longer is not an upgrade the 
 MAX_PARSED_FRAME = 1024 * 1024  # larger frames are counted from their header and skipped, not buffered
 MAX_PAIRED_MESSAGE = 256 * 1024  # larger text messages are not read for delivery pairing
 MAX_EARLY_BYTES = 256 * 1024  # client bytes held while the upstream connection opens
+# What one direction's passive parser may hold: a handshake head (and, on the client's side, whatever it
+# sends before the server has answered), or an incomplete frame up to MAX_PARSED_FRAME. Past it the parser
+# stops for that connection and says so; forwarding goes on. Without it a silent upstream made the tap
+# keep every byte the client sent.
+MAX_HELD_HANDSHAKE = MAX_HTTP_HEAD
+MAX_HELD_FRAMES = MAX_PARSED_FRAME + 64 * 1024
 UPSTREAM_CHECK_GRACE_S = 0.5  # after an abnormal end, before checking the upstream is still there
 HOLD_CHECK_S = 0.1  # a live server keeps a fresh connection open at least this long
 HALF_OPEN_TIMEOUT_S = 30.0  # one side ended and the other never did: close both after this
@@ -50,25 +56,30 @@ _SO_LINGER_RESET = struct.pack("ii", 1, 0)
 
 def parse_tap_spec(spec: str) -> tuple[str, int, str]:
     """``[HOST:]PORT=ws[s]://UPSTREAM`` → (listen host, listen port, upstream URL); ValueError if not."""
+    shown = redact_text(spec)  # an upstream URL may carry a password or a token: never echoed
     listen, sep, upstream = spec.partition("=")
     listen, upstream = listen.strip(), upstream.strip()
     if not sep or not listen or not upstream:
-        raise ValueError(f"--tap {spec!r}: expected LISTEN=UPSTREAM, e.g. 127.0.0.1:9001=ws://127.0.0.1:3001")
+        raise ValueError(
+            f"--tap {shown!r}: expected LISTEN=UPSTREAM, e.g. 127.0.0.1:9001=ws://127.0.0.1:3001"
+        )
     if not upstream.lower().startswith(("ws://", "wss://")):
-        raise ValueError(f"--tap {spec!r}: the upstream must be a ws:// or wss:// URL, got {upstream!r}")
+        scheme, found, _ = upstream.partition("://")
+        got = f"a {scheme}:// URL" if found else "no URL"  # only the scheme: the rest may be a secret
+        raise ValueError(f"--tap {shown!r}: the upstream must be a ws:// or wss:// URL, got {got}")
     try:
         parts = urlsplit(upstream)
         parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError as error:
-        raise ValueError(f"--tap {spec!r}: bad upstream URL: {error}") from None
+        raise ValueError(f"--tap {shown!r}: bad upstream URL: {error}") from None
     if not parts.hostname:
-        raise ValueError(f"--tap {spec!r}: the upstream URL has no host")
+        raise ValueError(f"--tap {shown!r}: the upstream URL has no host")
     host, colon, port_text = listen.rpartition(":")
     if not colon:
         host, port_text = DEFAULT_LISTEN_HOST, listen
     host = host.strip("[]") or DEFAULT_LISTEN_HOST
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"--tap {spec!r}: the listening port must be a number from 0 to 65535")
+        raise ValueError(f"--tap {shown!r}: the listening port must be a number from 0 to 65535")
     return host, int(port_text), upstream
 
 
@@ -93,8 +104,15 @@ class TapSource:
         rules: DeliveryRules | None = None,
         capture_payloads: bool = False,
         delivery_timeout_s: float = 5.0,
+        covers: Sequence[str] = (),
+        starting: bool = False,
     ) -> None:
         self.listen_host = listen_host
+        # The log sources of the server behind this tap: the reducer folds their connection rows into
+        # the tap's, which own the counts (one connection, one count).
+        self.covers = list(covers)
+        # wsmon starts the upstream server itself: listening is not "up"; the first answer is.
+        self.starting = starting
         self.port = listen_port  # the real port once listening (tests listen on port 0)
         self.upstream_url = upstream_url
         self.target = target
@@ -124,7 +142,7 @@ class TapSource:
     async def run(self, emit: Emit) -> None:
         self._emit = emit
         wall, mono = now()
-        emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="tap", address=self.address))
+        emit(self._added(wall, mono))
         loop = asyncio.get_running_loop()
         server = await self._listen(loop)
         try:
@@ -156,12 +174,16 @@ class TapSource:
             self.listening.set()
             wall, mono = now()
             if asked != self.port:  # port 0: show the port it got
-                self._emit(
-                    ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="tap", address=self.address)
-                )
-            detail = f"listening on {self.address}"
-            self._emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
+                self._emit(self._added(wall, mono))
+            if not self.starting:
+                detail = f"listening on {self.address}"
+                self._emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
             return server
+
+    def _added(self, wall: float, mono: float) -> ev.TargetAdded:
+        return ev.TargetAdded(
+            wall=wall, mono=mono, target=self.target, kind="tap", address=self.address, covers=self.covers
+        )
 
     def _tick(self) -> None:
         for pair in list(self._pairs):
@@ -208,6 +230,24 @@ class TapSource:
         self._upstream_down(kind, error)
         self._watch_upstream()
 
+    def upstream_exited(self, how: str) -> None:
+        """The --server process wsmon started is gone: the upstream is down now, not at the next client's
+        failed connect. The watcher then sees it come back, if something restarts it."""
+        self._upstream_down("exited", f"upstream server {how}")
+        self._restart_watch()
+
+    def upstream_reset(self) -> None:
+        """The upstream reset a live connection: a dying server does that. Check it at once."""
+        self._restart_watch()
+
+    def _restart_watch(self, grace: float = 0.0) -> None:
+        """A fresh check now: one already running may have connected before the server died (and would
+        then say it holds), or be sleeping in a long backoff."""
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
+        self._watcher = None
+        self._watch_upstream(grace)
+
     def _watch_upstream(self, grace: float = 0.0) -> None:
         """Check the upstream with a bare TCP connection until it holds one: at start, after a refusal,
         and (after ``grace``) when the upstream dropped a connection without a close frame."""
@@ -241,6 +281,8 @@ class TapSource:
         """Down once per outage; again only when the reason changes (e.g. dropping, then refusing)."""
         if not error.startswith("upstream "):
             error = f"upstream {redact_url(self.upstream_url)}: {error}"
+        if self._upstream_up is False and self._down_reason[0] == "exited" and kind in ("refused", "timeout"):
+            return  # of course the exited server refuses: the exit stays the outage's cause
         if self._upstream_up is not False or self._down_reason != (kind, error):
             self._upstream_up = False
             self._down_reason = (kind, error)
@@ -373,6 +415,7 @@ class _Pair:
         # The handshake, as parsed.
         self.request_mono: float | None = None
         self.is_upgrade = False
+        self.request_seen = False  # the client's request head has been read
         self.path = ""
         self.status: int | None = None
         self.extensions = ""
@@ -380,6 +423,7 @@ class _Pair:
         # Close frames: (side, code, reason) of the first, and whether the other side answered.
         self.first_close: tuple[ev.Closer, int, str] | None = None
         self.answered = False
+        self.illegal_close = False  # the first close frame broke RFC 6455 §7.4
         # Traffic since the last flush.
         self.msgs = {"in": 0, "out": 0}
         self.bytes = {"in": 0, "out": 0}
@@ -509,6 +553,8 @@ class _Pair:
     def upstream_lost(self, exc: Exception | None) -> None:
         self.upstream_gone = True
         self._tcp_end("server", "reset" if exc is not None else "closed")
+        if exc is not None and self.opened_mono is not None and self.first_close is None:
+            self.tap.upstream_reset()
         if not self.client_gone:
             if exc is not None:
                 _reset(self.client)
@@ -681,15 +727,22 @@ class _Pair:
     def on_close_frame(self, direction: str, data: bytes) -> None:
         side: ev.Closer = "client" if direction == "in" else "server"
         if self.first_close is not None:
-            if self.first_close[0] != side:
+            first_side, code, reason = self.first_close
+            if first_side != side:
                 self.answered = True
+                if self.illegal_close and len(data) >= 2:
+                    # The first close was a protocol error; record what the other side answered it with
+                    # (typically 1002), still as the fault of the side that sent the illegal frame.
+                    answer = struct.unpack("!H", data[:2])[0]
+                    self.first_close = (first_side, answer, f"{reason}; {side} answered {answer}")
             return
-        try:
-            close = Close.parse(bytes(data))
-            code, reason = int(close.code), close.reason
-        except (ProtocolError, UnicodeDecodeError, ValueError):
-            code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
-            reason = "(malformed close frame)"
+        code, reason = _close_of(data)
+        if data and (code in _ILLEGAL_ON_THE_WIRE or not _legal_close_code(code) or reason is None):
+            # RFC 6455 §7.4: 1005, 1006 and 1015 (and unassigned codes) must never be sent. A frame that
+            # carries one is a protocol error by its sender, not a close with that meaning.
+            what = f"close code {code}" if reason is not None else "a malformed close frame"
+            reason = f"protocol error: the {side} sent {what}"
+            code, self.illegal_close = 1002, True
         self.first_close = (side, code, reason)
         wall, mono = now()
         self.tap.emit(ev.ConnectionClosing(wall=wall, mono=mono, conn=self.conn_id, by=side))
@@ -697,6 +750,16 @@ class _Pair:
     def on_parse_error(self, direction: str, exc: BaseException) -> None:
         wall, mono = now()
         text = f"{self.conn_id}: stopped reading {direction} frames (still forwarding): {exc}"
+        self.tap.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="tap"))
+
+    def on_parser_full(self, direction: str, why: str) -> None:
+        """A parser reached its cap: parsing of this connection stops, forwarding goes on."""
+        if self.status is None:
+            # Without the server's answer the client's side can never go on either.
+            self.inbound.stop()
+            self.outbound.stop()
+        wall, mono = now()
+        text = f"{self.conn_id}: stopped parsing this connection (still forwarding): {why}"
         self.tap.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="tap"))
 
     def flush_traffic(self) -> None:
@@ -722,6 +785,28 @@ class _Pair:
         self.msgs = {"in": 0, "out": 0}
         self.bytes = {"in": 0, "out": 0}
         self.by_type = {}
+
+
+_ILLEGAL_ON_THE_WIRE = frozenset({1004, 1005, 1006, 1015})
+
+
+def _legal_close_code(code: int) -> bool:
+    """Codes a close frame may carry (RFC 6455 §7.4, and the IANA registry's later 1012-1014)."""
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def _close_of(data: bytes) -> tuple[int, str | None]:
+    """A close frame's code and reason; 1005 for an empty payload (allowed: no status), reason None when
+    the payload is malformed (one byte, or a reason that is not UTF-8)."""
+    if not data:
+        return 1005, ""
+    if len(data) < 2:
+        return 1002, None
+    code = struct.unpack("!H", data[:2])[0]
+    try:
+        return code, bytes(data[2:]).decode("utf-8")
+    except UnicodeDecodeError:
+        return code, None
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
@@ -796,6 +881,24 @@ class _Direction:
             return
         self.reader.feed_data(data)
         self._step()
+        held = len(self.reader.buffer)
+        if self.alive and held > (MAX_HELD_FRAMES if self.upgraded else MAX_HELD_HANDSHAKE):
+            self.stop()
+            self.pair.on_parser_full(self.name, self._full_reason(held))
+
+    def _full_reason(self, held: int) -> str:
+        if self.upgraded:
+            return f"{held} bytes held for one incomplete {self.name} frame"
+        cap = f"{MAX_HELD_HANDSHAKE // 1024} KiB"
+        if self.name == "out":
+            return f"the upstream's response head is over {cap}"
+        if self.pair.request_seen:
+            return f"the upstream has not answered the handshake and the client sent over {cap} more"
+        return f"the client's request head is over {cap}"
+
+    def stop(self) -> None:
+        """Parse no more of this direction, and let go of what it held."""
+        self._stop()
 
     def kick(self) -> None:
         """Go on with bytes already buffered: the request's side waits for the response's verdict."""
@@ -814,6 +917,7 @@ class _Direction:
     def _stop(self) -> None:
         self.alive = False
         self.reader.discard()
+        self.message_parts = None
 
     def _parse(self) -> Generator[None, None, None]:
         yield  # primed; everything below runs as bytes arrive
@@ -822,6 +926,7 @@ class _Direction:
             return
         pair = self.pair
         if self.name == "in":
+            pair.request_seen = True
             pair.on_request(head)
             if not pair.is_upgrade:
                 return
@@ -842,10 +947,14 @@ class _Direction:
                 del buffer[: end + 4]
                 return head
             if len(buffer) > MAX_HTTP_HEAD:
+                held = len(buffer)
+                self._stop()
+                self.pair.on_parser_full(self.name, self._full_reason(held))
                 return None
             yield
 
     def _frames(self) -> Generator[None, None, None]:
+        self.upgraded = True
         buffer = self.reader.buffer
         read_exact = self.reader.read_exact
         decoder = self.decoder

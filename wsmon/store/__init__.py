@@ -7,6 +7,7 @@ from wsmon.store.format import (
     RecordedTarget,
     RecordingError,
     RecordingHeader,
+    RecordingWriteError,
     new_header,
 )
 from wsmon.store.reader import Keyframe, RecordingReader
@@ -22,6 +23,7 @@ __all__ = [
     "RecordingError",
     "RecordingHeader",
     "RecordingReader",
+    "RecordingWriteError",
     "RecordingWriter",
     "ReplayEngine",
     "export_jsonl",

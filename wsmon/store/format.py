@@ -28,6 +28,11 @@ APPLICATION_ID = 0x77736D6E  # "wsmn"
 ZSTD_LEVEL = 3  # measured: levels 1-3 cost the same size here; 6+ halves the speed for 5 % less
 # zstd's window must span the dictionary (the previous keyframe) plus the new keyframe.
 _KEYFRAME_WINDOW_LOG = 25
+# Ceilings on what one blob may expand to, so that a damaged or crafted file cannot make a reader
+# allocate gigabytes: a few hundred bytes of zstd can claim (and hold) hundreds of megabytes. The
+# writer splits a batch that would exceed its ceiling; a State is a few MiB even at 5,000 connections.
+MAX_BATCH_BYTES = 64 << 20
+MAX_KEYFRAME_BYTES = 256 << 20
 
 
 class RecordingError(Exception):
@@ -37,6 +42,14 @@ class RecordingError(Exception):
         self.path = os.fspath(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class RecordingWriteError(RecordingError):
+    """The recording cannot be written (disk full, read-only, no permission); ``reason`` is the cause."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.reason = reason
+        super().__init__(path, f"cannot write ({reason})")
 
 
 class RecordedTarget(msgspec.Struct, kw_only=True):
@@ -89,10 +102,19 @@ class BatchEncoder:
 
     def __init__(self, level: int = ZSTD_LEVEL) -> None:
         self._msgpack = msgspec.msgpack.Encoder()
-        self._zstd = zstandard.ZstdCompressor(level=level)
+        # The checksum (4 bytes a batch) makes a flipped bit an unreadable batch, not a changed event.
+        self._zstd = zstandard.ZstdCompressor(level=level, write_checksum=True)
 
     def encode(self, events: Sequence[Event]) -> bytes:
         return self._zstd.compress(self._msgpack.encode(events))
+
+    def encode_within_limit(self, events: list[Event]) -> list[tuple[list[Event], bytes]]:
+        """``events`` as one or more (events, blob) batches, each expanding to at most MAX_BATCH_BYTES."""
+        raw = self._msgpack.encode(events)
+        if len(raw) <= MAX_BATCH_BYTES or len(events) == 1:
+            return [(events, self._zstd.compress(raw))]
+        half = len(events) // 2
+        return self.encode_within_limit(events[:half]) + self.encode_within_limit(events[half:])
 
 
 class BatchDecoder:
@@ -102,24 +124,60 @@ class BatchDecoder:
         self._msgpack = msgspec.msgpack.Decoder(list[AnyEvent])
         self._zstd = zstandard.ZstdDecompressor()
 
-    def decode(self, blob: bytes) -> list[Event]:
-        return self._msgpack.decode(self._zstd.decompress(blob))
+    def decode(self, blob: bytes, expected_count: int | None = None) -> list[Event]:
+        raw = _decompress_capped(self._zstd, blob, MAX_BATCH_BYTES)
+        if expected_count is not None:
+            count = _msgpack_array_length(raw)
+            if count is None:
+                raise ValueError("is not a list of events")
+            if count != expected_count:
+                # Checked before decoding: a crafted blob must not build millions of objects first.
+                raise ValueError(f"holds {count} events, the index says {expected_count}")
+        return self._msgpack.decode(raw)
+
+
+def _decompress_capped(decompressor: zstandard.ZstdDecompressor, blob: bytes, limit: int) -> bytes:
+    """Decompress one zstd frame, refusing to expand past ``limit`` bytes.
+
+    ``max_output_size`` only applies to frames that do not state their size; a frame that does is
+    trusted by zstd, so its stated size is checked here first.
+    """
+    size = zstandard.frame_content_size(blob)
+    if size > limit:
+        raise ValueError(f"claims to expand to {size:,} bytes, more than the {limit:,} allowed")
+    return decompressor.decompress(blob, max_output_size=limit)
+
+
+def _msgpack_array_length(raw: bytes) -> int | None:
+    """The length of the msgpack array ``raw`` starts with; None if it does not start with one."""
+    if not raw:
+        return None
+    tag = raw[0]
+    if 0x90 <= tag <= 0x9F:
+        return tag & 0x0F
+    if tag == 0xDC and len(raw) >= 3:
+        return int.from_bytes(raw[1:3], "big")
+    if tag == 0xDD and len(raw) >= 5:
+        return int.from_bytes(raw[1:5], "big")
+    return None
 
 
 def compress_keyframe(raw: bytes, base_raw: bytes | None, level: int = ZSTD_LEVEL) -> bytes:
     """Compress an encoded State; with ``base_raw`` (the previous keyframe's bytes) as the dictionary."""
     if base_raw is None:
-        return zstandard.ZstdCompressor(level=level).compress(raw)
-    params = zstandard.ZstdCompressionParameters.from_level(level, window_log=_KEYFRAME_WINDOW_LOG)
+        return zstandard.ZstdCompressor(level=level, write_checksum=True).compress(raw)
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level, window_log=_KEYFRAME_WINDOW_LOG, write_checksum=True
+    )
     dictionary = zstandard.ZstdCompressionDict(base_raw, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     return zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params).compress(raw)
 
 
 def decompress_keyframe(blob: bytes, base_raw: bytes | None) -> bytes:
     if base_raw is None:
-        return zstandard.ZstdDecompressor().decompress(blob)
+        return _decompress_capped(zstandard.ZstdDecompressor(), blob, MAX_KEYFRAME_BYTES)
     dictionary = zstandard.ZstdCompressionDict(base_raw, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-    return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(blob)
+    return _decompress_capped(zstandard.ZstdDecompressor(dict_data=dictionary), blob, MAX_KEYFRAME_BYTES)
 
 
 SCHEMA_SQL = """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +22,7 @@ from wsmon.core.state import State, decode_state
 from wsmon.store.format import (
     APPLICATION_ID,
     FORMAT_VERSION,
+    SCHEMA_SQL,
     BatchDecoder,
     RecordingError,
     RecordingHeader,
@@ -30,6 +32,8 @@ from wsmon.store.format import (
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MAX_KEYFRAME_CHAIN = 64  # a writer makes chains of 8; anything longer is a damaged file
+_MAX_BATCH_EVENTS = 16_384  # the writer's ceiling (wsmon.store.writer.MAX_BATCH_EVENTS)
+IndexRow = tuple[int, int, int, float, float, float, float]
 
 
 class Keyframe(NamedTuple):
@@ -59,10 +63,12 @@ class RecordingReader:
         self._first_walls: list[float] = []
         self._last_walls: list[float] = []
         self._cached: tuple[int, list[Event]] | None = None
+        self._application_id = 0
         self._check_file()
         self._db = self._connect()
         try:
             self.header = self._read_header()
+            self._check_schema()
             self.refresh()
         except BaseException:
             self._db.close()
@@ -72,12 +78,18 @@ class RecordingReader:
 
     def _check_file(self) -> None:
         try:
+            mode = os.stat(self.path).st_mode
+            if stat.S_ISDIR(mode):
+                raise RecordingError(self.path, "is a directory, not a recording")
+            if not stat.S_ISREG(mode):
+                # Opening a FIFO waits for a writer for ever; a device never ends.
+                raise RecordingError(
+                    self.path, "not a regular file (a pipe, device or socket), not a recording"
+                )
             with open(self.path, "rb") as file:
                 magic = file.read(100)
         except FileNotFoundError:
             raise RecordingError(self.path, "no such file") from None
-        except IsADirectoryError:
-            raise RecordingError(self.path, "is a directory, not a recording") from None
         except OSError as exc:
             raise RecordingError(self.path, f"cannot open ({exc.strerror})") from exc
         if not magic:
@@ -86,7 +98,8 @@ class RecordingReader:
             raise RecordingError(self.path, f"damaged or truncated recording (only {len(magic)} bytes)")
         if not magic.startswith(_SQLITE_MAGIC):
             raise RecordingError(self.path, "not a wsmon recording (not an SQLite database)")
-        if len(magic) == 100 and int.from_bytes(magic[68:72], "big") not in (APPLICATION_ID, 0):
+        self._application_id = int.from_bytes(magic[68:72], "big") if len(magic) == 100 else 0
+        if self._application_id not in (APPLICATION_ID, 0):
             # 0: the header page of a recording whose first commit is still only in the -wal file.
             raise RecordingError(self.path, "not a wsmon recording (an SQLite database of another program)")
 
@@ -111,16 +124,15 @@ class RecordingReader:
     def _read_header(self) -> RecordingHeader:
         try:
             rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             if "no such table" in str(exc):
-                problem = "not a wsmon recording (an SQLite database without wsmon tables)"
-                raise RecordingError(self.path, problem) from exc
+                raise RecordingError(self.path, self._no_tables_problem()) from exc
             raise RecordingError(self.path, _damage("cannot read its header", exc)) from exc
         if "header" not in rows or "format_version" not in rows:
             raise RecordingError(self.path, "not a wsmon recording (no header)")
         try:
             version = int(rows["format_version"])
-        except ValueError:
+        except (ValueError, TypeError):
             raise RecordingError(self.path, "damaged header (format version is not a number)") from None
         if version > FORMAT_VERSION:
             raise RecordingError(
@@ -139,6 +151,36 @@ class RecordingReader:
             )
         return header
 
+    def _check_schema(self) -> None:
+        """A flipped bit in a table's definition changes how SQLite reads every row of it (a damaged
+        "INTEGER PRIMARY KEY" turns the ids into nulls and the table into nothing), silently."""
+        try:
+            found = dict(self._db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+        except sqlite3.Error as exc:
+            raise RecordingError(self.path, _damage("cannot read its table definitions", exc)) from exc
+        for name, sql in _EXPECTED_TABLES.items():
+            if name == "meta":
+                continue  # already read: the header came from it
+            if " ".join(str(found.get(name, "")).split()) != sql:
+                raise RecordingError(self.path, f"damaged: the definition of its {name} table has changed")
+
+    def _no_tables_problem(self) -> str:
+        if self._application_id == 0 and not os.path.exists(self.path + "-wal") and self._has_no_tables():
+            # What a recording whose writer never closed it looks like without its -wal: SQLite's
+            # header page and nothing else, since every commit is still in the -wal file.
+            wal = os.path.basename(self.path) + "-wal"
+            return (
+                f"{wal} is missing: this recording was not closed and its events are in that file"
+                " (copy FILE-wal and FILE-shm along with FILE)"
+            )
+        return "not a wsmon recording (an SQLite database without wsmon tables)"
+
+    def _has_no_tables(self) -> bool:
+        try:
+            return self._db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        except sqlite3.Error:
+            return False
+
     def refresh(self) -> int:
         """Load the index of batches committed since the last look; returns the new event count."""
         after = self._ids[-1] if self._ids else 0
@@ -149,7 +191,7 @@ class RecordingReader:
         try:
             cursor = self._db.execute(query.format("INDEXED BY batches_by_seq"), (after,))
             rows = cursor.fetchall()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             # The index is damaged: walk the table itself and keep every row it still yields.
             self._warn(_damage("the batch index is unreadable; reading batches one by one", exc))
             rows = self._rows_one_by_one(after)
@@ -157,22 +199,26 @@ class RecordingReader:
             self._add_index_row(row)
         return self.event_count
 
-    def _rows_one_by_one(self, after: int) -> list[tuple[int, int, int, float, float, float, float]]:
-        rows = []
-        cursor = self._db.execute(
-            "SELECT id, first_seq, count, min_mono, max_mono, first_wall, last_wall FROM batches"
-            " NOT INDEXED WHERE id > ? ORDER BY id",
-            (after,),
-        )
+    def _rows_one_by_one(self, after: int) -> list[IndexRow]:
+        rows: list[IndexRow] = []
         try:
+            # Inside the try: the first row is read by execute() itself, and it can be the damaged one.
+            cursor = self._db.execute(
+                "SELECT id, first_seq, count, min_mono, max_mono, first_wall, last_wall FROM batches"
+                " NOT INDEXED WHERE id > ? ORDER BY id",
+                (after,),
+            )
             for row in cursor:
                 rows.append(row)
-        except sqlite3.DatabaseError as exc:
-            self._warn(_damage(f"batches after event {self.event_count + sum(r[2] for r in rows)} lost", exc))
+        except sqlite3.Error as exc:
+            self._warn(_damage(f"batches after the first {len(rows) + len(self._ids)} are lost", exc))
         return rows
 
-    def _add_index_row(self, row: tuple[int, int, int, float, float, float, float]) -> None:
+    def _add_index_row(self, row: IndexRow) -> None:
         batch_id, first_seq, count, min_mono, max_mono, first_wall, last_wall = row
+        if not _index_row_is_sane(row):
+            self._warn(f"batch {batch_id}: its index entry is damaged ({count!r} events); skipped")
+            return
         if first_seq != self.event_count:
             self._warn(f"batch {batch_id}: starts at event {first_seq}, expected {self.event_count}; skipped")
             return
@@ -248,7 +294,9 @@ class RecordingReader:
         events: list[Event] = []
         try:
             row = self._db.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
-            events = self._decoder.decode(row[0])
+            if row is None or not isinstance(row[0], bytes):
+                raise ValueError("its data is missing")
+            events = self._decoder.decode(row[0], self._counts[index])
             if len(events) != self._counts[index]:
                 raise ValueError(f"holds {len(events)} events, the index says {self._counts[index]}")
         except Exception as exc:
@@ -260,6 +308,14 @@ class RecordingReader:
             events = []
         self._cached = (batch_id, events)
         return Batch(self._first_seqs[index], events)
+
+    def check_batches(self) -> int:
+        """Decode every batch; returns how many are unreadable (each also gets a line in ``warnings``).
+
+        ``wsmon report`` needs this: its State comes from the final keyframe, which alone would never
+        notice a damaged batch.
+        """
+        return sum(1 for index in range(len(self._ids)) if not self.read_batch(index).events)
 
     def iter_batches(self, start_seq: int = 0) -> Iterator[Batch]:
         """Batches from the one holding ``start_seq``, whole (the first may start before it)."""
@@ -297,13 +353,19 @@ class RecordingReader:
                 row = self._db.execute(
                     "SELECT seq, mono, wall FROM keyframes WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (limit,)
                 ).fetchone()
-            except sqlite3.DatabaseError as exc:
+            except sqlite3.Error as exc:
                 self._warn(_damage("keyframes are unreadable; states are folded from the start", exc))
                 return None
             if row is None:
                 return None
+            if type(row[0]) is not int or not 0 <= row[0] <= limit:
+                self._warn("keyframes are damaged; states are folded from the start")
+                return None
             try:
-                return Keyframe(row[0], row[1], row[2], decode_state(self._keyframe_bytes(row[0])))
+                state = decode_state(self._keyframe_bytes(row[0]))
+                if state.seq != row[0]:
+                    raise ValueError(f"holds the State after event {state.seq}")
+                return Keyframe(row[0], float(row[1]), float(row[2]), state)
             except Exception as exc:
                 self._warn(f"keyframe at event {row[0]} is unreadable and was skipped ({_one_line(exc)})")
                 limit = row[0] - 1
@@ -340,6 +402,28 @@ class RecordingReader:
             hi = min(seq - first_seq, len(events))
             reducer.apply_many(events[lo:hi] if lo or hi < len(events) else events)
         return reducer.state
+
+
+def _expected_tables() -> dict[str, str]:
+    tables = {}
+    for statement in SCHEMA_SQL.split(";"):
+        words = " ".join(statement.split())
+        if words.startswith("CREATE TABLE "):
+            tables[words.split()[2]] = words
+    return tables
+
+
+_EXPECTED_TABLES = _expected_tables()
+
+
+def _index_row_is_sane(row: IndexRow) -> bool:
+    """Types and ranges a writer always produces: damage in the index must not reach the arithmetic."""
+    batch_id, first_seq, count, *times = row
+    if any(type(value) is not int for value in (batch_id, first_seq, count)):
+        return False
+    if not 0 < count <= _MAX_BATCH_EVENTS:
+        return False
+    return all(type(value) in (int, float) and value == value for value in times)  # no text, no NaN
 
 
 def _one_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ the session flushes every half second.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import time
@@ -24,6 +25,7 @@ from wsmon.store.format import (
     BatchEncoder,
     RecordingError,
     RecordingHeader,
+    RecordingWriteError,
     compress_keyframe,
     encode_header,
 )
@@ -62,24 +64,36 @@ class RecordingWriter:
         self._previous_keyframe: tuple[int, bytes] | None = None
         self._chain_length = 0
         self._create_file(overwrite)
+        self._db: sqlite3.Connection | None = None
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # Small pages: a half-second batch is a few KiB, and its last overflow page is on average half
             # empty; at 4 KiB pages that slack alone was 2 B/event.
-            self._db.execute("PRAGMA page_size=1024")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            self._db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
-            self._db.execute("BEGIN")
-            self._create_schema()
-            self._db.execute(
+            db.execute("PRAGMA page_size=1024")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+            db.execute("BEGIN")
+            self._create_schema(db)
+            db.execute(
                 "INSERT INTO meta (key, value) VALUES ('format_version', ?), ('header', ?)",
                 (str(FORMAT_VERSION), encode_header(header)),
             )
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise RecordingError(self.path, f"cannot create the recording ({exc})") from exc
+            # Nothing was recorded: leave no empty file behind to make the next try say "already exists".
+            self._remove_files()
+            raise RecordingWriteError(self.path, _reason(exc)) from exc
+
+    def _remove_files(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.unlink(self.path + suffix)
 
     def _create_file(self, overwrite: bool) -> None:
         if overwrite:
@@ -93,16 +107,17 @@ class RecordingWriter:
         except FileExistsError:
             raise RecordingError(self.path, "already exists (choose another name or overwrite it)") from None
         except OSError as exc:
-            raise RecordingError(self.path, f"cannot create the recording ({exc.strerror})") from exc
+            raise RecordingWriteError(self.path, _reason(exc)) from exc
         try:
             os.fchmod(fd, 0o600)  # os.open's mode is masked by the umask; never widened, but be exact
         finally:
             os.close(fd)
 
-    def _create_schema(self) -> None:
+    @staticmethod
+    def _create_schema(db: sqlite3.Connection) -> None:
         for statement in SCHEMA_SQL.split(";"):
             if statement.strip():
-                self._db.execute(statement)
+                db.execute(statement)
 
     @property
     def events_written(self) -> int:
@@ -137,24 +152,17 @@ class RecordingWriter:
         rows = []
         first_seq = self._count
         for start in range(0, len(buffer), MAX_BATCH_EVENTS):
-            chunk = buffer[start : start + MAX_BATCH_EVENTS]
-            monos = [event.mono for event in chunk]
-            rows.append(
-                (
-                    first_seq,
-                    len(chunk),
-                    min(monos),
-                    max(monos),
-                    chunk[0].wall,
-                    chunk[-1].wall,
-                    self._encoder.encode(chunk),
+            for chunk, blob in self._encoder.encode_within_limit(buffer[start : start + MAX_BATCH_EVENTS]):
+                monos = [event.mono for event in chunk]
+                rows.append(
+                    (first_seq, len(chunk), min(monos), max(monos), chunk[0].wall, chunk[-1].wall, blob)
                 )
-            )
-            first_seq += len(chunk)
+                first_seq += len(chunk)
         keyframe = self._keyframe_row(state, first_seq, force_keyframe)
         if not rows and keyframe is None:
             return
         db = self._db
+        assert db is not None, "flush after close"
         try:
             db.execute("BEGIN")
             db.executemany(
@@ -169,9 +177,11 @@ class RecordingWriter:
                 )
             db.execute("COMMIT")
         except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise RecordingError(self.path, f"cannot write to the recording ({exc})") from exc
+            # A full disk fails the transaction as a whole: what was committed before stays readable.
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            raise RecordingWriteError(self.path, _reason(exc)) from exc
         self._count = first_seq
         buffer.clear()
         if keyframe is not None:
@@ -202,10 +212,21 @@ class RecordingWriter:
             return
         try:
             self.flush(state, force_keyframe=True)
+            assert self._db is not None
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
-            self._db.close()
-            self._db = None  # type: ignore[assignment]
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Stop writing, dropping the buffer: after a write failed, keep what was committed as it is.
+
+        The -wal file stays beside the recording when it could not be folded back; readers use it.
+        """
+        db, self._db = getattr(self, "_db", None), None
+        self._buffer.clear()
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def __enter__(self) -> RecordingWriter:
         return self
@@ -214,3 +235,31 @@ class RecordingWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_SQLITE_REASONS = {
+    sqlite3.SQLITE_FULL: "disk full",
+    sqlite3.SQLITE_READONLY: "read-only",
+    sqlite3.SQLITE_PERM: "permission denied",
+    sqlite3.SQLITE_CANTOPEN: "cannot open the file",
+    sqlite3.SQLITE_IOERR: "I/O error",
+}
+_OS_REASONS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a write failed, in a few words: 'disk full' rather than SQLite's or the OS's wording."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _SQLITE_REASONS:
+            return _SQLITE_REASONS[code & 0xFF]
+        return str(exc)
+    if isinstance(exc, OSError):
+        return _OS_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+    return str(exc)

@@ -149,6 +149,7 @@ class WsmonApp(App[int]):
                 paused=feed.paused,
                 speed=speed,
                 position=position,
+                notice=getattr(feed, "notice", ""),
             )
         if figures and not frozen:
             self.query_one(LimitsStrip).update_from(state, feed.limits)

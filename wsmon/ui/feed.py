@@ -22,6 +22,8 @@ class Feed(Protocol):
     Optional replay controls, looked up with ``getattr`` only when ``mode == "replay"``:
     ``step(n: int)``, ``faster()``, ``slower()``, ``next_anomaly(direction)``, ``seek_text(text)``,
     and for the header ``speed: float`` (1.0 is real time) and ``position: float`` (0.0 … 1.0).
+    Optional for any mode: ``notice: str``, a line the header shows in the error colour while it is
+    not empty (a live session's "recording stopped: disk full").
     """
 
     @property

@@ -14,6 +14,7 @@ from older Go that writes build failures as plain text (when stderr went to the 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -63,9 +64,7 @@ def parse(text: str) -> list[TestResult]:
             test.start = when  # a parallel test runs from its "cont"; Go's Elapsed counts from there
         elif action in _ENDS:
             test.end, test.outcome = when, _ENDS[str(action)]
-            elapsed = event.get("Elapsed")
-            if isinstance(elapsed, int | float) and not isinstance(elapsed, bool):
-                test.elapsed = float(elapsed)
+            test.elapsed = _elapsed(event.get("Elapsed"))
         elif action in ("output", "build-output") and len(test.output) < MAX_OUTPUT_LINES:
             test.output.append(str(event.get("Output", "")))
     if not read:
@@ -127,9 +126,20 @@ def _event(line: str) -> dict[str, Any] | None:
         return None
     try:
         event = msgspec.json.decode(line.encode())
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # nested too deeply: not test2json's either
         return None
     return event if isinstance(event, dict) and "Action" in event else None
+
+
+def _elapsed(value: Any) -> float | None:
+    """``Elapsed`` in seconds, when it is a finite number (not text, 1e400 or a 400-digit integer)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def _time(value: Any, number: int) -> float | None:
@@ -144,7 +154,7 @@ def _time(value: Any, number: int) -> float | None:
             rest = rest[:digits][:6] + rest[digits:]
             text = f"{head}.{rest}"
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError):
         raise TestResultsError(f"go test -json: line {number}: bad Time {value!r}") from None
 
 

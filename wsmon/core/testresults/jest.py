@@ -8,6 +8,7 @@ real window.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -31,6 +32,8 @@ def parse(text: str) -> list[TestResult]:
         report = msgspec.json.decode(text.encode())
     except msgspec.DecodeError as exc:
         raise TestResultsError(f"jest --json: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TestResultsError("jest --json: nested too deeply to be jest's output") from None
     files = report.get("testResults") if isinstance(report, dict) else None
     if not isinstance(files, list):
         raise TestResultsError('jest --json: expected an object with a "testResults" list')
@@ -40,6 +43,8 @@ def parse(text: str) -> list[TestResult]:
     for index, file in enumerate(files):
         if not isinstance(file, dict):
             raise TestResultsError(f"jest --json: testResults[{index}] is not an object")
+        if not isinstance(file.get("assertionResults") or [], list):
+            raise TestResultsError(f"jest --json: testResults[{index}].assertionResults is not a list")
         results.extend(_file_results(file, _relative(str(file.get("name", f"file {index}")), root)))
     return results
 
@@ -64,6 +69,8 @@ def _file_results(file: dict[str, Any], name: str) -> list[TestResult]:
             clock -= duration
             if start is not None:
                 clock = max(clock, start)
+            if not math.isfinite(clock):
+                clock = None  # absurd durations: the tests keep their verdicts, not a place in time
         starts.append(clock)
     starts.reverse()
     return [
@@ -83,7 +90,8 @@ def _failure(case: dict[str, Any]) -> str:
     messages = case.get("failureMessages") or []
     if not messages:
         return ""
-    return first_line(_ANSI.sub("", str(messages[0])))
+    first = messages[0] if isinstance(messages, list) else messages
+    return first_line(_ANSI.sub("", str(first)))
 
 
 def _ms(value: Any) -> float | None:
@@ -92,7 +100,14 @@ def _ms(value: Any) -> float | None:
 
 
 def _number(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    """A JSON number as a finite float; anything else (text, null, 1e400, a 400-digit integer) is 0."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return 0.0
+    try:
+        number = float(value)
+    except OverflowError:
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _common_dir(paths: list[str]) -> str:

@@ -12,6 +12,7 @@ hook that threw).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ _DIRECTIVE = re.compile(r"\s+#\s*(SKIP|TODO)\b\S*\s*(.*)$", re.IGNORECASE)
 _PLAN = re.compile(r"^\d+\.\.\d+")
 _VERSION = re.compile(r"^TAP version \d+", re.MULTILINE)
 INDENT = 4
+MAX_DEPTH = 100  # subtest levels; deeper is not a test run (and would exhaust the recursion below)
 
 
 def looks_like(body: str) -> bool:
@@ -62,6 +64,8 @@ def _tree(lines: list[str]) -> list[_Node]:
         stripped = line.lstrip(" ")
         depth = (len(line) - len(stripped)) // INDENT
         index += 1
+        if depth > MAX_DEPTH and _POINT.match(stripped):
+            raise TestResultsError(f"TAP: line {index}: subtests nested more than {MAX_DEPTH} levels deep")
         if stripped == "---" and last is not None:
             index = _yaml(lines, index, last)
             continue
@@ -104,9 +108,11 @@ def _yaml(lines: list[str], index: int, node: _Node) -> int:
             block_key, block_indent, block_lines = key, indent, []
         elif key == "duration_ms":
             try:
-                node.duration_s = max(float(value), 0.0) / 1000.0
+                milliseconds = float(value)
             except ValueError:
-                pass
+                continue
+            if math.isfinite(milliseconds):  # "nan", "inf", "1e400": no duration
+                node.duration_s = max(milliseconds, 0.0) / 1000.0
         elif key in ("error", "message") and not node.message:
             node.message = first_line(value.strip("'\""))
     if block_key == "error":
@@ -135,7 +141,8 @@ def _place(node: _Node, path: list[str], clock: float | None, out: list[TestResu
                 approximate=True,
             )
         )
-    return None if start is None else start + duration
+    end = None if start is None else start + duration
+    return end if end is not None and math.isfinite(end) else None
 
 
 def _outcome(node: _Node, failed: bool) -> str:

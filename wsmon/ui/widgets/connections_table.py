@@ -73,6 +73,7 @@ def _order_key(conn: Connection) -> tuple[int, float, str]:
 def _matches(conn: Connection, needle: str) -> bool:
     return (
         needle in conn.id.lower()
+        or needle in conn.server_conn.lower()  # the server log's id of a tapped connection finds it too
         or needle in conn.peer.lower()
         or needle in conn.state.lower()
         or needle in close_code_label(conn.close_code).lower()
@@ -180,7 +181,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         return rows
 
     def _summary_text(self, state: State) -> str:
-        closed = sum(1 for conn in state.connections.values() if conn.state == CLOSED)
+        closed = sum(1 for conn in state.connections.values() if conn.state == CLOSED and not conn.mirror_of)
         text = f"{count(state.open_count)} open · peak {count(state.peak_open)} · {count(closed)} closed kept"
         if self.filter_text:
             text += f" · showing {count(len(self._rows))} matching '{self.filter_text}'"

@@ -8,6 +8,7 @@ from textual.content import Content
 
 from wsmon.core.state import PROBE_CONNECT, State, TargetState
 from wsmon.ui.format import clock, coarse_age, count
+from wsmon.ui.widgets.target_panel import down_word
 from wsmon.ui.widgets.text_panel import TextPanel
 
 # Kinds the user expects to see even when nobody configured them, so a missing one is visible.
@@ -33,14 +34,21 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None = None,
         position: float | None = None,
+        notice: str = "",
     ) -> bool:
         now = state.last_mono
         targets = tuple(
-            (t.name, t.kind, t.up, "" if t.since_mono is None else coarse_age(now - t.since_mono), t.error)
+            (
+                t.name,
+                t.kind,
+                t.status,
+                None if t.since_mono is None else coarse_age(now - t.since_mono),
+                t.error,
+            )
             for t in state.targets.values()
         )
-        key = (title, mode, paused, speed, position, clock(state.duration_s), state.seq, targets)
-        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position))
+        key = (title, mode, paused, speed, position, notice, clock(state.duration_s), state.seq, targets)
+        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position, notice))
 
     def _build(
         self,
@@ -50,6 +58,7 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None,
         position: float | None,
+        notice: str = "",
     ) -> Content:
         top: list[str | tuple[str, str] | Content] = [("wsmon ", "bold $accent"), (title, "bold")]
         if mode == "replay":
@@ -63,6 +72,8 @@ class HeaderBar(TextPanel):
         if paused:
             top.append(("  ⏸ PAUSED", "reverse $warning"))
         top.append(f"  elapsed {clock(state.duration_s)}  events {count(state.seq)}")
+        if notice:  # e.g. "recording stopped: disk full"
+            top.append((f"  {notice}", "bold $error"))
         return Content.assemble(*top, "\n", self._targets_line(state))
 
     @staticmethod
@@ -98,8 +109,11 @@ def _probe_handshake(state: State) -> list[str | tuple[str, str]]:
 def _target_parts(target: TargetState, now: float) -> list[str | tuple[str, str]]:
     since = f" {coarse_age(now - target.since_mono)}" if target.since_mono is not None else ""
     name = (f"{target.name}: ", "bold")
+    if target.starting:  # wsmon is starting it: not an outage yet
+        return [name, ("STARTING", "bold $warning"), since]
     if target.up is None:
         return [name, ("pending", "$text-muted")]
     if target.up:
         return [name, ("UP", "bold $success"), since]
-    return [name, ("DOWN", "bold $error"), since, (f" ({target.error})" if target.error else "", "$error")]
+    word = down_word(target)
+    return [name, (word, "bold $error"), since, (f" ({target.error})" if target.error else "", "$error")]

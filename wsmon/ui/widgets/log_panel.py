@@ -115,4 +115,25 @@ def _line(entry: LogEntry, origin: float) -> Content:
         (source, "bold"),
         " ",
         (text, "$error" if entry.level in ("fatal", "error") else ""),
+        (visible(_telling_fields(entry)), "$text-muted"),
     )
+
+
+_TELLING = ("id", "error", "err", "reason", "code", "exception")
+FIELDS_SHOWN = 4
+FIELD_CHARS = 80
+
+
+def _telling_fields(entry: LogEntry) -> str:
+    """For a warning or worse, the fields that say which connection and message, and what went wrong."""
+    if not entry.fields or entry.level not in ("warn", "error", "fatal"):
+        return ""
+    shown = []
+    for key, value in entry.fields.items():
+        leaf = key.rpartition(".")[2].lower()
+        if leaf.endswith(_TELLING) and value:
+            first = value.partition("\n")[0]
+            shown.append(f"{key}={first[:FIELD_CHARS]}")
+            if len(shown) == FIELDS_SHOWN:
+                break
+    return "  " + " ".join(shown) if shown else ""

@@ -51,20 +51,30 @@ class TargetPanel(TextPanel):
 def status_key(target: TargetState, now: float) -> tuple[object, ...]:
     """What a target's status line is a function of: its age moves once a second at most."""
     since = None if target.since_mono is None else coarse_age(now - target.since_mono)
-    return (target.up, since, target.error, len(target.hints))
+    return (target.status, since, target.error, len(target.hints))
 
 
 def status_parts(target: TargetState, now: float) -> list[Part]:
     """'UP 3m' / 'DOWN 12s · connection refused' / 'pending', coloured."""
     since = f" {coarse_age(now - target.since_mono)}" if target.since_mono is not None else ""
+    if target.starting:
+        parts: list[Part] = [("STARTING", "bold $warning"), since]
+        if target.error:
+            parts.append((f" · {target.error}", "$text-muted"))
+        return parts
     if target.up is None:
         return [("pending", "$text-muted")]
     if target.up:
         return [("UP", "bold $success"), since]
-    parts: list[Part] = [("DOWN", "bold $error"), since]
+    parts = [(down_word(target), "bold $error"), since]
     if target.error:
         parts.append((f" · {target.error}", "$error"))
     return parts
+
+
+def down_word(target: TargetState) -> str:
+    """DOWN, or STOPPED for a process that is alive but stopped (SIGSTOP): it comes back by itself."""
+    return "STOPPED" if target.error_kind == "stopped" else "DOWN"
 
 
 def hint_lines(targets: Iterable[TargetState]) -> list[Content]:

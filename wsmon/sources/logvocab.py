@@ -1,0 +1,344 @@
+"""The words and field names real WebSocket servers log with, and a log line's fields kept for later.
+
+Recognition matches vocabulary, not sentences: a server may say "client joined", "new connection" or
+"connection established" for the same thing, and name the connection ``connectionId``, ``socketId``,
+``sid`` or ``client.id``. Field names are compared normalised (lower case, without ``_``/``-``), and
+nested objects are flattened to dotted keys, so ``payload.messageId`` and ``error.message`` are found
+wherever a logger put them. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from wsmon.core.redact import MASK, redact_text
+
+MAX_FIELDS = 32  # a kept line carries at most this many fields ...
+MAX_FIELD_CHARS = 400  # ... each cut to this many characters
+MAX_DEPTH = 4  # nested objects deeper than this are kept as their JSON-ish text
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+# --- vocabulary -----------------------------------------------------------------------------------
+
+# Failing to send: phrases that say so on their own ...
+FAIL_STRONG = re.compile(
+    r"fail(?:ed|ure)? to (?:send|deliver|write|forward|route|relay|emit|push)"
+    r"|(?:delivery|send|sending|write|forward(?:ing)?|routing|relay) (?:has |was )?(?:failed|failure|error)"
+    r"|(?:could|can)\s?not (?:send|deliver|forward|route|relay)|unable to (?:send|deliver|forward|route)"
+    r"|undeliverable|messagedeliveryerror|not delivered"
+    r"|(?:unknown|missing|unregistered|offline|absent|invalid) (?:recipient|target|device|destination|peer)"
+    r"|(?:recipient|target device|device|destination|peer) (?:was |is )?(?:not found|unknown|offline"
+    r"|not connected|not registered|does not exist|gone)"
+    r"|no such (?:recipient|device|client|connection|peer)"
+    r"|(?:message|msg) dropped|drop(?:ped|ping) (?:message|msg)"
+    r"|(?:recipient|device|destination|peer) \S+ (?:is |was )?"
+    r"(?:not connected|not found|unknown|offline|gone)"
+)
+# ... and words that mean it only where a send is in view (a message id, or "send", "deliver" ...).
+FAIL_WEAK = re.compile(
+    r"\bnot open\b|\bepipe\b|\beconnreset\b|write after end|broken pipe|readystate [23]\b"
+    r"|(?:on|to) (?:a |the )?closed (?:socket|connection|websocket)|is (?:already )?closed"
+    r"|after (?:it was |the socket was )?closed|socket hang up"
+)
+SEND_CONTEXT = re.compile(r"send|sent\b|deliver|writ|forward|recipient|relay|rout")
+CLOSE = re.compile(
+    r"\bdisconnect(?:ed|ing)?\b|\bclos(?:ed|ing|e)\b|\bconnection (?:lost|dropped|reset|terminated|ended)\b"
+    r"|\bhung up\b|\bhang up\b|\bwent away\b|\bleft\b|\bterminated\b|\bgoodbye\b|\bdeparted\b"
+)
+OPEN = re.compile(
+    r"\b(?:re)?connected\b|\bconnection (?:established|opened|open|accepted|ready)\b"
+    r"|\bnew (?:websocket |ws |socket )?(?:connection|client|socket|session)\b"
+    r"|\b(?:client|socket|device|peer|user) (?:joined|connected|attached|opened)\b|\bjoined\b|\bopened\b"
+    r"|\baccepted (?:connection|websocket|client)\b|\bhandshake (?:complete|completed|done|succeeded)\b"
+)
+DELIVERED = re.compile(
+    r"\bdelivered\b|\b(?:message|msg) (?:sent|forwarded|routed|relayed|acked|acknowledged)\b"
+    r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
+)
+CRASH = re.compile(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+# Each regex above is tried only when one of its words is in the line: a substring test costs a
+# fraction of a regex scan, and most lines have none of them.
+STRONG_GATE = ("fail", "not", "unable", "undeliver", "unknown", "missing", "unregistered", "offline",
+               "absent", "invalid", "no such", "drop", "gone", "can")  # fmt: skip
+WEAK_GATE = (
+    "not open",
+    "epipe",
+    "econnreset",
+    "write after",
+    "broken pipe",
+    "readystate",
+    "closed",
+    "hang up",
+)
+CLOSE_GATE = ("disconnect", "clos", "connection ", "hung up", "hang up", "went away", "left", "terminated",
+              "goodbye", "departed")  # fmt: skip
+OPEN_GATE = ("connect", "new ", "joined", "opened", "accepted", "handshake", "attached")
+DELIVERED_GATE = ("deliver", "sent", "forward", "rout", "relay", "ack")
+
+
+def gated(pattern: re.Pattern[str], gate: tuple[str, ...], lowered: str) -> re.Match[str] | None:
+    for word in gate:
+        if word in lowered:
+            return pattern.search(lowered)
+    return None
+
+
+# Whether a line can be about any of the above: a few substring tests before any regex or decoding.
+CUES = (
+    "conn", "open", "clos", "join", "left", "hung", "hang", "went", "termin", "bye", "depart", "accept",
+    "handshake", "fail", "deliver", "send", "sent", "recipient", "epipe", "reset", "write", "dropped",
+    "error", "not ", "ack", "routed", "relay", "forward", "uncaught", "unhandled", "fatal", "panic",
+    "offline", "unknown", "missing", "no such", "exception", "refused", "timed", "invalid", "stats", "gone",
+)  # fmt: skip
+_CUE = re.compile("|".join(re.escape(cue) for cue in CUES))
+
+
+def has_cue(lowered: str) -> bool:
+    """Whether a line's (lower-cased) message can be about anything wsmon recognises: one regex scan
+    decides, before any of the recognisers' work, for the many lines that are chatter."""
+    return _CUE.search(lowered) is not None
+
+
+# --- field names ----------------------------------------------------------------------------------
+
+
+def norm(key: str) -> str:
+    return key.replace("_", "").replace("-", "").lower()
+
+
+MESSAGE_KEYS = ("msg", "message", "event", "@m", "MESSAGE")
+LEVEL_KEYS = ("level", "severity", "levelname", "log.level", "lvl", "@l")
+CONN_NAMES = frozenset(
+    {
+        "conn", "connid", "connectionid", "connection", "socketid", "socket", "clientid", "client", "sid",
+        "wsid", "websocketid", "connectionkey", "clientkey", "peerid",
+    }
+)  # fmt: skip
+CONN_PARENTS = frozenset({"conn", "connection", "client", "socket", "ws", "websocket", "peer"})
+MESSAGE_ID_NAMES = frozenset({"messageid", "msgid", "mid", "deliveryid"})
+MESSAGE_PARENTS = frozenset({"message", "msg", "payload", "data", "body", "envelope", "packet"})
+RECIPIENT_NAMES = frozenset({"to", "recipient", "recipientid", "target", "targetid", "todevice", "dest"})
+ERROR_NAMES = ("error.message", "err.message", "exception.message", "error", "err", "exception", "exc_info")
+CODE_NAMES = frozenset({"closecode", "closestatus", "wscode"})
+REASON_NAMES = frozenset({"reason", "closereason", "reasontext"})
+CLOSER_NAMES = frozenset({"closedby", "initiator", "initiatedby", "by", "side", "origin"})
+PEER_NAMES = frozenset({"peer", "remoteaddress", "remoteaddr", "remote", "ip", "clientaddr", "address"})
+LATENCY_MS_NAMES = frozenset(
+    {"latencyms", "latency", "durationms", "duration", "elapsedms", "elapsed", "tookms", "took", "ms",
+     "deliveryms", "responsetime", "rtt", "rttms"}
+)  # fmt: skip
+LATENCY_S_NAMES = frozenset({"latencys", "durations", "elapseds", "seconds", "latencyseconds"})
+
+
+def flatten(record: dict[str, Any]) -> dict[str, Any]:
+    """Nested objects as dotted keys, leaves only; lists and objects deeper than MAX_DEPTH stay whole."""
+    for value in record.values():
+        if type(value) is dict:
+            break
+    else:
+        return record  # flat already: most lines are
+    out: dict[str, Any] = {}
+    _flatten_into(out, "", record, 0)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], prefix: str, obj: dict[str, Any], depth: int) -> None:
+    # In the line's own order (so the cap keeps its first fields); the depth is bounded: no deep recursion.
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if type(value) is dict and value and depth < MAX_DEPTH:
+            _flatten_into(out, name + ".", value, depth + 1)
+        else:
+            out[name] = value
+
+
+_KEY_CACHE: dict[str, tuple[str, str, bool, str]] = {}  # key -> (leaf, parent, secret, role)
+_ROLES = (
+    ("conn", CONN_NAMES),
+    ("message_id", MESSAGE_ID_NAMES),
+    ("recipient", RECIPIENT_NAMES),
+    ("code", CODE_NAMES),
+    ("reason", REASON_NAMES),
+    ("closer", CLOSER_NAMES),
+    ("peer", PEER_NAMES),
+    ("latency_ms", LATENCY_MS_NAMES),
+    ("latency_s", LATENCY_S_NAMES),
+)
+
+
+def _key_info(key: str) -> tuple[str, str, bool, str]:
+    """What a field's name says (cached: the same keys come line after line)."""
+    info = _KEY_CACHE.get(key)
+    if info is None:
+        if len(_KEY_CACHE) > 4096:  # a logger that puts ids in its keys must not grow this forever
+            _KEY_CACHE.clear()
+        parent, _, leaf = key.rpartition(".")
+        leaf_norm = norm(leaf)
+        parent_norm = norm(parent.rpartition(".")[2]) if parent else ""
+        secret = leaf_norm in _SECRET_EXACT or any(word in leaf_norm for word in _SECRET_WORDS)
+        role = next((role for role, names in _ROLES if leaf_norm in names), "")
+        if not role and leaf_norm == "id":
+            role = (
+                "conn"
+                if parent_norm in CONN_PARENTS
+                else "message_id"
+                if parent_norm in MESSAGE_PARENTS
+                else ""
+            )
+        info = _KEY_CACHE[key] = (leaf_norm, parent_norm, secret, role)
+    return info
+
+
+def roles(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that name a connection, a message id, a close code … by the role their names give
+    them; where several fields have one role, the shallowest (then the first) wins."""
+    found: dict[str, Any] = {}
+    depths: dict[str, int] = {}
+    for key, value in flat.items():
+        role = _key_info(key)[3]
+        if not role or value is None or value == "" or isinstance(value, bool | list | dict):
+            continue
+        depth = key.count(".") if "." in key else 0
+        if role not in found or depth < depths[role]:
+            found[role], depths[role] = value, depth
+    return found
+
+
+def find(flat: Mapping[str, Any], names: frozenset[str], parents: frozenset[str] = frozenset()) -> Any:
+    """The first scalar value whose key's last part is one of ``names`` (top level first), or whose key
+    is ``<parent>.id`` for one of ``parents``; None when there is none."""
+    best: tuple[int, Any] | None = None
+    for key, value in flat.items():
+        if value is None or value == "" or isinstance(value, bool | list | dict):
+            continue
+        leaf, parent, _, _ = _key_info(key)
+        if leaf in names or (leaf == "id" and parent in parents):
+            depth = key.count(".")
+            if best is None or depth < best[0]:
+                best = (depth, value)
+                if depth == 0:
+                    break
+    return None if best is None else best[1]
+
+
+def text_of(value: Any) -> str:
+    return strip_ansi(value if isinstance(value, str) else str(value)).strip()
+
+
+def error_text(flat: Mapping[str, Any]) -> str:
+    """The error a line carries: ``error.message``, ``err.message``, ``error``, ``err`` ... first line."""
+    for key in ERROR_NAMES:
+        value = flat.get(key)
+        if value not in (None, "", {}) and not isinstance(value, bool | dict | list):
+            text = text_of(value)
+            if text.startswith("Traceback") and "\n" not in text:
+                text = text.replace("\\n", "\n")  # a repr()'d traceback (structlog's key=value renderer)
+            if text.startswith("Traceback"):  # Python's exc_info: the exception is the last line
+                return text.rstrip().rpartition("\n")[2].strip()
+            return text.partition("\n")[0]
+    return ""
+
+
+# --- key=value text (logfmt, structlog's key-value and console renderers) ------------------------
+
+_KV = re.compile(r"""(?:^|(?<=\s))([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']\S*)""")
+
+
+def first_key_value(text: str) -> int:
+    """Where the first key=value pair of a line starts, or -1."""
+    match = _KV.search(text)
+    return match.start() if match else -1
+
+
+def key_values(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for match in _KV.finditer(text):
+        value = match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
+        out[match.group(1)] = value
+        if len(out) >= MAX_FIELDS:
+            break
+    return out
+
+
+# --- what a kept line carries ---------------------------------------------------------------------
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "cookie", "apikey", "credential")
+_SECRET_EXACT = frozenset({"auth", "pwd", "key", "sig", "signature", "jwt", "session", "sessionid"})
+
+
+def is_secret_key(key: str) -> bool:
+    return _key_info(key)[2]
+
+
+def mask_text(text: str) -> str:
+    """Passwords and tokens in URLs, ``password=…``-like assignments and bearer credentials in free
+    text, masked (a logged DSN, ``Authorization: Bearer …``)."""
+    return redact_text(text)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FIELD_CHARS else text[: MAX_FIELD_CHARS - 1] + "…"
+
+
+def kept_fields(items: Iterable[tuple[str, Any]], skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """A line's fields as text for the recording: at most MAX_FIELDS, each capped, secrets masked."""
+    out: dict[str, str] = {}
+    cache = _KEY_CACHE
+    for key, value in items:
+        if value is None or key in skip:
+            continue
+        if len(out) >= MAX_FIELDS:
+            out["…"] = "more fields not kept"
+            break
+        info = cache.get(key) or _key_info(key)
+        if info[2]:
+            out[key] = MASK
+            continue
+        kind = type(value)
+        if kind is str:
+            if len(value) > 12 or "\x1b" in value:  # an id is kept as it is, quickly
+                value = _cut(mask_text(strip_ansi(value)))
+        elif kind is int or kind is float:
+            value = str(value)
+        else:
+            value = _cut(_scalar_text(value))
+        out[key] = value
+    return out
+
+
+def _scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return repr(value)[: MAX_FIELD_CHARS + 1]
+
+
+__all__ = [
+    "CLOSE",
+    "CRASH",
+    "DELIVERED",
+    "FAIL_STRONG",
+    "FAIL_WEAK",
+    "OPEN",
+    "SEND_CONTEXT",
+    "error_text",
+    "find",
+    "flatten",
+    "has_cue",
+    "kept_fields",
+    "key_values",
+    "mask_text",
+    "norm",
+    "strip_ansi",
+]
