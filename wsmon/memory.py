@@ -6,7 +6,10 @@ first one every 256 KiB buffer asyncio allocates for a socket read comes from th
 place to the bytes read. With thousands of reads a second beside long-lived objects, the heap's free
 space then grows without bound: the fault soak (bench/soak.py) saw RSS climb 0.11 MiB/s for 300 s
 while the live Python objects stayed flat. Setting the threshold explicitly turns glibc's adjustment
-off, so those buffers stay mmapped and go back to the system when freed.
+off, so those buffers stay mmapped and go back to the system when freed. The trim threshold (how much
+free space the heap's top may keep) is set back to its default too: glibc raised it along with the
+other (to twice it), and a large free top serves big requests from the heap whatever the mmap
+threshold says.
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ import ctypes
 import ctypes.util
 import sys
 
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's <malloc.h>
-MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers in glibc's <malloc.h>
+THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value of both
 
 
 def pin_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold at 128 KiB for this process; False where there is no glibc."""
+    """Fix glibc's mmap and trim thresholds at 128 KiB for this process; False where there is no glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -30,4 +33,6 @@ def pin_mmap_threshold() -> bool:
         return False  # musl and others: no mallopt, and no such threshold to pin
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    pinned = bool(mallopt(M_MMAP_THRESHOLD, THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, THRESHOLD_BYTES))
+    libc.malloc_trim(0)  # what the raised thresholds kept on the heap goes back now
+    return pinned
