@@ -152,7 +152,7 @@ async def test_health_goes_up_down_away_and_back_by_itself(site: Site) -> None:
     assert state.http["health"].health == "ok"
 
 
-async def test_retries_while_down_are_at_most_twice_the_interval(site: Site) -> None:
+async def test_retries_while_down_are_at_most_one_and_a_half_intervals(site: Site) -> None:
     site.stop()
     events: Events = []
     # An interval long enough that a loaded machine's scheduling jitter (tens of ms) is small against it.
@@ -160,8 +160,8 @@ async def test_retries_while_down_are_at_most_twice_the_interval(site: Site) -> 
         await wait_for(events, lambda es: len(of(es, ev.HttpSample)) >= 6)
     times = [s.mono for s in of(events, ev.HttpSample)]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(gap < 0.4 + 0.1 for gap in gaps), gaps
-    assert gaps[-1] > 0.3, gaps  # it did back off from the interval
+    assert all(gap < 0.3 + 0.1 for gap in gaps), gaps  # never more than 1.5 × interval (plus slack)
+    assert gaps[-1] > 0.25, gaps  # it did back off from the interval
     assert len(of(events, ev.TargetDown)) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -292,3 +293,17 @@ def test_netlink_and_proc_count_the_same_tcp_states() -> None:
     finally:
         for sock in [*clients, *accepted, server]:
             sock.close()
+
+
+async def test_samples_are_an_interval_apart_start_to_start_even_when_a_step_is_slow() -> None:
+    # Finding a port's owner scans /proc, which on a busy machine takes a good part of an interval; the
+    # next step must not wait a whole interval more, or a restarted server is UP later than two intervals.
+    def slow_find() -> int:
+        time.sleep(0.3)
+        return os.getpid()
+
+    source = ProcessSource(slow_find, interval=0.5)
+    events = await run_until(source, lambda es: len(of(es, ev.ProcessSample)) >= 4)
+    times = [sample.mono for sample in of(events, ev.ProcessSample)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert all(gap < 0.5 + 0.15 for gap in gaps), gaps

@@ -246,7 +246,7 @@ async def test_kill_9_is_down_then_up_again_on_restart(server: PrivateRedis) -> 
         assert down.error  # type: ignore[attr-defined]
         mark = len(collector.events)
         server.start()
-        # Backoff is capped at twice the interval: recovery is quick.
+        # Backoff is capped at 1.5 intervals: recovery is quick.
         up = await collector.wait_for(ev.TargetUp, after=mark, timeout=5)
         await collector.wait_for(ev.RedisSample, after=collector.events.index(up))
         assert not task.done()

@@ -23,6 +23,7 @@ from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
 from wsmon.core.reducer import Reducer, startup_timeouts
 from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
+from wsmon.memory import pin_mmap_threshold
 from wsmon.sources.base import Emit, now
 from wsmon.store.format import FORMAT_VERSION, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
@@ -128,6 +129,7 @@ class Session:
         self.emit(ev.Marker(wall=wall, mono=mono, text=text))
 
     async def run(self) -> None:
+        pin_mmap_threshold()  # a long session's RSS stays flat (see wsmon/memory.py)
         if self.record_path is not None:
             header = RecordingHeader(
                 wsmon_version=wsmon.__version__,

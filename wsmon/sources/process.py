@@ -394,7 +394,9 @@ class ProcessSource:
         self.target = target
         self.interval = interval
         self.describe = describe or getattr(pid, "describe", "")
-        self.sampler = ProcessSampler(cpu_basis, min_interval=interval)
+        # Steps run an interval apart start to start, give or take the event loop's jitter: a reading
+        # a little early must still count, or every few intervals a sample would be skipped.
+        self.sampler = ProcessSampler(cpu_basis, min_interval=interval * 0.8)
         self._up: bool | None = None
         self._stopped = False
         self._hints: set[str] = set()
@@ -448,6 +450,7 @@ class ProcessSource:
         )
         watched: int | None = None  # the pid last sampled, until it is seen to exit
         while True:
+            started = time.monotonic()
             try:
                 watched = await self._step(emit, watched)
             except asyncio.CancelledError:
@@ -459,7 +462,9 @@ class ProcessSource:
                         wall=wall, mono=mono, level="error", text=f"process: {exc!r}", source="process"
                     )
                 )
-            await asyncio.sleep(self.interval)
+            # Start to start: a step can take a good part of an interval (a /proc scan for the port's
+            # owner on a busy machine), and a restarted server must still be UP within two intervals.
+            await asyncio.sleep(max(self.interval - (time.monotonic() - started), 0.0))
 
     async def _step(self, emit: Emit, watched: int | None) -> int | None:
         pid = await asyncio.to_thread(self.pid)
