@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import UnionType
 from typing import Any
 
 from wsmon.config import ConfigError, Settings
@@ -104,7 +105,7 @@ class AttachOptions:
 # --- resolution ------------------------------------------------------------------------------------
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], where: str, expected: str) -> Any:
+def _expect(value: Any, kind: type | UnionType | tuple[type, ...], where: str, expected: str) -> Any:
     if isinstance(value, bool) and kind is not bool:
         raise ConfigError(f"{where}: expected {expected}, got {value!r}")
     if not isinstance(value, kind):
@@ -823,7 +824,7 @@ async def run_checks(options: AttachOptions) -> list[CheckRow]:
 
 def render_check_table(rows: list[CheckRow]) -> str:
     header = ("target", "address", "status", "latency", "error", "hint")
-    table = [header]
+    table: list[tuple[str, ...]] = [header]
     for row in rows:
         r = row.result
         latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "—"

@@ -11,6 +11,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
+from typing import NoReturn
 from xml.parsers import expat
 
 import msgspec
@@ -66,7 +67,7 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0][:300] if (text or "").strip() else ""
 
 
-def _refuse_entities(name: str, *_rest: object) -> None:
+def _refuse_entities(name: str, *_rest: object) -> NoReturn:
     # No runner declares entities; a file that does is an attack (billion laughs, quadratic blow-up,
     # external files): refused at the declaration, before anything is expanded or fetched.
     raise JUnitError(f"XML entity declarations are not allowed (found <!ENTITY {name}>)")

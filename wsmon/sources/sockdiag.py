@@ -48,7 +48,7 @@ def tcp_states_netlink(port: int) -> dict[str, int] | None:
     """{state name: count} of TCP sockets (IPv4 and IPv6) whose local port is ``port``, or None."""
     if not hasattr(socket, "AF_NETLINK"):
         return None
-    counts: dict[str, int] = {}
+    counts: dict[int, int] = {}  # state number -> sockets; named on return
     attr = _port_filter(port)
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as sock:

@@ -36,7 +36,7 @@ class LimitsStrip(TextPanel):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._figures_at: tuple[int, int] | None = None
-        self._figures: tuple[tuple[str, str, str], ...] = ()
+        self._figures: tuple[Figure, ...] = ()
 
     def update_from(self, state: State, limits: tuple[Limit, ...]) -> bool:
         now = state.last_mono
