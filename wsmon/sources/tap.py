@@ -12,6 +12,7 @@ delivery figures (see ``delivery.py``). A parser that fails stops parsing; it ne
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import dataclasses
 import itertools
@@ -749,7 +750,9 @@ class _Pair:
 
     def on_parse_error(self, direction: str, exc: BaseException) -> None:
         wall, mono = now()
-        text = f"{self.conn_id}: stopped reading {direction} frames (still forwarding): {exc}"
+        side = "client" if direction == "in" else "server"
+        what = f"protocol error by the {side}: {exc}" if isinstance(exc, ProtocolError) else repr(exc)
+        text = f"{self.conn_id}: stopped reading {direction} frames (still forwarding): {what}"
         self.tap.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="tap"))
 
     def on_parser_full(self, direction: str, why: str) -> None:
@@ -873,6 +876,8 @@ class _Direction:
         self.keys = {opcode: f"{kind}_{name}" for opcode, kind in _KIND.items()}
         self.message_parts: list[bytes] | None = None
         self.message_size = 0
+        self.in_message = False  # a fragmented message has begun and not yet had its final frame
+        self.utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message
         self.parser = self._parse()
         next(self.parser)
 
@@ -971,6 +976,7 @@ class _Direction:
                 )
             except PayloadTooBig as exc:
                 size = exc.size or 0
+                self._check_big_frame(head, size, bool(extensions))
                 yield from self._skip(size + (4 if mask else 0))
                 self._big_frame(head, size)
                 continue
@@ -988,6 +994,26 @@ class _Direction:
             del buffer[:taken]
             count -= taken
 
+    def _check_big_frame(self, head: int, size: int, extended: bool) -> None:
+        """What Frame.parse checks after reading a payload, for a frame whose payload is skipped instead:
+        without it an oversized control frame, reserved bits or a 2^63+ length passed unnoticed."""
+        if size >= 1 << 63:
+            raise ProtocolError(f"frame length {size} has its most significant bit set")
+        if head & 0x08:
+            raise ProtocolError("control frame too long")
+        if head & (0x30 if extended else 0x70):
+            raise ProtocolError("reserved bits must be 0")
+        self._sequence(head & 0x0F, bool(head & 0x80))
+
+    def _sequence(self, opcode: int, fin: bool) -> None:
+        """Data frames must follow each other as messages: a start, then continuations up to a FIN."""
+        if opcode == Opcode.CONT.value:
+            if not self.in_message:
+                raise ProtocolError("continuation frame without a message to continue")
+        elif self.in_message:
+            raise ProtocolError(f"new {Opcode(opcode).name} message before the last one's final frame")
+        self.in_message = not fin
+
     def _big_frame(self, head: int, size: int) -> None:
         """A frame too large to buffer: counted from its header; its message is not read for pairing."""
         self.decoder.inflater = None  # a skipped compressed frame would leave the inflater's window wrong
@@ -1002,6 +1028,10 @@ class _Direction:
     def _frame(self, frame: Frame, wire_size: int, readable: bool) -> None:
         opcode = frame.opcode
         pair = self.pair
+        if opcode not in CTRL_OPCODES:
+            self._sequence(opcode.value, frame.fin)
+            if opcode is Opcode.TEXT or (opcode is Opcode.CONT and self.utf8 is not None):
+                self._check_utf8(frame, readable)
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             pair.bytes[self.name] += wire_size
             if frame.fin:  # most messages are one frame: no assembly
@@ -1030,6 +1060,30 @@ class _Direction:
             payload = b"".join(parts) if parts is not None else None
             self.message_parts = None
             pair.on_message(self.name, self.message_key or self.keys[Opcode.BINARY], payload)
+
+    def _check_utf8(self, frame: Frame, readable: bool) -> None:
+        """A text message must be UTF-8 (RFC 6455 §8.1), checked as its frames pass; a compressed one the
+        tap does not inflate cannot be checked."""
+        if not readable:
+            self.utf8 = None
+            return
+        if frame.opcode is Opcode.TEXT:
+            if frame.fin:
+                self.utf8 = None
+                try:
+                    codecs.utf_8_decode(frame.data, "strict", True)
+                except UnicodeDecodeError:
+                    raise ProtocolError("invalid UTF-8 in a text message") from None
+                return
+            self.utf8 = codecs.getincrementaldecoder("utf-8")()
+        decoder = self.utf8
+        assert decoder is not None
+        try:
+            decoder.decode(frame.data, final=frame.fin)
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in a text message") from None
+        if frame.fin:
+            self.utf8 = None
 
     def _collect(self, data: bytes | bytearray, readable: bool) -> None:
         """Keep a fragmented text message's pieces for pairing, up to a size."""

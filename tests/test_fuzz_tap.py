@@ -1,0 +1,400 @@
+"""Fuzzing the tap's passive reader (issue 10): the frame reader and the HTTP upgrade parser.
+
+The reader is fused with the tap's per-client connection object (``_Pair``), so the seam is that object,
+built as the tap builds it (``TapSource.new_pair`` with the client's transport, ``upstream_made`` with the
+upstream's) and fed through the methods the socket protocols call (``from_client``, ``from_upstream``).
+The two transports are byte sinks: they keep what the tap forwards, so every example also checks that
+forwarding is untouched. Frames are made with websockets' own encoder (``Frame.serialize``, and its
+``PerMessageDeflate`` for compressed ones). One test at the end runs the same garbage through a real
+TapSource over real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+from hypothesis import example, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.frames import Close, Frame, Opcode
+
+from tests.fuzzing import examples, one_line
+from wsmon.core import events as ev
+from wsmon.sources.tap import (
+    MAX_HELD_FRAMES,
+    MAX_PARSED_FRAME,
+    TapSource,
+    _Pair,
+)
+
+REQUEST = (
+    b"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+)
+DEFLATE = b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+TIMES = frozenset({"wall", "mono", "ms", "handshake_ms", "interval_s", "duration_s"})
+
+
+class Sink(asyncio.Transport):
+    """One side's transport: keeps every byte the tap writes to it."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.received = bytearray()
+        self.port = port
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.received += data
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", self.port) if name in ("peername", "sockname") else default
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class Harness:
+    """A TapSource's connection object with sinks for transports; what it forwards and emits is kept."""
+
+    def __init__(self) -> None:
+        self.tap = TapSource("127.0.0.1", 0, "ws://127.0.0.1:9")
+        self.events: list[ev.Event] = []
+        self.tap._emit = self.events.append  # what run() sets: the emit callback
+        self.client, self.server = Sink(40000), Sink(9)
+        self.pair: _Pair = self.tap.new_pair(self.client)
+        self.pair.upstream_made(self.server)
+        self.sent = {"in": bytearray(), "out": bytearray()}
+        self.most_held = 0
+
+    def feed(self, direction: str, data: bytes) -> None:
+        self.sent[direction] += data
+        if direction == "in":
+            self.pair.from_client(data)
+        else:
+            self.pair.from_upstream(data)
+        held = max(len(d.reader.buffer) for d in (self.pair.inbound, self.pair.outbound))
+        self.most_held = max(self.most_held, held)
+
+    def forwarded_unchanged(self) -> bool:
+        return self.server.received == self.sent["in"] and self.client.received == self.sent["out"]
+
+    def observations(self) -> list[dict[str, Any]]:
+        """What the reader reported, without the clock: the events, the first close, whether answered."""
+        self.pair.flush_traffic()
+        seen = [
+            {"type": type(e).__name__}
+            | {k: v for k, v in msgspec.structs.asdict(e).items() if k not in TIMES}
+            for e in self.events
+        ]
+        pair = self.pair
+        seen.append({"first_close": pair.first_close, "answered": pair.answered})
+        return seen
+
+    def warnings(self) -> list[str]:
+        return [e.text for e in self.events if isinstance(e, ev.LogLine)]
+
+
+# --- property 1: valid frames, split anywhere, read the same -------------------------------------------
+
+CLOSE_CODES = st.sampled_from([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014]) | (
+    st.integers(3000, 4999)
+)
+REASONS = st.text(max_size=40).filter(lambda text: len(text.encode()) <= 123)
+PAYLOAD = st.binary(max_size=300)  # past 125: the 16-bit length form too
+PING = st.binary(max_size=125)
+
+
+@st.composite
+def data_message(draw: st.DrawFn) -> tuple[str, Opcode, bytes, list[int]]:
+    direction = draw(st.sampled_from(["in", "out"]))
+    if draw(st.booleans()):
+        opcode, payload = Opcode.TEXT, draw(st.text(max_size=120)).encode()
+    else:
+        opcode, payload = Opcode.BINARY, draw(PAYLOAD)
+    cuts = sorted(draw(st.lists(st.integers(0, len(payload)), max_size=4)))
+    return direction, opcode, payload, cuts
+
+
+@st.composite
+def conversations(draw: st.DrawFn) -> tuple[bool, list[tuple[str, bytes]], dict[str, int], dict[str, int]]:
+    """(deflate, [(direction, a frame's bytes)], expected message counts by type, expected bytes)."""
+    deflate = draw(st.booleans())
+    # Two encoders a direction, fed the same frames: one measures the wire size, one serializes.
+    measures = {d: PerMessageDeflate(False, False, 15, 15) for d in ("in", "out")}
+    encoders = {d: PerMessageDeflate(False, False, 15, 15) for d in ("in", "out")}
+    frames: list[tuple[str, bytes]] = []
+    counts: dict[str, int] = {}
+    sizes = {"in": 0, "out": 0}
+
+    def add(direction: str, frame: Frame, data_frame: bool) -> None:
+        extensions = [encoders[direction]] if deflate and data_frame else []
+        if data_frame:
+            sizes[direction] += len(measures[direction].encode(frame).data if extensions else frame.data)
+        frames.append((direction, frame.serialize(mask=direction == "in", extensions=extensions)))
+
+    items = draw(
+        st.lists(st.one_of(data_message(), st.tuples(st.sampled_from(["in", "out"]), PING)), max_size=8)
+    )
+    for item in items:
+        if len(item) == 2:
+            direction, payload = item
+            opcode = draw(st.sampled_from([Opcode.PING, Opcode.PONG]))
+            add(direction, Frame(opcode, payload), False)
+            counts[f"{opcode.name.lower()}_{direction}"] = (
+                counts.get(f"{opcode.name.lower()}_{direction}", 0) + 1
+            )
+            continue
+        direction, opcode, payload, cuts = item
+        pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
+        for index, piece in enumerate(pieces):
+            first, last = index == 0, index == len(pieces) - 1
+            add(direction, Frame(opcode if first else Opcode.CONT, piece, fin=last), True)
+        key = f"{opcode.name.lower()}_{direction}"
+        counts[key] = counts.get(key, 0) + 1
+    closer = draw(st.sampled_from(["in", "out", None]))
+    if closer is not None:
+        code, reason = draw(CLOSE_CODES), draw(REASONS)
+        add(closer, Frame(Opcode.CLOSE, Close(code, reason).serialize()), False)
+        if draw(st.booleans()):
+            other = "out" if closer == "in" else "in"
+            add(other, Frame(Opcode.CLOSE, Close(code, "").serialize()), False)
+    return deflate, frames, counts, sizes
+
+
+def serialized(frames: list[tuple[str, Frame]]) -> list[tuple[str, bytes]]:
+    return [(direction, frame.serialize(mask=direction == "in")) for direction, frame in frames]
+
+
+def wire(frames: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """Runs of consecutive same-direction frames (client frames masked, server's not)."""
+    runs: list[tuple[str, bytes]] = []
+    for direction, data in frames:
+        if runs and runs[-1][0] == direction:
+            runs[-1] = (direction, runs[-1][1] + data)
+        else:
+            runs.append((direction, data))
+    return runs
+
+
+def handshake(harness: Harness, deflate: bool) -> None:
+    harness.feed("in", REQUEST)
+    harness.feed("out", RESPONSE + (DEFLATE if deflate else b"") + b"\r\n")
+
+
+def split(data: bytes, cuts: list[int]) -> Iterator[bytes]:
+    edges = [0, *sorted({c for c in cuts if 0 < c < len(data)}), len(data)]
+    for start, end in itertools.pairwise(edges):
+        yield data[start:end]
+
+
+def read(runs: list[tuple[str, bytes]], deflate: bool, cutter: Any) -> Harness:
+    harness = Harness()
+    handshake(harness, deflate)
+    for direction, data in runs:
+        for piece in split(data, cutter(data)):
+            harness.feed(direction, piece)
+    assert harness.forwarded_unchanged()
+    return harness
+
+
+def whole(data: bytes) -> list[int]:
+    return []
+
+
+def every_byte(data: bytes) -> list[int]:
+    return list(range(1, len(data)))
+
+
+@hsettings(max_examples=examples(0.5))
+@given(conversations(), st.randoms(use_true_random=False))
+def test_valid_frames_read_the_same_however_split(conversation: Any, rng: Any) -> None:
+    deflate, frames, counts, sizes = conversation
+    runs = wire(frames)
+    reference = read(runs, deflate, whole)
+    observed = reference.observations()
+    assert not reference.warnings(), reference.warnings()
+    traffic = [o for o in observed if o.get("type") == "Traffic"]
+    assert (traffic[0]["by_type"] if traffic else {}) == counts
+    assert (
+        (traffic[0]["bytes_in"], traffic[0]["bytes_out"]) == (sizes["in"], sizes["out"]) if traffic else True
+    )
+    assert read(runs, deflate, every_byte).observations() == observed
+
+    def at_random(data: bytes) -> list[int]:
+        return [rng.randrange(len(data) + 1) for _ in range(rng.randrange(4))]
+
+    assert read(runs, deflate, at_random).observations() == observed
+
+
+def test_a_frame_in_the_64_bit_length_form_reads_the_same_split_at_every_byte() -> None:
+    payload = bytes(range(256)) * 300  # 76,800 bytes: over 65,535, so the 8-byte length form
+    runs = wire(
+        serialized([("in", Frame(Opcode.BINARY, payload)), ("out", Frame(Opcode.BINARY, payload[:70_000]))])
+    )
+    assert runs[0][1][1] & 0x7F == 127
+    reference = read(runs, False, whole).observations()
+    assert read(runs, False, every_byte).observations() == reference
+    traffic = next(o for o in reference if o.get("type") == "Traffic")
+    assert (traffic["bytes_in"], traffic["bytes_out"], traffic["by_type"]) == (
+        len(payload),
+        70_000,
+        {"binary_in": 1, "binary_out": 1},
+    )
+
+
+# --- property 2: malformed frames never break the reader, and never touch forwarding --------------------
+
+CAP = MAX_HELD_FRAMES
+
+
+def opened(deflate: bool = False) -> Harness:
+    harness = Harness()
+    handshake(harness, deflate)
+    assert harness.pair.opened_mono is not None
+    return harness
+
+
+def check_sound(harness: Harness) -> None:
+    """Whatever came in: forwarded as it was, held within the cap, every event recordable, and a
+    direction that stopped parsing said why in one line naming the connection."""
+    assert harness.forwarded_unchanged()
+    assert harness.most_held <= CAP
+    harness.pair.flush_traffic()
+    for event in harness.events:
+        msgspec.msgpack.encode(event)  # what the recorder does with it
+    warnings = harness.warnings()
+    assert all(one_line(text) and text.startswith(harness.pair.conn_id) for text in warnings)
+    for direction in (harness.pair.inbound, harness.pair.outbound):
+        if not direction.alive:
+            assert any(f"{direction.name} frames" in text or "this connection" in text for text in warnings)
+
+
+def header(first: int, length: int, mask: bool) -> bytes:
+    """A frame header by hand, for what websockets' encoder refuses to make (bad opcodes, huge lengths)."""
+    flag = 0x80 if mask else 0
+    if length < 126:
+        head = bytes([first, flag | length])
+    elif length < 1 << 16:
+        head = bytes([first, flag | 126]) + struct.pack("!H", length)
+    else:
+        head = bytes([first, flag | 127]) + struct.pack("!Q", length)
+    return head + (b"\x00\x00\x00\x00" if mask else b"")
+
+
+def bad(first: int, length: int, mask: bool) -> bytes:
+    """A whole frame when it is one the reader reads, its header alone when one it skips (over 1 MiB)."""
+    return header(first, length, mask) + (bytes(length) if length <= MAX_PARSED_FRAME else b"")
+
+
+CHUNKS = st.lists(st.tuples(st.sampled_from(["in", "out"]), st.binary(min_size=1, max_size=200)), max_size=12)
+
+
+@hsettings(max_examples=examples(0.5))
+@given(st.booleans(), CHUNKS)
+@example(False, [("in", header(0x82, (1 << 64) - 1, True)), ("in", b"\x00" * 100)])
+def test_arbitrary_bytes_after_the_handshake(deflate: bool, chunks: list[tuple[str, bytes]]) -> None:
+    harness = opened(deflate)
+    for direction, data in chunks:
+        harness.feed(direction, data)
+    check_sound(harness)
+
+
+@st.composite
+def bad_frames(draw: st.DrawFn, deflate: bool) -> tuple[str, bytes, str]:
+    """(direction, a malformed frame's bytes, what the warning must say)."""
+    direction = draw(st.sampled_from(["in", "out"]))
+    mask = direction == "in"
+    kinds = ["opcode", "rsv", "long control", "fragmented control", "length", "utf8", "orphan", "interleaved"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "orphan":
+        cont = Frame(Opcode.CONT, draw(st.binary(max_size=200)), fin=draw(st.booleans()))
+        return direction, cont.serialize(mask=mask), "continuation frame without a message"
+    if kind == "interleaved":
+        opcode = draw(st.sampled_from([Opcode.TEXT, Opcode.BINARY]))
+        start = Frame(opcode, b"a", fin=False).serialize(mask=mask)
+        return (
+            direction,
+            start + Frame(opcode, b"b").serialize(mask=mask),
+            "before the last one's final frame",
+        )
+    if kind == "opcode":
+        opcode = draw(st.sampled_from([3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF]))
+        return direction, bad(0x80 | opcode, draw(st.integers(0, 125)), mask), "invalid opcode"
+    if kind == "rsv":
+        bits = draw(
+            st.sampled_from([0x20, 0x10, 0x70] if deflate else [0x40, 0x20, 0x10, 0x70])
+        )  # RSV1: deflate
+        size = draw(st.sampled_from([0, 5, (1 << 20) + 1]))  # past 1 MiB a frame is skipped, not read
+        return direction, bad(0x82 | bits, size, mask), "reserved bits"
+    if kind == "long control":
+        size = draw(st.sampled_from([126, 1000, (1 << 20) + 1, (1 << 40)]))
+        return direction, bad(0x80 | draw(st.sampled_from([8, 9, 10])), size, mask), "control frame too long"
+    if kind == "fragmented control":
+        return direction, header(draw(st.sampled_from([8, 9, 10])), 0, mask), "fragmented control frame"
+    if kind == "length":
+        size = draw(st.integers(1 << 63, (1 << 64) - 1))
+        return direction, bad(0x82, size, mask), "length"
+    text = draw(st.sampled_from([b"\xff", b"\xc3", b"a\xed\xa0\x80", b"\xf4\x90\x80\x80"]))
+    return (
+        direction,
+        Frame(Opcode.TEXT, b"").serialize(mask=mask)[:1]
+        + Frame(Opcode.BINARY, text).serialize(mask=mask)[1:],
+        "UTF-8",
+    )
+
+
+def found(direction: str, frame: bytes, says: str) -> Any:
+    return example((False, (direction, frame, says)), b"", random.Random(0))
+
+
+# Defects this found; each passed unnoticed before (the reader counted on as if nothing were wrong):
+@found("in", Frame(Opcode.CONT, b"x").serialize(mask=True), "continuation frame without a message")
+@found("out", bad(0x81, 2, False)[:-2] + b"\xc3(", "UTF-8")  # a text message that is not UTF-8
+# Frames over 1 MiB are skipped unread, and were not checked at all: a control frame that long, reserved
+# bits, and a 64-bit length with its top bit set (2^64-1 bytes counted as traffic at once).
+@found("in", bad(0x89, (1 << 20) + 1, True), "control frame too long")
+@found("out", bad(0xC2, (1 << 20) + 1, False), "reserved bits")
+@found("in", bad(0x82, (1 << 64) - 1, True), "length")
+@hsettings(max_examples=examples(0.5))
+@given(
+    st.booleans().flatmap(lambda deflate: st.tuples(st.just(deflate), bad_frames(deflate))),
+    st.binary(max_size=300),
+    st.randoms(use_true_random=False),
+)
+def test_a_malformed_frame_stops_its_direction_with_a_clear_reason(
+    case: tuple[bool, tuple[str, bytes, str]], after: bytes, rng: Any
+) -> None:
+    deflate, (direction, frame, says) = case
+    harness = opened(deflate)
+    data = frame + after
+    cuts = [rng.randrange(len(data) + 1) for _ in range(rng.randrange(4))]
+    for piece in split(data, cuts):
+        harness.feed(direction, piece)
+    check_sound(harness)
+    reader = harness.pair.inbound if direction == "in" else harness.pair.outbound
+    side = "client" if direction == "in" else "server"
+    assert not reader.alive
+    (warning,) = harness.warnings()
+    assert f"stopped reading {direction} frames" in warning and says in warning and side in warning, warning
+    assert not harness.pair.by_type and not harness.pair.bytes[direction]  # nothing counted from it
