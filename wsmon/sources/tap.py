@@ -649,10 +649,10 @@ class _Pair:
         """The upstream's answer to the upgrade; True when frames follow."""
         lines = head.decode("latin-1").split("\r\n")
         status_line = lines[0].split(" ", 2)
-        try:
-            self.status = int(status_line[1])
-        except (IndexError, ValueError):
-            self.status = 0
+        code = status_line[1] if len(status_line) > 1 else ""
+        # Three ASCII digits (RFC 9110 §15), not whatever int() takes ("1_01", " 101", 30 digits: too
+        # big for the recording, whose ConnectFailed then could not be written): else 0, not HTTP.
+        self.status = int(code) if len(code) == 3 and code.isascii() and code.isdigit() else 0
         if not self.is_upgrade:
             return False
         if self.status != 101:
@@ -946,8 +946,10 @@ class _Direction:
     def _http_head(self) -> Generator[None, None, bytes | None]:
         buffer = self.reader.buffer
         while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end >= 0:
+            end = buffer.find(b"\r\n\r\n", 0, MAX_HTTP_HEAD + 4)
+            # A head ending past the cap is too long however it arrives: found only in a chunk that
+            # brought its end too, it used to be read when it came whole and refused when it came split.
+            if end >= 0 and end + 4 <= MAX_HTTP_HEAD:
                 head = bytes(buffer[: end + 4])
                 del buffer[: end + 4]
                 return head
