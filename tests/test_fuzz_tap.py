@@ -12,6 +12,7 @@ TapSource over real sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 import struct
@@ -26,6 +27,7 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate
 from websockets.frames import Close, Frame, Opcode
 
 from tests.fuzzing import examples, one_line
+from tests.test_tap import Recorder, tapped
 from wsmon.core import events as ev
 from wsmon.sources.tap import (
     MAX_HELD_FRAMES,
@@ -484,3 +486,64 @@ def test_any_upgrade_head_is_read_within_the_cap(
     harness = exchange(request + tail, response + tail, cuts)
     check_sound(harness)
     assert harness.observations() == exchange(request + tail, response + tail, []).observations()
+
+
+# --- forwarding, end to end: garbage through a real TapSource over real sockets ------------------------
+
+
+class Collector:
+    """A plain TCP upstream: answers with ``answer`` (a 101 and whatever follows) and keeps every byte."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.answer = answer
+        self.received = bytearray()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(self.answer)
+        with contextlib.suppress(OSError):
+            while data := await reader.read(1 << 16):
+                self.received += data
+        writer.close()
+
+
+async def through_a_tap(sent: bytes, answer: bytes, pieces: list[bytes]) -> tuple[bytes, bytes, Recorder]:
+    collector = Collector(answer)
+    server = await asyncio.start_server(collector.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, tapped(f"ws://127.0.0.1:{port}") as (tap, recorder):
+        reader, writer = await asyncio.open_connection("127.0.0.1", tap.port)
+        for piece in pieces:
+            writer.write(piece)
+            await writer.drain()
+        async with asyncio.timeout(20):
+            got = await reader.readexactly(len(answer))
+            while len(collector.received) < len(sent):
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)  # anything extra would show up now
+        writer.close()
+        return bytes(collector.received), got, recorder
+
+
+GARBAGE = st.lists(
+    st.one_of(
+        st.binary(min_size=1, max_size=300),
+        bad_frames(False).map(lambda case: case[1]),
+        conversations().map(lambda conversation: b"".join(data for _, data in conversation[1])),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@hsettings(max_examples=examples(0.1))
+@given(GARBAGE, GARBAGE, st.randoms(use_true_random=False))
+def test_garbage_after_a_valid_handshake_is_forwarded_unchanged(
+    client_garbage: list[bytes], server_garbage: list[bytes], rng: Any
+) -> None:
+    sent = REQUEST + b"".join(client_garbage)
+    answer = RESPONSE + b"\r\n" + b"".join(server_garbage)
+    pieces = list(split(sent, [rng.randrange(len(sent) + 1) for _ in range(rng.randrange(6))]))
+    upstream_got, client_got, recorder = asyncio.run(through_a_tap(sent, answer, pieces))
+    assert upstream_got == sent
+    assert client_got == answer
+    assert recorder.of(ev.ConnectionOpened)  # the reader was at work on the frames, not stopped earlier
