@@ -547,3 +547,18 @@ def test_garbage_after_a_valid_handshake_is_forwarded_unchanged(
     assert upstream_got == sent
     assert client_got == answer
     assert recorder.of(ev.ConnectionOpened)  # the reader was at work on the frames, not stopped earlier
+
+
+def test_a_text_message_with_a_skipped_fragment_is_not_taken_for_bad_utf8() -> None:
+    """A fragment over 1 MiB is skipped unread, so the UTF-8 check cannot follow the message across it:
+    it must give up on that message, not report the next fragment (which starts mid-character) as bad."""
+    text = ("é" * (1 << 20)).encode()  # 2 MiB of two-byte characters
+    frames = [
+        Frame(Opcode.TEXT, text[:10], fin=False),
+        Frame(Opcode.CONT, text[10 : (1 << 20) + 11], fin=False),  # over 1 MiB, ends mid-character
+        Frame(Opcode.CONT, text[(1 << 20) + 11 :]),
+    ]
+    for direction in ("in", "out"):
+        harness = read(wire(serialized([(direction, frame) for frame in frames])), False, whole)
+        assert not harness.warnings(), harness.warnings()
+        assert harness.pair.by_type == {f"text_{direction}": 1}

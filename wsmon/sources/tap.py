@@ -1019,6 +1019,7 @@ class _Direction:
     def _big_frame(self, head: int, size: int) -> None:
         """A frame too large to buffer: counted from its header; its message is not read for pairing."""
         self.decoder.inflater = None  # a skipped compressed frame would leave the inflater's window wrong
+        self.utf8 = None  # nor can this message's UTF-8 be followed across the skipped bytes
         opcode = head & 0x0F
         self.pair.bytes[self.name] += size
         if opcode in (Opcode.TEXT.value, Opcode.BINARY.value):
