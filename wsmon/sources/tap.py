@@ -858,6 +858,15 @@ class _Decoder(Extension):
 
 
 _KIND = {Opcode.TEXT: "text", Opcode.BINARY: "binary"}
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+
+
+def _check_utf8(data: bytes | bytearray) -> None:
+    """A text message must be UTF-8 (RFC 6455 §8.1)."""
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid UTF-8 in a text message") from None
 
 
 class _Direction:
@@ -1031,23 +1040,25 @@ class _Direction:
     def _frame(self, frame: Frame, wire_size: int, readable: bool) -> None:
         opcode = frame.opcode
         pair = self.pair
-        if opcode not in CTRL_OPCODES:
-            self._sequence(opcode.value, frame.fin)
-            if opcode is Opcode.TEXT or (opcode is Opcode.CONT and self.utf8 is not None):
-                self._check_utf8(frame, readable)
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if self.in_message:
+                raise ProtocolError(f"new {opcode.name} message before the last one's final frame")
             pair.bytes[self.name] += wire_size
+            data = frame.data
+            text = opcode is Opcode.TEXT and readable
             if frame.fin:  # most messages are one frame: no assembly
-                data = frame.data
-                pairable = (
-                    self.pairing and opcode is Opcode.TEXT and readable and len(data) <= MAX_PAIRED_MESSAGE
-                )
+                if text and not data.isascii():  # isascii: the common case costs no decoding
+                    _check_utf8(data)
+                pairable = self.pairing and text and len(data) <= MAX_PAIRED_MESSAGE
                 pair.on_message(self.name, self.keys[opcode], data if pairable else None)
                 return
+            self.in_message = True
+            self.utf8 = _UTF8() if text else None
+            self._check_fragment(frame, readable)
             self.message_key = self.keys[opcode]
             self.message_parts = [] if self.pairing and opcode is Opcode.TEXT else None
             self.message_size = 0
-            self._collect(frame.data, readable)
+            self._collect(data, readable)
             return
         if opcode is Opcode.CLOSE:
             pair.on_close_frame(self.name, frame.data)
@@ -1056,6 +1067,10 @@ class _Direction:
             pair.on_control(self.name, "ping" if opcode is Opcode.PING else "pong")
             return
         # A continuation frame.
+        if not self.in_message:
+            raise ProtocolError("continuation frame without a message to continue")
+        self.in_message = not frame.fin
+        self._check_fragment(frame, readable)
         pair.bytes[self.name] += wire_size
         self._collect(frame.data, readable)
         if frame.fin:
@@ -1064,23 +1079,15 @@ class _Direction:
             self.message_parts = None
             pair.on_message(self.name, self.message_key or self.keys[Opcode.BINARY], payload)
 
-    def _check_utf8(self, frame: Frame, readable: bool) -> None:
-        """A text message must be UTF-8 (RFC 6455 §8.1), checked as its frames pass; a compressed one the
-        tap does not inflate cannot be checked."""
+    def _check_fragment(self, frame: Frame, readable: bool) -> None:
+        """A fragmented text message's UTF-8, followed across its frames; given up on when a frame cannot
+        be read (compressed and not inflated)."""
+        decoder = self.utf8
+        if decoder is None:
+            return
         if not readable:
             self.utf8 = None
             return
-        if frame.opcode is Opcode.TEXT:
-            if frame.fin:
-                self.utf8 = None
-                try:
-                    codecs.utf_8_decode(frame.data, "strict", True)
-                except UnicodeDecodeError:
-                    raise ProtocolError("invalid UTF-8 in a text message") from None
-                return
-            self.utf8 = codecs.getincrementaldecoder("utf-8")()
-        decoder = self.utf8
-        assert decoder is not None
         try:
             decoder.decode(frame.data, final=frame.fin)
         except UnicodeDecodeError:
