@@ -317,6 +317,9 @@ CHUNKS = st.lists(st.tuples(st.sampled_from(["in", "out"]), st.binary(min_size=1
 @hsettings(max_examples=examples(0.5))
 @given(st.booleans(), CHUNKS)
 @example(False, [("in", header(0x82, (1 << 64) - 1, True)), ("in", b"\x00" * 100)])
+@example(
+    False, [("out", header(0x82, MAX_PARSED_FRAME, False) + bytes(MAX_PARSED_FRAME - 1)), ("out", bytes(9))]
+)
 def test_arbitrary_bytes_after_the_handshake(deflate: bool, chunks: list[tuple[str, bytes]]) -> None:
     harness = opened(deflate)
     for direction, data in chunks:
