@@ -12,6 +12,7 @@ delivery figures (see ``delivery.py``). A parser that fails stops parsing; it ne
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import dataclasses
 import itertools
@@ -648,10 +649,10 @@ class _Pair:
         """The upstream's answer to the upgrade; True when frames follow."""
         lines = head.decode("latin-1").split("\r\n")
         status_line = lines[0].split(" ", 2)
-        try:
-            self.status = int(status_line[1])
-        except (IndexError, ValueError):
-            self.status = 0
+        code = status_line[1] if len(status_line) > 1 else ""
+        # Three ASCII digits (RFC 9110 §15), not whatever int() takes ("1_01", " 101", 30 digits: too
+        # big for the recording, whose ConnectFailed then could not be written): else 0, not HTTP.
+        self.status = int(code) if len(code) == 3 and code.isascii() and code.isdigit() else 0
         if not self.is_upgrade:
             return False
         if self.status != 101:
@@ -749,7 +750,9 @@ class _Pair:
 
     def on_parse_error(self, direction: str, exc: BaseException) -> None:
         wall, mono = now()
-        text = f"{self.conn_id}: stopped reading {direction} frames (still forwarding): {exc}"
+        side = "client" if direction == "in" else "server"
+        what = f"protocol error by the {side}: {exc}" if isinstance(exc, ProtocolError) else repr(exc)
+        text = f"{self.conn_id}: stopped reading {direction} frames (still forwarding): {what}"
         self.tap.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="tap"))
 
     def on_parser_full(self, direction: str, why: str) -> None:
@@ -855,6 +858,15 @@ class _Decoder(Extension):
 
 
 _KIND = {Opcode.TEXT: "text", Opcode.BINARY: "binary"}
+_UTF8 = codecs.getincrementaldecoder("utf-8")
+
+
+def _check_utf8(data: bytes | bytearray) -> None:
+    """A text message must be UTF-8 (RFC 6455 §8.1)."""
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        raise ProtocolError("invalid UTF-8 in a text message") from None
 
 
 class _Direction:
@@ -873,6 +885,8 @@ class _Direction:
         self.keys = {opcode: f"{kind}_{name}" for opcode, kind in _KIND.items()}
         self.message_parts: list[bytes] | None = None
         self.message_size = 0
+        self.in_message = False  # a fragmented message has begun and not yet had its final frame
+        self.utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message
         self.parser = self._parse()
         next(self.parser)
 
@@ -941,8 +955,10 @@ class _Direction:
     def _http_head(self) -> Generator[None, None, bytes | None]:
         buffer = self.reader.buffer
         while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end >= 0:
+            end = buffer.find(b"\r\n\r\n", 0, MAX_HTTP_HEAD + 4)
+            # A head ending past the cap is too long however it arrives: found only in a chunk that
+            # brought its end too, it used to be read when it came whole and refused when it came split.
+            if end >= 0 and end + 4 <= MAX_HTTP_HEAD:
                 head = bytes(buffer[: end + 4])
                 del buffer[: end + 4]
                 return head
@@ -971,6 +987,7 @@ class _Direction:
                 )
             except PayloadTooBig as exc:
                 size = exc.size or 0
+                self._check_big_frame(head, size, bool(extensions))
                 yield from self._skip(size + (4 if mask else 0))
                 self._big_frame(head, size)
                 continue
@@ -988,9 +1005,30 @@ class _Direction:
             del buffer[:taken]
             count -= taken
 
+    def _check_big_frame(self, head: int, size: int, extended: bool) -> None:
+        """What Frame.parse checks after reading a payload, for a frame whose payload is skipped instead:
+        without it an oversized control frame, reserved bits or a 2^63+ length passed unnoticed."""
+        if size >= 1 << 63:
+            raise ProtocolError(f"frame length {size} has its most significant bit set")
+        if head & 0x08:
+            raise ProtocolError("control frame too long")
+        if head & (0x30 if extended else 0x70):
+            raise ProtocolError("reserved bits must be 0")
+        self._sequence(head & 0x0F, bool(head & 0x80))
+
+    def _sequence(self, opcode: int, fin: bool) -> None:
+        """Data frames must follow each other as messages: a start, then continuations up to a FIN."""
+        if opcode == Opcode.CONT.value:
+            if not self.in_message:
+                raise ProtocolError("continuation frame without a message to continue")
+        elif self.in_message:
+            raise ProtocolError(f"new {Opcode(opcode).name} message before the last one's final frame")
+        self.in_message = not fin
+
     def _big_frame(self, head: int, size: int) -> None:
         """A frame too large to buffer: counted from its header; its message is not read for pairing."""
         self.decoder.inflater = None  # a skipped compressed frame would leave the inflater's window wrong
+        self.utf8 = None  # nor can this message's UTF-8 be followed across the skipped bytes
         opcode = head & 0x0F
         self.pair.bytes[self.name] += size
         if opcode in (Opcode.TEXT.value, Opcode.BINARY.value):
@@ -1003,18 +1041,24 @@ class _Direction:
         opcode = frame.opcode
         pair = self.pair
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+            if self.in_message:
+                raise ProtocolError(f"new {opcode.name} message before the last one's final frame")
             pair.bytes[self.name] += wire_size
+            data = frame.data
+            text = opcode is Opcode.TEXT and readable
             if frame.fin:  # most messages are one frame: no assembly
-                data = frame.data
-                pairable = (
-                    self.pairing and opcode is Opcode.TEXT and readable and len(data) <= MAX_PAIRED_MESSAGE
-                )
+                if text and not data.isascii():  # isascii: the common case costs no decoding
+                    _check_utf8(data)
+                pairable = self.pairing and text and len(data) <= MAX_PAIRED_MESSAGE
                 pair.on_message(self.name, self.keys[opcode], data if pairable else None)
                 return
+            self.in_message = True
+            self.utf8 = _UTF8() if text else None
+            self._check_fragment(frame, readable)
             self.message_key = self.keys[opcode]
             self.message_parts = [] if self.pairing and opcode is Opcode.TEXT else None
             self.message_size = 0
-            self._collect(frame.data, readable)
+            self._collect(data, readable)
             return
         if opcode is Opcode.CLOSE:
             pair.on_close_frame(self.name, frame.data)
@@ -1023,6 +1067,10 @@ class _Direction:
             pair.on_control(self.name, "ping" if opcode is Opcode.PING else "pong")
             return
         # A continuation frame.
+        if not self.in_message:
+            raise ProtocolError("continuation frame without a message to continue")
+        self.in_message = not frame.fin
+        self._check_fragment(frame, readable)
         pair.bytes[self.name] += wire_size
         self._collect(frame.data, readable)
         if frame.fin:
@@ -1030,6 +1078,22 @@ class _Direction:
             payload = b"".join(parts) if parts is not None else None
             self.message_parts = None
             pair.on_message(self.name, self.message_key or self.keys[Opcode.BINARY], payload)
+
+    def _check_fragment(self, frame: Frame, readable: bool) -> None:
+        """A fragmented text message's UTF-8, followed across its frames; given up on when a frame cannot
+        be read (compressed and not inflated)."""
+        decoder = self.utf8
+        if decoder is None:
+            return
+        if not readable:
+            self.utf8 = None
+            return
+        try:
+            decoder.decode(frame.data, final=frame.fin)
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in a text message") from None
+        if frame.fin:
+            self.utf8 = None
 
     def _collect(self, data: bytes | bytearray, readable: bool) -> None:
         """Keep a fragmented text message's pieces for pairing, up to a size."""
