@@ -251,6 +251,13 @@ def test_counts_from_the_servers_log_equal_the_clients_tally(
     state = Reducer()
     state.apply_many(events)
     got = state.state
+    # One row of the tally-vs-wsmon table (shown with `pytest tests/fidelity -s`).
+    codes, seen = dict(sorted((+tally.closes).items())), dict(sorted(got.close_codes.items()))
+    print(
+        f"\n{stack:28} {how:17} tally: opened {tally.opened} closes {codes} delivered {tally.delivered}"
+        f" failed {tally.failures} | wsmon: opened {got.opened_total} closes {seen}"
+        f" delivered {got.delivered} failed {got.delivery_failed}"
+    )
     assert got.opened_total == tally.opened
     assert Counter(got.close_codes) == +tally.closes
     assert got.delivered == tally.delivered
