@@ -248,7 +248,7 @@ class Session:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
                 task.cancel()
-            await asyncio.gather(*(task for _, task in stage), return_exceptions=True)
+            await self._reap([task for _, task in stage])
         self._tick()
         if self.writer is not None:
             try:
@@ -256,6 +256,18 @@ class Session:
             except RecordingError as exc:
                 self._recording_failed(exc)
             self.writer = None
+
+    async def _reap(self, tasks: list[asyncio.Task[Any]]) -> None:
+        """Wait for cancelled sources, but never for ever: a source whose library swallows the
+        cancellation must not keep wsmon from ending (and from writing its recording)."""
+        done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S) if tasks else (set(), set())
+        for task in done:
+            if not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not complain of it at exit
+        for task in pending:
+            wall, mono = now()
+            text = f"{task.get_name()} did not stop within {STOP_TIMEOUT_S:.0f} s; left behind"
+            self.emit(ev.LogLine(wall=wall, mono=mono, level="warn", text=text, source="wsmon"))
 
     async def _stop_sinks(self, tasks: list[asyncio.Task[Any]]) -> None:
         # After the final tick, so the last alerts are delivered before the sinks flush and stop.

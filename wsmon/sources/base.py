@@ -63,9 +63,15 @@ async def poll_forever(interval: float, one_pass: Callable[[], Awaitable[bool]])
     """Run ``one_pass`` every ``interval`` seconds, start to start; after a failed pass (False), wait
     by ``retry_backoff`` instead, so a target that is down is retried but not hammered."""
     backoff = retry_backoff(interval)
+    task = asyncio.current_task()
     while True:
         started = time.monotonic()
-        if await one_pass():
+        passed = await one_pass()
+        if task is not None and task.cancelling():
+            # A client library below swallowed our cancellation (redis-py can, when it lands mid-command):
+            # honour it here, or the session's shutdown waits for this loop for ever.
+            raise asyncio.CancelledError
+        if passed:
             backoff.reset()
             delay = interval - (time.monotonic() - started)
         else:
