@@ -296,8 +296,6 @@ def _remember_peer(state: State, local: str, conn_id: str, *, own: bool, mono: f
     """Our end's address of a probe (own) or of a tap's upstream leg: the server's log shows it as the
     peer, maybe already — that row is then the same connection, not another user's. Found through the
     index of log peers, never by scanning the connections."""
-    if own:
-        _bounded_put(state.own_peers, local, True)
     _bounded_put(state.relayed_peers, local, conn_id)
     log_id = state.log_peers.pop(local, None)
     log_row = state.connections.get(log_id) if log_id is not None else None

@@ -197,7 +197,6 @@ class State(msgspec.Struct, gc=False):
     close_codes: dict[int, int] = {}
     closed_by: dict[str, int] = {}
     connect_failed: int = 0
-    own_peers: dict[str, bool] = {}  # addresses of wsmon's probes, to recognise them in server logs
     # wsmon's end of a tap's upstream leg or of a probe (what the server's log shows as the peer) → that
     # connection's id.
     relayed_peers: dict[str, str] = {}
