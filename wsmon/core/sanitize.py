@@ -12,7 +12,10 @@ a line carried an ESC and columns and styled spans keep their offsets.
 
 from __future__ import annotations
 
+import operator
 import re
+from collections.abc import Callable
+from typing import NamedTuple
 
 import msgspec
 
@@ -60,20 +63,55 @@ def is_visible(text: str) -> bool:
     return _UNSAFE.search(text) is None
 
 
-def _text_fields() -> dict[type[Event], tuple[str, ...]]:
-    """Every str field of every event type: which of them carry outside text is a moving target
+class _TextFields(NamedTuple):
+    """Where an event type keeps text: str fields, lists of str, and str → str maps."""
+
+    strings: tuple[str, ...]
+    lists: tuple[str, ...]
+    maps: tuple[str, ...]
+
+
+def _is_clean_check(shape: _TextFields) -> Callable[[Event], bool]:
+    """One search over all of an event's text decides the common case (nothing to clean); this runs
+    for every event a session sees, so the common shapes get a check with no Python loop."""
+    search = _UNSAFE.search
+    if not shape.lists and not shape.maps:
+        texts = operator.attrgetter(*shape.strings)
+        if len(shape.strings) == 1:
+            return lambda event: search(texts(event)) is None
+        return lambda event: search("".join(texts(event))) is None
+
+    def is_clean(event: Event) -> bool:
+        parts = [getattr(event, name) for name in shape.strings]
+        for name in shape.lists:
+            parts.extend(getattr(event, name))
+        for name in shape.maps:
+            mapping = getattr(event, name)
+            parts.extend(mapping)
+            parts.extend(mapping.values())
+        return search("".join(parts)) is None
+
+    return is_clean
+
+
+def _text_fields() -> dict[type[Event], _TextFields]:
+    """Every text field of every event type: which of them carry outside text is a moving target
     (sources learn new fields), so all are checked; numbers-only events have none and cost nothing."""
-    table: dict[type[Event], tuple[str, ...]] = {}
+    table: dict[type[Event], _TextFields] = {}
     for cls in EVENT_TYPES:
-        names = tuple(f.name for f in msgspec.structs.fields(cls) if f.type is str)
-        lists = tuple(f.name for f in msgspec.structs.fields(cls) if f.type == list[str])
-        maps = tuple(f.name for f in msgspec.structs.fields(cls) if f.type == dict[str, str])
-        if names or lists or maps:
-            table[cls] = names + lists + maps
+        fields = msgspec.structs.fields(cls)
+        shape = _TextFields(
+            tuple(f.name for f in fields if f.type is str),
+            tuple(f.name for f in fields if f.type == list[str]),
+            tuple(f.name for f in fields if f.type == dict[str, str]),
+        )
+        if shape.strings or shape.lists or shape.maps:
+            table[cls] = shape
     return table
 
 
 _FIELDS = _text_fields()
+_IS_CLEAN = {cls: _is_clean_check(shape) for cls, shape in _FIELDS.items()}
 # A log line may carry a folded stack trace: its own line breaks are kept (the log panel joins them).
 _KEEP_LINES = {(LogLine, "text"), (ServerExit, "last_lines")}
 
@@ -83,19 +121,19 @@ def clean_event(event: Event) -> Event:
 
     Applied once where events enter the session, so recordings, feeds and outputs never carry a
     stranger's escape sequence."""
-    names = _FIELDS.get(type(event))
-    if names is None:
+    is_clean = _IS_CLEAN.get(type(event))
+    if is_clean is None or is_clean(event):
         return event
+    shape = _FIELDS[type(event)]
     changes: dict[str, object] = {}
-    for name in names:
+    for name in shape.strings:
         value = getattr(event, name)
+        if _UNSAFE.search(value) is not None:
+            changes[name] = visible(value, keep_newlines=(type(event), name) in _KEEP_LINES)
+    for name in shape.lists:
         keep = (type(event), name) in _KEEP_LINES
-        if isinstance(value, dict):
-            if not all(_UNSAFE.search(k) is None and _UNSAFE.search(v) is None for k, v in value.items()):
-                changes[name] = {visible(k): visible(v, keep_newlines=keep) for k, v in value.items()}
-        elif isinstance(value, str):
-            if _UNSAFE.search(value) is not None:
-                changes[name] = visible(value, keep_newlines=keep)
-        elif isinstance(value, list) and not all(_UNSAFE.search(v) is None for v in value):
-            changes[name] = [visible(v, keep_newlines=keep) for v in value]
-    return msgspec.structs.replace(event, **changes) if changes else event
+        changes[name] = [visible(v, keep_newlines=keep) for v in getattr(event, name)]
+    for name in shape.maps:
+        keep = (type(event), name) in _KEEP_LINES
+        changes[name] = {visible(k): visible(v, keep_newlines=keep) for k, v in getattr(event, name).items()}
+    return msgspec.structs.replace(event, **changes)
