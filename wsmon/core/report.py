@@ -903,8 +903,8 @@ def render_text(report: Report) -> str:
         f"Connections: {c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
-    if probe_line(report):
-        lines.append(probe_line(report))
+    if probes := probe_line(report):
+        lines.append(probes)
 
     if report.trends:
         lines += ["", "Time to limit (trend over the last minutes)"] + [f"  {t.text}" for t in report.trends]
@@ -1001,8 +1001,8 @@ def render_markdown(report: Report) -> str:
         f"{c.opened_total} opened, peak {c.peak_open} open, {c.open_at_end} open at the end, "
         f"{c.connect_failed} failed to connect" + (f" ({kinds})" if kinds else ""),
     ]
-    if probe_line(report):
-        lines += ["", _md(probe_line(report))]
+    if probes := probe_line(report):
+        lines += ["", _md(probes)]
     if report.trends:
         lines += ["", "### Time to limit", ""] + [f"- {_md(t.text)}" for t in report.trends]
     if report.targets:
