@@ -296,9 +296,7 @@ class RecordingReader:
             row = self._db.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None or not isinstance(row[0], bytes):
                 raise ValueError("its data is missing")
-            events = self._decoder.decode(row[0], self._counts[index])
-            if len(events) != self._counts[index]:
-                raise ValueError(f"holds {len(events)} events, the index says {self._counts[index]}")
+            events = self._decoder.decode(row[0], self._counts[index])  # checks the count too
         except Exception as exc:
             first = self._first_seqs[index]
             self._warn(
