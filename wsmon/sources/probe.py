@@ -419,7 +419,7 @@ class ProbeSource:
         hint = "compare [[probe.first_exchange]] in wsmon.toml with what the server expects and replies"
         values = {"id": f"wsmon-{next(self._request_ids)}", "probe": str(index)}
         expect = fill(step.expect, values)
-        others: list[str] = []
+        others, last = 0, ""  # the messages that did not match: only their count and the last is told
         try:
             if step.send is not None:
                 await ws.send(fill(step.send, values))
@@ -427,9 +427,9 @@ class ProbeSource:
                 return
             async with asyncio.timeout(step.timeout):
                 while not reply_matches(expect, text := _text(await ws.recv())):
-                    others.append(text)
+                    others, last = others + 1, text
         except TimeoutError:
-            error = f"no reply matching {_shown(expect)} within {step.timeout:g} s{_unmatched(others)}"
+            error = f"no reply matching {_shown(expect)} within {step.timeout:g} s{_unmatched(others, last)}"
             raise StepFailed(name, "timeout", error, hint) from None
         except ConnectionClosed as exc:
             code, reason, _ = close_details(exc.rcvd, exc.sent, exc.rcvd_then_sent)
@@ -752,18 +752,17 @@ def _shown(expect: str | dict[str, Any]) -> str:
     return repr(text[:77] + "…" if len(text) > 80 else text)
 
 
-def _unmatched(others: list[str]) -> str:
+def _unmatched(count: int, last_text: str) -> str:
     """What came instead, without its content (a reply may carry a session token): how many, and the
     last one's "type" when it is a short JSON string."""
-    if not others:
+    if not count:
         return " (no message came)"
     last = ""
     with contextlib.suppress(ValueError):
-        value = json.loads(others[-1])
+        value = json.loads(last_text)
         kind = value.get("type") if isinstance(value, dict) else None
         if isinstance(kind, str) and len(kind) <= 40:
             last = f", the last of type {kind!r}"
-    count = len(others)
     return f" ({count} other message{'s' if count != 1 else ''} came{last})"
 
 

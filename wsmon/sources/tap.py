@@ -910,10 +910,6 @@ class _Direction:
             return f"the upstream has not answered the handshake and the client sent over {cap} more"
         return f"the client's request head is over {cap}"
 
-    def stop(self) -> None:
-        """Parse no more of this direction, and let go of what it held."""
-        self._stop()
-
     def kick(self) -> None:
         """Go on with bytes already buffered: the request's side waits for the response's verdict."""
         if self.alive:
@@ -923,12 +919,13 @@ class _Direction:
         try:
             self.parser.send(None)
         except StopIteration:
-            self._stop()
+            self.stop()
         except Exception as exc:
-            self._stop()
+            self.stop()
             self.pair.on_parse_error(self.name, exc)
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
+        """Parse no more of this direction, and let go of what it held."""
         self.alive = False
         self.reader.discard()
         self.message_parts = None
@@ -964,7 +961,7 @@ class _Direction:
                 return head
             if len(buffer) > MAX_HTTP_HEAD:
                 held = len(buffer)
-                self._stop()
+                self.stop()
                 self.pair.on_parser_full(self.name, self._full_reason(held))
                 return None
             yield

@@ -29,10 +29,10 @@ from wsmon.store.format import (
     decode_header,
     decompress_keyframe,
 )
+from wsmon.store.writer import MAX_BATCH_EVENTS
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _MAX_KEYFRAME_CHAIN = 64  # a writer makes chains of 8; anything longer is a damaged file
-_MAX_BATCH_EVENTS = 16_384  # the writer's ceiling (wsmon.store.writer.MAX_BATCH_EVENTS)
 IndexRow = tuple[int, int, int, float, float, float, float]
 
 
@@ -296,9 +296,7 @@ class RecordingReader:
             row = self._db.execute("SELECT data FROM batches WHERE id = ?", (batch_id,)).fetchone()
             if row is None or not isinstance(row[0], bytes):
                 raise ValueError("its data is missing")
-            events = self._decoder.decode(row[0], self._counts[index])
-            if len(events) != self._counts[index]:
-                raise ValueError(f"holds {len(events)} events, the index says {self._counts[index]}")
+            events = self._decoder.decode(row[0], self._counts[index])  # checks the count too
         except Exception as exc:
             first = self._first_seqs[index]
             self._warn(
@@ -421,7 +419,7 @@ def _index_row_is_sane(row: IndexRow) -> bool:
     batch_id, first_seq, count, *times = row
     if any(type(value) is not int for value in (batch_id, first_seq, count)):
         return False
-    if not 0 < count <= _MAX_BATCH_EVENTS:
+    if not 0 < count <= MAX_BATCH_EVENTS:  # the writer's ceiling
         return False
     return all(type(value) in (int, float) and value == value for value in times)  # no text, no NaN
 
