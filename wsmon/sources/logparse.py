@@ -93,7 +93,6 @@ _SOURCE_LINE = re.compile(
 )
 _ERROR_LINE = re.compile(r"^[\w.$]*(?:Error|Exception|Rejection)\b")
 _PY_TRACEBACK = "Traceback (most recent call last)"
-_TIME_KEYS = frozenset({"time", "timestamp", "ts", "@timestamp", "asctime", "v"})
 _CLOSERS = {
     "client": "client",
     "remote": "client",
@@ -1029,8 +1028,8 @@ _TEXT_PEER = re.compile(
 _TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
-def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
-    """A latency from the fields (``latency_ms``, ``took`` …), else from the words of ``message``."""
+def _latency_ms(roles: dict[str, Any]) -> float | None:
+    """A latency from the fields (``latency_ms``, ``took`` …); the words' is ``_Words.said_ms``."""
     for role, scale in (("latency_ms", 1.0), ("latency_s", 1000.0)):
         value = roles.get(role)
         if not isinstance(value, int | float | str):
@@ -1041,8 +1040,7 @@ def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
             continue
         if number >= 0:
             return number * scale
-    said = _TEXT_MS.search(message)  # "delivered to client c1 in 0.42 ms"
-    return float(said.group(1)) if said else None
+    return None
 
 
 def _level_for_text(level: str, text: str) -> str:
