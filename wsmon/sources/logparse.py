@@ -273,6 +273,13 @@ _UNSEEN: Any = object()
 _UNSET: Any = object()
 
 
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Put ``value`` in a bounded memo; a full one is emptied first and starts again."""
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+
+
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
     for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES):
@@ -381,9 +388,7 @@ def _words_seen(message: str) -> _Words:
     if words is None:
         words = _Words(message, message.lower())
         if len(message) <= _MEMO_MAX_CHARS:
-            if len(_WORDS_SEEN) >= _MEMO_ENTRIES:
-                _WORDS_SEEN.clear()
-            _WORDS_SEEN[message] = words
+            _remember(_WORDS_SEEN, message, words)
     return words
 
 
@@ -424,9 +429,7 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
             {},
         )
         if len(flat) <= _SHAPE_MAX_KEYS:
-            if len(_SHAPES) >= _MEMO_ENTRIES:
-                _SHAPES.clear()
-            _SHAPES[keys] = shape
+            _remember(_SHAPES, keys, shape)
     return shape
 
 
@@ -563,9 +566,7 @@ class LogParser:
         if kept is _UNSEEN:
             kept = _chatter_kept(message, raw_level)
             if len(message) <= _MEMO_MAX_CHARS:
-                if len(_CHATTER_SEEN) >= _MEMO_ENTRIES:
-                    _CHATTER_SEEN.clear()  # a logger that puts ids in its messages: start again
-                _CHATTER_SEEN[seen] = kept
+                _remember(_CHATTER_SEEN, seen, kept)
         if kept is None:
             return None
         log = ev.LogLine(wall=wall, mono=mono, level=kept[0], text=kept[1], source=self.source)
@@ -592,9 +593,7 @@ class LogParser:
         if quiet is None:
             quiet = _quiet(shape, words)
             if len(message) <= _MEMO_MAX_CHARS:
-                if len(shape.quiet) >= _MEMO_ENTRIES:
-                    shape.quiet.clear()
-                shape.quiet[message] = quiet
+                _remember(shape.quiet, message, quiet)
         if not quiet:
             line = _Line(message, level, message, flat, shape.skip, record, words.crashed, shape=shape,
                          lowered=words.lowered, _words=words)  # fmt: skip
