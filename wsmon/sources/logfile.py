@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.sources.base import Emit, now
-from wsmon.sources.logparse import LogParser, strip_ansi
+from wsmon.sources.logparse import _NODE_LOCATION, _PY_TRACEBACK, LogParser, strip_ansi
 from wsmon.sources.logrules import Rule
 
 MAX_LINE_BYTES = 1 << 20  # a "line" longer than this is cut, so a file without newlines cannot eat memory
@@ -35,11 +35,10 @@ FOLD_IDLE_S = 0.5
 # IGNORECASE: that regex cost 17 µs a line, as much as recognising the line (bench/bench_report_log.py).
 _TRACE_HEAD_WORDS = ("error", "exception", "traceback", "fatal", "panic", "econn", "etimedout")
 _NODE_FRAME = re.compile(r"^\s+at\s")
-_PY_TRACEBACK = "Traceback (most recent call last)"
+# _PY_TRACEBACK and _NODE_LOCATION are the parser's: what it reads as a crash is what is folded as one.
 _PY_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 # Node's own crash output: "/app/server.js:42", the source line, a caret under it, a blank line, then
 # "SomeError: message", its frames, the error's own properties ("{ code: … }") and "Node.js v20.…".
-_NODE_LOCATION = re.compile(r"^(?:file://)?(?:/|[A-Za-z]:\\|\.{1,2}/)\S*:\d+\s*$")
 _NODE_CRASH_TAIL = re.compile(r"^(?:\s|\}|\^)|^\s*$")
 
 

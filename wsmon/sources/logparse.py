@@ -93,7 +93,6 @@ _SOURCE_LINE = re.compile(
 )
 _ERROR_LINE = re.compile(r"^[\w.$]*(?:Error|Exception|Rejection)\b")
 _PY_TRACEBACK = "Traceback (most recent call last)"
-_TIME_KEYS = frozenset({"time", "timestamp", "ts", "@timestamp", "asctime", "v"})
 _CLOSERS = {
     "client": "client",
     "remote": "client",
@@ -274,6 +273,13 @@ _UNSEEN: Any = object()
 _UNSET: Any = object()
 
 
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Put ``value`` in a bounded memo; a full one is emptied first and starts again."""
+    if len(memo) >= _MEMO_ENTRIES:
+        memo.clear()
+    memo[key] = value
+
+
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
     for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES):
@@ -382,9 +388,7 @@ def _words_seen(message: str) -> _Words:
     if words is None:
         words = _Words(message, message.lower())
         if len(message) <= _MEMO_MAX_CHARS:
-            if len(_WORDS_SEEN) >= _MEMO_ENTRIES:
-                _WORDS_SEEN.clear()
-            _WORDS_SEEN[message] = words
+            _remember(_WORDS_SEEN, message, words)
     return words
 
 
@@ -425,9 +429,7 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
             {},
         )
         if len(flat) <= _SHAPE_MAX_KEYS:
-            if len(_SHAPES) >= _MEMO_ENTRIES:
-                _SHAPES.clear()
-            _SHAPES[keys] = shape
+            _remember(_SHAPES, keys, shape)
     return shape
 
 
@@ -564,9 +566,7 @@ class LogParser:
         if kept is _UNSEEN:
             kept = _chatter_kept(message, raw_level)
             if len(message) <= _MEMO_MAX_CHARS:
-                if len(_CHATTER_SEEN) >= _MEMO_ENTRIES:
-                    _CHATTER_SEEN.clear()  # a logger that puts ids in its messages: start again
-                _CHATTER_SEEN[seen] = kept
+                _remember(_CHATTER_SEEN, seen, kept)
         if kept is None:
             return None
         log = ev.LogLine(wall=wall, mono=mono, level=kept[0], text=kept[1], source=self.source)
@@ -593,9 +593,7 @@ class LogParser:
         if quiet is None:
             quiet = _quiet(shape, words)
             if len(message) <= _MEMO_MAX_CHARS:
-                if len(shape.quiet) >= _MEMO_ENTRIES:
-                    shape.quiet.clear()
-                shape.quiet[message] = quiet
+                _remember(shape.quiet, message, quiet)
         if not quiet:
             line = _Line(message, level, message, flat, shape.skip, record, words.crashed, shape=shape,
                          lowered=words.lowered, _words=words)  # fmt: skip
@@ -1029,8 +1027,8 @@ _TEXT_PEER = re.compile(
 _TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
-def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
-    """A latency from the fields (``latency_ms``, ``took`` …), else from the words of ``message``."""
+def _latency_ms(roles: dict[str, Any]) -> float | None:
+    """A latency from the fields (``latency_ms``, ``took`` …); the words' is ``_Words.said_ms``."""
     for role, scale in (("latency_ms", 1.0), ("latency_s", 1000.0)):
         value = roles.get(role)
         if not isinstance(value, int | float | str):
@@ -1041,8 +1039,7 @@ def _latency_ms(roles: dict[str, Any], message: str = "") -> float | None:
             continue
         if number >= 0:
             return number * scale
-    said = _TEXT_MS.search(message)  # "delivered to client c1 in 0.42 ms"
-    return float(said.group(1)) if said else None
+    return None
 
 
 def _level_for_text(level: str, text: str) -> str:
