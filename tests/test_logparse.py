@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from wsmon.core import events as ev
-from wsmon.sources.logparse import LogParser, normalise_level, strip_ansi
+from wsmon.sources.logs.parser import LogParser, normalise_level, strip_ansi
 
 
 def _parser() -> LogParser:

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wsmon.core import events as ev
-from wsmon.sources import logparse
-from wsmon.sources.logparse import LogParser
+from wsmon.sources.logs import parser as logparse
+from wsmon.sources.logs.parser import LogParser
 
 WORDS = (
     "client", "connected", "disconnected", "connection", "closed", "with code", "1006", "1000", "opened",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from wsmon.core import events as ev
-from wsmon.sources.logparse import LogParser, recognise
+from wsmon.sources.logs.parser import LogParser, recognise
 
 ESC = "\x1b"
 

@@ -23,8 +23,8 @@ from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.sources.base import Emit, now
-from wsmon.sources.logparse import _NODE_LOCATION, _PY_TRACEBACK, LogParser, strip_ansi
-from wsmon.sources.logrules import Rule
+from wsmon.sources.logs.parser import _NODE_LOCATION, _PY_TRACEBACK, LogParser, strip_ansi
+from wsmon.sources.logs.rules import Rule
 
 MAX_LINE_BYTES = 1 << 20  # a "line" longer than this is cut, so a file without newlines cannot eat memory
 READ_CHUNK = 256 * 1024

@@ -3,7 +3,7 @@
 Understands the lines real loggers write in their default and common configurations — JSON from
 winston, pino, bunyan, Python's logging with a JSON formatter, structlog, Go's slog and zap; key=value
 text (logfmt, structlog's renderers); and plain text — and recognises what a line is about by
-vocabulary (``wsmon.sources.logvocab``): a connection opened or closed, a delivery that succeeded or
+vocabulary (``wsmon.sources.logs.vocabulary``): a connection opened or closed, a delivery that succeeded or
 failed, an error or a crash. ANSI colour codes are stripped everywhere, inside every field too.
 
 Every line that is a warning or worse, or that no recogniser claimed, is kept as a LogLine with its
@@ -11,10 +11,10 @@ structured fields (capped, secrets masked), so nothing is lost. A line that cann
 document nested 10,000 deep, say) is kept as a plain line: no line can stop a log source.
 
 A "line" may be a folded block: an error line with its stack trace below it, joined by newlines (see
-``wsmon.sources.logfile.StackFolder``); it is one LogLine of level error at least, and the source-code
+``wsmon.sources.logs.source.StackFolder``); it is one LogLine of level error at least, and the source-code
 lines a crash prints (Node's ``throw new …`` above the error) are part of it, never events of their own.
 
-Custom rules (``wsmon.sources.logrules``) are tried before the built-in recognisers.
+Custom rules (``wsmon.sources.logs.rules``) are tried before the built-in recognisers.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from typing import Any, NamedTuple
 import msgspec
 
 from wsmon.core import events as ev
-from wsmon.sources import logvocab as vocab
-from wsmon.sources.logrules import Rule
-from wsmon.sources.logvocab import strip_ansi
+from wsmon.sources.logs import vocabulary as vocab
+from wsmon.sources.logs.rules import Rule
+from wsmon.sources.logs.vocabulary import strip_ansi
 
 _PINO_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
 _LEVEL_WORDS = {
