@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsmon.core import events as ev
-from wsmon.sources.logs.source import StackFolder
+from wsmon.sources.logs.folding import StackFolder
 from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.logs.vocabulary import MAX_FIELD_CHARS, MAX_FIELDS
 

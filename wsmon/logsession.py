@@ -155,8 +155,8 @@ class LogFollowFeed:
     async def run(self) -> None:
         import asyncio
 
-        from wsmon.sources.logs.source import READ_CHUNK
         from wsmon.sources.logs.replay import open_log
+        from wsmon.sources.logs.source import READ_CHUNK
 
         stream, consume = self.session.streams[0], self.session.consume
         with open_log(stream.path) as file:

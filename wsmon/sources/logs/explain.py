@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_text
-from wsmon.sources.logs.source import StackFolder
+from wsmon.sources.logs.folding import StackFolder
 from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.logs.rules import Rule
 
