@@ -12,4 +12,6 @@
 - ``timestamps``  the time a line says it was written, for replaying a saved log on its own clock
 - ``replay``      a saved log (or several, merged by time) as a stream of events
 - ``explain``     ``wsmon logs explain``: what each line was recognised as, and why
+
+Names with a leading underscore are the package's own: shared between its modules, not used outside.
 """

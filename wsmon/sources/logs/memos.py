@@ -209,7 +209,7 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
 
 def _quiet(shape: _Shape, words: _Words) -> bool:
     """Whether no recogniser can make an event of a one-line JSON record with these keys and this
-    message, whatever its values: _recognise's checks that depend on the words and the keys only."""
+    message, whatever its values: LogParser._recognise's checks that depend on the words and keys only."""
     if words.lowered == "connection stats":
         return False  # traffic
     if not words.cue:
