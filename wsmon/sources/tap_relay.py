@@ -457,5 +457,3 @@ class TappedConnection:
         self.msgs = {"in": 0, "out": 0}
         self.bytes = {"in": 0, "out": 0}
         self.by_type = {}
-
-
