@@ -374,7 +374,8 @@ def test_a_head_at_the_bound_is_read_and_one_byte_over_is_not() -> None:
     assert observe([("in", at_bound), ("out", RESPONSE)]) == OPENED
     over = at_bound.replace(b"X-Pad: ", b"X-Pad: a")
     full = ParserFull("in", "the client's request head is over 64 KiB")
-    for chunks in ([("in", over)], [("in", over[:1000]), ("in", over[1000:])]):
+    whole_and_split: list[list[Chunk]] = [[("in", over)], [("in", over[:1000]), ("in", over[1000:])]]
+    for chunks in whole_and_split:
         wire, seen = feed([*chunks, ("out", RESPONSE)])
         assert seen == [full]  # and the server's side stopped too: without the request, nothing follows
         assert not wire.inbound.alive and not wire.outbound.alive

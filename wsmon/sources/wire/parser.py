@@ -334,11 +334,13 @@ class _Direction:
     def _frame(self, frame: Frame, wire_size: int, readable: bool) -> None:
         opcode = frame.opcode
         observer = self.observer
+        data = frame.data
+        if isinstance(data, memoryview):  # Frame.parse reads into bytes; only a Frame made by hand has a view
+            data = bytes(data)
         if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
             if self.in_message:
                 raise ProtocolError(f"new {opcode.name} message before the last one's final frame")
             observer.on_data_frame(DataFrame(self.name, wire_size))
-            data = frame.data
             kind = _KIND[opcode.value]
             text = opcode is Opcode.TEXT and readable
             if frame.fin:  # most messages are one frame: no assembly
@@ -357,7 +359,7 @@ class _Direction:
             self._collect(data, readable)
             return
         if opcode is Opcode.CLOSE:
-            observer.on_close(close_frame(self.name, frame.data))
+            observer.on_close(close_frame(self.name, data))
             return
         if opcode is Opcode.PING or opcode is Opcode.PONG:
             observer.on_control(ControlFrame(self.name, "ping" if opcode is Opcode.PING else "pong"))
@@ -369,7 +371,7 @@ class _Direction:
         self._check_fragment(frame, readable)
         observer.on_data_frame(DataFrame(self.name, wire_size))
         self.message_wire_size += wire_size
-        self._collect(frame.data, readable)
+        self._collect(data, readable)
         if frame.fin:
             parts = self.message_parts
             payload = b"".join(parts) if parts is not None else None
