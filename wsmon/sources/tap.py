@@ -67,9 +67,9 @@ def _upstream_address(url: str) -> tuple[str, int, bool]:
 
 
 class _UpstreamStatus(TargetStatus):
-    """The upstream's up/down. Stricter about news than a polled target's: down again when the reason's
-    words change with the same kind, but not when an exited server refuses (the exit stays the outage's
-    cause)."""
+    """The upstream's up/down. Its news differ from a polled target's both ways: down again when the
+    reason's words change within one kind (dropping, then a different error), and not at all when an
+    exited server refuses (the exit stays the outage's cause)."""
 
     def __init__(self, target: str) -> None:
         super().__init__(target)

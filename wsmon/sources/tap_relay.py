@@ -352,7 +352,7 @@ class TappedConnection:
             )
         )
 
-    # --- what the parsers found --------------------------------------------------------------------
+    # --- what the parser observed (the WireObserver interface) --------------------------------------
 
     def on_request(self, request: RequestHead) -> None:
         path = request.path
