@@ -98,27 +98,22 @@ def observe(chunks: Sequence[Chunk], *, payloads: bool = True) -> list[Any]:
     return feed(chunks, payloads=payloads)[1]
 
 
-def splits(chunks: Sequence[Chunk], part: int) -> Iterator[list[Chunk]]:
-    """The conversation with its ``part``-th chunk cut in two at every byte, then every chunk byte by byte."""
-    direction, data = chunks[part]
-    for cut in range(1, len(data)):
-        yield [*chunks[:part], (direction, data[:cut]), (direction, data[cut:]), *chunks[part + 1 :]]
+def splits(chunks: Sequence[Chunk]) -> Iterator[list[Chunk]]:
+    """The conversation byte by byte, then with each of its chunks in turn cut in two at every byte."""
     yield [(d, data[i : i + 1]) for d, data in chunks for i in range(len(data))]
+    for part, (direction, data) in enumerate(chunks):
+        for cut in range(1, len(data)):
+            yield [*chunks[:part], (direction, data[:cut]), (direction, data[cut:]), *chunks[part + 1 :]]
 
 
 def assert_split_anywhere(chunks: Sequence[Chunk], expected: list[Any], *, payloads: bool = True) -> None:
     assert observe(chunks, payloads=payloads) == expected
-    for part in range(len(chunks)):
-        for variant in splits(chunks, part):
-            assert observe(variant, payloads=payloads) == expected, variant
+    for variant in splits(chunks):
+        assert observe(variant, payloads=payloads) == expected, variant
 
 
 def opened(*frames: Chunk, response: bytes = RESPONSE) -> list[Chunk]:
     return [("in", REQUEST), ("out", response), *frames]
-
-
-def data_frame(direction: Direction, size: int) -> DataFrame:
-    return DataFrame(direction, size)
 
 
 # --- the upgrade ----------------------------------------------------------------------------------------
@@ -170,7 +165,7 @@ def test_a_long_header_line_within_the_head_bound_is_read() -> None:
 def test_the_client_frames_wait_for_the_101() -> None:
     hello = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     chunks: list[Chunk] = [("in", REQUEST + hello), ("out", RESPONSE)]
-    expected = [*OPENED, data_frame("in", 5), Message("in", "text", 5, b"Hello")]
+    expected = [*OPENED, DataFrame("in", 5), Message("in", "text", 5, b"Hello")]
     assert_split_anywhere(chunks, expected)
 
 
@@ -180,21 +175,21 @@ def test_the_client_frames_wait_for_the_101() -> None:
 def test_a_masked_text_frame_from_the_client() -> None:
     hello = b"\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
     assert_split_anywhere(
-        opened(("in", hello)), [*OPENED, data_frame("in", 5), Message("in", "text", 5, b"Hello")]
+        opened(("in", hello)), [*OPENED, DataFrame("in", 5), Message("in", "text", 5, b"Hello")]
     )
 
 
 def test_an_unmasked_text_frame_from_the_server() -> None:
     hello = b"\x81\x05Hello"
-    expected = [*OPENED, data_frame("out", 5), Message("out", "text", 5, b"Hello")]
+    expected = [*OPENED, DataFrame("out", 5), Message("out", "text", 5, b"Hello")]
     assert_split_anywhere(opened(("out", hello)), expected)
 
 
 def test_binary_frames_with_16_and_64_bit_lengths() -> None:
     short = b"\x82\x7e\x01\x00" + bytes(256)
     long = b"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00" + bytes(65536)
-    expected = [*OPENED, data_frame("out", 256), Message("out", "binary", 256, None)]
-    expected += [data_frame("out", 65536), Message("out", "binary", 65536, None)]
+    expected = [*OPENED, DataFrame("out", 256), Message("out", "binary", 256, None)]
+    expected += [DataFrame("out", 65536), Message("out", "binary", 65536, None)]
     wire_bytes = opened(("out", short + long))
     assert observe(wire_bytes) == expected
     for cut in (1, 2, 3, 4, 5, 260, 261, 265, 270, 40_000):  # every header byte; the payloads in bulk
@@ -207,13 +202,13 @@ def test_binary_frames_with_16_and_64_bit_lengths() -> None:
 def test_a_masked_binary_frame_from_the_client() -> None:
     eggs = b"\x82\x84\x53\xcd\xe2\x89\x16\xaa\x85\xfa"
     assert_split_anywhere(
-        opened(("in", eggs)), [*OPENED, data_frame("in", 4), Message("in", "binary", 4, None)]
+        opened(("in", eggs)), [*OPENED, DataFrame("in", 4), Message("in", "binary", 4, None)]
     )
 
 
 def test_a_fragmented_text_message() -> None:
     hel, lo = b"\x01\x03Hel", b"\x80\x02lo"
-    expected = [*OPENED, data_frame("out", 3), data_frame("out", 2), Message("out", "text", 5, b"Hello")]
+    expected = [*OPENED, DataFrame("out", 3), DataFrame("out", 2), Message("out", "text", 5, b"Hello")]
     assert_split_anywhere(opened(("out", hel), ("out", lo)), expected)
 
 
@@ -222,9 +217,9 @@ def test_a_ping_between_fragments_and_its_pong() -> None:
     chunks = opened(("out", b"\x01\x03Hel" + ping + b"\x80\x02lo"), ("in", pong))
     expected = [
         *OPENED,
-        data_frame("out", 3),
+        DataFrame("out", 3),
         ControlFrame("out", "ping"),
-        data_frame("out", 2),
+        DataFrame("out", 2),
         Message("out", "text", 5, b"Hello"),
         ControlFrame("in", "pong"),
     ]
@@ -235,8 +230,8 @@ def test_a_utf8_character_split_across_fragments_is_valid() -> None:
     chunks = opened(("out", b"\x01\x04caf\xc3"), ("out", b"\x80\x01\xa9"))
     expected = [
         *OPENED,
-        data_frame("out", 4),
-        data_frame("out", 1),
+        DataFrame("out", 4),
+        DataFrame("out", 1),
         Message("out", "text", 5, "café".encode()),
     ]
     assert_split_anywhere(chunks, expected)
@@ -245,8 +240,8 @@ def test_a_utf8_character_split_across_fragments_is_valid() -> None:
 @pytest.mark.parametrize(
     ("frames", "counted"),
     [
-        (b"\x81\x02\xc3\x28", [data_frame("out", 2)]),  # one frame: its bytes passed all the same
-        (b"\x01\x01\xc3\x80\x01\x28", [data_frame("out", 1)]),  # the bad byte in the last fragment
+        (b"\x81\x02\xc3\x28", [DataFrame("out", 2)]),  # one frame: its bytes passed all the same
+        (b"\x01\x01\xc3\x80\x01\x28", [DataFrame("out", 1)]),  # the bad byte in the last fragment
     ],
 )
 def test_bad_utf8_in_a_text_message_is_a_protocol_error(frames: bytes, counted: list[Any]) -> None:
@@ -255,7 +250,7 @@ def test_bad_utf8_in_a_text_message_is_a_protocol_error(frames: bytes, counted: 
 
 
 def test_bad_utf8_is_not_looked_for_in_binary_messages() -> None:
-    expected = [*OPENED, data_frame("out", 2), Message("out", "binary", 2, None)]
+    expected = [*OPENED, DataFrame("out", 2), Message("out", "binary", 2, None)]
     assert_split_anywhere(opened(("out", b"\x82\x02\xc3\x28")), expected)
 
 
@@ -268,7 +263,7 @@ def test_masking_is_required_of_the_client_and_refused_from_the_server() -> None
 
 def test_a_parse_error_stops_that_direction_only() -> None:
     wire, seen = feed(opened(("in", b"\x81\x05Hello"), ("out", b"\x81\x02hi"), ("in", b"\x81\x82\0\0\0\0hi")))
-    assert seen[-2:] == [data_frame("out", 2), Message("out", "text", 2, b"hi")]
+    assert seen[-2:] == [DataFrame("out", 2), Message("out", "text", 2, b"hi")]
     assert (wire.inbound.alive, wire.outbound.alive) == (False, True)
 
 
@@ -314,9 +309,9 @@ def test_compressed_messages_with_context_takeover() -> None:
     expected = [
         RequestHead("/chat", upgrade=True),
         ResponseHead(101, "Switching Protocols", extensions="permessage-deflate"),
-        data_frame("out", 7),
+        DataFrame("out", 7),
         Message("out", "text", 7, b"Hello"),  # the size is the wire's; the payload is inflated
-        data_frame("out", 5),
+        DataFrame("out", 5),
         Message("out", "text", 5, b"Hello"),
     ]
     assert_split_anywhere(chunks, expected)
@@ -325,7 +320,7 @@ def test_compressed_messages_with_context_takeover() -> None:
 def test_compressed_messages_without_context_takeover() -> None:
     chunks = opened(("out", HELLO_DEFLATED), ("out", HELLO_DEFLATED), response=DEFLATE_NO_TAKEOVER)
     extensions = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-    message = [data_frame("out", 7), Message("out", "text", 7, b"Hello")]
+    message = [DataFrame("out", 7), Message("out", "text", 7, b"Hello")]
     expected = [
         RequestHead("/chat", upgrade=True),
         ResponseHead(101, "Switching Protocols", extensions=extensions),
@@ -337,14 +332,14 @@ def test_compressed_messages_without_context_takeover() -> None:
 
 def test_a_fragmented_compressed_message() -> None:
     chunks = opened(("out", b"\x41\x03\xf2\x48\xcd"), ("out", b"\x80\x04\xc9\xc9\x07\x00"), response=DEFLATE)
-    expected = [*observe(opened(response=DEFLATE)), data_frame("out", 3), data_frame("out", 4)]
+    expected = [*observe(opened(response=DEFLATE)), DataFrame("out", 3), DataFrame("out", 4)]
     expected.append(Message("out", "text", 7, b"Hello"))
     assert_split_anywhere(chunks, expected)
 
 
 def test_a_compressed_client_message_is_masked_and_inflated() -> None:
     masked = b"\xc1\x87\0\0\0\0\xf2\x48\xcd\xc9\xc9\x07\x00"  # a zero mask leaves the payload as it is
-    expected = [*observe(opened(response=DEFLATE)), data_frame("in", 7), Message("in", "text", 7, b"Hello")]
+    expected = [*observe(opened(response=DEFLATE)), DataFrame("in", 7), Message("in", "text", 7, b"Hello")]
     assert_split_anywhere(opened(("in", masked), response=DEFLATE), expected)
 
 
@@ -352,9 +347,9 @@ def test_without_payloads_compressed_messages_are_counted_not_inflated() -> None
     chunks = opened(("out", HELLO_DEFLATED), ("out", HELLO_AGAIN), response=DEFLATE)
     seen = observe(chunks, payloads=False)
     assert seen[2:] == [
-        data_frame("out", 7),
+        DataFrame("out", 7),
         Message("out", "text", 7, None),
-        data_frame("out", 5),
+        DataFrame("out", 5),
         Message("out", "text", 5, None),
     ]
 
@@ -412,9 +407,9 @@ def test_a_frame_over_the_bound_is_counted_from_its_header_and_skipped() -> None
     wire, seen = feed(opened(("out", frame[:100_000]), ("out", frame[100_000:]), ("out", b"\x81\x02hi")))
     assert seen == [
         *OPENED,
-        data_frame("out", size),
+        DataFrame("out", size),
         Message("out", "text", size, None),  # never read: no payload, no UTF-8 check
-        data_frame("out", 2),
+        DataFrame("out", 2),
         Message("out", "text", 2, b"hi"),
     ]
     assert len(wire.outbound.reader.buffer) == 0
@@ -438,8 +433,8 @@ def test_without_context_takeover_a_message_that_refers_back_is_not_read() -> No
         ("out", HELLO_DEFLATED), ("out", HELLO_AGAIN), ("out", HELLO_DEFLATED), response=DEFLATE_NO_TAKEOVER
     )
     assert observe(chunks)[-4:] == [
-        data_frame("out", 5),
+        DataFrame("out", 5),
         Message("out", "text", 5, None),
-        data_frame("out", 7),
+        DataFrame("out", 7),
         Message("out", "text", 7, None),
     ]
