@@ -17,7 +17,8 @@ import pytest
 
 from tests.test_tap import Recorder, tapped
 from wsmon.core import events as ev
-from wsmon.sources.tap import MAX_HELD_HANDSHAKE, TapSource
+from wsmon.sources.tap import TapSource
+from wsmon.sources.wire import MAX_HELD_HANDSHAKE
 
 UPGRADE = (
     b"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -73,7 +74,8 @@ async def send_through(port: int, megabytes: int, upstream: Upstream, each: Call
 
 
 def largest_held(tap: TapSource) -> int:
-    return max((len(d.reader.buffer) for p in tap._pairs for d in (p.inbound, p.outbound)), default=0)
+    directions = (d for p in tap._pairs for d in (p.wire.inbound, p.wire.outbound))
+    return max((len(d.reader.buffer) for d in directions), default=0)
 
 
 def stopped_warnings(recorder: Recorder) -> list[str]:
