@@ -33,9 +33,9 @@ from websockets.typing import ExtensionName
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_text, redact_url
-from wsmon.sources.base import Emit, now, retry_backoff
+from wsmon.sources.base import CheckResult, Emit, Source, now, retry_backoff
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
-from wsmon.sources.probe import classify_failure
+from wsmon.sources.probe import ProbeConfig, ProbeSource, classify_failure
 
 DEFAULT_LISTEN_HOST = "127.0.0.1"
 CONNECT_TIMEOUT_S = 5.0
@@ -90,7 +90,7 @@ def _upstream_address(url: str) -> tuple[str, int, bool]:
     return parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80), secure
 
 
-class TapSource:
+class TapSource(Source):
     """One ``--tap LISTEN=UPSTREAM``: listens, forwards, and emits what it sees; run() never raises."""
 
     def __init__(
@@ -139,6 +139,11 @@ class TapSource:
     def address(self) -> str:
         listen = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
         return f"{listen}:{self.port} → {redact_url(self.upstream_url)}"
+
+    async def check(self) -> CheckResult:
+        """A tap is only as good as its upstream: connect to it as a probe would."""
+        upstream = ProbeConfig(url=self.upstream_url, count=1, ssl_context=self.ssl_context)
+        return await ProbeSource(upstream).check()
 
     async def run(self, emit: Emit) -> None:
         self._emit = emit
