@@ -42,7 +42,7 @@ class ProcessSource(Source):
         self.pid = pid
         self.port = port
         self.interval = interval
-        self.describe = describe or getattr(pid, "describe", "")
+        self.describe = describe or (pid.describe if isinstance(pid, PidLocator) else "")
         # Steps run an interval apart start to start, give or take the event loop's jitter: a reading
         # a little early must still count, or every few intervals a sample would be skipped.
         self.sampler = ProcessSampler(cpu_basis, min_interval=interval * 0.8)
