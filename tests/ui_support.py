@@ -47,6 +47,10 @@ class ReducerFeed:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def notice(self) -> str:
+        return ""
+
     def toggle_pause(self) -> None:
         self._paused = not self._paused
 

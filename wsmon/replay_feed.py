@@ -12,12 +12,14 @@ from wsmon.core.limits import DEFAULT_LIMITS, Limit
 from wsmon.core.state import State
 from wsmon.store.reader import RecordingReader
 from wsmon.store.replay import ReplayEngine
+from wsmon.ui.feed import ReplayControls
 
 FRAME_S = 0.05
 
 
-class ReplayFeed:
+class ReplayFeed(ReplayControls):
     mode = "replay"
+    notice = ""
 
     def __init__(self, path: Path, *, speed: float = 1.0, limits: tuple[Limit, ...] | None = None) -> None:
         self.reader = RecordingReader(path)
@@ -51,7 +53,7 @@ class ReplayFeed:
         self.engine.slower()
 
     def anomalies(self) -> list[tuple[int, float, str]]:
-        """(position after the event, its time, label) of every anomaly; read once, on first use."""
+        """(events applied after it, its time, label) of every anomaly; read once, on first use."""
         if self._anomalies is None:
             found = []
             for seq, event in enumerate(self.reader.iter_events(), 1):
@@ -63,12 +65,12 @@ class ReplayFeed:
 
     def next_anomaly(self, direction: int) -> str | None:
         """Seek to the next (1) or previous (-1) anomaly and pause there; its label, or None."""
-        position = self.engine.position
+        applied = self.engine.position
         found = self.anomalies()
         if direction > 0:
-            target = next((a for a in found if a[0] > position), None)
+            target = next((a for a in found if a[0] > applied), None)
         else:
-            target = next((a for a in reversed(found) if a[0] < position), None)
+            target = next((a for a in reversed(found) if a[0] < applied), None)
         if target is None:
             return None
         self.engine.paused = True
@@ -89,8 +91,8 @@ class ReplayFeed:
         return self.engine.speed
 
     @property
-    def position(self) -> float:
-        """How far into the recording, 0.0 … 1.0: the header's position (the Feed protocol's name)."""
+    def progress(self) -> float:
+        """How far into the recording, 0.0 … 1.0."""
         total = self.reader.event_count
         return self.engine.position / total if total else 1.0
 

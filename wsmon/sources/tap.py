@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_text, redact_url
-from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, retry_backoff
+from wsmon.sources.base import CheckResult, Emit, Source, StopOrder, TargetStatus, now, retry_backoff
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.probe import classify_failure
 from wsmon.sources.tap_relay import CONNECT_TIMEOUT_S, ClientSide, TappedConnection
@@ -86,7 +86,7 @@ class _UpstreamStatus(TargetStatus):
         emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
 
 
-class TapSource:
+class TapSource(Source):
     """One ``--tap LISTEN=UPSTREAM``: listens, forwards, and emits what it sees; run() never raises.
 
     Two things report on the one target: the listener (down while it cannot listen, up once it does,
@@ -94,7 +94,8 @@ class TapSource:
     connection, down when it refuses, drops or exits). The listener's events are one-offs and do not
     touch the upstream's state, so the upstream's first answer is news even after "listening"."""
 
-    stop_order = 1  # a watcher: stopped before a server wsmon runs, so that server's exit is no outage
+    stop_order = StopOrder.WATCHERS  # stopped before a server wsmon runs, so its exit is no outage
+    stop_ends_run = True  # stop() ends run(): the listener closes and every tapped connection is cut
 
     def __init__(
         self,
@@ -119,7 +120,8 @@ class TapSource:
         self.starting = starting
         self.port = listen_port  # the real port once listening (tests listen on port 0)
         self.upstream_url = upstream_url
-        self.target = target
+        super().__init__(target)
+        self.status: _UpstreamStatus = _UpstreamStatus(target)
         self.interval = interval
         host, port, secure = _upstream_address(upstream_url)
         self.upstream_host, self.upstream_port = host, port
@@ -134,7 +136,6 @@ class TapSource:
         self._emit: Emit = _drop
         self._conn_ids = itertools.count(1)
         self._pairs: set[TappedConnection] = set()
-        self._upstream = _UpstreamStatus(target)
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -261,7 +262,7 @@ class TapSource:
     # --- the upstream's health ---------------------------------------------------------------------
 
     def upstream_reached(self) -> None:
-        self._upstream.mark_up(self._emit, f"upstream {redact_url(self.upstream_url)} reachable")
+        self.status.mark_up(self._emit, f"upstream {redact_url(self.upstream_url)} reachable")
 
     def upstream_unreachable(self, kind: str, error: str) -> None:
         self._upstream_down(kind, error)
@@ -311,7 +312,7 @@ class TapSource:
 
     def _upstream_down(self, kind: str, error: str) -> None:
         """Down once per outage; again only when the reason changes (e.g. dropping, then refusing)."""
-        self._upstream.mark_down(self._emit, self._upstream_error(error), kind)
+        self.status.mark_down(self._emit, self._upstream_error(error), kind)
 
     # --- connections -------------------------------------------------------------------------------
 
