@@ -120,16 +120,21 @@ def fill(template: Any, values: dict[str, str]) -> Any:
 _AUTH_SCHEMES = frozenset({"bearer", "basic", "token", "digest", "negotiate"})
 
 
+_HTTP_BLANKS = " \t"
+
+
 def secret_words(headers: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     """What to mask in any text: each header value, its credential alone ("Bearer X" → also X), and
     each longer word of it. Values shorter than 3 characters are not looked for (they would mask
     half of every message)."""
     words: set[str] = set()
     for _, value in headers:
-        value = value.strip()
+        # Only HTTP's own blanks (space, tab) are stripped: str.strip() would also take a no-break space
+        # that is part of the credential, and what is left of it would then be masked without it.
+        value = value.strip(_HTTP_BLANKS)
         scheme, _, credential = value.partition(" ")
         if scheme.lower() in _AUTH_SCHEMES:
-            words.add(credential.strip())
+            words.add(credential.strip(_HTTP_BLANKS))
         words.add(value)
         words.update(part for part in value.split() if len(part) >= 6 and part.lower() not in _AUTH_SCHEMES)
     kept = (word for word in words if len(word) >= 3)
