@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 from redis.asyncio.retry import Retry
@@ -233,7 +234,8 @@ class RedisSource:
             if name not in self._hinted:
                 self._hinted.add(name)
                 emit(ev.Hint(wall=wall, mono=mono, target=self.target, text=_denied_hint(name)))
-        emit(ev.RedisSample(wall=wall, mono=mono, target=self.target, extra=poll.extra, **poll.fields))
+        extra = msgspec.convert(poll.extra, ev.RedisExtra)  # the map's keys are RedisExtra's fields
+        emit(ev.RedisSample(wall=wall, mono=mono, target=self.target, extra=extra, **poll.fields))
         ping_ms = poll.fields.get("ping_ms")
         if ping_ms is not None:
             emit(ev.LatencySample(wall=wall, mono=mono, kind="redis", ms=ping_ms, target=self.target))
