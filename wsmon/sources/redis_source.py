@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
 from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, poll_forever
-from wsmon.sources.redact import scrub
+from wsmon.sources.scrub import scrub
 
 # The ACL rule that allows everything this source runs, and nothing else.
 ACL_RULE = "+ping +info +pubsub|channels +pubsub|numsub +pubsub|numpat +slowlog|get +client|list +config|get"
