@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from ui_support import ReducerFeed, settle
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer, fold
@@ -99,6 +100,24 @@ def test_the_reducer_adds_up_every_sample() -> None:
     state = fold(session_events())
     assert totals(state) == expected_up_to(SECONDS + 0.5)
     assert state.pg_deadlocks > 0 and len(state.redis_slowlog) == MAX_SLOWLOG_KEPT
+
+
+async def test_samples_that_arrive_while_a_live_screen_is_paused_still_count() -> None:
+    events = session_events()
+    feed = ReducerFeed()
+    app = WsmonApp(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        feed.apply(*events[:40])
+        await settle(app, pilot)
+        await pilot.press("space")  # the screen freezes; the session goes on
+        feed.apply(*events[40:])
+        await settle(app, pilot)
+        await pilot.press("space")
+        await pilot.press("6")  # the panels' last lines need more room than the row gives
+        await settle(app, pilot)
+        deadlocks, slow, _missed = expected_up_to(SECONDS + 0.5)
+        assert f"deadlocks {deadlocks:,}" in app.query_one(PostgresPanel).text
+        assert all(name in app.query_one(RedisPanel).text for name in slow)
 
 
 def play(engine: ReplayEngine, real_seconds: float) -> None:
