@@ -97,7 +97,7 @@ def _near_limit_lines(near: list[PubsubClientNearLimit]) -> list[Content]:
     if not near:
         return []
     lines = [Content.styled("⚠ Redis cuts these off at 100 %:", "bold $error")]
-    for client in list(near)[:NEAR_LIMIT_SHOWN]:
+    for client in near[:NEAR_LIMIT_SHOWN]:
         name = client.client or client.addr or "?"
         addr = client.addr
         lines.append(
