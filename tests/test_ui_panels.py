@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from textual.widget import Widget
 from ui_support import ReducerFeed, screen_lines, settle, widget_text
 
@@ -85,6 +86,7 @@ def redis_sample(t: float, **overrides: Any) -> ev.RedisSample:
         },
     }
     fields.update(overrides)
+    fields["extra"] = msgspec.convert(fields["extra"], ev.RedisExtra)  # written here as a source's map
     return ev.RedisSample(**at(t), target="redis", **fields)
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from wsmon.core import events as ev
-from wsmon.core.closecodes import close_code_label
+from wsmon.core.closecodes import close_code_label, expected_close
 from wsmon.core.limits import DEFAULT_LIMITS, Limit
 from wsmon.core.state import State
 from wsmon.store.reader import RecordingReader
@@ -115,7 +115,7 @@ class ReplayFeed(ReplayControls):
 def describe_anomaly(event: ev.Event) -> str | None:
     """A one-line label for an event worth stopping at in a replay (n / N), or None."""
     if isinstance(event, ev.ConnectionClosed):
-        if event.own or event.code in (1000, 1001):
+        if event.own or expected_close(event.code):
             return None
         return f"{close_code_label(event.code)} on {event.conn}"
     if isinstance(event, ev.DeliveryFailed):

@@ -152,6 +152,63 @@ class ProcessSample(Event, tag="process"):
     processes: int = 1
 
 
+class SlowlogEntry(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """A slow command without its argument values: its name, argument count and duration."""
+
+    id: int
+    duration_us: int
+    command: str
+    args: int
+    client: str = ""
+
+
+class PubsubChannel(msgspec.Struct, frozen=True, gc=False):
+    channel: str
+    subscribers: int
+
+
+class PubsubLimit(msgspec.Struct, frozen=True, gc=False):
+    """client-output-buffer-limit for pubsub clients, bytes and seconds (0: no limit)."""
+
+    hard: int
+    soft: int
+    soft_seconds: int
+
+
+class PubsubClientNearLimit(msgspec.Struct, frozen=True, gc=False):
+    """A subscriber whose output buffer is filling: at ``ratio`` 1.0 Redis disconnects it."""
+
+    client: str
+    addr: str
+    omem: int
+    limit: int
+    ratio: float
+
+
+class RedisExtra(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """What a Redis sample knows beyond its headline figures; defaults mean "not known".
+
+    Recordings made before this was typed hold a plain map here with these same keys, and a map
+    decodes into this Struct by name: old recordings read as they are, and new ones encode to the same
+    bytes (``omit_defaults``, fields in the order the source used to fill the map).
+    """
+
+    rejected_connections_total: int | None = None
+    evicted_keys_total: int | None = None
+    maxmemory_policy: str = ""
+    redis_version: str = ""
+    uptime_in_seconds: int | None = None
+    used_memory_peak: int | None = None
+    pubsub_channels: int | None = None
+    pubsub_top: list[PubsubChannel] = []  # the busiest channels, most subscribers first
+    pubsub_patterns: int | None = None
+    slowlog: list[SlowlogEntry] = []  # only the entries new since the previous sample
+    slowlog_missed: int = 0  # new entries that fell out of the server's slowlog before they were read
+    pubsub_clients: int | None = None
+    pubsub_limit: PubsubLimit | None = None
+    pubsub_near_limit: list[PubsubClientNearLimit] = []
+
+
 class RedisSample(Event, tag="redis"):
     target: str
     ping_ms: float | None = None
@@ -163,7 +220,7 @@ class RedisSample(Event, tag="redis"):
     rejected_connections: int | None = None
     evicted_keys: int | None = None
     hit_ratio: float | None = None
-    extra: dict[str, Any] = {}
+    extra: RedisExtra = RedisExtra()
 
 
 class PostgresSample(Event, tag="postgres"):
@@ -289,7 +346,9 @@ TAGS: dict[type[Event], str] = {cls: cls.__struct_config__.tag for cls in EVENT_
 def to_dict(event: Event) -> dict[str, Any]:
     """The named form of an event, tag first: what JSON Lines exports and feeds carry."""
     out: dict[str, Any] = {"type": TAGS[type(event)], "wall": event.wall, "mono": event.mono}
-    out.update(msgspec.structs.asdict(event))
+    for name, value in msgspec.structs.asdict(event).items():
+        # A nested Struct (RedisSample.extra) goes out as the plain map JSON Lines and feeds carry.
+        out[name] = msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
     return out
 
 

@@ -32,8 +32,8 @@ from wsmon.core.redact import redact_url
 from wsmon.sources.base import Backoff, CheckResult, Emit, Retell, Source, now
 from wsmon.sources.logrules import lenient_event
 from wsmon.sources.postgres import PostgresSource, classify_postgres_error
-from wsmon.sources.redact import scrub
 from wsmon.sources.redis_source import RedisSource, classify_redis_error
+from wsmon.sources.scrub import scrub
 
 FeedKind = Literal["redis-pubsub", "redis-stream", "postgres"]
 Clock = Callable[[], tuple[float, float]]

@@ -22,7 +22,7 @@ import asyncpg
 from wsmon.core import events as ev
 from wsmon.core.redact import MASK, redact_text, redact_url
 from wsmon.sources.base import CheckResult, Down, Emit, PolledSource, Up, now
-from wsmon.sources.redact import scrub
+from wsmon.sources.scrub import scrub
 
 QUERY_CHARS = 120
 MAX_PAIRS = 20

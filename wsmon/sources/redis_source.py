@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 from redis.asyncio.retry import Retry
@@ -21,7 +22,7 @@ from redis.backoff import NoBackoff
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
 from wsmon.sources.base import CheckResult, Down, Emit, PolledSource, Up, now
-from wsmon.sources.redact import scrub
+from wsmon.sources.scrub import scrub
 
 # The ACL rule that allows everything this source runs, and nothing else.
 ACL_RULE = "+ping +info +pubsub|channels +pubsub|numsub +pubsub|numpat +slowlog|get +client|list +config|get"
@@ -224,7 +225,8 @@ class RedisSource(PolledSource):
             if name not in self._hinted:
                 self._hinted.add(name)
                 read.append(ev.Hint(wall=wall, mono=mono, target=self.target, text=_denied_hint(name)))
-        read.append(ev.RedisSample(wall=wall, mono=mono, target=self.target, extra=poll.extra, **poll.fields))
+        extra = msgspec.convert(poll.extra, ev.RedisExtra)  # the map's keys are RedisExtra's fields
+        read.append(ev.RedisSample(wall=wall, mono=mono, target=self.target, extra=extra, **poll.fields))
         ping_ms = poll.fields.get("ping_ms")
         if ping_ms is not None:
             read.append(ev.LatencySample(wall=wall, mono=mono, kind="redis", ms=ping_ms, target=self.target))
