@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from helpers import at
 
 from wsmon.core import events as ev
 from wsmon.core.baseline import (
@@ -33,12 +34,7 @@ from wsmon.core.report import Report, build_report
 from wsmon.store.format import new_header
 from wsmon.store.writer import RecordingWriter
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def session_events(

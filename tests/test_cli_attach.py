@@ -17,7 +17,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from services import PrivatePostgres, PrivateRedis, free_port, port_open, wait_until
+from helpers import free_port, wait_until
+from services import PrivatePostgres, PrivateRedis, port_open
 
 from wsmon.core import events as ev
 from wsmon.store.format import RecordingError

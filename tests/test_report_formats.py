@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers import at
 
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, with_overrides
@@ -26,12 +27,7 @@ from wsmon.core.report import (
 from wsmon.store.format import new_header
 from wsmon.store.writer import RecordingWriter
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def leaking_session() -> list[ev.Event]:

@@ -6,6 +6,7 @@ import asyncio
 import io
 from typing import Any
 
+from helpers import Clock
 from rich.console import Console
 from textual.widget import Widget
 
@@ -14,6 +15,11 @@ from wsmon.core.limits import DEFAULT_LIMITS, Limit
 from wsmon.core.reducer import Reducer
 from wsmon.core.state import State
 from wsmon.ui.app import WsmonApp
+
+
+def screen_clock() -> Clock:
+    """The dashboard tests' time line: like a live session's, its monotonic clock is far from zero."""
+    return Clock(wall0=1_700_000_000.0, mono0=1000.0)
 
 
 class ReducerFeed:
