@@ -5,11 +5,9 @@ own styling (SGR, ``ESC [ … m``)."""
 
 from __future__ import annotations
 
-import io
 import re
 
-from rich.console import Console
-from ui_support import ReducerFeed, screen_clock, settle, widget_text
+from ui_support import ReducerFeed, screen_clock, settle, terminal_bytes, widget_text
 
 from wsmon.core import events as ev
 from wsmon.ui.app import WsmonApp
@@ -35,14 +33,6 @@ def hostile_events() -> list[ev.Event]:
         ev.LogLine(**at(), level="error", text=f"crash {OSC52} after {DANGLING}", source="server"),
         ev.Hint(**at(), target="redis", text=f"hint {CSI_CLEAR}"),
     ]
-
-
-def terminal_bytes(app: WsmonApp) -> str:
-    width, height = app.size
-    out = io.StringIO()
-    console = Console(width=width, height=height, file=out, force_terminal=True, color_system="truecolor")
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return out.getvalue()
 
 
 async def test_no_escape_from_outside_text_reaches_the_terminal() -> None:
