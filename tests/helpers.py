@@ -1,4 +1,5 @@
-"""Small helpers the tests share: fixed event times, a free port, waiting for a condition.
+"""Small helpers the tests share: fixed event times, a free port, waiting for a condition, running the
+wsmon command in a clean environment.
 
 Plain functions imported by name (``from helpers import at, free_port``), like the service starters in
 ``services.py``: a test reads where each comes from, which a conftest fixture would hide.
@@ -7,15 +8,21 @@ Plain functions imported by name (``from helpers import at, free_port``), like t
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import count
+from pathlib import Path
 from typing import TypedDict
 
 from wsmon.core.events import Event
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z: the wall time a scripted session starts at
+# Targets a developer may have in the environment: a test of the command must not watch them.
+TARGET_ENV = ("WSMON_URL", "REDIS_URL", "DATABASE_URL")
 
 
 class Stamp(TypedDict):
@@ -69,3 +76,27 @@ async def wait_for_events(
     while not condition(events):
         assert time.monotonic() < deadline, f"condition not reached; events: {events}"
         await asyncio.sleep(0.02)
+
+
+def clean_env(home: Path, *, drop: tuple[str, ...] = (), **extra: str) -> dict[str, str]:
+    """This environment without the targets (and ``drop``), with a config directory of the test's own."""
+    env = {key: value for key, value in os.environ.items() if key not in TARGET_ENV and key not in drop}
+    env["XDG_CONFIG_HOME"] = str(home / "xdg")
+    env.update(extra)
+    return env
+
+
+def run_wsmon(
+    *args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """``python -m wsmon ARGS`` run to its end, its output captured as UTF-8 text."""
+    return subprocess.run(
+        [sys.executable, "-m", "wsmon", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
+    )

@@ -9,11 +9,11 @@ import asyncio
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import run_wsmon
 from ui_support import widget_text
 
 from wsmon.core.limits import DEFAULT_LIMITS
@@ -27,9 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def wsmon(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_wsmon(*args, timeout=timeout)
 
 
 DEMO_EXIT: dict[Path, int] = {}  # the headless demo's exit code, by recording

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import wait_for_events
-from test_cli_attach import LiveRecording, clean_env
+from helpers import clean_env, wait_for_events
+from test_cli_attach import LiveRecording
 from test_probe import run_until as run_probe_until
 from test_process_source import Events, of
 
