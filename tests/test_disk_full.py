@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import run_wsmon
 from ui_support import widget_text
 
 from wsmon.core import events as ev
@@ -56,9 +57,7 @@ def fill(disk: Path, leave: int) -> None:
 
 
 def wsmon(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+    return run_wsmon(*args, cwd=cwd, timeout=timeout)
 
 
 def test_a_disk_that_fills_mid_run_stops_the_recording_not_the_monitoring(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fuzzing import examples, unsafe_characters
+from helpers import T0, at
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_recording import write_recording
@@ -31,7 +32,6 @@ from wsmon.store import RecordingReader, export_jsonl
 
 pytestmark = pytest.mark.timeout(300)
 
-T0 = 1_750_000_000.0
 NASTY = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x9b31m\x00\r\x0b\x0c\x7f\u202e\x85"
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.just(NASTY)
 
@@ -39,10 +39,6 @@ texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.just(NA
 @st.composite
 def scripts(draw: st.DrawFn) -> list[ev.Event]:
     """A fixed little session whose outside text fields are drawn."""
-
-    def at(seconds: float) -> dict[str, float]:
-        return {"wall": T0 + seconds, "mono": seconds}
-
     text = lambda: draw(texts)  # noqa: E731
     conn = text() or "c1"
     return [

@@ -3,9 +3,8 @@ the rule is the reducer's and the report's, so it is tested with fixed event scr
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
+from helpers import T0, at
 from ui_support import ReducerFeed, settle, widget_text
 
 from wsmon.core import events as ev
@@ -16,12 +15,7 @@ from wsmon.core.state import PROBE_CONNECT, State
 from wsmon.ui.app import WsmonApp
 from wsmon.ui.widgets import HeaderBar, LimitsStrip
 
-T0 = 1_750_000_000.0
 CONNECT_MS = next(limit for limit in DEFAULT_LIMITS if limit.figure == "connect_ms")
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def judged(events: list[ev.Event], limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> State:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import at
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,13 +35,8 @@ from wsmon.core.report import Report, build_report, render_json, render_junit, r
 from wsmon.core.state import State
 from wsmon.outputs.alerts import alert_payload
 
-T0 = 1_750_000_000.0
 LIMITS = {limit.figure: limit for limit in DEFAULT_LIMITS}
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def deliveries(start: float, ok: int, failed: int) -> list[ev.Event]:

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
 
 import msgspec
 import pytest
+from helpers import T0, at
 
 from wsmon.core import events as ev
 from wsmon.core.percentiles import exact_percentile
 from wsmon.core.reducer import Reducer, fold
 from wsmon.core.state import MAX_CLOSED_KEPT, ConnState, State, decode_state, encode_state
-
-T0 = 1_750_000_000.0
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def test_connection_life_cycle_moves_through_every_state_and_counts_open_once() -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from helpers import at
 
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge, with_overrides
@@ -25,12 +26,7 @@ from wsmon.core.report import (
 )
 from wsmon.core.state import State
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def judged(events: list[ev.Event], limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> State:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from wsmon.core.testresults import TestResult, TestResultsError, detect_format, parse_test_results
 
@@ -291,11 +291,6 @@ def test_junit_results_are_flagged_approximate() -> None:
 
 # --- through `wsmon run` ---------------------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wsmon_run(
