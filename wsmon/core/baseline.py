@@ -26,7 +26,8 @@ from typing import Any
 
 import msgspec
 
-from wsmon.core.report import Figure, Report
+from wsmon.core.figures import Figure
+from wsmon.core.report import Report
 from wsmon.core.sanitize import shown_key
 
 DEFAULT_TOLERANCE = 0.10

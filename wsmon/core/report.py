@@ -1,23 +1,22 @@
 """The verdict on a recorded session: every limit's session figure, close codes, delivery, targets.
 
 ``build_report`` turns a final State into a ``Report`` (a msgspec Struct tree, so its JSON is one
-encode); each limit's figure is judged in ``wsmon.core.figures``. ``wsmon.render.report`` turns the
-Report into what ``wsmon report`` and ``wsmon replay --headless`` print. Pure: no I/O.
-docs/report.md documents the JSON shape and what each verdict means; change the shape only as its
-versioning rules say.
+encode); each limit's figure is judged in ``wsmon.core.figures``, the watched tests in
+``wsmon.core.testrun``. ``wsmon.render.report`` turns the Report into what ``wsmon report`` and
+``wsmon replay --headless`` print. Pure: no I/O. docs/report.md documents the JSON shape and what
+each verdict means; change the shape only as its versioning rules say.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from wsmon.core.closecodes import close_code_cause, close_code_name
-from wsmon.core.figures import NO_DATA, NOT_REACHED, REACHED, Figure, finite_float, judge_figure
+from wsmon.core.figures import NO_DATA, Figure, finite_float, judge_figure
 from wsmon.core.limits import (
     BREACH,
     OK,
@@ -35,13 +34,13 @@ from wsmon.core.limits import (
 from wsmon.core.redact import redact_command
 from wsmon.core.sanitize import visible
 from wsmon.core.state import PROBE_CONNECT, State
-from wsmon.core.testwindows import TestWindow, failed_test_windows
+from wsmon.core.testrun import FAIL, Tests, tests_of
+from wsmon.core.testwindows import TestWindow
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
+from wsmon.core.wallclock import clock_of, iso_utc
 
 REPORT_VERSION = 1
 RECENT_FAILURES = 5
-FAIL = "fail"  # the tests failed, errored, or none ran: the verdict names that before any limit
-FAILED_OUTCOMES = ("failed", "error")
 # Figures only the clients' own traffic feeds (wsmon's probes do not count towards them).
 CLIENT_FIGURES = frozenset({"delivery_ms", "e2e_ms", "delivery_success", "connections", "messages_per_s"})
 NO_CLIENT_TRAFFIC = (
@@ -151,27 +150,6 @@ class ExitRow(msgspec.Struct, kw_only=True):
     last_lines: list[str]
 
 
-class TestRow(msgspec.Struct, kw_only=True):
-    name: str
-    outcome: str  # passed | failed | error | skipped; "" when it never ended
-    start: str | None
-    end: str | None
-    duration_s: float | None
-    message: str
-
-
-class Tests(msgspec.Struct, kw_only=True):
-    """The tests `wsmon run` watched, as recorded (docs/report.md)."""
-
-    verdict: str  # pass | fail
-    reason: str  # why they fail ("no tests ran: …", "1 failed: …"); "" when they pass
-    command: str | None
-    exit_code: int | None  # None: not recorded, or the command never started
-    counts: dict[str, int]  # tests by outcome
-    tests: list[TestRow]
-    failed: list[TestWindow]  # each failed test's window: what the server did while it ran
-
-
 class ProbeLatency(msgspec.Struct, kw_only=True):
     """A latency of wsmon's own probe connections: reported beside the figures, never judged as the
     users' (the probe's handshake is not a client's connect time)."""
@@ -233,13 +211,13 @@ def build_report(
     """``test_windows``: the failed tests' windows filled from the events (testwindows.summarise_windows);
     without them the failed tests are listed with their windows empty."""
     header = header or {}
-    to_iso = _clock(state)
+    to_iso = clock_of(state)
     figures = [judge_figure(state, limit) for limit in limits]
     counts: dict[str, int] = {}
     for figure in figures:
         counts[figure.verdict] = counts.get(figure.verdict, 0) + 1
     verdict = _overall_verdict(figures)
-    tests = _tests(state, to_iso, test_windows)
+    tests = tests_of(state, test_windows)
     if tests is not None and tests.verdict == FAIL:
         verdict = FAIL
     report = Report(
@@ -247,8 +225,8 @@ def build_report(
             source=source,
             wsmon_version=_header_str(header, "wsmon_version", "version"),
             command=_header_command(header.get("command")),
-            started=_iso(state.first_wall),
-            ended=_iso(state.last_wall) if state.first_wall is not None else None,
+            started=iso_utc(state.first_wall),
+            ended=iso_utc(state.last_wall) if state.first_wall is not None else None,
             duration_s=round(float(state.duration_s), 3),
             events=state.seq,
         ),
@@ -270,7 +248,7 @@ def build_report(
             active=[_alert_row(state, limits, a.figure, to_iso) for a in state.alerts.values()],
             breached={k: float(v) for k, v in state.breached.items()},
         ),
-        markers=[MarkerRow(at=_iso(m.wall), text=m.text) for m in state.markers],
+        markers=[MarkerRow(at=iso_utc(m.wall), text=m.text) for m in state.markers],
         exits=[
             ExitRow(
                 at=to_iso(x.mono),
@@ -311,58 +289,6 @@ def _notes(state: State, figures: list[Figure]) -> list[str]:
     client = [f for f in figures if f.figure in CLIENT_FIGURES]
     seen = state.opened_total or state.delivered or state.delivery_failed
     return [NO_CLIENT_TRAFFIC] if client and not seen else []
-
-
-def _tests(
-    state: State, to_iso: Callable[[float | None], str | None], windows: Sequence[TestWindow] | None
-) -> Tests | None:
-    run = state.test_run
-    if run is None and not state.tests:
-        return None
-    rows = [
-        TestRow(
-            name=t.name,
-            outcome=t.outcome,
-            start=_iso(t.start_wall),
-            end=_iso(t.end_wall),
-            duration_s=None
-            if t.start_mono is None or t.end_mono is None
-            else round(t.end_mono - t.start_mono, 6),
-            message=t.message,
-        )
-        for t in state.tests.values()
-    ]
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row.outcome or "running"] = counts.get(row.outcome or "running", 0) + 1
-    reason = _tests_failure(state, rows, counts)
-    return Tests(
-        verdict=FAIL if reason else "pass",
-        reason=reason,
-        command=run.command if run is not None else None,
-        exit_code=run.exit_code if run is not None else None,
-        counts=counts,
-        tests=rows,
-        failed=list(windows) if windows is not None else failed_test_windows(state),
-    )
-
-
-def _tests_failure(state: State, rows: list[TestRow], counts: dict[str, int]) -> str:
-    """Why the tests count as failed, most telling first; "" when they passed."""
-    run = state.test_run
-    exited = "" if run is None or not run.exit_code else f"; the test command exited {run.exit_code}"
-    if run is not None and run.exit_code is None:
-        return "the tests did not start" + (f" ({run.note})" if run.note else "")
-    if not rows and run is not None and run.ran == 0:
-        return "no tests ran" + (f" ({run.note})" if run.note else "") + exited
-    failed = [row.name for row in rows if row.outcome in FAILED_OUTCOMES]
-    if failed:
-        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
-        named = ", ".join(failed[:3]) + (f" and {len(failed) - 3} more" if len(failed) > 3 else "")
-        return f"tests failed ({summary}): {named}{exited}"
-    if exited:
-        return exited.removeprefix("; ")
-    return ""
 
 
 def _overall_verdict(figures: list[Figure]) -> str:
@@ -465,7 +391,7 @@ def _delivery(state: State) -> Delivery:
         reasons=_counts(state.failure_reasons),
         recent_failures=[
             FailureRow(
-                at=_iso(f.wall) or "",
+                at=iso_utc(f.wall) or "",
                 message_id=f.message_id,
                 conn=f.conn,
                 reason=f.reason,
@@ -498,24 +424,6 @@ def _counts(counts: Mapping[str, int]) -> list[Count]:
     return [Count(name=k, count=v) for k, v in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
 
 
-def _clock(state: State) -> Callable[[float | None], str | None]:
-    """Wall time of a monotonic instant, anchored on the session's last event."""
-
-    def to_iso(mono: float | None) -> str | None:
-        if mono is None or state.first_wall is None:
-            return None
-        return _iso(state.last_wall - (state.last_mono - mono))
-
-    return to_iso
-
-
-def _iso(wall: float | None) -> str | None:
-    if wall is None or not math.isfinite(wall):
-        return None
-    stamp = datetime.fromtimestamp(wall, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return stamp[:-3] + "Z"
-
-
 def _header_str(header: Mapping[str, Any], *keys: str) -> str | None:
     for key in keys:
         value = header.get(key)
@@ -531,15 +439,4 @@ def _header_command(command: Any) -> str | None:
     return redact_command(command if isinstance(command, list | tuple) else str(command))
 
 
-__all__ = [
-    "NOT_REACHED",
-    "NO_DATA",
-    "REACHED",
-    "REPORT_VERSION",
-    "Figure",
-    "Report",
-    "SessionInfo",
-    "Tests",
-    "build_report",
-    "exit_code",
-]
+__all__ = ["REPORT_VERSION", "Figure", "Report", "SessionInfo", "Tests", "build_report", "exit_code"]

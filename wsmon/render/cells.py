@@ -4,8 +4,8 @@ the report's limits (``figure_cells``) and the baseline comparison's changes (``
 from __future__ import annotations
 
 from wsmon.core.baseline import FigureChange
+from wsmon.core.figures import Figure
 from wsmon.core.limits import CPU_AVERAGE_SAMPLES, TOO_FEW, format_value, too_few_text
-from wsmon.core.report import Figure
 
 FIGURE_HEADINGS = ("Figure", "Limit", "Observed", "p50", "p95", "p99", "Max", "Samples", "Verdict", "Note")
 CHANGE_HEADINGS = ("Figure", "Baseline", "New", "Change", "Relative", "Tolerance", "Verdict", "Note")

@@ -12,8 +12,10 @@ import xml.etree.ElementTree as ET
 
 from wsmon.core.baseline import NO_DATA as NOT_COMPARED
 from wsmon.core.baseline import REGRESSION, BaselineComparison
+from wsmon.core.figures import NO_DATA, Figure
 from wsmon.core.limits import BREACH, TOO_FEW
-from wsmon.core.report import FAILED_OUTCOMES, NO_DATA, Figure, Report, Tests
+from wsmon.core.report import Report
+from wsmon.core.testrun import FAILED_OUTCOMES, Tests
 from wsmon.render.cells import CHANGE_HEADINGS, FIGURE_HEADINGS, change_cells, figure_cells
 
 JUNIT_SUITE = "wsmon limits"

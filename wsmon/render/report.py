@@ -13,8 +13,10 @@ from typing import Any
 
 import msgspec
 
+from wsmon.core.figures import NO_DATA, NOT_REACHED, REACHED
 from wsmon.core.limits import BREACH, OK, TOO_FEW, WARN, format_value, too_few_text
-from wsmon.core.report import FAIL, NO_CLIENT_TRAFFIC, NO_DATA, NOT_REACHED, REACHED, Report, Tests
+from wsmon.core.report import NO_CLIENT_TRAFFIC, Report
+from wsmon.core.testrun import FAIL, Tests
 from wsmon.render.cells import FIGURE_HEADINGS, figure_cells
 from wsmon.render.document import (
     Block,
