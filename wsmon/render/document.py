@@ -17,7 +17,7 @@ table leaves one more blank line there, as the report always printed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 INDENT = "  "
@@ -93,7 +93,7 @@ class Document:
     title: str
     byline: Sequence[str] = ()
     preface: Sequence[Block] = ()  # before the first section, as close to the title as the byline
-    sections: Sequence[Section] = field(default_factory=list)
+    sections: Sequence[Section] = ()
 
 
 def align(rows: Iterable[Sequence[str]], indent: str = "") -> list[str]:
