@@ -24,13 +24,11 @@ from wsmon.core.baseline import (
     compare,
     parse_tolerance,
     parse_tolerances,
-    render_json,
-    render_markdown,
-    render_text,
 )
 from wsmon.core.limits import DEFAULT_LIMITS
 from wsmon.core.reducer import Reducer
 from wsmon.core.report import Report, build_report
+from wsmon.render.baseline import render_json, render_markdown, render_text
 from wsmon.store.format import new_header
 from wsmon.store.writer import RecordingWriter
 

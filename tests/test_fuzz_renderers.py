@@ -21,12 +21,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_recording import write_recording
 
-from wsmon.attach import CheckRow, render_check_table
+from wsmon.attach import CheckRow
 from wsmon.core import baseline
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import FORMATS, build_report, render
+from wsmon.core.report import build_report
+from wsmon.render import baseline as baseline_formats
+from wsmon.render.report import FORMATS, render
+from wsmon.render.targets import render_check_table
 from wsmon.sources.base import CheckResult
 from wsmon.store import RecordingReader, export_jsonl
 
@@ -83,7 +86,7 @@ def test_report_renderers_show_no_control_characters(events: list[ev.Event], sou
 def test_baseline_renderers_show_no_control_characters(new: list[ev.Event], old: list[ev.Event]) -> None:
     comparison = baseline.compare(report_of(new), report_of(old))
     for fmt in ("text", "markdown", "json", "junit"):
-        output = baseline.render(comparison, fmt)
+        output = baseline_formats.render(comparison, fmt)
         assert_safe(output, fmt)
         if fmt == "junit":
             ET.fromstring(output)

@@ -22,7 +22,8 @@ import msgspec
 import pytest
 from helpers import run_wsmon
 
-from wsmon.attach import CheckRow, check_json, render_check_table
+from wsmon.attach import CheckRow
+from wsmon.render.targets import check_json, render_check_table
 from wsmon.sources.base import CheckResult
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -10,8 +10,9 @@ from ui_support import ReducerFeed, settle, widget_text
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge, live_value
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import build_report, render_markdown, render_text
+from wsmon.core.report import build_report
 from wsmon.core.state import PROBE_CONNECT, State
+from wsmon.render.report import render_markdown, render_text
 from wsmon.ui.app import WsmonApp
 from wsmon.ui.widgets import HeaderBar, LimitsStrip
 

@@ -31,9 +31,10 @@ from wsmon.core.limits import (
     with_overrides,
 )
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import Report, build_report, render_json, render_junit, render_markdown, render_text
+from wsmon.core.report import Report, build_report
 from wsmon.core.state import State
 from wsmon.outputs.alerts import alert_payload
+from wsmon.render.report import render_json, render_junit, render_markdown, render_text
 
 LIMITS = {limit.figure: limit for limit in DEFAULT_LIMITS}
 MIB = 1024 * 1024

@@ -13,18 +13,9 @@ from helpers import at
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge, with_overrides
 from wsmon.core.reducer import Reducer, fold
-from wsmon.core.report import (
-    Report,
-    build_report,
-    exit_code,
-    render,
-    render_json,
-    render_junit,
-    render_markdown,
-    render_text,
-    verdict_line,
-)
+from wsmon.core.report import Report, build_report, exit_code
 from wsmon.core.state import State
+from wsmon.render.report import render, render_json, render_junit, render_markdown, render_text, verdict_line
 
 MIB = 1024 * 1024
 

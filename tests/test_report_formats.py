@@ -14,15 +14,8 @@ from helpers import at, run_wsmon
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, with_overrides
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import (
-    FORMATS,
-    Report,
-    build_report,
-    render,
-    render_junit,
-    render_markdown,
-    render_text,
-)
+from wsmon.core.report import Report, build_report
+from wsmon.render.report import FORMATS, render, render_junit, render_markdown, render_text
 from wsmon.store.format import new_header
 from wsmon.store.writer import RecordingWriter
 

@@ -85,7 +85,8 @@ def test_every_report_format_of_an_uncleaned_recording_is_safe_to_print() -> Non
     from wsmon.core import events as ev
     from wsmon.core.limits import DEFAULT_LIMITS
     from wsmon.core.reducer import fold
-    from wsmon.core.report import FORMATS, build_report, render
+    from wsmon.core.report import build_report
+    from wsmon.render.report import FORMATS, render
 
     at = Clock(wall0=1_700_000_000.0)
 

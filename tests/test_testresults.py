@@ -387,7 +387,8 @@ def test_a_window_is_approximate_when_its_events_say_so_or_its_start_is_derived(
     """Reducer and report level: the flag travels from TestEvent to the failed test's window."""
     from wsmon.core import events as ev
     from wsmon.core.reducer import fold
-    from wsmon.core.testwindows import failed_test_windows, span_line
+    from wsmon.core.testwindows import failed_test_windows
+    from wsmon.render.testwindows import span_line
 
     def test(name: str, start: float | None, end: float, approximate: bool) -> list[ev.Event]:
         events: list[ev.Event] = []
