@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from wsmon.core.redact import redact_url
-from wsmon.sources.redact import scrub
+from wsmon.sources.scrub import scrub
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,7 @@ class LogFollowFeed:
     to its end, then followed as it grows (appends only: a rotated or truncated log is not followed)."""
 
     mode = "live"
+    notice = ""
 
     def __init__(self, session: LogSession, *, poll_interval: float = 0.25) -> None:
         if len(session.streams) != 1:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from wsmon.core import events as ev
-from wsmon.sources.base import Emit, TargetStatus, now
+from wsmon.sources.base import CheckResult, Emit, Source, TargetStatus, now
 from wsmon.sources.logs.folding import FOLD_IDLE_S, MAX_LINE_BYTES, LineSplitter, StackFolder
 from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.logs.rules import Rule
@@ -56,7 +56,7 @@ class _Lines:
                 self.emit(event)
 
 
-class LogFileSource:
+class LogFileSource(Source):
     """Follows one log file like ``tail -F``; never raises, never ends by itself.
 
     With ``follow=False`` it reads the file from its start to its end instead, and then ends.
@@ -83,6 +83,15 @@ class LogFileSource:
         self._identity: tuple[int, int] | None = None  # (device, inode) of the open file
         self.status = TargetStatus(target)
         self._first_open = True  # only a file that is there when wsmon starts is read from its end
+
+    async def check(self) -> CheckResult:
+        """The file is there and readable now."""
+        try:
+            with self.path.open("rb"):
+                pass
+        except OSError as exc:
+            return CheckResult(ok=False, error=exc.strerror or str(exc), kind="missing")
+        return CheckResult(ok=True)
 
     async def run(self, emit: Emit) -> None:
         wall, mono = now()
@@ -188,7 +197,7 @@ def _os_error(error: OSError) -> str:
     return (error.strerror or str(error)).lower()
 
 
-class StdinLogSource:
+class StdinLogSource(Source):
     """Log lines piped into wsmon (``--log -``); the end of the input ends the source quietly, unless
     ``follow`` and the input is a file, which is then read on as it grows.
 
@@ -211,6 +220,10 @@ class StdinLogSource:
         # is the end whatever is asked: nothing more can come.
         self.follow = follow
         self.poll_interval = poll_interval
+
+    async def check(self) -> CheckResult:
+        """Standard input needs nothing before it is read."""
+        return CheckResult(ok=True)
 
     async def run(self, emit: Emit) -> None:
         wall, mono = now()
