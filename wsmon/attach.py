@@ -32,8 +32,8 @@ from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.feeds import FeedSource, FeedSpec, FeedSpecError, parse_feed_spec
 from wsmon.sources.http import HealthSource, MetricsSource
-from wsmon.sources.logfile import LogFileSource, StdinLogSource
-from wsmon.sources.logrules import RuleError, load_rules
+from wsmon.sources.logs.rules import RuleError, load_rules
+from wsmon.sources.logs.source import LogFileSource, StdinLogSource
 from wsmon.sources.postgres import PostgresSource
 from wsmon.sources.probe import DEFAULT_RECONNECT_S, ExchangeStep, ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url

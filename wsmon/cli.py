@@ -742,8 +742,8 @@ def logs() -> None:
 @click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
 def logs_explain(file: Path, examples: int, every: bool) -> None:
     """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
-    from wsmon.sources.logexplain import explain_lines, report
-    from wsmon.sources.logrules import RuleError, load_rules
+    from wsmon.sources.logs.explain import explain_lines, report
+    from wsmon.sources.logs.rules import RuleError, load_rules
 
     settings = _settings(())
     rules: list[Any] = []
@@ -815,7 +815,7 @@ class _SavedLogs:
 
 def _saved_logs(first: Path, more: tuple[Path, ...]) -> bool:
     """Whether the input is saved logs (told by content, not name); more than one input must all be."""
-    from wsmon.sources.logreplay import is_log_file
+    from wsmon.sources.logs.replay import is_log_file
 
     if not is_log_file(first):
         if more:
@@ -830,7 +830,7 @@ def _saved_logs(first: Path, more: tuple[Path, ...]) -> bool:
 def _log_session(paths: list[Path], limits: Any) -> Any:
     from wsmon.attach import _log_rules
     from wsmon.logsession import LogSession
-    from wsmon.sources.logreplay import check_readable
+    from wsmon.sources.logs.replay import check_readable
 
     for path in paths:
         problem = check_readable(path)

@@ -263,7 +263,7 @@ class LogLine(Event, tag="log", frozen=True):
     source: str = ""
     # The line's structured fields as text (JSON keys, nested ones dotted; key=value pairs), so an
     # export, the report and a connection's timeline can show the error text and ids. Capped in size,
-    # secrets masked (wsmon.sources.logvocab.kept_fields).
+    # secrets masked (wsmon.sources.logs.vocabulary.kept_fields).
     fields: dict[str, str] = {}
 
 

@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
 from wsmon.sources.base import Backoff, CheckResult, Emit, Retell, Source, now
-from wsmon.sources.logrules import lenient_event
+from wsmon.sources.logs.rules import lenient_event
 from wsmon.sources.postgres import PostgresSource, classify_postgres_error
 from wsmon.sources.redis_source import RedisSource, classify_redis_error
 from wsmon.sources.scrub import scrub

@@ -23,8 +23,8 @@ from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_argv, redact_text
 from wsmon.sources.base import STOPPED, CheckResult, Emit, Source, StopOrder, now
-from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
-from wsmon.sources.logparse import LogParser
+from wsmon.sources.logs.folding import FOLD_IDLE_S, StackFolder
+from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.process import is_stopped, stopped_message
 
 LAST_LINES_KEPT = 20
