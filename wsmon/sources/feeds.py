@@ -161,9 +161,10 @@ def decode_feed_message(raw: bytes | str | Mapping[Any, Any], *, target: str, cl
     if huge is not None:
         return rejected(f"`{huge}` holds an integer beyond 64 bits: {_preview(raw)}")
     changes: dict[str, Any] = {}
-    if instance not in (None, "") and getattr(event, "conn", ""):
-        changes["conn"] = f"{instance}/{event.conn}"  # type: ignore[attr-defined]
-    if hasattr(event, "source") and not event.source:  # type: ignore[attr-defined]
+    conn = getattr(event, "conn", "")
+    if instance not in (None, "") and conn:
+        changes["conn"] = f"{instance}/{conn}"
+    if not getattr(event, "source", True):  # True: an event without a `source` field is left as it is
         changes["source"] = str(instance) if instance not in (None, "") else target
     return msgspec.structs.replace(event, **changes) if changes else event
 
