@@ -18,7 +18,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import TypedDict, Unpack
 
 # Waits for EOF on stdin (wsmon gone), then ends the child's whole process group.
 WATCHDOG_SCRIPT = (
@@ -78,29 +79,38 @@ class GroupWatchdog:
             await asyncio.wait_for(process.wait(), timeout=2.0)
 
 
+class ChildOptions(TypedDict, total=False):
+    """The keywords wsmon's callers pass on to asyncio's subprocess functions."""
+
+    stdin: int
+    stdout: int
+    stderr: int
+    env: Mapping[str, str]
+
+
 async def start_guarded_exec(
-    *argv: str, watchdog: GroupWatchdog, **kwargs: object
+    *argv: str, watchdog: GroupWatchdog, **kwargs: Unpack[ChildOptions]
 ) -> asyncio.subprocess.Process:
     """``create_subprocess_exec`` in a new process group that dies with wsmon; starts ``watchdog``."""
     process = await asyncio.create_subprocess_exec(
         *argv,
         start_new_session=True,
         preexec_fn=die_with_parent(),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     await watchdog.start(process.pid)
     return process
 
 
 async def start_guarded_shell(
-    command: str, *, watchdog: GroupWatchdog, **kwargs: object
+    command: str, *, watchdog: GroupWatchdog, **kwargs: Unpack[ChildOptions]
 ) -> asyncio.subprocess.Process:
     """``create_subprocess_shell`` in a new process group that dies with wsmon; starts ``watchdog``."""
     process = await asyncio.create_subprocess_shell(
         command,
         start_new_session=True,
         preexec_fn=die_with_parent(),
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     await watchdog.start(process.pid)
     return process

@@ -22,7 +22,9 @@ from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.core.junit import JUnitError, parse_junit
+from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_argv
+from wsmon.core.state import State
 from wsmon.core.testresults import TestResult, TestResultsError, parse_test_results
 from wsmon.session import Session
 from wsmon.sources.base import now
@@ -200,11 +202,11 @@ class TestRun:
 
     # The Feed protocol, delegated to the session, so --tui can show the run.
     @property
-    def state(self):  # type: ignore[no-untyped-def]
+    def state(self) -> State:
         return self.session.state
 
     @property
-    def limits(self):  # type: ignore[no-untyped-def]
+    def limits(self) -> tuple[Limit, ...]:
         return self.session.limits
 
     @property

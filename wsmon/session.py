@@ -26,7 +26,7 @@ from wsmon.core.sink import Sink
 from wsmon.core.state import State
 from wsmon.memory import pin_mmap_threshold
 from wsmon.sources.base import Source, now
-from wsmon.store.format import FORMAT_VERSION, RecordingError, RecordingHeader
+from wsmon.store.format import FORMAT_VERSION, RecordedTarget, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
 
 TICK_S = 0.25
@@ -124,7 +124,7 @@ class Session:
                 schema_version=ev.SCHEMA_VERSION,
                 created_wall=time.time(),
                 command=self.command,
-                targets=self.targets,
+                targets=[RecordedTarget(**target) for target in self.targets],
                 limits=list(self.limits),
             )
             try:

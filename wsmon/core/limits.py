@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
-from wsmon.core.events import AlertCleared, AlertRaised, Event
+from wsmon.core.events import AlertCleared, AlertLevel, AlertRaised, Event
 from wsmon.core.sanitize import shown_key
 from wsmon.core.state import State
 
-OK = "ok"
-WARN = "warn"
-BREACH = "breach"
+OK: Final = "ok"
+WARN: Final = "warn"
+BREACH: Final = "breach"
+Level = AlertLevel | Literal["ok"]  # a figure's verdict: an alert's level, or none
 WARN_AT = 0.8
 HYSTERESIS = 0.05
 CPU_AVERAGE_SAMPLES = 5  # CPU is judged on a 5-sample mean: a busy second at start-up is not "load"
@@ -36,7 +37,7 @@ RATIO_MIN_EVENTS = 100
 RATIO_MIN_EVENTS_KEY = "ratio_min_events"  # its key in [limits] and --limit
 WILSON_Z = 1.959964  # two-sided 95 % (97.5 % one-sided: the chance of a false breach per judgement)
 TOO_FEW = "too few to judge"
-_LEVEL_RANK = {OK: 0, WARN: 1, BREACH: 2}
+_LEVEL_RANK: dict[Level, int] = {OK: 0, WARN: 1, BREACH: 2}
 
 
 class Limit(msgspec.Struct, frozen=True):
@@ -132,7 +133,7 @@ def badness(limit: Limit, value: float) -> float:
     return limit.value / value if value > 0 else math.inf
 
 
-def level_of(limit: Limit, value: float | None, previous: str = OK) -> str:
+def level_of(limit: Limit, value: float | None, previous: Level = OK) -> Level:
     """ok / warn / breach, with hysteresis against the previous level."""
     if value is None or math.isnan(value):
         return previous

@@ -8,6 +8,7 @@ million a second on one core).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TypeVar, cast
 
 from wsmon.core import events as ev
 from wsmon.core import witnesses
@@ -44,37 +45,49 @@ START_TIMEOUT = "start-timeout"
 # start-up timeout passed. Anything else (refused: not listening yet) is what starting looks like.
 STARTUP_FAILURES = frozenset({"start", "exited", START_TIMEOUT})
 
+_Handler = Callable[[State, ev.Event], None]
+_E = TypeVar("_E", bound=ev.Event)
+
+
+def _handles(kind: type[_E], handler: Callable[[State, _E], None]) -> tuple[type[ev.Event], _Handler]:
+    """One entry of the dispatch table, checked: ``handler`` takes ``kind``'s events. The table's type
+    cannot say "the handler of each key takes that key's events"; the cast is sound because ``apply``
+    only ever calls an entry with an event whose type is its key."""
+    return kind, cast(_Handler, handler)
+
 
 class Reducer:
     """Folds events into ``self.state``. Keep one per session; replay builds its own from a keyframe."""
 
     def __init__(self, state: State | None = None) -> None:
         self.state = state if state is not None else State()
-        self._handlers: dict[type[ev.Event], Callable[[State, ev.Event], None]] = {
-            ev.TargetAdded: _target_added,
-            ev.TargetDown: _target_down,
-            ev.TargetUp: _target_up,
-            ev.Hint: _hint,
-            ev.ConnectionConnecting: _connecting,
-            ev.ConnectionOpened: _opened,
-            ev.ConnectionClosing: _closing,
-            ev.ConnectionClosed: _closed,
-            ev.ConnectFailed: _connect_failed,
-            ev.Traffic: _traffic,
-            ev.DeliveryFailed: _delivery_failed,
-            ev.LatencySample: _latency,
-            ev.ProcessSample: _process,
-            ev.RedisSample: _redis,
-            ev.PostgresSample: _postgres,
-            ev.AlertRaised: _alert_raised,
-            ev.AlertCleared: _alert_cleared,
-            ev.Marker: _marker,
-            ev.LogLine: _log,
-            ev.ServerExit: _server_exit,
-            ev.HttpSample: _http,
-            ev.TestEvent: _test,
-            ev.TestRunEnded: _test_run_ended,
-        }
+        self._handlers: dict[type[ev.Event], _Handler] = dict(
+            [
+                _handles(ev.TargetAdded, _target_added),
+                _handles(ev.TargetDown, _target_down),
+                _handles(ev.TargetUp, _target_up),
+                _handles(ev.Hint, _hint),
+                _handles(ev.ConnectionConnecting, _connecting),
+                _handles(ev.ConnectionOpened, _opened),
+                _handles(ev.ConnectionClosing, _closing),
+                _handles(ev.ConnectionClosed, _closed),
+                _handles(ev.ConnectFailed, _connect_failed),
+                _handles(ev.Traffic, _traffic),
+                _handles(ev.DeliveryFailed, _delivery_failed),
+                _handles(ev.LatencySample, _latency),
+                _handles(ev.ProcessSample, _process),
+                _handles(ev.RedisSample, _redis),
+                _handles(ev.PostgresSample, _postgres),
+                _handles(ev.AlertRaised, _alert_raised),
+                _handles(ev.AlertCleared, _alert_cleared),
+                _handles(ev.Marker, _marker),
+                _handles(ev.LogLine, _log),
+                _handles(ev.ServerExit, _server_exit),
+                _handles(ev.HttpSample, _http),
+                _handles(ev.TestEvent, _test),
+                _handles(ev.TestRunEnded, _test_run_ended),
+            ]
+        )
 
     def apply(self, event: ev.Event) -> None:
         state = self.state
@@ -118,7 +131,7 @@ def _target(state: State, name: str) -> TargetState:
     return target
 
 
-def _target_added(state: State, e: ev.TargetAdded) -> None:  # type: ignore[misc]
+def _target_added(state: State, e: ev.TargetAdded) -> None:
     target = _target(state, e.target)
     target.kind = e.kind or target.kind
     target.address = e.address or target.address

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import msgspec
 
-from wsmon.core.events import HttpSample, PostgresSample, ProcessSample, RedisSample, SlowlogEntry
+from wsmon.core.events import AlertLevel, HttpSample, PostgresSample, ProcessSample, RedisSample, SlowlogEntry
 from wsmon.core.percentiles import Distribution
 
 
@@ -129,7 +129,7 @@ class DeliveryFailure(msgspec.Struct, gc=False):
 
 class ActiveAlert(msgspec.Struct, gc=False):
     figure: str
-    level: str
+    level: AlertLevel
     value: float
     limit: float
     since_mono: float

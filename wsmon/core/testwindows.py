@@ -86,10 +86,10 @@ def summarise_windows(state: State, events: Iterable[ev.Event], margin_s: float 
                 span.entered = True
                 for target, error in down.items():
                     _outage(span.window, f"{target}: {error}")
-        if kind is ev.TargetDown:
-            down[event.target] = event.error  # type: ignore[attr-defined]
-        elif kind is ev.TargetUp:
-            down.pop(event.target, None)  # type: ignore[attr-defined]
+        if type(event) is ev.TargetDown:
+            down[event.target] = event.error
+        elif type(event) is ev.TargetUp:
+            down.pop(event.target, None)
         if kind not in _INTERESTING:
             continue
         for span in spans:

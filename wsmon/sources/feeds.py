@@ -18,10 +18,9 @@ import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -31,7 +30,7 @@ from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
 from wsmon.sources.base import Backoff, CheckResult, Emit, Retell, Source, now
 from wsmon.sources.logs.rules import lenient_event
-from wsmon.sources.postgres import PostgresSource, classify_postgres_error
+from wsmon.sources.postgres import PostgresSource, classify_postgres_error, connect_postgres
 from wsmon.sources.redis_source import RedisSource, classify_redis_error
 from wsmon.sources.scrub import scrub
 
@@ -43,6 +42,11 @@ MAX_WHY_CHARS = 300  # of a rejection's reason: msgspec quotes what it got, whic
 INT_RANGE = (-(2**63), 2**64 - 1)  # what a recording (msgpack) can hold
 CONNECT_TIMEOUT = 5.0
 STREAM_BLOCK_MS = 1000
+# XREVRANGE's and XREAD's replies as _redis's client gets them: RESP2 (protocol=2), bytes (no
+# decode_responses). redis-py's own types also cover RESP3's dict replies and the nil entries XCLAIM can
+# give, which these commands never do over RESP2; XREAD's [stream, entries] pairs are lists, unpacked alike.
+_StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+_XReadReply = list[tuple[bytes, _StreamEntries]]
 PG_KEEPALIVE_S = 15.0  # a LISTEN connection is otherwise silent: this is how a dead one is noticed
 _JSON_FIELDS = (b"event", b"data", b"json")  # a stream entry carrying the event as one JSON value
 
@@ -157,9 +161,10 @@ def decode_feed_message(raw: bytes | str | Mapping[Any, Any], *, target: str, cl
     if huge is not None:
         return rejected(f"`{huge}` holds an integer beyond 64 bits: {_preview(raw)}")
     changes: dict[str, Any] = {}
-    if instance not in (None, "") and getattr(event, "conn", ""):
-        changes["conn"] = f"{instance}/{event.conn}"  # type: ignore[attr-defined]
-    if hasattr(event, "source") and not event.source:  # type: ignore[attr-defined]
+    conn = getattr(event, "conn", "")
+    if instance not in (None, "") and conn:
+        changes["conn"] = f"{instance}/{conn}"
+    if not getattr(event, "source", True):  # True: an event without a `source` field is left as it is
         changes["source"] = str(instance) if instance not in (None, "") else target
     return msgspec.structs.replace(event, **changes) if changes else event
 
@@ -269,14 +274,14 @@ class FeedSource(Source):
         try:
             if self._last_id is None:
                 # The newest entry now, so nothing added between this and the first XREAD is missed.
-                newest = await client.xrevrange(key, "+", "-", count=1)
+                newest = cast("_StreamEntries | None", await client.xrevrange(key, "+", "-", count=1))
                 self._last_id = newest[0][0] if newest else b"0-0"
             self._mark_up(emit, backoff, f"reading stream {key}")
             while True:
                 # After a reconnect this goes on from the last entry seen: nothing sent meanwhile is lost.
                 reply = await client.xread({key: self._last_id}, count=100, block=STREAM_BLOCK_MS)
                 _raise_if_cancelled()
-                for _stream, entries in reply or []:
+                for _stream, entries in cast("_XReadReply", reply or []):
                     for entry_id, fields in entries:
                         self._last_id = entry_id
                         emit(decode_feed_message(fields, target=self.target, clock=now))
@@ -285,7 +290,7 @@ class FeedSource(Source):
                 await client.aclose()
 
     async def _postgres(self, emit: Emit, backoff: Backoff) -> None:
-        conn = await asyncpg.connect(self.spec.url, timeout=CONNECT_TIMEOUT)
+        conn = await connect_postgres(self.spec.url, timeout=CONNECT_TIMEOUT)
         lost = asyncio.Event()
         try:
             await conn.execute("SET application_name = 'wsmon-feed'")

@@ -14,8 +14,9 @@ import math
 import re
 import socket
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, cast
 
 import asyncpg
 
@@ -23,6 +24,24 @@ from wsmon.core import events as ev
 from wsmon.core.redact import MASK, redact_text, redact_url
 from wsmon.sources.base import CheckResult, Down, Emit, PolledSource, Up, now
 from wsmon.sources.scrub import scrub
+
+
+class _Connect(Protocol):
+    """``asyncpg.connect`` as wsmon calls it."""
+
+    def __call__(
+        self,
+        dsn: str,
+        *,
+        timeout: float,
+        command_timeout: float | None = None,
+        server_settings: dict[str, str] | None = None,
+    ) -> Coroutine[Any, Any, asyncpg.Connection]: ...
+
+
+# asyncpg is unannotated, so a checker reads connect's `timeout=60` default as "an int"; asyncpg hands
+# the timeout to asyncio's timeouts, which take seconds as a float.
+connect_postgres = cast(_Connect, asyncpg.connect)
 
 QUERY_CHARS = 120
 MAX_PAIRS = 20
@@ -231,7 +250,7 @@ class PostgresSource(PolledSource):
     async def _connect(self) -> None:
         if self._conn is not None:
             return
-        conn = await asyncpg.connect(
+        conn = await connect_postgres(
             self.dsn,
             timeout=self.timeout,
             command_timeout=self.timeout + 1.0,
@@ -240,7 +259,9 @@ class PostgresSource(PolledSource):
         try:
             for statement in _session_settings(self.timeout):
                 await conn.execute(statement)
-            self._version = int(await conn.fetchval("SELECT current_setting('server_version_num')::int"))
+            # asyncpg's fetchval is unannotated and may give None (no row); this query gives one row, an int.
+            version = await conn.fetchval("SELECT current_setting('server_version_num')::int")
+            self._version = cast(int, version)
             # Prepared now so the first SELECT 1 times a round trip, not a prepare.
             await conn.fetchval("SELECT 1")
             # SETs run as simple queries; the others were prepared, then run: two transactions each.

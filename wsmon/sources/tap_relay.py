@@ -178,7 +178,7 @@ class TappedConnection:
         self.upstream_failed = True
         kind, status, error = classify_failure(exc)
         text = f"upstream {redact_url(self.tap.upstream_url)}: {error}"
-        self._emit_failed(kind, text, status)  # type: ignore[arg-type]
+        self._emit_failed(kind, text, status)
         if kind in ("refused", "timeout", "dns"):
             self.tap.upstream_unreachable(kind, text)
         # The closest a proxy can come to "connection refused" once it has accepted the connection.

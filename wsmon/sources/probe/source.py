@@ -10,7 +10,7 @@ import json
 import math
 import ssl
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -47,6 +47,12 @@ from wsmon.sources.probe.failures import (
     hint_for,
 )
 from wsmon.sources.probe.thread import LoopThread, thread_safe
+
+
+class _TlsOption(TypedDict, total=False):
+    """``connect``'s ``ssl`` keyword, present only when there is a context."""
+
+    ssl: ssl.SSLContext
 
 
 class ProbeSource(Source):
@@ -128,7 +134,7 @@ class ProbeSource(Source):
 
     async def _connect(self) -> ClientConnection:
         # websockets rejects ssl=None for wss:// and any ssl for ws://: pass it only when there is one.
-        tls: dict[str, ssl.SSLContext] = {"ssl": self._tls} if self._tls is not None else {}
+        tls: _TlsOption = {"ssl": self._tls} if self._tls is not None else {}
         cfg = self.config
         reached: list[bool] = []
         try:
@@ -178,12 +184,15 @@ class ProbeSource(Source):
                 await ws.send(fill(step.send, values))
             if expect is None:
                 return
-            async with asyncio.timeout(step.timeout):
-                while not reply_matches(expect, text := as_text(await ws.recv())):
-                    others, last = others + 1, text
-        except TimeoutError:
-            error = f"no reply matching {_shown(expect)} within {step.timeout:g} s{_unmatched(others, last)}"
-            raise StepFailed(name, "timeout", error, hint) from None
+            # Only the wait times out: websockets' send turns its own timeouts into ConnectionClosed.
+            try:
+                async with asyncio.timeout(step.timeout):
+                    while not reply_matches(expect, text := as_text(await ws.recv())):
+                        others, last = others + 1, text
+            except TimeoutError:
+                unmatched = _unmatched(others, last)
+                error = f"no reply matching {_shown(expect)} within {step.timeout:g} s{unmatched}"
+                raise StepFailed(name, "timeout", error, hint) from None
         except ConnectionClosed as exc:
             code, reason, _ = close_details(exc.rcvd, exc.sent, exc.rcvd_then_sent)
             error = f"the server closed the connection: {close_code_label(code)}" + (
@@ -354,7 +363,8 @@ class ProbeSource(Source):
             reader.add_done_callback(retrieve)
 
     async def _ping(self, ws: ClientConnection, emit: Emit, reader: asyncio.Task[None]) -> bool:
-        pong = await ws.ping()
+        # websockets declares an Awaitable but returns a Future; ensure_future hands a Future back as it is.
+        pong = asyncio.ensure_future(await ws.ping())
         done, _ = await asyncio.wait(
             {pong, reader}, timeout=self.config.wait_s, return_when=asyncio.FIRST_COMPLETED
         )
