@@ -123,7 +123,7 @@ class WsmonApp(App[int]):
         self.refresh_from_state()
         self.query_one(ConnectionsTable).focus()
         for note in self._theme_notes:
-            self.notify(note, severity="error", timeout=10)
+            self.notify(note, severity="error", timeout=10, markup=False)
         # Subscribed only now, so the theme set at start is not taken for a choice to remember.
         self.theme_changed_signal.subscribe(self, self._theme_changed)
 
@@ -209,7 +209,9 @@ class WsmonApp(App[int]):
         """A theme picked with t or ctrl+p: draw its symbols now and keep it for the next start."""
         known = self._themes.themes.get(theme.name)
         self.level_symbols = self._as_shown(known).symbols if known is not None else LevelSymbols()
-        remember_theme(theme.name, warn=lambda line: self.notify(line, severity="warning", timeout=6))
+        remember_theme(
+            theme.name, warn=lambda line: self.notify(line, severity="warning", timeout=6, markup=False)
+        )
         self._stamp = None  # repaint even if nothing else changed since the last frame
         self.refresh_from_state()
 
