@@ -101,9 +101,10 @@ def test_the_default_theme_keeps_the_look_wsmon_had() -> None:
     textual_dark = load_catalogue().themes["textual-dark"].theme
     for field in ("primary", "secondary", "accent", "warning", "error", "success", "foreground"):
         assert str(getattr(dark.theme, field)).lower() == str(getattr(textual_dark, field)).lower()
-    assert variables["wsmon-ok-style"].lower() == "#4ebf71"
-    assert variables["wsmon-warn-style"].lower() == "#ffa62b"
-    assert variables["wsmon-breach-style"].lower() == "bold #ba3c5b"
+    before = textual_dark.to_color_system().generate()  # what $success, $warning and $error were
+    assert variables["wsmon-ok-style"] == before["success"]
+    assert variables["wsmon-warn-style"] == before["warning"]
+    assert variables["wsmon-breach-style"] == f"bold {before['error']}"
     assert dark.symbols == LevelSymbols()
 
 

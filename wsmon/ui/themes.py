@@ -166,15 +166,27 @@ def parse_theme(text: str, origin: str) -> WsmonTheme:
     dark = data.get("dark", True)
     if not isinstance(dark, bool):
         raise fail("dark", "must be true or false")
-    numbers = {key: _number(data, key, fail) for key in ("luminosity_spread", "text_alpha") if key in data}
     theme = Theme(
         name=name,
         primary=colours["primary"],
-        **{key: colours[key] for key in COLOUR_FIELDS if key in colours and key != "primary"},
+        secondary=colours.get("secondary"),
+        accent=colours.get("accent"),
+        foreground=colours.get("foreground"),
+        background=colours.get("background"),
+        surface=colours.get("surface"),
+        panel=colours.get("panel"),
+        boost=colours.get("boost"),
+        warning=colours.get("warning"),
+        error=colours.get("error"),
+        success=colours.get("success"),
         dark=dark,
         variables=_variables(data.get("variables", {}), fail),
-        **numbers,
     )
+    # Left to Textual's defaults unless the file sets them.
+    if "luminosity_spread" in data:
+        theme.luminosity_spread = _number(data, "luminosity_spread", fail)
+    if "text_alpha" in data:
+        theme.text_alpha = _number(data, "text_alpha", fail)
     return WsmonTheme(
         theme=theme,
         colours={level: colours[level] for level in LEVELS},
@@ -265,8 +277,9 @@ def _per_level(
 
 def from_textual(theme: Theme) -> WsmonTheme:
     """One of Textual's themes, levels in its own success / warning / error colours."""
-    system = theme.to_color_system()
-    colours = {OK: system.success.hex, WARN: system.warning.hex, BREACH: system.error.hex}
+    # The generated variables, not the ColorSystem's fields: those are None where the theme left them out.
+    generated = theme.to_color_system().generate()
+    colours = {OK: generated["success"], WARN: generated["warning"], BREACH: generated["error"]}
     return WsmonTheme(theme=theme, colours=colours, styles={BREACH: "bold"}, origin="textual")
 
 
