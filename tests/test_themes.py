@@ -260,8 +260,9 @@ async def test_under_no_color_a_breach_is_bold_and_reversed_and_levels_carry_sym
     breach = next(cell for cell in cells if cell.text.startswith("✗ 900"))
     ok = next(cell for cell in cells if cell.text.startswith("✓ 10"))
     assert breach.bold and not ok.bold
-    # Reverse: the breach is dark text on a light block; every other figure is light text on the dark.
+    # Reverse: the breach is dark text on a block as bright as any text; the rest is light text on dark.
     assert breach.background is not None and grey(breach.background) > grey(breach.fill)
+    assert grey(breach.background) >= grey(ok.fill)
     assert ok.background is None or grey(ok.background) < grey(ok.fill)
     alert = next(cell for cell in cells if cell.text.startswith("✗ BREACH"))
     assert alert.bold and alert.background is not None and grey(alert.background) > grey(alert.fill)

@@ -79,11 +79,14 @@ class WsmonTheme:
         return self.theme.name
 
     def monochrome(self) -> WsmonTheme:
-        """The theme as NO_COLOR shows it: symbols where it had none, bold / bold reverse by level."""
+        """The theme as NO_COLOR shows it: symbols where it had none, bold / bold reverse by level, and
+        every level in the foreground colour: greyed, a dark red breach would be a dim block."""
+        foreground = self.theme.to_color_system().generate()["foreground"]
         symbols = LevelSymbols(
             *(mine or fallback for mine, fallback in zip(self.symbols, NO_COLOR_SYMBOLS, strict=True))
         )
-        return replace(self, symbols=symbols, styles=NO_COLOR_STYLES)
+        colours = dict.fromkeys(LEVELS, foreground)
+        return replace(self, colours=colours, symbols=symbols, styles=NO_COLOR_STYLES)
 
     def textual_theme(self) -> Theme:
         """What the app registers: wsmon's levels become theme variables the widgets' styles name."""
