@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -275,12 +276,18 @@ async def test_under_no_color_a_breach_is_bold_and_reversed_and_levels_carry_sym
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_theme_files(tmp_path: Path) -> None:
+    # Built from a copy: pip builds in the source folder and would leave build/ in the work tree.
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(REPO / "wsmon", source / "wsmon", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("wsmon-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("wsmon-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"wsmon/themes/{name}.toml" for name in SHIPPED} <= names
 
