@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from wsmon.sources.logparse import LogParser
+from wsmon.sources.logs.parser import LogParser
 
 GOAL_LINES_PER_S = 200_000
 GOAL_RATIO = 5.0
@@ -141,6 +141,8 @@ def parser_module_at(commit: str) -> ModuleType | None:
         import_vocab = "from wsmon.sources import logvocab as vocab"
         source = source.replace(import_vocab, f"import {vocab_name} as vocab")
         source = source.replace("from wsmon.sources.logvocab import", f"from {vocab_name} import")
+    # The rules module has moved since (into wsmon.sources.logs); its Rule is the same.
+    source = source.replace("from wsmon.sources.logrules import", "from wsmon.sources.logs.rules import")
     return _load(f"logparse_{commit[:7]}", source)
 
 

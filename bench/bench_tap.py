@@ -54,13 +54,13 @@ async def echo_server(compression: bool) -> None:
 
 async def tap_process(upstream: str, forward_only: bool) -> None:
     from wsmon.core.reducer import Reducer
-    from wsmon.sources import tap as tap_module
     from wsmon.sources.tap import TapSource
+    from wsmon.sources.wire import WireParser
 
     if forward_only:
         # A reference only: the same proxy with its parsers switched off, to split the hop's cost from
         # the parsing's.
-        tap_module._Direction.feed = lambda self, data: None  # type: ignore[method-assign]
+        WireParser.from_client = WireParser.from_server = lambda self, data: None  # type: ignore[method-assign]
 
     tap = TapSource("127.0.0.1", 0, upstream)
     reducer = Reducer()

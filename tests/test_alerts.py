@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from wsmon.core import events as ev
+from wsmon.core.sink import Sink
 from wsmon.outputs import outputs_for
 from wsmon.outputs.alerts import AlertCommandSink, AlertWebhookSink, alert_payload, webhook_label
 from wsmon.session import Session
-from wsmon.sources.base import Emit, now
+from wsmon.sources.base import CheckResult, Emit, Source, now
 
 SECRET_PATH = "/services/T0001/B0002/s3cr3tXYZ"
 
@@ -67,7 +68,7 @@ def hook() -> Iterator[Hook]:
     server.close()
 
 
-class AlertSignals:
+class AlertSignals(Sink):
     """A sink of the test's own: wakes the scripted source when the judge has raised or cleared."""
 
     def __init__(self) -> None:
@@ -81,10 +82,11 @@ class AlertSignals:
             self.cleared.set()
 
 
-class BreachThenRecover:
+class BreachThenRecover(Source):
     """Delivery latency of 80 ms (a breach of < 50 ms), then 99 fast deliveries that bring p95 back."""
 
     def __init__(self, session: Session, signals: AlertSignals) -> None:
+        super().__init__()
         self.session = session
         self.signals = signals
         self.finished = False
@@ -99,6 +101,9 @@ class BreachThenRecover:
         await self.signals.cleared.wait()
         self.finished = True
         self.session.stop()
+
+    async def check(self) -> CheckResult:
+        return CheckResult(ok=True)
 
 
 async def run_alert_session(*sinks: Any) -> BreachThenRecover:

@@ -25,6 +25,7 @@ from typing import Any
 
 import psutil
 import pytest
+from helpers import free_port, wait_until
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -41,13 +42,6 @@ WAIT_S = 15.0
 REFUSED_ATTEMPTS = 3
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def alive(pid: int) -> bool:
     """Running, that is: a zombie (dead, not yet reaped by whoever adopted it) counts as gone."""
@@ -62,14 +56,6 @@ def still_running_after(pids: list[int], timeout: float) -> list[int]:
     while (running := [pid for pid in pids if alive(pid)]) and time.monotonic() < deadline:
         time.sleep(0.02)
     return running
-
-
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @dataclass
@@ -183,7 +169,7 @@ def start_spawning_server(
     pids_file = tmp_path / "server-pids.json"
     command = shlex.join([sys.executable, CRASHING_SERVER, "spawn", "--pids", str(pids_file)])
     wsmon = start("--server", command, "--headless", "--duration", "30", "--interval", "0.5")
-    wait_for("the server and its worker", pids_file.exists)
+    wait_until(pids_file.exists, WAIT_S, "the server and its worker")
     started = {name: int(pid) for name, pid in json.loads(pids_file.read_text()).items()}
     pids.extend(started.values())
     server = psutil.Process(started["server"])

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from helpers import at, run_wsmon
 
 from wsmon.core import events as ev
 from wsmon.core.baseline import (
@@ -23,22 +24,15 @@ from wsmon.core.baseline import (
     compare,
     parse_tolerance,
     parse_tolerances,
-    render_json,
-    render_markdown,
-    render_text,
 )
 from wsmon.core.limits import DEFAULT_LIMITS
 from wsmon.core.reducer import Reducer
 from wsmon.core.report import Report, build_report
+from wsmon.render.baseline import render_json, render_markdown, render_text
 from wsmon.store.format import new_header
 from wsmon.store.writer import RecordingWriter
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def session_events(
@@ -220,18 +214,6 @@ def record(path: Path, events: list[ev.Event]) -> Path:
     return path
 
 
-def wsmon(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
-
-
 @pytest.fixture
 def recordings(tmp_path: Path) -> dict[str, Path]:
     return {
@@ -241,17 +223,17 @@ def recordings(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_cli_baseline_flags_the_regression(tmp_path: Path, recordings: dict[str, Path]) -> None:
-    result = wsmon("report", str(recordings["slow"]), "--baseline", str(recordings["fast"]), cwd=tmp_path)
+    result = run_wsmon("report", str(recordings["slow"]), "--baseline", str(recordings["fast"]), cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert "wsmon baseline: REGRESSION — regressed: delivery_ms" in result.stdout
-    same = wsmon("report", str(recordings["fast"]), "--baseline", str(recordings["fast"]), cwd=tmp_path)
+    same = run_wsmon("report", str(recordings["fast"]), "--baseline", str(recordings["fast"]), cwd=tmp_path)
     assert same.returncode == 0, same.stdout + same.stderr
     assert "wsmon baseline: PASS" in same.stdout
 
 
 def test_cli_baseline_json_adds_a_baseline_key(tmp_path: Path, recordings: dict[str, Path]) -> None:
     args = ("report", str(recordings["slow"]), "--baseline", str(recordings["fast"]), "--format", "json")
-    result = wsmon(*args, cwd=tmp_path)
+    result = run_wsmon(*args, cwd=tmp_path)
     data: dict[str, Any] = json.loads(result.stdout)
     assert data["report_version"] == 1
     assert data["baseline"]["verdict"] == REGRESSION
@@ -262,9 +244,9 @@ def test_cli_tolerances_from_wsmon_toml(tmp_path: Path, recordings: dict[str, Pa
     (tmp_path / "wsmon.toml").write_text(
         "[baseline]\ntolerance = 0.1\n[baseline.tolerances]\ndelivery_ms = 3.0\n"
     )
-    assert wsmon(*args, cwd=tmp_path).returncode == 0
+    assert run_wsmon(*args, cwd=tmp_path).returncode == 0
     (tmp_path / "wsmon.toml").write_text("[baseline.tolerances]\ndelivery_latency = 0.2\n")
-    bad = wsmon(*args, cwd=tmp_path)
+    bad = run_wsmon(*args, cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().startswith("wsmon: error: ")
     assert "wsmon.toml [baseline].tolerances.delivery_latency: unknown figure" in bad.stderr
@@ -274,7 +256,7 @@ def test_cli_tolerances_from_wsmon_toml(tmp_path: Path, recordings: dict[str, Pa
 def test_cli_unreadable_baseline_exits_2(tmp_path: Path, recordings: dict[str, Path]) -> None:
     (tmp_path / "junk.wsmon").write_text("not a recording")
     for old in (tmp_path / "missing.wsmon", tmp_path / "junk.wsmon"):
-        result = wsmon("report", str(recordings["fast"]), "--baseline", str(old), cwd=tmp_path)
+        result = run_wsmon("report", str(recordings["fast"]), "--baseline", str(old), cwd=tmp_path)
         assert result.returncode == 2
         assert str(old) in result.stderr
 
@@ -311,7 +293,7 @@ def test_real_demo_runs_with_more_slow_ackers_regress_delivery_latency(tmp_path:
     for name, proc in procs.items():
         _, stderr = proc.communicate(timeout=35)
         assert (tmp_path / f"{name}.wsmon").exists(), stderr
-    result = wsmon(
+    result = run_wsmon(
         "report",
         str(tmp_path / "slow.wsmon"),
         "--baseline",

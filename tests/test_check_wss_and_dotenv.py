@@ -11,8 +11,9 @@ from pathlib import Path
 from threading import Thread
 
 import pytest
+from helpers import clean_env
 from services import REDIS_URL, demo_server_process, port_open
-from test_cli_check import clean_env, table_rows, wsmon_check
+from test_cli_check import table_rows, wsmon_check
 
 from wsmon.config import ConfigError, load_settings, read_dotenv
 

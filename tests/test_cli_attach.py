@@ -8,7 +8,6 @@ and wsmon itself as a child process writing a recording that the test reads whil
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from services import PrivatePostgres, PrivateRedis, free_port, port_open, wait_until
+from helpers import clean_env, free_port, wait_until
+from services import PrivatePostgres, PrivateRedis, port_open
 
 from wsmon.core import events as ev
 from wsmon.store.format import RecordingError
@@ -29,12 +29,6 @@ DURATION_S = 25.0
 INTERVAL_S = 0.5
 WATCHED = ("websocket", "process", "redis", "postgres")
 PG_SECRET = "attach-Secret-77"
-
-
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WSMON_URL", "REDIS_URL", "DATABASE_URL")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return env
 
 
 class DemoServer:

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from helpers import clean_env, run_wsmon
 from services import (
     DATABASE_URL,
     REDIS_URL,
@@ -33,27 +34,11 @@ from wsmon.core.redact import redact_url
 
 pytestmark = pytest.mark.slow
 
-TARGET_ENV = ("WSMON_URL", "REDIS_URL", "DATABASE_URL")
 COLUMNS = ("target", "address", "status", "latency", "error", "hint")
 
 
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in TARGET_ENV}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    env.update(extra)
-    return env
-
-
 def wsmon_check(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", "check", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-        env=clean_env(tmp_path, **env),
-    )
+    return run_wsmon("check", *args, cwd=tmp_path, env=clean_env(tmp_path, **env))
 
 
 def table_rows(stdout: str) -> dict[str, dict[str, str]]:

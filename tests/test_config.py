@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from services import free_port
+from helpers import free_port
 
 from wsmon.attach import resolve_options
 from wsmon.config import ConfigError, load_settings

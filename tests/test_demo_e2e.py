@@ -6,16 +6,15 @@ These run the real demo server and load generator as child processes, over real 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from rich.console import Console
+from helpers import run_wsmon
+from ui_support import widget_text
 
 from wsmon.core.limits import DEFAULT_LIMITS
 from wsmon.core.reducer import fold
@@ -28,9 +27,7 @@ pytestmark = pytest.mark.slow
 
 
 def wsmon(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_wsmon(*args, timeout=timeout)
 
 
 DEMO_EXIT: dict[Path, int] = {}  # the headless demo's exit code, by recording
@@ -140,15 +137,6 @@ def test_live_state_equals_the_state_replayed_from_the_recording(tmp_path: Path)
     assert fold(reader.iter_events()) == live
 
 
-def _screen_text(app: WsmonApp, widget: object) -> str:
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    lines = console.export_text().splitlines()
-    region = widget.region  # type: ignore[attr-defined]
-    return "\n".join(line[region.x : region.right] for line in lines[region.y : region.bottom])
-
-
 async def test_demo_dashboard_shows_an_abnormal_close_and_a_delivery_failure_within_15_s() -> None:
     session = build_demo_session(clients=50, limits=DEFAULT_LIMITS, record=None, duration=None)
     app = WsmonApp(session)
@@ -157,8 +145,8 @@ async def test_demo_dashboard_shows_an_abnormal_close_and_a_delivery_failure_wit
         closes = failures = ""
         while time.monotonic() < deadline:
             await pilot.pause(0.25)
-            closes = _screen_text(app, app.query_one(CloseCodesPanel))
-            failures = _screen_text(app, app.query_one(FailuresPanel))
+            closes = widget_text(app.query_one(CloseCodesPanel))
+            failures = widget_text(app.query_one(FailuresPanel))
             if "1006" in closes and "Connection not open" in failures:
                 break
         assert "1006" in closes and "Abnormal Closure" in closes, closes

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import run_wsmon
 from ui_support import widget_text
 
 from wsmon.core import events as ev
 from wsmon.session import Session
-from wsmon.sources.base import Emit, now
+from wsmon.sources.base import CheckResult, Emit, Source, now
 from wsmon.ui.app import WsmonApp
 from wsmon.ui.widgets import HeaderBar
 
@@ -56,9 +57,7 @@ def fill(disk: Path, leave: int) -> None:
 
 
 def wsmon(*args: str, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+    return run_wsmon(*args, cwd=cwd, timeout=timeout)
 
 
 def test_a_disk_that_fills_mid_run_stops_the_recording_not_the_monitoring(
@@ -115,7 +114,7 @@ def test_a_read_only_disk_is_refused_before_monitoring_starts(read_only_disk: Pa
     assert time.monotonic() - started < 20  # refused at once, not after the 30 s run
 
 
-class Chatter:
+class Chatter(Source):
     """A source that emits a marker every few milliseconds, enough to fill a small disk quickly."""
 
     async def run(self, emit: Emit) -> None:
@@ -123,6 +122,9 @@ class Chatter:
             wall, mono = now()
             emit(ev.Marker(wall=wall, mono=mono, text=f"marker {i} " + "x" * 200))
             await asyncio.sleep(0.001)
+
+    async def check(self) -> CheckResult:
+        return CheckResult(ok=True)
 
 
 async def test_the_dashboard_says_recording_stopped_and_keeps_running(small_disk: Path) -> None:

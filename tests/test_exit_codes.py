@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import clean_env, run_wsmon
 from services import demo_server_process
 
 from wsmon.store.reader import RecordingReader
@@ -18,17 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def wsmon(tmp_path: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WSMON_URL", "REDIS_URL", "DATABASE_URL")}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=tmp_path,
-        env=env,
-    )
+    return run_wsmon(*args, cwd=tmp_path, env=clean_env(tmp_path), timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -16,22 +16,25 @@ from pathlib import Path
 
 import pytest
 from fuzzing import examples, unsafe_characters
+from helpers import T0, at
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_recording import write_recording
 
-from wsmon.attach import CheckRow, render_check_table
+from wsmon.attach import CheckRow
 from wsmon.core import baseline
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import FORMATS, build_report, render
+from wsmon.core.report import build_report
+from wsmon.render import baseline as baseline_formats
+from wsmon.render.report import FORMATS, render
+from wsmon.render.targets import render_check_table
 from wsmon.sources.base import CheckResult
 from wsmon.store import RecordingReader, export_jsonl
 
 pytestmark = pytest.mark.timeout(300)
 
-T0 = 1_750_000_000.0
 NASTY = "\x1b]52;c;cHduZWQ=\x07\x1b[2J\x9b31m\x00\r\x0b\x0c\x7f\u202e\x85"
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.just(NASTY)
 
@@ -39,10 +42,6 @@ texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.just(NA
 @st.composite
 def scripts(draw: st.DrawFn) -> list[ev.Event]:
     """A fixed little session whose outside text fields are drawn."""
-
-    def at(seconds: float) -> dict[str, float]:
-        return {"wall": T0 + seconds, "mono": seconds}
-
     text = lambda: draw(texts)  # noqa: E731
     conn = text() or "c1"
     return [
@@ -87,7 +86,7 @@ def test_report_renderers_show_no_control_characters(events: list[ev.Event], sou
 def test_baseline_renderers_show_no_control_characters(new: list[ev.Event], old: list[ev.Event]) -> None:
     comparison = baseline.compare(report_of(new), report_of(old))
     for fmt in ("text", "markdown", "json", "junit"):
-        output = baseline.render(comparison, fmt)
+        output = baseline_formats.render(comparison, fmt)
         assert_safe(output, fmt)
         if fmt == "junit":
             ET.fromstring(output)

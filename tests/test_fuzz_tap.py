@@ -1,6 +1,6 @@
 """Fuzzing the tap's passive reader (issue 10): the frame reader and the HTTP upgrade parser.
 
-The reader is fused with the tap's per-client connection object (``_Pair``), so the seam is that object,
+The seam is the tap's per-client connection object (``TappedConnection``, the wire parser's observer),
 built as the tap builds it (``TapSource.new_pair`` with the client's transport, ``upstream_made`` with the
 upstream's) and fed through the methods the socket protocols call (``from_client``, ``from_upstream``).
 The two transports are byte sinks: they keep what the tap forwards, so every example also checks that
@@ -29,14 +29,9 @@ from websockets.frames import Close, Frame, Opcode
 from tests.fuzzing import examples, one_line
 from tests.test_tap import Recorder, tapped
 from wsmon.core import events as ev
-from wsmon.sources.tap import (
-    MAX_HELD_FRAMES,
-    MAX_HELD_HANDSHAKE,
-    MAX_HTTP_HEAD,
-    MAX_PARSED_FRAME,
-    TapSource,
-    _Pair,
-)
+from wsmon.sources.tap import TapSource
+from wsmon.sources.tap_relay import TappedConnection
+from wsmon.sources.wire import MAX_HELD_FRAMES, MAX_HELD_HANDSHAKE, MAX_HTTP_HEAD, MAX_PARSED_FRAME
 
 REQUEST = (
     b"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -86,7 +81,7 @@ class Harness:
         self.events: list[ev.Event] = []
         self.tap._emit = self.events.append  # what run() sets: the emit callback
         self.client, self.server = Sink(40000), Sink(9)
-        self.pair: _Pair = self.tap.new_pair(self.client)
+        self.pair: TappedConnection = self.tap.new_pair(self.client)
         self.pair.upstream_made(self.server)
         self.sent = {"in": bytearray(), "out": bytearray()}
         self.most_held = 0
@@ -97,7 +92,7 @@ class Harness:
             self.pair.from_client(data)
         else:
             self.pair.from_upstream(data)
-        held = max(len(d.reader.buffer) for d in (self.pair.inbound, self.pair.outbound))
+        held = max(len(d.reader.buffer) for d in (self.pair.wire.inbound, self.pair.wire.outbound))
         self.most_held = max(self.most_held, held)
 
     def forwarded_unchanged(self) -> bool:
@@ -289,7 +284,7 @@ def check_sound(harness: Harness) -> None:
         msgspec.msgpack.encode(event)  # what the recorder does with it
     warnings = harness.warnings()
     assert all(one_line(text) and text.startswith(harness.pair.conn_id) for text in warnings)
-    for direction in (harness.pair.inbound, harness.pair.outbound):
+    for direction in (harness.pair.wire.inbound, harness.pair.wire.outbound):
         if direction.upgraded and not direction.alive:
             assert any(f"{direction.name} frames" in text or "this connection" in text for text in warnings)
 
@@ -399,7 +394,7 @@ def test_a_malformed_frame_stops_its_direction_with_a_clear_reason(
     for piece in split(data, cuts):
         harness.feed(direction, piece)
     check_sound(harness)
-    reader = harness.pair.inbound if direction == "in" else harness.pair.outbound
+    reader = harness.pair.wire.inbound if direction == "in" else harness.pair.wire.outbound
     side = "client" if direction == "in" else "server"
     assert not reader.alive
     (warning,) = harness.warnings()
@@ -460,7 +455,7 @@ def found_head(response: bytes, cut: int = 100) -> Any:
 
 def handshake_cap_held(harness: Harness) -> None:
     pair = harness.pair
-    for direction in (pair.inbound, pair.outbound):
+    for direction in (pair.wire.inbound, pair.wire.outbound):
         if not direction.upgraded:
             assert len(direction.reader.buffer) <= MAX_HELD_HANDSHAKE
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from fuzzing import examples, one_line
+from helpers import T0
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +38,6 @@ SEEDS = {
     "tap": (FIXTURES / "node_tap_node20.txt").read_text(),
 }
 OUTCOMES = {"passed", "failed", "error", "skipped"}
-T0 = 1_750_000_000.0
 MAX_PEAK_BYTES = 64 * 1024 * 1024
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from helpers import run_wsmon
 
-from wsmon.attach import CheckRow, check_json, render_check_table
+from wsmon.attach import CheckRow
+from wsmon.render.targets import check_json, render_check_table
 from wsmon.sources.base import CheckResult
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -66,15 +68,7 @@ def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         NO_COLOR="1",
         COLUMNS="120",
     )
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-    )
+    return run_wsmon(*args, cwd=cwd, env=env)
 
 
 def compare(name: str, actual: str) -> None:

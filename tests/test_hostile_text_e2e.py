@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services import free_port
+from helpers import free_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake
 

@@ -7,11 +7,11 @@ import contextlib
 import itertools
 import json
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from helpers import wait_for_events
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from wsmon.core import events as ev
@@ -92,13 +92,6 @@ async def running(source: HealthSource | MetricsSource, events: Events) -> Async
             await task
 
 
-async def wait_for(events: Events, condition: Callable[[Events], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition(events):
-        assert time.monotonic() < deadline, f"condition not reached; events: {events}"
-        await asyncio.sleep(0.02)
-
-
 def of(events: Events, kind: type[ev.Event]) -> list:  # type: ignore[type-arg]
     return [e for e in events if isinstance(e, kind)]
 
@@ -115,16 +108,16 @@ async def test_health_goes_up_down_away_and_back_by_itself(site: Site) -> None:
     site.answer("/health", 200, {"status": "ok"})
     events: Events = []
     async with running(HealthSource(site.url("/health"), interval=0.05), events):
-        await wait_for(events, lambda es: len(ups_and_downs(es)) == 1)
+        await wait_for_events(events, lambda es: len(ups_and_downs(es)) == 1)
         site.answer("/health", 503, {"status": "down"})
-        await wait_for(events, lambda es: len(ups_and_downs(es)) == 2)
+        await wait_for_events(events, lambda es: len(ups_and_downs(es)) == 2)
         site.answer("/health", 200, {"status": "DOWN"})  # a 200 that says it is down is down
-        await wait_for(events, lambda es: len(ups_and_downs(es)) == 3)
+        await wait_for_events(events, lambda es: len(ups_and_downs(es)) == 3)
         site.stop()
-        await wait_for(events, lambda es: len(ups_and_downs(es)) == 4)
+        await wait_for_events(events, lambda es: len(ups_and_downs(es)) == 4)
         site.answer("/health", 200, {"status": "ok"})
         site.start()  # the same port again
-        await wait_for(events, lambda es: len(ups_and_downs(es)) == 5)
+        await wait_for_events(events, lambda es: len(ups_and_downs(es)) == 5)
 
     assert ups_and_downs(events) == [
         ("up", "HTTP 200 · status ok"),
@@ -157,7 +150,7 @@ async def test_retries_while_down_are_at_most_one_and_a_half_intervals(site: Sit
     events: Events = []
     # An interval long enough that a loaded machine's scheduling jitter (tens of ms) is small against it.
     async with running(HealthSource(site.url("/health"), interval=0.2), events):
-        await wait_for(events, lambda es: len(of(es, ev.HttpSample)) >= 6)
+        await wait_for_events(events, lambda es: len(of(es, ev.HttpSample)) >= 6)
     times = [s.mono for s in of(events, ev.HttpSample)]
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap < 0.3 + 0.1 for gap in gaps), gaps  # never more than 1.5 × interval (plus slack)
@@ -198,11 +191,11 @@ async def test_metrics_emit_the_named_series(site: Site) -> None:
     series = ['ws_clients{state="open"}', "ws_clients", "messages", "messages_total", "absent_metric"]
     events: Events = []
     async with running(MetricsSource(site.url("/metrics"), interval=0.05, series=series), events):
-        await wait_for(events, lambda es: len(of(es, ev.HttpSample)) >= 3)
+        await wait_for_events(events, lambda es: len(of(es, ev.HttpSample)) >= 3)
         site.answer("/metrics", 200, b"this is { not prometheus", "text/plain")
-        await wait_for(events, lambda es: bool(of(es, ev.TargetDown)))
+        await wait_for_events(events, lambda es: bool(of(es, ev.TargetDown)))
         site.answer("/metrics", 500, b"oops")
-        await wait_for(events, lambda es: len(of(es, ev.TargetDown)) == 2)
+        await wait_for_events(events, lambda es: len(of(es, ev.TargetDown)) == 2)
 
     first = of(events, ev.HttpSample)[0]
     assert first.series == {

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import pytest
+from helpers import T0, at
 
 from wsmon.core import events as ev
 from wsmon.core.limits import (
@@ -21,13 +22,8 @@ from wsmon.core.limits import (
 )
 from wsmon.core.reducer import Reducer
 
-T0 = 1_750_000_000.0
 LIMITS = {limit.figure: limit for limit in DEFAULT_LIMITS}
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsmon.core import events as ev
-from wsmon.sources.logreplay import LogStream, is_log_file
-from wsmon.sources.logtime import LineClock, epoch_seconds, iso_seconds
+from wsmon.sources.logs.replay import LogStream, is_log_file
+from wsmon.sources.logs.timestamps import LineClock, epoch_seconds, iso_seconds
 from wsmon.store.reader import RecordingReader
 
 NIGHT_LOGGER = Path(__file__).parent / "night_logger.py"

@@ -10,8 +10,8 @@ from pathlib import Path
 from services import Collector, running
 
 from wsmon.core import events as ev
-from wsmon.sources.logfile import LogFileSource, StdinLogSource
-from wsmon.sources.logparse import LogParser
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.source import LogFileSource, StdinLogSource
 
 DEEP = '{"a":' * 10_000 + "1" + "}" * 10_000  # msgspec raises RecursionError on this
 POLL = 0.02

@@ -12,7 +12,8 @@ from pathlib import Path
 from services import Collector, running
 
 from wsmon.core import events as ev
-from wsmon.sources.logfile import LineSplitter, LogFileSource, StackFolder, StdinLogSource
+from wsmon.sources.logs.folding import LineSplitter, StackFolder
+from wsmon.sources.logs.source import LogFileSource, StdinLogSource
 
 POLL = 0.02
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 from wsmon.core import events as ev
-from wsmon.sources.logparse import LogParser, normalise_level, strip_ansi
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.text import normalise_level
+from wsmon.sources.logs.vocabulary import strip_ansi
 
 
 def _parser() -> LogParser:

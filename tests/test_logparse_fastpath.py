@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wsmon.core import events as ev
-from wsmon.sources import logparse
-from wsmon.sources.logparse import LogParser
+from wsmon.sources.logs import memos
+from wsmon.sources.logs import text as free_text
+from wsmon.sources.logs.parser import LogParser
 
 WORDS = (
     "client", "connected", "disconnected", "connection", "closed", "with code", "1006", "1000", "opened",
@@ -156,7 +157,7 @@ def assert_same(lines: list[str]) -> None:
     fast = [fast_parser._explain(line) for line in lines]  # memos filled, then hit as lines repeat
     full = []
     for line in lines:
-        logparse._forget()  # nothing remembered: every line worked out from scratch
+        memos._forget()  # nothing remembered: every line worked out from scratch
         full.append(full_parser._explain(line, shortcuts=False))
     for line, (fast_events, fast_why), (full_events, full_why) in zip(lines, fast, full, strict=True):
         if fast_why.endswith("(pre-filter)"):
@@ -180,25 +181,25 @@ def _without_clock(event: ev.Event) -> ev.Event:
 def test_the_memos_stay_bounded_when_every_message_differs() -> None:
     """A logger that puts an id in every message: the memos are emptied and start again, they do not
     grow with the log, and every line is still recognised."""
-    logparse._forget()
+    memos._forget()
     parser = LogParser("server", lambda: (0.0, 0.0))
-    count = logparse._MEMO_ENTRIES + 500
+    count = memos._MEMO_ENTRIES + 500
     for n in range(count):
         [event] = parser.parse(json.dumps({"msg": f"client c{n} connected", "level": "info"}))
         assert isinstance(event, ev.ConnectionOpened) and event.conn == f"c{n}"
         parser.parse(json.dumps({"msg": f"heartbeat {n}", "level": "info"}))
-    for memo in (logparse._CHATTER_SEEN, logparse._WORDS_SEEN, logparse._SHAPES):
-        assert len(memo) <= logparse._MEMO_ENTRIES
+    for memo in (memos._CHATTER_SEEN, memos._WORDS_SEEN, memos._SHAPES):
+        assert len(memo) <= memos._MEMO_ENTRIES
 
 
 def test_a_long_message_is_recognised_and_not_remembered() -> None:
-    logparse._forget()
+    memos._forget()
     parser = LogParser("server", lambda: (0.0, 0.0))
-    message = "client c9 connected " + "x" * logparse._MEMO_MAX_CHARS
+    message = "client c9 connected " + "x" * memos._MEMO_MAX_CHARS
     [event] = parser.parse(json.dumps({"msg": message, "connectionId": "c9"}))
     assert isinstance(event, ev.ConnectionOpened) and event.conn == "c9"
-    assert message not in logparse._WORDS_SEEN
-    assert all(seen[0] != message for seen in logparse._CHATTER_SEEN)
+    assert message not in memos._WORDS_SEEN
+    assert all(seen[0] != message for seen in memos._CHATTER_SEEN)
 
 
 def test_non_ascii_text_takes_the_case_insensitive_patterns() -> None:
@@ -215,36 +216,36 @@ def test_non_ascii_text_takes_the_case_insensitive_patterns() -> None:
 
 # What the ASCII shortcuts replace: the case-insensitive patterns searched in the text as it is.
 def _level_before(text: str) -> str | None:
-    match = logparse._TEXT_LEVEL.search(text)
-    return logparse.normalise_level(match.group(1)) if match else None
+    match = free_text._TEXT_LEVEL.search(text)
+    return free_text.normalise_level(match.group(1)) if match else None
 
 
 def _conn_before(text: str) -> str:
-    for pattern in (logparse._CONN_KEY_VALUE, logparse._CONN_WORD):
+    for pattern in (free_text._CONN_KEY_VALUE, free_text._CONN_WORD):
         for match in pattern.finditer(text):
             found = match.group("id").rstrip(".,;:)/'\"")
             if (
                 found
-                and found.lower() not in logparse._NOT_AN_ID
-                and not logparse._MESSAGE_ID.fullmatch(found)
+                and found.lower() not in free_text._NOT_AN_ID
+                and not free_text._MESSAGE_ID.fullmatch(found)
             ):
                 return found
     return ""
 
 
 def _close_code_before(text: str) -> int | None:
-    match = logparse._CLOSE_CODE.search(text)
-    if match is None and logparse._CLOSE_CONTEXT.search(text):
-        match = logparse._BARE_CODE.search(text)
+    match = free_text._CLOSE_CODE.search(text)
+    if match is None and free_text._CLOSE_CONTEXT.search(text):
+        match = free_text._BARE_CODE.search(text)
         if match is not None:
             return int(match.group("code") or match.group("paren"))
     return int(match.group("code")) if match else None
 
 
 def _closer_before(lowered: str) -> str:
-    if logparse._CLIENT_CLOSED.search(lowered):
+    if free_text._CLIENT_CLOSED.search(lowered):
         return "client"
-    return "server" if logparse._SERVER_CLOSED.search(lowered) else "unknown"
+    return "server" if free_text._SERVER_CLOSED.search(lowered) else "unknown"
 
 
 SHORTCUT_WORDS = (
@@ -259,8 +260,8 @@ SHORTCUT_WORDS = (
 @given(st.lists(st.sampled_from(SHORTCUT_WORDS), max_size=8).map(" ".join))
 def test_the_ascii_shortcuts_find_what_the_case_insensitive_patterns_find(text: str) -> None:
     lowered = text.lower()
-    assert logparse._level_said(text, lowered) == _level_before(text)
-    assert logparse._text_conn(text, exclude_message_ids=True) == _conn_before(text)
-    assert logparse._text_close_code(text, lowered) == _close_code_before(text)
-    assert logparse._close_context(text, lowered) == bool(logparse._CLOSE_CONTEXT.search(text))
-    assert logparse._closer_said(lowered) == _closer_before(lowered)
+    assert free_text._level_said(text, lowered) == _level_before(text)
+    assert free_text._text_conn(text, exclude_message_ids=True) == _conn_before(text)
+    assert free_text._text_close_code(text, lowered) == _close_code_before(text)
+    assert free_text._close_context(text, lowered) == bool(free_text._CLOSE_CONTEXT.search(text))
+    assert free_text._closer_said(lowered) == _closer_before(lowered)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from wsmon.core import events as ev
-from wsmon.sources.logparse import LogParser, recognise
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.text import recognise
 
 ESC = "\x1b"
 

@@ -8,8 +8,8 @@ import tomllib
 import pytest
 
 from wsmon.core import events as ev
-from wsmon.sources.logparse import LogParser
-from wsmon.sources.logrules import RuleError, load_rules
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.rules import RuleError, load_rules
 
 TOML = r"""
 [[log.rules]]

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wsmon.core import events as ev
-from wsmon.sources.logfile import StackFolder
-from wsmon.sources.logparse import LogParser
-from wsmon.sources.logvocab import MAX_FIELD_CHARS, MAX_FIELDS
+from wsmon.sources.logs.folding import StackFolder
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.vocabulary import MAX_FIELD_CHARS, MAX_FIELDS
 
 ESC = "\x1b"
 
@@ -239,7 +239,7 @@ def test_wsmon_logs_explain_shows_what_each_line_became_and_why(tmp_path: Path) 
 
 
 def test_custom_rules_come_first_and_see_the_whole_text_line() -> None:
-    from wsmon.sources.logrules import load_rules
+    from wsmon.sources.logs.rules import load_rules
 
     rules = load_rules(
         {

@@ -5,13 +5,11 @@ their step, and the token reaches no event, recording, report, export or screen 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from auth_server import SUBPROTOCOL, AuthServer, running
+from helpers import clean_env, run_wsmon
 from hypothesis import given
 from hypothesis import strategies as st
 from test_probe import Events, of, run_until, ws_server
@@ -204,25 +202,8 @@ def test_a_command_line_shows_header_values_masked() -> None:
 # --- end to end: the CLI, a recording, a report and an export -----------------------------------------
 
 
-def wsmon(
-    *args: str, cwd: Path, env: dict[str, str], timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("WSMON_URL", "REDIS_URL", "DATABASE_URL", "TOKEN")
-    }
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "xdg")
-    return env
+def token_free_env(tmp_path: Path) -> dict[str, str]:
+    return clean_env(tmp_path, drop=("TOKEN",))
 
 
 FIRST_EXCHANGE_TOML = """
@@ -245,13 +226,13 @@ def test_attach_with_a_header_is_up_and_the_token_reaches_no_output(
     tmp_path: Path, header: str, token_env: str | None
 ) -> None:
     (tmp_path / "wsmon.toml").write_text(FIRST_EXCHANGE_TOML)
-    env = clean_env(tmp_path)
+    env = token_free_env(tmp_path)
     if token_env is not None:
         env["TOKEN"] = token_env
     record = tmp_path / "run.wsmon"
     with running(AuthServer(TOKEN)) as server:
         url = f"ws://127.0.0.1:{server.port}/ws?token={TOKEN}"  # a token in the URL too
-        attached = wsmon(
+        attached = run_wsmon(
             "attach", url, "--header", header, "--subprotocol", SUBPROTOCOL, "--origin", ORIGIN,
             "--probes", "1", "--interval", "0.2", "--port", "1",
             "--headless", "--duration", "3", "--record", str(record),
@@ -269,8 +250,8 @@ def test_attach_with_a_header_is_up_and_the_token_reaches_no_output(
     reader.close()
     outputs = [attached.stdout, attached.stderr]
     for fmt in ("text", "json", "markdown", "junit"):
-        outputs.append(wsmon("report", str(record), "--format", fmt, cwd=tmp_path, env=env).stdout)
-    exported = wsmon("export", str(record), "--jsonl", cwd=tmp_path, env=env)
+        outputs.append(run_wsmon("report", str(record), "--format", fmt, cwd=tmp_path, env=env).stdout)
+    exported = run_wsmon("export", str(record), "--jsonl", cwd=tmp_path, env=env)
     assert exported.returncode == 0 and '"websocket"' in exported.stdout
     outputs.append(exported.stdout)
     stored = b"".join(p.read_bytes() for p in tmp_path.glob("run.wsmon*"))

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import clean_env, run_wsmon
 
 from wsmon.attach import _probe_config, resolve_options, server_notice, untrusted_reason
 from wsmon.config import ConfigError, Settings, load_settings
@@ -194,16 +195,7 @@ def test_a_server_command_from_a_flag_is_announced_as_such() -> None:
 
 
 def wsmon(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("WSMON_URL", "REDIS_URL", "DATABASE_URL")}
-    env["XDG_CONFIG_HOME"] = str(cwd / "xdg")
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_wsmon(*args, cwd=cwd, env=clean_env(cwd), timeout=timeout)
 
 
 def server_toml(tmp_path: Path, mode: int, owner: int | None = None) -> tuple[Path, str]:

@@ -3,25 +3,20 @@ the rule is the reducer's and the report's, so it is tested with fixed event scr
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
+from helpers import T0, at
 from ui_support import ReducerFeed, settle, widget_text
 
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge, live_value
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import build_report, render_markdown, render_text
+from wsmon.core.report import build_report
 from wsmon.core.state import PROBE_CONNECT, State
+from wsmon.render.report import render_markdown, render_text
 from wsmon.ui.app import WsmonApp
 from wsmon.ui.widgets import HeaderBar, LimitsStrip
 
-T0 = 1_750_000_000.0
 CONNECT_MS = next(limit for limit in DEFAULT_LIMITS if limit.figure == "connect_ms")
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def judged(events: list[ev.Event], limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> State:

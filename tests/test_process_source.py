@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_for_events
 
 from wsmon.core import events as ev
 from wsmon.sources.process import (
@@ -142,22 +143,15 @@ def of(events: Events, kind: type[ev.Event]) -> list:  # type: ignore[type-arg]
     return [e for e in events if isinstance(e, kind)]
 
 
-async def wait_for(events: Events, condition: Callable[[Events], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition(events):
-        assert time.monotonic() < deadline, f"condition not reached; events: {events}"
-        await asyncio.sleep(0.02)
-
-
 async def test_an_exit_is_down_with_the_exit_code_of_a_child() -> None:
     with burner("--exit-code", "3") as child:
         source = ProcessSource.for_pid(child.pid, interval=0.05)
         events: Events = []
         task = asyncio.create_task(source.run(events.append))
         try:
-            await wait_for(events, lambda es: bool(of(es, ev.ProcessSample)))
+            await wait_for_events(events, lambda es: bool(of(es, ev.ProcessSample)))
             child.quit()
-            await wait_for(events, lambda es: bool(of(es, ev.TargetDown)))
+            await wait_for_events(events, lambda es: bool(of(es, ev.TargetDown)))
             await asyncio.sleep(0.2)  # a few more samples: still down once, nothing else
         finally:
             task.cancel()
@@ -180,11 +174,11 @@ async def test_a_new_process_on_the_same_port_is_followed() -> None:
     events: Events = []
     task = asyncio.create_task(source.run(events.append))
     try:
-        await wait_for(events, lambda es: bool(of(es, ev.ProcessSample)))
+        await wait_for_events(events, lambda es: bool(of(es, ev.ProcessSample)))
         first.quit()
-        await wait_for(events, lambda es: bool(of(es, ev.TargetDown)))
+        await wait_for_events(events, lambda es: bool(of(es, ev.TargetDown)))
         second = Burner("--listen", str(port))
-        await wait_for(events, lambda es: any(s.pid == second.pid for s in of(es, ev.ProcessSample)))
+        await wait_for_events(events, lambda es: any(s.pid == second.pid for s in of(es, ev.ProcessSample)))
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -247,9 +241,9 @@ async def test_a_process_not_there_at_start_is_down_until_it_appears() -> None:
     task = asyncio.create_task(source.run(events.append))
     child: Burner | None = None
     try:
-        await wait_for(events, lambda es: bool(of(es, ev.TargetDown)))
+        await wait_for_events(events, lambda es: bool(of(es, ev.TargetDown)))
         child = Burner("--listen", str(port))
-        await wait_for(events, lambda es: bool(of(es, ev.ProcessSample)))
+        await wait_for_events(events, lambda es: bool(of(es, ev.ProcessSample)))
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

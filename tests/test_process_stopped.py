@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli_attach import LiveRecording, clean_env
+from helpers import clean_env, wait_for_events
+from test_cli_attach import LiveRecording
 from test_probe import run_until as run_probe_until
-from test_process_source import Events, of, wait_for
+from test_process_source import Events, of
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer
@@ -51,13 +52,13 @@ async def test_sigstop_is_stopped_and_sigcont_brings_it_back() -> None:
         events: Events = []
         task = asyncio.create_task(source.run(events.append))
         try:
-            await wait_for(events, lambda es: bool(of(es, ev.TargetUp)))
+            await wait_for_events(events, lambda es: bool(of(es, ev.TargetUp)))
             os.kill(child.pid, signal.SIGSTOP)
-            await wait_for(events, lambda es: bool(of(es, ev.TargetDown)))
+            await wait_for_events(events, lambda es: bool(of(es, ev.TargetDown)))
             await asyncio.sleep(0.3)  # more samples while stopped: still one down, no up
             assert len(of(events, ev.TargetDown)) == 1 and len(of(events, ev.TargetUp)) == 1
             os.kill(child.pid, signal.SIGCONT)
-            await wait_for(events, lambda es: len(of(es, ev.TargetUp)) == 2)
+            await wait_for_events(events, lambda es: len(of(es, ev.TargetUp)) == 2)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -77,11 +78,11 @@ async def test_a_stopped_process_that_is_killed_says_so() -> None:
         events: Events = []
         task = asyncio.create_task(source.run(events.append))
         try:
-            await wait_for(events, lambda es: bool(of(es, ev.TargetUp)))
+            await wait_for_events(events, lambda es: bool(of(es, ev.TargetUp)))
             os.kill(child.pid, signal.SIGSTOP)
-            await wait_for(events, lambda es: bool(of(es, ev.TargetDown)))
+            await wait_for_events(events, lambda es: bool(of(es, ev.TargetDown)))
             os.kill(child.pid, signal.SIGKILL)
-            await wait_for(events, lambda es: len(of(es, ev.TargetDown)) == 2)
+            await wait_for_events(events, lambda es: len(of(es, ev.TargetDown)) == 2)
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,10 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from wsmon.core import events as ev
 from wsmon.core.limits import with_overrides
 from wsmon.core.reducer import fold
+from wsmon.core.sink import Sink
 from wsmon.core.state import State
 from wsmon.outputs.prometheus import PrometheusExporter, parse_listen_address
 from wsmon.session import Session
-from wsmon.sources.base import Emit, now
+from wsmon.sources.base import CheckResult, Emit, Source, now
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -65,7 +66,7 @@ def scripted_run() -> list[ev.Event]:
     return events
 
 
-class JudgedSignal(asyncio.Event):
+class JudgedSignal(asyncio.Event, Sink):
     """A sink set by the judge's first alert; the run is emitted at once, so one tick judges all of it."""
 
     def on_event(self, event: ev.Event) -> None:
@@ -73,10 +74,11 @@ class JudgedSignal(asyncio.Event):
             self.set()
 
 
-class ScriptedSourceThatScrapes:
+class ScriptedSourceThatScrapes(Source):
     """Emits the scripted run, waits for the judge's alert, then scrapes the exporter mid-session."""
 
     def __init__(self, session: Session, exporter: PrometheusExporter) -> None:
+        super().__init__()
         self.session = session
         self.exporter = exporter
         self.scraped = ""
@@ -93,6 +95,9 @@ class ScriptedSourceThatScrapes:
         self.scraped = response.text
         self.content_type = response.headers["content-type"]
         self.session.stop()
+
+    async def check(self) -> CheckResult:
+        return CheckResult(ok=True)
 
 
 async def test_a_scrape_during_a_session_shows_the_live_figures() -> None:

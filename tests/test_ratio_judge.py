@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import at
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -30,17 +31,13 @@ from wsmon.core.limits import (
     with_overrides,
 )
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import Report, build_report, render_json, render_junit, render_markdown, render_text
+from wsmon.core.report import Report, build_report
 from wsmon.core.state import State
 from wsmon.outputs.alerts import alert_payload
+from wsmon.render.report import render_json, render_junit, render_markdown, render_text
 
-T0 = 1_750_000_000.0
 LIMITS = {limit.figure: limit for limit in DEFAULT_LIMITS}
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def deliveries(start: float, ok: int, failed: int) -> list[ev.Event]:

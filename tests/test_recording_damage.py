@@ -13,18 +13,13 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from helpers import run_wsmon
 from test_recording import sample_events, write_recording
 
 from wsmon.core.reducer import Reducer
 from wsmon.store import RecordingWriter, new_header
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def wsmon(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args], capture_output=True, text=True, timeout=timeout
-    )
 
 
 def assert_clean_outcome(proc: subprocess.CompletedProcess[str]) -> None:
@@ -52,7 +47,7 @@ def test_a_recording_cut_at_7_to_15_kib_is_a_clear_error_or_a_partial_read(
     cut = tmp_path / f"cut{kib}.wsmon"
     cut.write_bytes(path.read_bytes()[: kib * 1024])
     for command in (["report"], ["replay", "--headless"], ["export", "--jsonl"]):
-        proc = wsmon(*command, str(cut))
+        proc = run_wsmon(*command, str(cut))
         assert_clean_outcome(proc)
         if proc.returncode != 2:
             assert "wsmon: warning: " in proc.stderr and "damaged or truncated" in proc.stderr
@@ -62,7 +57,7 @@ def test_a_recording_cut_at_7_to_15_kib_is_a_clear_error_or_a_partial_read(
 def test_a_fifo_is_refused_at_once_not_waited_on(tmp_path: Path, command: list[str]) -> None:
     fifo = tmp_path / "run.wsmon"
     os.mkfifo(fifo)
-    proc = wsmon(*command, str(fifo), timeout=30)  # it hung for ever before
+    proc = run_wsmon(*command, str(fifo), timeout=30)  # it hung for ever before
     assert proc.returncode == 2
     assert (
         proc.stderr.strip()
@@ -131,14 +126,14 @@ def test_a_crashed_recording_copied_without_its_wal_names_the_missing_file(tmp_p
     copy_dir = tmp_path / "copied"
     copy_dir.mkdir()
     shutil.copy(path, copy_dir / "crashed.wsmon")  # the -wal left behind, as people do
-    proc = wsmon("report", str(copy_dir / "crashed.wsmon"))
+    proc = run_wsmon("report", str(copy_dir / "crashed.wsmon"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
         f"wsmon: error: {copy_dir / 'crashed.wsmon'}: crashed.wsmon-wal is missing: this recording was not"
         " closed and its events are in that file (copy FILE-wal and FILE-shm along with FILE)"
     )
     # With its -wal beside it, the same file reads in full.
-    proc = wsmon("report", str(path), "--format", "json")
+    proc = run_wsmon("report", str(path), "--format", "json")
     assert proc.returncode in (0, 1), proc.stderr
     assert json.loads(proc.stdout)["session"]["events"] == 500
 
@@ -161,19 +156,19 @@ def test_report_says_how_many_batches_could_not_be_read(tmp_path: Path) -> None:
     for batch_id in (3, 9):
         _flip_blob_of_batch(path, batch_id)
     # The final keyframe is intact, so the report's figures are whole; it used to say nothing at all.
-    proc = wsmon("report", str(path))
+    proc = run_wsmon("report", str(path))
     assert_clean_outcome(proc)
     line = f"unreadable batches: 2 of 15 batches in {path} could not be read"
     assert f"wsmon: warning: {line}" in proc.stderr
     assert f"WARNING: {line}" in proc.stdout
-    proc = wsmon("replay", "--headless", str(path))
+    proc = run_wsmon("replay", "--headless", str(path))
     assert f"wsmon: warning: {line}" in proc.stderr and f"WARNING: {line}" in proc.stdout
-    proc = wsmon("report", str(path), "--format", "json")
+    proc = run_wsmon("report", str(path), "--format", "json")
     warnings = json.loads(proc.stdout)["warnings"]
     assert len(warnings) == 1 and warnings[0].startswith(line)
     intact = tmp_path / "intact.wsmon"
     write_recording(intact, sample_events(3_000), batch=200, keyframe_every=1_000)
-    proc = wsmon("report", str(intact), "--format", "json")
+    proc = run_wsmon("report", str(intact), "--format", "json")
     assert json.loads(proc.stdout)["warnings"] == [] and "warning" not in proc.stderr
 
 

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from wsmon.core.redact import redact_url
-from wsmon.sources.redact import scrub
+from wsmon.sources.scrub import scrub
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_header_arguments_lose_their_values_whatever_the_header() -> None:
 
 
 def test_logs_explain_prints_lines_with_their_secrets_masked() -> None:
-    from wsmon.sources.logexplain import explain_lines, report
+    from wsmon.sources.logs.explain import explain_lines, report
 
     printed = "\n".join(report(explain_lines(["info: login ok password=hunter2 from postgres://u:pw9@db/x"])))
     assert "hunter2" not in printed and "pw9" not in printed and "password=***" in printed

@@ -24,6 +24,11 @@ def _redis_sample(e: ev.Event) -> ev.RedisSample:
     return e
 
 
+def _evicted_total(e: ev.Event) -> int:
+    total = _redis_sample(e).extra.evicted_keys_total
+    return -1 if total is None else total
+
+
 @pytest.fixture
 def server() -> Iterator[PrivateRedis]:
     with private_redis() as instance:
@@ -88,9 +93,9 @@ async def test_hit_ratio_ops_and_pubsub_from_a_private_redis(
     assert sample.hit_ratio == 0.75
     # The 40 GETs plus MULTI/EXEC, spread over one interval, with wsmon's own commands left out.
     assert sample.ops_per_sec is not None and 42 / (INTERVAL * 3) < sample.ops_per_sec < 42 / (INTERVAL * 0.5)
-    assert sample.extra["pubsub_channels"] == 1
-    assert sample.extra["pubsub_top"] == [{"channel": "wsmon-test-channel", "subscribers": 1}]
-    assert sample.extra["pubsub_clients"] == 1
+    assert sample.extra.pubsub_channels == 1
+    assert sample.extra.pubsub_top == [ev.PubsubChannel(channel="wsmon-test-channel", subscribers=1)]
+    assert sample.extra.pubsub_clients == 1
     idle = [s for s in collector.of(ev.RedisSample) if s.hit_ratio is None]  # type: ignore[attr-defined]
     assert all(s.ops_per_sec is not None and s.ops_per_sec < 5 for s in idle[1:]), "wsmon counted itself"
 
@@ -111,11 +116,13 @@ async def test_evicted_keys_are_deltas_that_add_up(server: PrivateRedis, admin: 
             total = int((await admin.info("stats"))["evicted_keys"])
             await collector.wait_for(
                 ev.RedisSample,
-                lambda e, total=total: e.extra.get("evicted_keys_total", -1) >= total,  # type: ignore[attr-defined]
+                lambda e, total=total: _evicted_total(e) >= total,
             )
     samples = [_redis_sample(e) for e in collector.of(ev.RedisSample)]
     assert samples[0].maxmemory == 2 * 1024 * 1024 and samples[0].evicted_keys is None  # no baseline yet
-    grown = samples[-1].extra["evicted_keys_total"] - samples[0].extra["evicted_keys_total"]
+    first, last = samples[0].extra.evicted_keys_total, samples[-1].extra.evicted_keys_total
+    assert first is not None and last is not None
+    grown = last - first
     assert grown > 0
     assert sum(s.evicted_keys or 0 for s in samples[1:]) == grown
     assert sum(1 for s in samples if s.evicted_keys) >= 2, "evictions in separate batches, separate samples"
@@ -133,14 +140,14 @@ async def test_new_slowlog_entries_carry_no_argument_values(
         await admin.set("session:42", "s3cret-value", ex=60)
         sample = await collector.wait_for(
             ev.RedisSample,
-            lambda e: any(x["command"] == "SET" for x in e.extra.get("slowlog", [])),  # type: ignore[attr-defined]
+            lambda e: any(x.command == "SET" for x in e.extra.slowlog),  # type: ignore[attr-defined]
         )
-    entries = [x for s in collector.of(ev.RedisSample) for x in s.extra.get("slowlog", [])]  # type: ignore[attr-defined]
-    sets = [x for x in entries if x["command"] == "SET"]
-    assert len(sets) == 1 and sets[0]["args"] == 4 and sets[0]["duration_us"] >= 0
+    entries = [x for s in collector.of(ev.RedisSample) for x in s.extra.slowlog]  # type: ignore[attr-defined]
+    sets = [x for x in entries if x.command == "SET"]
+    assert len(sets) == 1 and sets[0].args == 4 and sets[0].duration_us >= 0
     assert "s3cret-value" not in repr(sample) and "session:42" not in repr(sample)
     assert "old-secret" not in repr(collector.events)
-    ids = [x["id"] for x in entries]
+    ids = [x.id for x in entries]
     assert len(ids) == len(set(ids)), "an entry was reported twice"
 
 
@@ -174,15 +181,15 @@ async def test_subscriber_near_the_output_buffer_limit_is_reported() -> None:
                     await publisher.publish("firehose", payload)
                 sample = await collector.wait_for(
                     ev.RedisSample,
-                    lambda e: bool(e.extra.get("pubsub_near_limit")),  # type: ignore[attr-defined]
+                    lambda e: bool(e.extra.pubsub_near_limit),  # type: ignore[attr-defined]
                 )
         finally:
             await publisher.aclose()
             slow.close()
-    near = sample.extra["pubsub_near_limit"]  # type: ignore[attr-defined]
-    assert [c["client"] for c in near] == ["slow-reader"]
-    assert near[0]["limit"] == 8 * 1024 * 1024 and near[0]["omem"] >= 4 * 1024 * 1024
-    assert sample.extra["pubsub_limit"] == {"hard": 64 << 20, "soft": 8 << 20, "soft_seconds": 60}  # type: ignore[attr-defined]
+    near = sample.extra.pubsub_near_limit  # type: ignore[attr-defined]
+    assert [c.client for c in near] == ["slow-reader"]
+    assert near[0].limit == 8 * 1024 * 1024 and near[0].omem >= 4 * 1024 * 1024
+    assert sample.extra.pubsub_limit == ev.PubsubLimit(hard=64 << 20, soft=8 << 20, soft_seconds=60)  # type: ignore[attr-defined]
 
 
 @pytest.mark.private_instance
@@ -197,7 +204,8 @@ async def test_acl_user_with_only_the_needed_commands_gets_every_figure(
         sample = _redis_sample(await collector.wait_for(ev.RedisSample, after=len(collector.events)))
     assert not collector.of(ev.Hint), collector.of(ev.Hint)
     assert sample.ping_ms is not None and sample.connected_clients is not None
-    assert {"pubsub_channels", "pubsub_clients", "pubsub_limit"} <= set(sample.extra)
+    extra = sample.extra
+    assert None not in (extra.pubsub_channels, extra.pubsub_clients, extra.pubsub_limit)
 
 
 @pytest.mark.private_instance
@@ -216,7 +224,8 @@ async def test_denied_command_is_a_hint_naming_it_and_the_rest_keeps_working(
             mark = collector.events.index(sample) + 1
     assert "SLOWLOG GET" in hint.text and "+slowlog|get" in hint.text  # type: ignore[attr-defined]
     assert len(collector.of(ev.Hint)) == 1, "the hint is given once"
-    assert sample.ping_ms is not None and sample.used_memory is not None and "pubsub_clients" in sample.extra
+    assert sample.ping_ms is not None and sample.used_memory is not None
+    assert sample.extra.pubsub_clients is not None
     assert not collector.of(ev.TargetDown)
 
 

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import math
 import random
-from typing import Any
 
 import msgspec
 import pytest
+from helpers import T0, at
 
 from wsmon.core import events as ev
 from wsmon.core.percentiles import exact_percentile
-from wsmon.core.reducer import CLOSED, CLOSING, CONNECTING, OPEN, Reducer, fold
-from wsmon.core.state import MAX_CLOSED_KEPT, State, decode_state, encode_state
-
-T0 = 1_750_000_000.0
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
+from wsmon.core.reducer import Reducer, fold
+from wsmon.core.state import MAX_CLOSED_KEPT, ConnState, State, decode_state, encode_state
 
 
 def test_connection_life_cycle_moves_through_every_state_and_counts_open_once() -> None:
@@ -26,23 +20,23 @@ def test_connection_life_cycle_moves_through_every_state_and_counts_open_once() 
     state = reducer.state
 
     reducer.apply(ev.ConnectionConnecting(**at(1.0), conn="a", peer="10.0.0.1:5000", source="tap"))
-    assert state.connections["a"].state == CONNECTING
+    assert state.connections["a"].state == ConnState.CONNECTING
     assert (state.open_count, state.opened_total) == (0, 0)
 
     reducer.apply(ev.ConnectionOpened(**at(1.1), conn="a", handshake_ms=4.0))
     conn = state.connections["a"]
-    assert conn.state == OPEN
+    assert conn.state == ConnState.OPEN
     assert conn.peer == "10.0.0.1:5000"  # an event without a peer keeps what was known
     assert (state.open_count, state.opened_total, state.peak_open) == (1, 1, 1)
     opened_seq = conn.updated_seq
 
     reducer.apply(ev.ConnectionClosing(**at(2.0), conn="a", by="client"))
-    assert conn.state == CLOSING
+    assert conn.state == ConnState.CLOSING
     assert conn.updated_seq > opened_seq
     assert state.open_count == 1  # closing is still open until the close completes
 
     reducer.apply(ev.ConnectionClosed(**at(2.1), conn="a", code=1000, closed_by="client"))
-    assert conn.state == CLOSED
+    assert conn.state == ConnState.CLOSED
     assert (conn.close_code, conn.closed_by) == (1000, "client")
     assert (state.open_count, state.opened_total, state.peak_open) == (0, 1, 1)
 
@@ -170,10 +164,10 @@ def test_server_exit_closes_that_servers_connections_with_1006() -> None:
             ev.ServerExit(**at(5.0), target="server", pid=42, code=1, last_lines=["MessageDeliveryError"]),
         ]
     )
-    assert state.connections["s1"].state == CLOSED
+    assert state.connections["s1"].state == ConnState.CLOSED
     assert (state.connections["s1"].close_code, state.connections["s1"].closed_by) == (1006, "neither")
     assert state.connections["s2"].close_code == 1000  # already closed: left as it was
-    assert state.connections["other"].state == OPEN
+    assert state.connections["other"].state == ConnState.OPEN
     assert state.open_count == 1
     assert state.close_codes == {1000: 1, 1006: 1}
     assert [(x.target, x.code, x.last_lines) for x in state.exits] == [
@@ -190,7 +184,7 @@ def test_memory_stays_bounded_over_ten_thousand_closed_connections() -> None:
     state = reducer.state
     assert len(state.closed_order) <= 2 * MAX_CLOSED_KEPT
     assert len(state.connections) <= 2 * MAX_CLOSED_KEPT + 1
-    assert state.connections["long-lived"].state == OPEN  # open connections are never forgotten
+    assert state.connections["long-lived"].state == ConnState.OPEN  # open connections are never forgotten
     assert "c9999" in state.connections
     assert state.close_codes == {1000: 10_000}  # the totals still cover every connection
     assert (state.open_count, state.opened_total) == (1, 10_001)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import at
 
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS
@@ -13,13 +14,6 @@ from wsmon.replay_feed import ReplayFeed, parse_seek
 from wsmon.store import RecordingWriter, new_header
 from wsmon.ui.app import WsmonApp
 from wsmon.ui.widgets import HeaderBar
-
-T0 = 1_750_000_000.0
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
-
 
 EVENTS: list[ev.Event] = [
     ev.ConnectionOpened(**at(1.0), conn="c1", peer="10.0.0.1:1"),

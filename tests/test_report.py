@@ -8,29 +8,16 @@ from typing import Any
 
 import msgspec
 import pytest
+from helpers import at
 
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge, with_overrides
 from wsmon.core.reducer import Reducer, fold
-from wsmon.core.report import (
-    Report,
-    build_report,
-    exit_code,
-    render,
-    render_json,
-    render_junit,
-    render_markdown,
-    render_text,
-    verdict_line,
-)
+from wsmon.core.report import Report, build_report, exit_code
 from wsmon.core.state import State
+from wsmon.render.report import render, render_json, render_junit, render_markdown, render_text, verdict_line
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, Any]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def judged(events: list[ev.Event], limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> State:

@@ -5,33 +5,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from helpers import at, run_wsmon
 
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, with_overrides
 from wsmon.core.reducer import Reducer
-from wsmon.core.report import (
-    FORMATS,
-    Report,
-    build_report,
-    render,
-    render_junit,
-    render_markdown,
-    render_text,
-)
+from wsmon.core.report import Report, build_report
+from wsmon.render.report import FORMATS, render, render_junit, render_markdown, render_text
 from wsmon.store.format import new_header
 from wsmon.store.writer import RecordingWriter
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def leaking_session() -> list[ev.Event]:
@@ -150,15 +138,7 @@ def recording(tmp_path: Path) -> Path:
 
 def wsmon(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k != "GITHUB_STEP_SUMMARY"} | env
-    return subprocess.run(
-        [sys.executable, "-m", "wsmon", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd,
-        env=environment,
-    )
+    return run_wsmon(*args, cwd=cwd, env=environment)
 
 
 def test_markdown_is_appended_to_the_github_step_summary(tmp_path: Path, recording: Path) -> None:

@@ -11,12 +11,12 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from wsmon.store.reader import RecordingReader
 
@@ -25,11 +25,6 @@ pytestmark = pytest.mark.slow
 # Not named test_*.py, so wsmon's own suite does not collect it; pytest runs a file it is given.
 SUITE = Path(__file__).parent / "fixtures" / "suite" / "against_demo.py"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wsmon_run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from helpers import Clock
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -84,13 +85,10 @@ def test_every_report_format_of_an_uncleaned_recording_is_safe_to_print() -> Non
     from wsmon.core import events as ev
     from wsmon.core.limits import DEFAULT_LIMITS
     from wsmon.core.reducer import fold
-    from wsmon.core.report import FORMATS, build_report, render
+    from wsmon.core.report import build_report
+    from wsmon.render.report import FORMATS, render
 
-    t = iter(range(1, 100))
-
-    def at() -> dict[str, float]:
-        n = float(next(t))
-        return {"wall": 1_700_000_000.0 + n, "mono": n}
+    at = Clock(wall0=1_700_000_000.0)
 
     state = fold(
         [

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers import free_port, wait_until
+from services import port_open
 from websockets.asyncio.client import connect
 
-from tests.services import free_port, port_open, wait_until
 from wsmon.outputs.prometheus import parse_listen_address
 from wsmon.sources.tap import parse_tap_spec
 

@@ -16,7 +16,7 @@ from services import REDIS_URL
 
 from wsmon import session as session_module
 from wsmon.session import Session
-from wsmon.sources.base import Emit, poll_forever
+from wsmon.sources.base import CheckResult, Emit, Source, poll_forever
 
 
 async def test_poll_forever_honours_a_cancellation_its_pass_swallowed() -> None:
@@ -39,11 +39,12 @@ async def test_poll_forever_honours_a_cancellation_its_pass_swallowed() -> None:
     assert passes == 1
 
 
-class StubbornSource:
+class StubbornSource(Source):
     """A source that ignores every cancellation (the worst a third-party library can do), until the
     test releases it so that its event loop can close."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.released = False
 
     async def run(self, emit: Emit) -> None:
@@ -52,6 +53,9 @@ class StubbornSource:
                 await asyncio.sleep(0.05)
             except asyncio.CancelledError:
                 continue
+
+    async def check(self) -> CheckResult:
+        return CheckResult(ok=True)
 
 
 async def test_a_source_that_never_stops_is_left_behind_and_the_session_ends(

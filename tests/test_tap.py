@@ -534,3 +534,40 @@ async def test_plain_http_passes_through_and_is_not_a_websocket_failure() -> Non
     assert status_line.startswith(b"HTTP/1.1 4")  # the server's own answer, untouched
     assert not recorder.of(ev.ConnectFailed)
     assert [e.path for e in recorder.of(ev.ConnectionOpened)] == ["/after"]
+
+
+# --- the source's own controls: stop and check ---------------------------------------------------------
+
+
+async def test_stop_ends_run_and_cuts_the_connections_through_the_tap() -> None:
+    async def hold(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with ws_server(hold) as upstream:
+        tap = TapSource("127.0.0.1", 0, f"ws://127.0.0.1:{upstream}", interval=0.1)
+        recorder = Recorder()
+        task = asyncio.create_task(tap.run(recorder))
+        await tap.listening.wait()
+        async with connect(f"ws://127.0.0.1:{tap.port}") as client:
+            await recorder.until(lambda r: bool(r.of(ev.ConnectionOpened)))
+            await tap.stop()
+            async with asyncio.timeout(2):
+                await task  # returns by itself: the session need not cancel it
+            with pytest.raises(ConnectionClosed):
+                await client.recv()
+        await recorder.until(lambda r: bool(r.of(ev.ConnectionClosed)))
+    (closed,) = recorder.of(ev.ConnectionClosed)
+    assert (closed.code, closed.reason) == (1006, "cut by the tap: wsmon stopped")
+    assert TapSource.stop_order == 1
+
+
+async def test_check_says_whether_the_upstream_holds_a_connection() -> None:
+    async def hold(ws: ServerConnection) -> None:
+        await ws.wait_closed()
+
+    async with ws_server(hold) as upstream:
+        result = await TapSource("127.0.0.1", 0, f"ws://127.0.0.1:{upstream}").check()
+    assert result.ok and result.latency_ms is not None
+    refused = await TapSource("127.0.0.1", 0, f"ws://127.0.0.1:{upstream}").check()  # closed by now
+    assert (refused.ok, refused.kind) == (False, "refused")
+    assert refused.error.startswith(f"upstream ws://127.0.0.1:{upstream}: ")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -14,10 +13,12 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from tests.test_tap import Recorder, tapped
 from wsmon.core import events as ev
-from wsmon.sources.tap import MAX_HELD_HANDSHAKE, TapSource
+from wsmon.sources.tap import TapSource
+from wsmon.sources.wire import MAX_HELD_HANDSHAKE
 
 UPGRADE = (
     b"GET /live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -73,7 +74,8 @@ async def send_through(port: int, megabytes: int, upstream: Upstream, each: Call
 
 
 def largest_held(tap: TapSource) -> int:
-    return max((len(d.reader.buffer) for p in tap._pairs for d in (p.inbound, p.outbound)), default=0)
+    directions = (d for p in tap._pairs for d in (p.wire.inbound, p.wire.outbound))
+    return max((len(d.reader.buffer) for d in directions), default=0)
 
 
 def stopped_warnings(recorder: Recorder) -> list[str]:
@@ -113,11 +115,6 @@ async def test_a_response_head_over_64_kib_stops_parsing_and_forwarding_goes_on(
 # --- the real command: wsmon attach --tap as a subprocess, its RSS read from /proc -------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _rss_kib(pid: int, field: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -143,7 +140,7 @@ async def test_120_mib_to_a_silent_upstream_through_wsmon_attach_keeps_its_rss_b
     tmp_path: Path,
 ) -> None:
     async with upstream_server() as upstream:
-        port = _free_port()
+        port = free_port()
         record = tmp_path / "tap.wsmon"
         proc = subprocess.Popen(
             [

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from helpers import free_port
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
@@ -28,13 +29,6 @@ from wsmon.core.reducer import fold
 from wsmon.core.state import State
 from wsmon.session import Session
 from wsmon.sources.tap import TapSource
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 # An echo server that logs like real servers do: a connection id, never the peer's address. It waits
 # --delay seconds before it listens (a server that takes a while to start).

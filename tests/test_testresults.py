@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from wsmon.core.testresults import TestResult, TestResultsError, detect_format, parse_test_results
 
@@ -292,11 +292,6 @@ def test_junit_results_are_flagged_approximate() -> None:
 # --- through `wsmon run` ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def wsmon_run(
     tmp_path: Path, results: list[Path], test_cmd: list[str], *extra: str
@@ -392,7 +387,8 @@ def test_a_window_is_approximate_when_its_events_say_so_or_its_start_is_derived(
     """Reducer and report level: the flag travels from TestEvent to the failed test's window."""
     from wsmon.core import events as ev
     from wsmon.core.reducer import fold
-    from wsmon.core.testwindows import failed_test_windows, span_line
+    from wsmon.core.testwindows import failed_test_windows
+    from wsmon.render.testwindows import span_line
 
     def test(name: str, start: float | None, end: float, approximate: bool) -> list[ev.Event]:
         events: list[ev.Event] = []

@@ -6,6 +6,7 @@ import math
 import random
 
 import pytest
+from helpers import at
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer
@@ -19,12 +20,7 @@ from wsmon.core.trend import (
     time_to_limit,
 )
 
-T0 = 1_750_000_000.0
 MIB = 1024 * 1024
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def linear_with_outliers(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 
 import pytest
 from textual.geometry import Region
-from ui_support import ReducerFeed, settle, widget_text
+from ui_support import ReducerFeed, screen_clock, settle, widget_text
 
 from wsmon.core import events as ev
 from wsmon.ui.app import WsmonApp
@@ -22,12 +21,7 @@ from wsmon.ui.widgets import (
 )
 
 SIZE = (160, 50)
-_clock = itertools.count(1)
-
-
-def at(seconds: float | None = None) -> dict[str, float]:
-    t = float(next(_clock)) if seconds is None else seconds
-    return {"wall": 1_700_000_000.0 + t, "mono": 1000.0 + t}
+at = screen_clock()
 
 
 def test_the_feed_in_these_tests_is_a_feed() -> None:

@@ -5,12 +5,9 @@ own styling (SGR, ``ESC [ … m``)."""
 
 from __future__ import annotations
 
-import io
-import itertools
 import re
 
-from rich.console import Console
-from ui_support import ReducerFeed, settle, widget_text
+from ui_support import ReducerFeed, screen_clock, settle, terminal_bytes, widget_text
 
 from wsmon.core import events as ev
 from wsmon.ui.app import WsmonApp
@@ -19,14 +16,11 @@ from wsmon.ui.widgets import ConnectionsTable, FailuresPanel
 OSC52 = "\x1b]52;c;ZXZpbA==\x07"  # writes the operator's clipboard
 DANGLING = "\x1b"  # a BEL-terminated sequence whose BEL was lost: swallows later output
 CSI_CLEAR = "\x1b[2J\x9b2J"
-_clock = itertools.count(1)
 # What the renderer itself writes: SGR styling and cursor positioning.
 _OWN = re.compile(r"\x1b\[[0-9;]*[mH]")
 
 
-def at() -> dict[str, float]:
-    t = float(next(_clock))
-    return {"wall": 1_700_000_000.0 + t, "mono": 1000.0 + t}
+at = screen_clock()
 
 
 def hostile_events() -> list[ev.Event]:
@@ -39,14 +33,6 @@ def hostile_events() -> list[ev.Event]:
         ev.LogLine(**at(), level="error", text=f"crash {OSC52} after {DANGLING}", source="server"),
         ev.Hint(**at(), target="redis", text=f"hint {CSI_CLEAR}"),
     ]
-
-
-def terminal_bytes(app: WsmonApp) -> str:
-    width, height = app.size
-    out = io.StringIO()
-    console = Console(width=width, height=height, file=out, force_terminal=True, color_system="truecolor")
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return out.getvalue()
 
 
 async def test_no_escape_from_outside_text_reaches_the_terminal() -> None:

@@ -3,7 +3,7 @@ say so, and an alert's line leads with the figure's current value."""
 
 from __future__ import annotations
 
-from ui_support import ReducerFeed, settle, widget_text
+from ui_support import ReducerFeed, screen_clock, settle, widget_text
 
 from wsmon.core import events as ev
 from wsmon.ui.app import WsmonApp
@@ -12,8 +12,7 @@ from wsmon.ui.widgets import FailuresPanel, LimitsStrip
 SIZE = (160, 50)
 
 
-def at(seconds: float) -> dict[str, float]:
-    return {"wall": 1_700_000_000.0 + seconds, "mono": 1000.0 + seconds}
+at = screen_clock()
 
 
 def deliveries(start: float, ok: int, failed: int) -> list[ev.Event]:

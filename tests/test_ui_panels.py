@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from textual.widget import Widget
-from ui_support import ReducerFeed, screen_lines, settle, widget_text
+from ui_support import ReducerFeed, screen_clock, screen_lines, settle, widget_text
 
 from wsmon.core import events as ev
 from wsmon.core.limits import BREACH, WARN
@@ -27,8 +28,7 @@ SIZE = (160, 50)
 MIB = 1 << 20
 
 
-def at(seconds: float) -> dict[str, float]:
-    return {"wall": 1_700_000_000.0 + seconds, "mono": 1000.0 + seconds}
+at = screen_clock()
 
 
 def styles_of(panel: TextPanel, text: str, after: str = "") -> set[str]:
@@ -87,6 +87,7 @@ def redis_sample(t: float, **overrides: Any) -> ev.RedisSample:
         },
     }
     fields.update(overrides)
+    fields["extra"] = msgspec.convert(fields["extra"], ev.RedisExtra)  # written here as a source's map
     return ev.RedisSample(**at(t), target="redis", **fields)
 
 

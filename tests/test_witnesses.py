@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from helpers import Clock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,12 +17,8 @@ from wsmon.core import events as ev
 from wsmon.core.reducer import fold
 from wsmon.core.state import State
 
-T0 = 1_700_000_000.0
+at = Clock(wall0=1_700_000_000.0)
 CODES = (1000, 1001, 1005, 1006, 1008, 1013)
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 @dataclass(frozen=True)

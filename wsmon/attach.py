@@ -26,14 +26,14 @@ from typing import Any
 from wsmon.config import ConfigError, Settings
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_argv, redact_header, redact_url
-from wsmon.core.sanitize import shown_key, visible
+from wsmon.core.sanitize import shown_key
 from wsmon.session import Session, Source
 from wsmon.sources.base import CheckResult
 from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.feeds import FeedSource, FeedSpec, FeedSpecError, parse_feed_spec
 from wsmon.sources.http import HealthSource, MetricsSource
-from wsmon.sources.logfile import LogFileSource, StdinLogSource
-from wsmon.sources.logrules import RuleError, load_rules
+from wsmon.sources.logs.rules import RuleError, load_rules
+from wsmon.sources.logs.source import LogFileSource, StdinLogSource
 from wsmon.sources.postgres import PostgresSource
 from wsmon.sources.probe import DEFAULT_RECONNECT_S, ExchangeStep, ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port, port_of_local_url
@@ -820,45 +820,3 @@ async def run_checks(options: AttachOptions) -> list[CheckRow]:
 
     results = await asyncio.gather(*(bounded(job) for _, _, job in jobs))
     return [CheckRow(name, address, result) for (name, address, _), result in zip(jobs, results, strict=True)]
-
-
-def render_check_table(rows: list[CheckRow]) -> str:
-    header = ("target", "address", "status", "latency", "error", "hint")
-    table: list[tuple[str, ...]] = [header]
-    for row in rows:
-        r = row.result
-        latency = f"{r.latency_ms:.1f} ms" if r.latency_ms is not None else "—"
-        # Errors quote servers and exceptions: shown, never obeyed, by the terminal.
-        cells = (row.target, row.address, "ok" if r.ok else "FAIL", latency, r.error, r.hint)
-        table.append(tuple(visible(cell) for cell in cells))
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in table
-    ]
-    return "\n".join([*lines, "", check_summary(rows)])
-
-
-def check_summary(rows: list[CheckRow]) -> str:
-    failed = sum(1 for row in rows if not row.result.ok)
-    return f"{len(rows) - failed} of {len(rows)} targets answer" + (f"; {failed} failed" if failed else "")
-
-
-def check_json(rows: list[CheckRow]) -> dict[str, Any]:
-    """`wsmon check --format json`: one document (docs/configuration.md)."""
-    return {
-        "verdict": "pass" if rows and all(row.result.ok for row in rows) else "fail",
-        "summary": check_summary(rows),
-        "targets": [
-            {
-                "target": row.target,
-                "address": row.address,
-                "ok": row.result.ok,
-                "latency_ms": row.result.latency_ms,
-                "error": row.result.error,
-                "kind": row.result.kind,
-                "hint": row.result.hint,
-            }
-            for row in rows
-        ],
-    }

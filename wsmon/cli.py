@@ -175,7 +175,8 @@ def _watch(
     code = EXIT_OK
     if headless:
         _run_headless(session.run, session.stop)
-        from wsmon.core.report import build_report, render_text
+        from wsmon.core.report import build_report
+        from wsmon.render.report import render_text
 
         report = build_report(session.state, session.limits, source=source)
         click.echo(render_text(report))
@@ -341,7 +342,8 @@ def check(limit_flags: tuple[str, ...], fmt: str, **flags: Any) -> None:
     --feed's server answers. Exit 1 when any check fails, 2 when there was nothing to check.
     Put it before a test suite so the suite refuses to start on missing infrastructure.
     """
-    from wsmon.attach import check_json, render_check_table, run_checks
+    from wsmon.attach import run_checks
+    from wsmon.render.targets import check_json, render_check_table
 
     settings = _settings(limit_flags)
     options = _attach_options(settings, flags)
@@ -496,7 +498,8 @@ def run(
 
 
 def _finish_run(test_run: Any, record: Path, fmt: str, output: Path | None, *, breach_code: int) -> int:
-    from wsmon.core.report import render, verdict_line
+    from wsmon.render.report import render, verdict_line
+    from wsmon.render.targets import readiness_table
 
     outcome = test_run.outcome
     reader = _run_recording(test_run.session, record)
@@ -505,7 +508,7 @@ def _finish_run(test_run: Any, record: Path, fmt: str, output: Path | None, *, b
     else:  # the recording stopped early (disk full): the live State holds the whole run
         state = test_run.session.state
     if outcome.missing:
-        click.echo(_targets_table(state, outcome.missing), err=True)
+        click.echo(readiness_table(state.targets, outcome.missing), err=True)
         click.echo(f"wsmon: tests not started: {', '.join(outcome.missing)} did not answer", err=True)
     report = _report_of(reader, state, test_run.session.limits, source=str(record))
     _emit_report(render(report, fmt), output, verdict_line(report))
@@ -556,15 +559,6 @@ def _emit_report(text: str, output: Path | None, verdict: str) -> None:
     click.echo(verdict)
 
 
-def _targets_table(state: Any, missing: list[str]) -> str:
-    rows = [("target", "kind", "status", "error", "hint")]
-    for name, target in sorted(state.targets.items()):
-        status = "ok" if target.up else ("FAIL" if name in missing else "pending")
-        rows.append((name, target.kind, status, target.error, "; ".join(target.hints)))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-
-
 @main.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.argument("more_logs", nargs=-1, type=click.Path(path_type=Path))
@@ -579,7 +573,7 @@ def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float
     FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
     by time): it is replayed on its own timestamps, and ends at its end unless --follow.
     """
-    from wsmon.core.report import render_text
+    from wsmon.render.report import render_text
     from wsmon.store.format import RecordingError
 
     if _saved_logs(file, more_logs):
@@ -649,7 +643,9 @@ def report(
     import os
 
     from wsmon.core import baseline as baselines
-    from wsmon.core.report import build_report, render, verdict_line
+    from wsmon.core.report import build_report
+    from wsmon.render.baseline import render_with_report
+    from wsmon.render.report import render, verdict_line
     from wsmon.store.format import RecordingError
     from wsmon.store.reader import RecordingReader
 
@@ -690,7 +686,7 @@ def report(
         old_reader, old_state = load(baseline)
         old = build_report(old_state, limits, source=str(baseline), header=_header(old_reader))
         comparison = baselines.compare(result, old, tolerances, default_tolerance)
-        text, code = baselines.render_with_report(result, comparison, fmt), max(code, comparison.exit_code)
+        text, code = render_with_report(result, comparison, fmt), max(code, comparison.exit_code)
     _emit_report(text, output, verdict_line(result))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt == "markdown" and summary:
@@ -746,8 +742,8 @@ def logs() -> None:
 @click.option("--all", "every", is_flag=True, help="Explain every line, not a few of each kind.")
 def logs_explain(file: Path, examples: int, every: bool) -> None:
     """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
-    from wsmon.sources.logexplain import explain_lines, report
-    from wsmon.sources.logrules import RuleError, load_rules
+    from wsmon.sources.logs.explain import explain_lines, report
+    from wsmon.sources.logs.rules import RuleError, load_rules
 
     settings = _settings(())
     rules: list[Any] = []
@@ -819,7 +815,7 @@ class _SavedLogs:
 
 def _saved_logs(first: Path, more: tuple[Path, ...]) -> bool:
     """Whether the input is saved logs (told by content, not name); more than one input must all be."""
-    from wsmon.sources.logreplay import is_log_file
+    from wsmon.sources.logs.replay import is_log_file
 
     if not is_log_file(first):
         if more:
@@ -834,7 +830,7 @@ def _saved_logs(first: Path, more: tuple[Path, ...]) -> bool:
 def _log_session(paths: list[Path], limits: Any) -> Any:
     from wsmon.attach import _log_rules
     from wsmon.logsession import LogSession
-    from wsmon.sources.logreplay import check_readable
+    from wsmon.sources.logs.replay import check_readable
 
     for path in paths:
         problem = check_readable(path)
@@ -887,7 +883,7 @@ def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool
     --follow, read on its own clock to its end and then as it grows, like a live session."""
     import tempfile
 
-    from wsmon.core.report import render_text
+    from wsmon.render.report import render_text
 
     limits = _settings(()).limits
     if follow:

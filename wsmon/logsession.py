@@ -1,6 +1,6 @@
 """A saved log as a session: the State ``wsmon report server.log`` judges, and ``wsmon import`` records.
 
-The events come from ``wsmon.sources.logreplay`` (each stamped with its line's own time, several logs
+The events come from ``wsmon.sources.logs.replay`` (each stamped with its line's own time, several logs
 merged by time). They go through what a live session puts them through — made visible
 (``clean_event``), applied to one reducer — and the judge runs on the log's clock (once a second of
 log time), so an alert's "for how long" is the night's. Streams: nothing is kept but the State
@@ -20,8 +20,8 @@ from wsmon.core.limits import Limit, judge
 from wsmon.core.reducer import Reducer
 from wsmon.core.sanitize import clean_event
 from wsmon.core.state import State
-from wsmon.sources.logreplay import LogStream, merged_events
-from wsmon.sources.logrules import Rule
+from wsmon.sources.logs.replay import LogStream, merged_events
+from wsmon.sources.logs.rules import Rule
 from wsmon.store.format import FORMAT_VERSION, RecordedTarget, RecordingHeader
 from wsmon.store.writer import MAX_BATCH_EVENTS, RecordingWriter
 
@@ -128,6 +128,7 @@ class LogFollowFeed:
     to its end, then followed as it grows (appends only: a rotated or truncated log is not followed)."""
 
     mode = "live"
+    notice = ""
 
     def __init__(self, session: LogSession, *, poll_interval: float = 0.25) -> None:
         if len(session.streams) != 1:
@@ -155,8 +156,8 @@ class LogFollowFeed:
     async def run(self) -> None:
         import asyncio
 
-        from wsmon.sources.logfile import READ_CHUNK
-        from wsmon.sources.logreplay import open_log
+        from wsmon.sources.logs.replay import open_log
+        from wsmon.sources.logs.source import READ_CHUNK
 
         stream, consume = self.session.streams[0], self.session.consume
         with open_log(stream.path) as file:

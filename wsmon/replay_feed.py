@@ -7,17 +7,19 @@ import time
 from pathlib import Path
 
 from wsmon.core import events as ev
-from wsmon.core.closecodes import close_code_label
+from wsmon.core.closecodes import close_code_label, expected_close
 from wsmon.core.limits import DEFAULT_LIMITS, Limit
 from wsmon.core.state import State
 from wsmon.store.reader import RecordingReader
 from wsmon.store.replay import ReplayEngine
+from wsmon.ui.feed import ReplayControls
 
 FRAME_S = 0.05
 
 
-class ReplayFeed:
+class ReplayFeed(ReplayControls):
     mode = "replay"
+    notice = ""
 
     def __init__(self, path: Path, *, speed: float = 1.0, limits: tuple[Limit, ...] | None = None) -> None:
         self.reader = RecordingReader(path)
@@ -51,7 +53,7 @@ class ReplayFeed:
         self.engine.slower()
 
     def anomalies(self) -> list[tuple[int, float, str]]:
-        """(position after the event, its time, label) of every anomaly; read once, on first use."""
+        """(events applied after it, its time, label) of every anomaly; read once, on first use."""
         if self._anomalies is None:
             found = []
             for seq, event in enumerate(self.reader.iter_events(), 1):
@@ -63,12 +65,12 @@ class ReplayFeed:
 
     def next_anomaly(self, direction: int) -> str | None:
         """Seek to the next (1) or previous (-1) anomaly and pause there; its label, or None."""
-        position = self.engine.position
+        applied = self.engine.position
         found = self.anomalies()
         if direction > 0:
-            target = next((a for a in found if a[0] > position), None)
+            target = next((a for a in found if a[0] > applied), None)
         else:
-            target = next((a for a in reversed(found) if a[0] < position), None)
+            target = next((a for a in reversed(found) if a[0] < applied), None)
         if target is None:
             return None
         self.engine.paused = True
@@ -89,8 +91,8 @@ class ReplayFeed:
         return self.engine.speed
 
     @property
-    def position(self) -> float:
-        """How far into the recording, 0.0 … 1.0: the header's position (the Feed protocol's name)."""
+    def progress(self) -> float:
+        """How far into the recording, 0.0 … 1.0."""
         total = self.reader.event_count
         return self.engine.position / total if total else 1.0
 
@@ -113,7 +115,7 @@ class ReplayFeed:
 def describe_anomaly(event: ev.Event) -> str | None:
     """A one-line label for an event worth stopping at in a replay (n / N), or None."""
     if isinstance(event, ev.ConnectionClosed):
-        if event.own or event.code in (1000, 1001):
+        if event.own or expected_close(event.code):
             return None
         return f"{close_code_label(event.code)} on {event.conn}"
     if isinstance(event, ev.DeliveryFailed):

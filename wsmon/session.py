@@ -13,18 +13,19 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import wsmon
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, judge
 from wsmon.core.reducer import Reducer, startup_timeouts
 from wsmon.core.sanitize import clean_event
+from wsmon.core.sink import Sink
 from wsmon.core.state import State
 from wsmon.memory import pin_mmap_threshold
-from wsmon.sources.base import Emit, now
+from wsmon.sources.base import Source, now
 from wsmon.store.format import FORMAT_VERSION, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
 
@@ -32,19 +33,6 @@ TICK_S = 0.25
 STARTUP_TIMEOUT_S = 30.0  # a target wsmon starts that has not answered by then is DOWN
 SOURCE_RESTART_S = 2.0
 STOP_TIMEOUT_S = 8.0
-
-
-class Source(Protocol):
-    async def run(self, emit: Emit) -> None: ...
-
-
-class Sink(Protocol):
-    """An output beside the UI (alert delivery, an exporter). Every method is optional:
-
-    ``on_event(event)`` is called from ``emit`` for every event, so it must be O(1) and never block;
-    ``async run()`` runs as a task for the session; ``async stop()`` is awaited at shutdown, after
-    the last judge tick, so it can flush what is queued.
-    """
 
 
 class Session:
@@ -81,7 +69,6 @@ class Session:
         # Set when every source reads a finite input (saved logs without --follow): the session ends
         # once they all have, instead of waiting for --duration or a signal.
         self.end_with_sources = False
-        self._event_hooks = _event_hooks(self.sinks)
         self.paused = False
         self.reducer = Reducer()
         self.writer: RecordingWriter | None = None
@@ -117,9 +104,9 @@ class Session:
         self.reducer.apply(event)
         if self.writer is not None:
             self.writer.append(event)
-        for hook in self._event_hooks:
+        for sink in self.sinks:
             try:
-                hook(event)
+                sink.on_event(event)
             except Exception:
                 # A broken output must not turn every source's emit into a failure and a restart.
                 logging.getLogger(__name__).exception("sink failed on %s", type(event).__name__)
@@ -148,12 +135,7 @@ class Session:
         tasks = [
             asyncio.create_task(self._guarded(source), name=type(source).__name__) for source in self.sources
         ]
-        self._event_hooks = _event_hooks(self.sinks)
-        sink_tasks = [
-            asyncio.create_task(sink.run(), name=type(sink).__name__)  # type: ignore[attr-defined]
-            for sink in self.sinks
-            if hasattr(sink, "run")
-        ]
+        sink_tasks = [asyncio.create_task(sink.run(), name=type(sink).__name__) for sink in self.sinks]
         started = time.monotonic()
         try:
             while not self._stopping.is_set():
@@ -227,26 +209,23 @@ class Session:
                 await asyncio.sleep(SOURCE_RESTART_S)
 
     async def _shutdown(self, tasks: list[asyncio.Task[Any]]) -> None:
-        """Stop the sources in stages, by their ``stop_order`` (default 1, the watchers).
+        """Stop the sources in stages, by their ``stop_order`` (StopOrder).
 
-        Clients wsmon drives (a load generator, 0) leave first and close normally; then the watchers
-        (probes, samplers, taps, 1) end, so stopping the server does not show up as refused probes; the
-        processes wsmon owns (a server, 2) stop last, so their exit and last lines are recorded.
+        Clients wsmon drives (a load generator) leave first and close normally; then the watchers
+        (probes, samplers, taps) end, so stopping the server does not show up as refused probes; the
+        processes wsmon owns (a server) stop last, so their exit and last lines are recorded.
         """
         stages: dict[int, list[tuple[Source, asyncio.Task[Any]]]] = {}
         for source, task in zip(self.sources, tasks, strict=True):
-            stages.setdefault(getattr(source, "stop_order", 1), []).append((source, task))
+            stages.setdefault(source.stop_order, []).append((source, task))
         for order in sorted(stages):
             stage = stages[order]
             for source, task in reversed(stage):
-                stop = getattr(source, "stop", None)
-                if stop is None:
-                    task.cancel()
-                    continue
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(stop(), timeout=STOP_TIMEOUT_S)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
+                    await asyncio.wait_for(source.stop(), timeout=STOP_TIMEOUT_S)
+                if source.stop_ends_run:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
                 task.cancel()
             await self._reap([task for _, task in stage])
         self._tick()
@@ -272,13 +251,8 @@ class Session:
     async def _stop_sinks(self, tasks: list[asyncio.Task[Any]]) -> None:
         # After the final tick, so the last alerts are delivered before the sinks flush and stop.
         for sink in self.sinks:
-            if hasattr(sink, "stop"):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(sink.stop(), timeout=STOP_TIMEOUT_S)  # type: ignore[attr-defined]
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sink.stop(), timeout=STOP_TIMEOUT_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _event_hooks(sinks: Sequence[Sink]) -> list[Callable[[ev.Event], None]]:
-    return [sink.on_event for sink in sinks if hasattr(sink, "on_event")]  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from wsmon.core import events as ev
-from wsmon.sources.logexplain import Explained, explain_lines
+from wsmon.sources.logs.explain import Explained, explain_lines
 
 pytestmark = pytest.mark.slow
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from fidelity_client import Tally, drive
+from helpers import free_port
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer
@@ -55,11 +56,6 @@ STACKS = {
     "fastapi-uvicorn-logging": Stack((sys.executable, "-u", str(SERVERS / "fastapi_server.py")), "/ws"),
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_listening(port: int, timeout: float = 30.0) -> None:

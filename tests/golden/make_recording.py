@@ -11,7 +11,8 @@ window, wsmon's own probe latencies, trends (time to limit), hints and log lines
 healthier run of the same system, the baseline ``full`` is compared with. ``quiet`` has no client traffic
 at all, which is what makes a report carry a note.
 
-    python tests/golden/make_recording.py DIR    # writes DIR/full.wsmon, DIR/old.wsmon, DIR/quiet.wsmon
+    # writes DIR/full.wsmon, DIR/old.wsmon and DIR/quiet.wsmon; tests/ holds the shared helpers it imports
+    PYTHONPATH=tests python tests/golden/make_recording.py DIR
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from helpers import T0, at
+
 from wsmon.core import events as ev
 from wsmon.core.events import SCHEMA_VERSION
 from wsmon.core.limits import DEFAULT_LIMITS
@@ -27,13 +30,8 @@ from wsmon.core.reducer import Reducer
 from wsmon.store.format import FORMAT_VERSION, RecordedTarget, RecordingHeader
 from wsmon.store.writer import RecordingWriter
 
-T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z
 MIB = 1024 * 1024
 VERSION = "0.0.0-golden"  # not the running wsmon's: a release must not change the golden files
-
-
-def at(mono: float) -> dict[str, float]:
-    return {"wall": T0 + mono, "mono": mono}
 
 
 def targets() -> list[ev.Event]:

@@ -1,7 +1,8 @@
 """Baseline comparison: two reports of the same test, figure by figure, with a tolerance per figure.
 
 ``compare(new, old)`` marks each figure ``regression``, ``improved``, ``same`` or ``no data``; the
-comparison's exit code is 1 when any figure regressed. The rules (docs/report.md, "Baselines"):
+comparison's exit code is 1 when any figure regressed (``wsmon.render.baseline`` prints it). The
+rules (docs/report.md, "Baselines"):
 
 - latency, RSS and CPU: higher is worse; a regression is a relative rise beyond the tolerance;
 - messages/s: lower is worse; a regression is a relative fall beyond the tolerance;
@@ -19,17 +20,14 @@ Pure: no I/O. The CLI reads the tolerances from wsmon.toml and validates them wi
 
 from __future__ import annotations
 
-import json
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from wsmon.core import report as report_module
-from wsmon.core.limits import format_value
-from wsmon.core.report import Figure, Report
+from wsmon.core.figures import Figure
+from wsmon.core.report import Report
 from wsmon.core.sanitize import shown_key
 
 DEFAULT_TOLERANCE = 0.10
@@ -228,150 +226,6 @@ def _judge_ratio(row: FigureChange, new: float, old: float, tolerance: float) ->
     row.verdict = REGRESSION if growth > allowed else (IMPROVED if growth < -allowed else SAME)
 
 
-# --- rendering -----------------------------------------------------------------------------------
-
-
-def _signed(value: float | None, unit: str) -> str:
-    if value is None:
-        return ""
-    if unit == "%":
-        text = f"{abs(value):.2f} pt"  # a change of a percentage is in points
-    elif unit == "MiB":
-        text = f"{abs(value):.1f} MiB"  # the report's whole MiB would show a small change as 0
-    else:
-        text = format_value(abs(value), unit)
-    return ("+" if value > 0 else "−" if value < 0 else "±") + text
-
-
-def _cells(r: FigureChange) -> list[str]:
-    relative = "" if r.change_percent is None else f"{r.change_percent:+.1f} %"
-    return [
-        r.label,
-        format_value(r.old, r.unit) if r.old is not None else "—",
-        format_value(r.new, r.unit) if r.new is not None else "—",
-        _signed(r.change, r.unit),
-        relative,
-        f"{100 * r.tolerance:g} %",
-        r.verdict,
-        r.note,
-    ]
-
-
-_HEADINGS = ["Figure", "Baseline", "New", "Change", "Relative", "Tolerance", "Verdict", "Note"]
-
-
-def headline(comparison: BaselineComparison) -> str:
-    regressed = [r.figure for r in comparison.regressions]
-    named = f" — regressed: {', '.join(regressed)}" if regressed else ""
-    return (
-        f"wsmon baseline: {comparison.verdict.upper()}{named} (against {comparison.old_source or 'baseline'})"
-    )
-
-
-def render_text(comparison: BaselineComparison) -> str:
-    rows = [_HEADINGS, *(_cells(r) for r in comparison.figures)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADINGS))]
-    table = [
-        "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-    return "\n".join([headline(comparison), *table]) + "\n"
-
-
-def render_markdown(comparison: BaselineComparison) -> str:
-    def md(cell: str) -> str:
-        return cell.replace("|", "\\|")
-
-    lines = [
-        f"## {headline(comparison)}",
-        "",
-        "| " + " | ".join(_HEADINGS) + " |",
-        "|" + "---|" * len(_HEADINGS),
-    ]
-    lines += ["| " + " | ".join(md(c) for c in _cells(r)) + " |" for r in comparison.figures]
-    return "\n".join(lines) + "\n"
-
-
-def render_json(comparison: BaselineComparison) -> str:
-    data = msgspec.to_builtins(comparison)
-    for row in data["figures"]:
-        for key, value in row.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                row[key] = None
-    return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
-
-
-def render(comparison: BaselineComparison, fmt: str) -> str:
-    """The comparison alone: text, markdown, json or junit."""
-    renderers = {"json": render_json, "markdown": render_markdown, "junit": render_junit}
-    return renderers.get(fmt, render_text)(comparison)
-
-
-JUNIT_SUITE = "wsmon baseline"
-JUNIT_CLASS = "wsmon.baseline"
-
-
-def _junit_suite(comparison: BaselineComparison) -> ET.Element:
-    regressions = len(comparison.regressions)
-    skipped = sum(1 for r in comparison.figures if r.verdict == NO_DATA)
-    suite = ET.Element(
-        "testsuite",
-        {
-            "name": JUNIT_SUITE,
-            "tests": str(len(comparison.figures)),
-            "failures": str(regressions),
-            "errors": "0",
-            "skipped": str(skipped),
-        },
-    )
-    for r in comparison.figures:
-        case = ET.SubElement(suite, "testcase", {"classname": JUNIT_CLASS, "name": r.label, "time": "0"})
-        cells = dict(zip(_HEADINGS, _cells(r), strict=True))
-        summary = f"{r.label} {cells['Baseline']} → {cells['New']} ({cells['Relative'] or cells['Change']})"
-        if r.verdict == REGRESSION:
-            failure = ET.SubElement(
-                case, "failure", {"message": f"{summary}, beyond {cells['Tolerance']}", "type": "regression"}
-            )
-            failure.text = "\n".join(f"{k}: {v}" for k, v in cells.items() if v)
-        elif r.verdict == NO_DATA:
-            ET.SubElement(case, "skipped", {"message": f"{r.label}: {r.note or 'no data'}"})
-        else:
-            ET.SubElement(case, "system-out").text = f"{r.verdict}: {summary}"
-    return suite
-
-
-def render_junit(comparison: BaselineComparison) -> str:
-    root = ET.Element("testsuites", {"name": "wsmon"})
-    root.append(_junit_suite(comparison))
-    return _xml(root)
-
-
-def _xml(root: ET.Element) -> str:
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-def render_with_report(report: Report, comparison: BaselineComparison, fmt: str) -> str:
-    """What ``wsmon report NEW --baseline OLD`` prints: the report, then the comparison, as one document.
-
-    json: the report's object with a ``baseline`` key added (the report shape allows new keys);
-    junit: one <testsuites> holding the limits' suite and the baseline's suite.
-    """
-    rendered = report_module.render(report, fmt)
-    if fmt == "json":
-        data = json.loads(rendered)
-        data["baseline"] = json.loads(render_json(comparison))
-        return msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
-    if fmt == "junit":
-        root = ET.fromstring(rendered)
-        root.append(_junit_suite(comparison))
-        tests = sum(int(suite.get("tests", "0")) for suite in root)
-        failures = sum(int(suite.get("failures", "0")) for suite in root)
-        root.set("tests", str(tests))
-        root.set("failures", str(failures))
-        return _xml(root)
-    return rendered + "\n" + render(comparison, fmt)
-
-
 __all__ = [
     "COMPARED",
     "DEFAULT_TOLERANCE",
@@ -381,13 +235,6 @@ __all__ = [
     "FigureChange",
     "ToleranceError",
     "compare",
-    "headline",
     "parse_tolerance",
     "parse_tolerances",
-    "render",
-    "render_json",
-    "render_junit",
-    "render_markdown",
-    "render_text",
-    "render_with_report",
 ]

@@ -9,7 +9,7 @@ Field order is part of the recording format: add fields only at the end, with a 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -21,6 +21,8 @@ LatencyKind = Literal["connect", "ping", "roundtrip", "delivery", "e2e", "db", "
 AlertLevel = Literal["warn", "breach"]
 
 
+# Each event class repeats frozen=True although msgspec inherits it: type checkers read Struct through
+# dataclass_transform, where frozen is per class, and would take a subclass without it for a mutable one.
 class Event(msgspec.Struct, tag_field="type", array_like=True, gc=False, frozen=True):
     """Every event carries the UTC wall time and the monotonic time it was observed at (seconds)."""
 
@@ -28,7 +30,7 @@ class Event(msgspec.Struct, tag_field="type", array_like=True, gc=False, frozen=
     mono: float
 
 
-class TargetAdded(Event, tag="target"):
+class TargetAdded(Event, tag="target", frozen=True):
     """A target wsmon watches; ``address`` is already redacted."""
 
     target: str
@@ -43,32 +45,32 @@ class TargetAdded(Event, tag="target"):
     startup_timeout_s: float = 0.0
 
 
-class TargetDown(Event, tag="down"):
+class TargetDown(Event, tag="down", frozen=True):
     target: str
     error: str
     kind: str = ""  # refused, timeout, auth, exited, ...
 
 
-class TargetUp(Event, tag="up"):
+class TargetUp(Event, tag="up", frozen=True):
     target: str
     detail: str = ""
 
 
-class Hint(Event, tag="hint"):
+class Hint(Event, tag="hint", frozen=True):
     """Something the user can fix, e.g. 'run as the same user to read the process'."""
 
     target: str
     text: str
 
 
-class ConnectionConnecting(Event, tag="conn.connecting"):
+class ConnectionConnecting(Event, tag="conn.connecting", frozen=True):
     conn: str
     peer: str = ""
     path: str = ""
     source: str = ""
 
 
-class ConnectionOpened(Event, tag="conn.open"):
+class ConnectionOpened(Event, tag="conn.open", frozen=True):
     conn: str
     peer: str = ""
     path: str = ""
@@ -80,12 +82,12 @@ class ConnectionOpened(Event, tag="conn.open"):
     extensions: str = ""  # the negotiated Sec-WebSocket-Extensions, as the tap saw it
 
 
-class ConnectionClosing(Event, tag="conn.closing"):
+class ConnectionClosing(Event, tag="conn.closing", frozen=True):
     conn: str
     by: Closer = "unknown"
 
 
-class ConnectionClosed(Event, tag="conn.close"):
+class ConnectionClosed(Event, tag="conn.close", frozen=True):
     """``code`` is 1006 when no close frame was seen, 1005 when the frame carried no status."""
 
     conn: str
@@ -98,7 +100,7 @@ class ConnectionClosed(Event, tag="conn.close"):
     answered: bool | None = None  # whether the other side answered the first close frame; None: unknown
 
 
-class ConnectFailed(Event, tag="conn.fail"):
+class ConnectFailed(Event, tag="conn.fail", frozen=True):
     target: str
     kind: FailKind
     error: str = ""
@@ -107,7 +109,7 @@ class ConnectFailed(Event, tag="conn.fail"):
     own: bool = False
 
 
-class Traffic(Event, tag="traffic"):
+class Traffic(Event, tag="traffic", frozen=True):
     """Messages and bytes of one connection over one interval; 'in' is client to server."""
 
     conn: str
@@ -121,14 +123,14 @@ class Traffic(Event, tag="traffic"):
     by_type: dict[str, int] = {}
 
 
-class DeliveryFailed(Event, tag="delivery.fail"):
+class DeliveryFailed(Event, tag="delivery.fail", frozen=True):
     message_id: str
     conn: str = ""
     reason: str = ""
     source: str = ""
 
 
-class LatencySample(Event, tag="latency"):
+class LatencySample(Event, tag="latency", frozen=True):
     """One measured latency. A ``delivery`` sample also counts as one successful delivery."""
 
     kind: LatencyKind
@@ -138,7 +140,7 @@ class LatencySample(Event, tag="latency"):
     own: bool = False  # measured on wsmon's own probe connection: reported apart from the users' figures
 
 
-class ProcessSample(Event, tag="process"):
+class ProcessSample(Event, tag="process", frozen=True):
     """The server's process tree. CPU is percent of one core, as top shows it."""
 
     target: str
@@ -152,7 +154,64 @@ class ProcessSample(Event, tag="process"):
     processes: int = 1
 
 
-class RedisSample(Event, tag="redis"):
+class SlowlogEntry(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """A slow command without its argument values: its name, argument count and duration."""
+
+    id: int
+    duration_us: int
+    command: str
+    args: int
+    client: str = ""
+
+
+class PubsubChannel(msgspec.Struct, frozen=True, gc=False):
+    channel: str
+    subscribers: int
+
+
+class PubsubLimit(msgspec.Struct, frozen=True, gc=False):
+    """client-output-buffer-limit for pubsub clients, bytes and seconds (0: no limit)."""
+
+    hard: int
+    soft: int
+    soft_seconds: int
+
+
+class PubsubClientNearLimit(msgspec.Struct, frozen=True, gc=False):
+    """A subscriber whose output buffer is filling: at ``ratio`` 1.0 Redis disconnects it."""
+
+    client: str
+    addr: str
+    omem: int
+    limit: int
+    ratio: float
+
+
+class RedisExtra(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """What a Redis sample knows beyond its headline figures; defaults mean "not known".
+
+    Recordings made before this was typed hold a plain map here with these same keys, and a map
+    decodes into this Struct by name: old recordings read as they are, and new ones encode to the same
+    bytes (``omit_defaults``, fields in the order the source used to fill the map).
+    """
+
+    rejected_connections_total: int | None = None
+    evicted_keys_total: int | None = None
+    maxmemory_policy: str = ""
+    redis_version: str = ""
+    uptime_in_seconds: int | None = None
+    used_memory_peak: int | None = None
+    pubsub_channels: int | None = None
+    pubsub_top: list[PubsubChannel] = []  # the busiest channels, most subscribers first
+    pubsub_patterns: int | None = None
+    slowlog: list[SlowlogEntry] = []  # only the entries new since the previous sample
+    slowlog_missed: int = 0  # new entries that fell out of the server's slowlog before they were read
+    pubsub_clients: int | None = None
+    pubsub_limit: PubsubLimit | None = None
+    pubsub_near_limit: list[PubsubClientNearLimit] = []
+
+
+class RedisSample(Event, tag="redis", frozen=True):
     target: str
     ping_ms: float | None = None
     connected_clients: int | None = None
@@ -163,10 +222,10 @@ class RedisSample(Event, tag="redis"):
     rejected_connections: int | None = None
     evicted_keys: int | None = None
     hit_ratio: float | None = None
-    extra: dict[str, Any] = {}
+    extra: RedisExtra = RedisExtra()
 
 
-class PostgresSample(Event, tag="postgres"):
+class PostgresSample(Event, tag="postgres", frozen=True):
     target: str
     select1_ms: float | None = None
     sessions: dict[str, int] = {}
@@ -181,7 +240,7 @@ class PostgresSample(Event, tag="postgres"):
     extra: dict[str, Any] = {}
 
 
-class AlertRaised(Event, tag="alert"):
+class AlertRaised(Event, tag="alert", frozen=True):
     figure: str
     level: AlertLevel
     value: float
@@ -189,26 +248,26 @@ class AlertRaised(Event, tag="alert"):
     message: str = ""
 
 
-class AlertCleared(Event, tag="alert.clear"):
+class AlertCleared(Event, tag="alert.clear", frozen=True):
     figure: str
     value: float
 
 
-class Marker(Event, tag="marker"):
+class Marker(Event, tag="marker", frozen=True):
     text: str
 
 
-class LogLine(Event, tag="log"):
+class LogLine(Event, tag="log", frozen=True):
     level: str
     text: str
     source: str = ""
     # The line's structured fields as text (JSON keys, nested ones dotted; key=value pairs), so an
     # export, the report and a connection's timeline can show the error text and ids. Capped in size,
-    # secrets masked (wsmon.sources.logvocab.kept_fields).
+    # secrets masked (wsmon.sources.logs.vocabulary.kept_fields).
     fields: dict[str, str] = {}
 
 
-class ServerExit(Event, tag="exit"):
+class ServerExit(Event, tag="exit", frozen=True):
     target: str
     pid: int | None = None
     code: int | None = None
@@ -216,7 +275,7 @@ class ServerExit(Event, tag="exit"):
     last_lines: list[str] = []
 
 
-class HttpSample(Event, tag="http"):
+class HttpSample(Event, tag="http", frozen=True):
     """One poll of an HTTP health or Prometheus metrics URL; ``status`` is None when no response came."""
 
     target: str
@@ -227,7 +286,7 @@ class HttpSample(Event, tag="http"):
     error: str = ""
 
 
-class TestEvent(Event, tag="test"):
+class TestEvent(Event, tag="test", frozen=True):
     """A test of the suite under observation started or ended (live from the pytest plugin, or placed
     afterwards from the runner's results: JUnit XML, jest --json, go test -json, TAP)."""
 
@@ -242,7 +301,7 @@ class TestEvent(Event, tag="test"):
     approximate: bool = False
 
 
-class TestRunEnded(Event, tag="tests.ended"):
+class TestRunEnded(Event, tag="tests.ended", frozen=True):
     """The test command `wsmon run` watched has ended: its exit code and how many tests reported.
 
     Recorded so a report read later judges the tests exactly as the live run did.
@@ -282,14 +341,24 @@ AnyEvent = (
     | TestRunEnded
 )
 
-EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__  # type: ignore[attr-defined]
-TAGS: dict[type[Event], str] = {cls: cls.__struct_config__.tag for cls in EVENT_TYPES}
+EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)
+
+
+def _tag(cls: type[Event]) -> str:
+    tag = cls.__struct_config__.tag
+    assert isinstance(tag, str), f"{cls.__name__} has no string tag"  # msgspec also allows int tags
+    return tag
+
+
+TAGS: dict[type[Event], str] = {cls: _tag(cls) for cls in EVENT_TYPES}
 
 
 def to_dict(event: Event) -> dict[str, Any]:
     """The named form of an event, tag first: what JSON Lines exports and feeds carry."""
     out: dict[str, Any] = {"type": TAGS[type(event)], "wall": event.wall, "mono": event.mono}
-    out.update(msgspec.structs.asdict(event))
+    for name, value in msgspec.structs.asdict(event).items():
+        # A nested Struct (RedisSample.extra) goes out as the plain map JSON Lines and feeds carry.
+        out[name] = msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
     return out
 
 

@@ -284,7 +284,7 @@ def judge(state: State, limits: tuple[Limit, ...], wall: float, mono: float) -> 
                     mono=mono,
                     figure=limit.figure,
                     level=level,
-                    value=value,  # type: ignore[arg-type]
+                    value=value,
                     limit=limit.value,
                     message=_alert_message(state, limit, value),
                 )

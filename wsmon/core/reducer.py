@@ -8,24 +8,21 @@ million a second on one core).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
 
 from wsmon.core import events as ev
+from wsmon.core import witnesses
 from wsmon.core.percentiles import Distribution
 from wsmon.core.state import (
-    CLOSED,
-    CLOSING,
-    CONNECTING,
     MAX_CLOSED_KEPT,
     MAX_DELIVERY_REFS,
     MAX_FAILURES_KEPT,
     MAX_LOG_LINES,
-    MAX_OWN_PEERS,
+    MAX_SLOWLOG_KEPT,
     MAX_TESTS_KEPT,
-    OPEN,
     PROBE_CONNECT,
     ActiveAlert,
     Connection,
+    ConnState,
     DeliveryFailure,
     ExitEntry,
     LogEntry,
@@ -37,15 +34,15 @@ from wsmon.core.state import (
 )
 
 _MIB = 1024 * 1024
-_K = TypeVar("_K")
-_V = TypeVar("_V")
+# Enum attribute lookups cost ~150 ns each on Python 3.11: the per-event path reads these globals.
+_CLOSED = ConnState.CLOSED
+_CLOSING = ConnState.CLOSING
+_CONNECTING = ConnState.CONNECTING
+_OPEN = ConnState.OPEN
 START_TIMEOUT = "start-timeout"
 # While STARTING, only these DOWN kinds are outages: the start failed, the process exited, or the
 # start-up timeout passed. Anything else (refused: not listening yet) is what starting looks like.
 STARTUP_FAILURES = frozenset({"start", "exited", START_TIMEOUT})
-# A log without peer addresses is matched to the tap's rows by close code within this many seconds.
-CLOSE_MATCH_WINDOW_S = 2.0
-MAX_PENDING_CLOSES = 1000
 
 
 class Reducer:
@@ -192,13 +189,13 @@ def _hint(state: State, e: ev.Hint) -> None:
 def _connection(state: State, conn_id: str) -> Connection:
     conn = state.connections.get(conn_id)
     if conn is None:
-        conn = state.connections[conn_id] = Connection(id=conn_id, state=CONNECTING)
+        conn = state.connections[conn_id] = Connection(id=conn_id, state=_CONNECTING)
     return conn
 
 
 def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
     conn = _connection(state, e.conn)
-    conn.state = CONNECTING
+    conn.state = _CONNECTING
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
     conn.source = e.source or conn.source
@@ -207,18 +204,18 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
-    was_counted = conn.counted and conn.state in (OPEN, CLOSING)
+    was_counted = conn.counted and conn.state in (_OPEN, _CLOSING)
     if e.local:
-        _remember_peer(state, e.local, e.conn, own=e.own, mono=e.mono)
+        witnesses.remember_peer(state, e.local, e.conn, own=e.own, mono=e.mono)
     conn.own = conn.own or e.own
     if not e.own:
-        _witnessed_by_log(state, conn, e, via_tap=bool(e.local))
+        witnesses.witnessed_by_log(state, conn, e, via_tap=bool(e.local))
     if conn.counted and not was_counted:
         state.open_count += 1
         state.opened_total += 1
         if state.open_count > state.peak_open:
             state.peak_open = state.open_count
-    conn.state = OPEN
+    conn.state = _OPEN
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
     conn.source = e.source or conn.source
@@ -227,91 +224,10 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn.updated_seq = state.seq
 
 
-def _witnessed_by_log(state: State, conn: Connection, e: ev.ConnectionOpened, *, via_tap: bool) -> None:
-    """A row seen from the far end — the server's log, or a tap a probe connects through: the other end
-    of a tap's or probe's row (matched by the peer it saw), or — a log of a server a tap covers — the
-    log's own row, shown but never counted."""
-    peer = e.peer
-    witness_id = state.relayed_peers.get(peer, "") if peer else ""
-    witness = state.connections.get(witness_id) if witness_id else None
-    # Only a tap's client can be wsmon's probe; and a port is reused once its connection is gone, so a
-    # witness long closed is another connection's.
-    if (
-        witness is not None
-        and witness_id != conn.id
-        and (witness.own or not via_tap)
-        and _current(witness, e.mono)
-    ):
-        _mirror(state, conn, witness)
-        return
-    if e.source in state.tapped_logs and not conn.mirror_of:
-        conn.covered_by = state.tapped_logs[e.source]
-    if peer:
-        _bounded_put(state.log_peers, peer, conn.id)
-
-
-def _current(conn: Connection, mono: float) -> bool:
-    """Still open, or closed a moment ago (the other witness may speak late): its address is its own."""
-    return conn.closed_mono is None or mono - conn.closed_mono <= CLOSE_MATCH_WINDOW_S
-
-
-def _mirror(state: State, log_row: Connection, witness: Connection) -> None:
-    """The log's row is the server's view of the witness's connection: it stops counting on its own."""
-    if log_row.counted:
-        if log_row.opened_mono is not None:
-            state.opened_total -= 1
-        if log_row.state in (OPEN, CLOSING):
-            state.open_count -= 1
-        elif log_row.state == CLOSED and log_row.close_code is not None:
-            _uncount_close(state, log_row.close_code, log_row.closed_by)
-    log_row.mirror_of = witness.id
-    log_row.covered_by = ""
-    log_row.own = log_row.own or witness.own
-    log_row.updated_seq = state.seq
-    witness.server_conn = log_row.id
-    witness.updated_seq = state.seq
-
-
-def _uncount_close(state: State, code: int, closed_by: str) -> None:
-    _decrement(state.close_codes, code)
-    _decrement(state.closed_by, closed_by)
-
-
-def _decrement(counts: dict[_K, int], key: _K) -> None:
-    left = counts.get(key, 0) - 1
-    if left > 0:
-        counts[key] = left
-    else:
-        counts.pop(key, None)
-
-
-def _bounded_put(index: dict[str, _V], key: str, value: _V) -> None:
-    index[key] = value
-    if len(index) > 2 * MAX_OWN_PEERS:
-        for old in list(index)[:-MAX_OWN_PEERS]:
-            del index[old]
-
-
-def _remember_peer(state: State, local: str, conn_id: str, *, own: bool, mono: float) -> None:
-    """Our end's address of a probe (own) or of a tap's upstream leg: the server's log shows it as the
-    peer, maybe already — that row is then the same connection, not another user's. Found through the
-    index of log peers, never by scanning the connections."""
-    _bounded_put(state.relayed_peers, local, conn_id)
-    log_id = state.log_peers.pop(local, None)
-    log_row = state.connections.get(log_id) if log_id is not None else None
-    witness = state.connections.get(conn_id)
-    if log_row is None or witness is None or log_row.id == conn_id or log_row.mirror_of:
-        return
-    if log_row.source == "tap" and not own:
-        return  # a tap's client is only ever matched to a probe
-    if _current(log_row, mono):
-        _mirror(state, log_row, witness)
-
-
 def _closing(state: State, e: ev.ConnectionClosing) -> None:
     conn = state.connections.get(e.conn)
-    if conn is not None and conn.state == OPEN:
-        conn.state = CLOSING
+    if conn is not None and conn.state == _OPEN:
+        conn.state = _CLOSING
         conn.closed_by = e.by
         conn.updated_seq = state.seq
 
@@ -321,12 +237,12 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
     conn.own = conn.own or e.own
     if not conn.source and e.source in state.tapped_logs and not conn.mirror_of:
         conn.covered_by = state.tapped_logs[e.source]  # the log's close of a connection it never opened
-    if conn.state in (OPEN, CLOSING) and conn.counted:
+    if conn.state in (_OPEN, _CLOSING) and conn.counted:
         state.open_count -= 1
-    if conn.state != CLOSED:
+    if conn.state != _CLOSED:
         state.closed_order.append(e.conn)
-    first_close = conn.state != CLOSED
-    conn.state = CLOSED
+    first_close = conn.state != _CLOSED
+    conn.state = _CLOSED
     conn.closed_mono = e.mono
     conn.close_code = e.code
     conn.close_reason = e.reason
@@ -339,7 +255,7 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
         by = state.closed_by
         by[e.closed_by] = by.get(e.closed_by, 0) + 1
     if first_close and state.tapped_logs:
-        _match_close(state, conn, e)
+        witnesses.match_close(state, conn, e)
     # Bounded memory: forget the oldest closed connections, as a terminal forgets scrollback.
     order = state.closed_order
     if len(order) > 2 * MAX_CLOSED_KEPT:
@@ -348,45 +264,8 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
         conns = state.connections
         for conn_id in drop:
             old = conns.get(conn_id)
-            if old is not None and old.state == CLOSED:
+            if old is not None and old.state == _CLOSED:
                 del conns[conn_id]
-
-
-def _match_close(state: State, conn: Connection, e: ev.ConnectionClosed) -> None:
-    """Behind a tap, a server log without peer addresses: pair the log's close with a tap row's close
-    of the same code within CLOSE_MATCH_WINDOW_S, whichever witness reports it first."""
-    if conn.covered_by:
-        if conn.peer:
-            return  # a log with peer addresses is matched by them; this one came around the tap
-        mine, theirs = state.log_closes, state.tap_closes
-    elif e.source == "tap" and conn.counted and not conn.server_conn:
-        mine, theirs = state.tap_closes, state.log_closes
-    else:
-        return
-    other = _pop_recent(state, theirs, e.code, e.mono)
-    if other is None:
-        pending = mine.setdefault(e.code, [])
-        pending.append((e.mono, conn.id))
-        if len(pending) > MAX_PENDING_CLOSES:
-            del pending[: len(pending) - MAX_PENDING_CLOSES]
-        return
-    log_row, tap_row = (conn, other) if conn.covered_by else (other, conn)
-    _mirror(state, log_row, tap_row)
-
-
-def _pop_recent(
-    state: State, pending: dict[int, list[tuple[float, str]]], code: int, mono: float
-) -> Connection | None:
-    """The oldest close of this code still within the window (older ones are dropped on the way)."""
-    queue = pending.get(code)
-    while queue:
-        closed_mono, conn_id = queue.pop(0)
-        row = state.connections.get(conn_id)
-        if row is None or abs(mono - closed_mono) > CLOSE_MATCH_WINDOW_S:
-            continue
-        if row.covered_by or (row.counted and not row.server_conn):
-            return row
-    return None
 
 
 def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
@@ -482,10 +361,17 @@ def _redis(state: State, e: ev.RedisSample) -> None:
     state.redis = e
     if e.used_memory is not None:
         state.redis_used_mib.add(e.mono, e.used_memory / _MIB)
+    if e.extra.slowlog:
+        slowlog = state.redis_slowlog
+        slowlog.extend(e.extra.slowlog)
+        del slowlog[:-MAX_SLOWLOG_KEPT]
+    state.redis_slowlog_missed += e.extra.slowlog_missed
 
 
 def _postgres(state: State, e: ev.PostgresSample) -> None:
     state.postgres = e
+    if e.deadlocks:
+        state.pg_deadlocks += e.deadlocks
     if e.connections is not None:
         state.pg_connections.add(e.mono, float(e.connections))
 
@@ -530,7 +416,7 @@ def _server_exit(state: State, e: ev.ServerExit) -> None:
     state.exits.append(ExitEntry(e.mono, e.target, e.pid, e.code, e.signal, list(e.last_lines)))
     # A server's exit closes every connection it still held; nobody sent a close frame.
     for conn in list(state.connections.values()):
-        if conn.state != CLOSED and conn.source == e.target:
+        if conn.state != _CLOSED and conn.source == e.target:
             _closed(
                 state,
                 ev.ConnectionClosed(wall=e.wall, mono=e.mono, conn=conn.id, code=1006, closed_by="neither"),
@@ -561,4 +447,4 @@ def _test_run_ended(state: State, e: ev.TestRunEnded) -> None:
     state.test_run = TestRunRecord(e.command, e.exit_code, e.ran, e.note, e.wall)
 
 
-__all__ = ["CLOSED", "CLOSING", "CONNECTING", "OPEN", "Reducer", "fold"]
+__all__ = ["Reducer", "fold"]

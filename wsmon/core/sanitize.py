@@ -76,9 +76,10 @@ def _is_clean_check(shape: _TextFields) -> Callable[[Event], bool]:
     for every event a session sees, so the common shapes get a check with no Python loop."""
     search = _UNSAFE.search
     if not shape.lists and not shape.maps:
-        texts = operator.attrgetter(*shape.strings)
         if len(shape.strings) == 1:
-            return lambda event: search(texts(event)) is None
+            text = operator.attrgetter(shape.strings[0])
+            return lambda event: search(text(event)) is None
+        texts = operator.attrgetter(*shape.strings)
         return lambda event: search("".join(texts(event))) is None
 
     def is_clean(event: Event) -> bool:

@@ -8,22 +8,29 @@ latency keeps a histogram rather than every sample, so a 10-million-event sessio
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 
 import msgspec
 
-from wsmon.core.events import HttpSample, PostgresSample, ProcessSample, RedisSample
+from wsmon.core.events import HttpSample, PostgresSample, ProcessSample, RedisSample, SlowlogEntry
 from wsmon.core.percentiles import Distribution
 
-CONNECTING = "CONNECTING"
-OPEN = "OPEN"
-CLOSING = "CLOSING"
-CLOSED = "CLOSED"
+
+class ConnState(StrEnum):
+    """A connection's state, as RFC 6455 names it; its value is what keyframes and screens carry."""
+
+    CONNECTING = "CONNECTING"
+    OPEN = "OPEN"
+    CLOSING = "CLOSING"
+    CLOSED = "CLOSED"
+
 
 MAX_CLOSED_KEPT = 500
 MAX_LOG_LINES = 500
 MAX_FAILURES_KEPT = 500
 MAX_OWN_PEERS = 1000
 MAX_DELIVERY_REFS = 10_000
+MAX_SLOWLOG_KEPT = 5
 SERIES_LEN = 600
 # The latency key of wsmon's own probes' handshakes: kept apart from "connect", the clients' handshakes
 # (from the tap), which is what the connect_ms limit judges.
@@ -32,7 +39,7 @@ PROBE_CONNECT = "probe_connect"
 
 class Connection(msgspec.Struct, gc=False):
     id: str
-    state: str = OPEN
+    state: ConnState = ConnState.OPEN
     peer: str = ""
     path: str = ""
     source: str = ""
@@ -232,6 +239,10 @@ class State(msgspec.Struct, gc=False):
     process: ProcessSample | None = None
     redis: RedisSample | None = None
     postgres: PostgresSample | None = None
+    # Totals over every sample applied, not only the last one: a sample carries just its own interval's.
+    pg_deadlocks: int = 0
+    redis_slowlog: list[SlowlogEntry] = []  # the last MAX_SLOWLOG_KEPT slow commands, oldest first
+    redis_slowlog_missed: int = 0  # slow commands that left the server's slowlog before a sample read them
 
     alerts: dict[str, ActiveAlert] = {}
     alerts_raised: int = 0

@@ -6,6 +6,10 @@ the way real clients do (vanish, close without a status, go silent, ...), so tha
 failure the dashboard knows about shows up within seconds. docs/demo.md lists the faults and their rates.
 
 Run: ``python -m wsmon.demo.loadgen --url ws://127.0.0.1:PORT/ --clients 50``.
+
+One file of a little over 500 lines, on purpose: a stand-alone program is read, run and copied beside
+a server under test as one file, and its parts (the simulated device, the load and fault scheduler, the
+tally its last line reports) are one protocol with the demo server, read together.
 """
 
 from __future__ import annotations

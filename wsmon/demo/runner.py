@@ -20,8 +20,8 @@ from typing import Any
 from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.limits import Limit
-from wsmon.session import Session, Source
-from wsmon.sources.base import Emit, now
+from wsmon.session import Session
+from wsmon.sources.base import CheckResult, Emit, Source, StopOrder, now
 from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource
@@ -51,10 +51,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class LoadGenerator:
+class LoadGenerator(Source):
     """The demo's simulated clients, as a child process; its only event is a marker when it starts."""
 
-    stop_order = 0  # the clients leave first, and close normally
+    stop_order = StopOrder.CLIENTS  # the clients leave first, and close normally
+    stop_ends_run = True  # run() reads the tally the clients print as they leave
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class LoadGenerator:
         rate: float,
         slow_acks: float | None = None,
     ) -> None:
+        super().__init__()
         self.port = port
         self.argv = [
             sys.executable,
@@ -109,6 +111,10 @@ class LoadGenerator:
         finally:
             await self._watchdog.stop()
 
+    async def check(self) -> CheckResult:
+        """The clients are wsmon's own program: nothing to reach before they start."""
+        return CheckResult(ok=True)
+
     def tally_line(self) -> str:
         """The load generator's own count, to hold the report's against."""
         if self.tally is None:
@@ -152,16 +158,20 @@ async def wait_for_port(port: int, timeout: float = 15.0) -> None:
         return
 
 
-class AfterListening:
+class AfterListening(Source):
     """Starts a watcher once the demo server listens, so start-up is not reported as an outage."""
 
     def __init__(self, port: int, source: Source) -> None:
+        super().__init__(source.target)
         self.port = port
         self.source = source
 
     async def run(self, emit: Emit) -> None:
         await wait_for_port(self.port)
         await self.source.run(emit)
+
+    async def check(self) -> CheckResult:
+        return await self.source.check()
 
 
 def build_demo_session(

@@ -1,6 +1,6 @@
 """Outputs beside the dashboard: alert delivery (a command, a webhook) and the Prometheus exporter.
 
-Each is a session sink (see ``wsmon.session.Sink``): it reads events or the State, never a source.
+Each is a session sink (``wsmon.core.sink.Sink``): it reads events or the State, never a source.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from wsmon.core.events import Event, LogLine
 from wsmon.core.limits import Limit
+from wsmon.core.sink import Sink
 from wsmon.core.state import State
 from wsmon.outputs.alerts import AlertCommandSink, AlertWebhookSink, alert_payload
 from wsmon.outputs.prometheus import PrometheusExporter, parse_listen_address
@@ -40,7 +41,7 @@ def outputs_for(
     alert_cmd: str | None = None,
     alert_webhook: str | None = None,
     prometheus: str | None = None,
-) -> list[Any]:
+) -> list[Sink]:
     """The sinks the flags ask for, ready for ``session.sinks``; the exporter is already listening.
 
     Raises ValueError for a malformed HOST:PORT and OSError when the port cannot be bound, so the
@@ -54,7 +55,7 @@ def outputs_for(
         )
 
     common: dict[str, Any] = {"title": session.title, "limits": session.limits, "on_error": report}
-    sinks: list[Any] = []
+    sinks: list[Sink] = []
     if alert_cmd:
         sinks.append(AlertCommandSink(alert_cmd, **common))
     if alert_webhook:

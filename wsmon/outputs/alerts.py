@@ -26,6 +26,7 @@ from wsmon.children import GroupWatchdog, start_guarded_shell
 from wsmon.core.events import AlertCleared, AlertRaised, Event
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, format_value
 from wsmon.core.redact import redact_url
+from wsmon.core.sink import Sink
 
 QUEUE_SIZE = 100
 FLUSH_TIMEOUT_S = 6.0  # below the session's per-sink stop timeout, so the session never waits on us
@@ -77,7 +78,7 @@ def alert_payload(
     }
 
 
-class _QueuedAlerts:
+class _QueuedAlerts(Sink):
     """The shared half of both sinks: a bounded queue filled by ``on_event`` and drained by ``run``."""
 
     what = "alert output"

@@ -24,6 +24,7 @@ import wsmon
 from wsmon.core.closecodes import close_code_name
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, live_value
 from wsmon.core.redact import redact_url
+from wsmon.core.sink import Sink
 from wsmon.core.state import State
 
 DEFAULT_HOST = "127.0.0.1"
@@ -287,7 +288,7 @@ class _StateCollector(Collector):
         return self._exporter.snapshot()
 
 
-class PrometheusExporter:
+class PrometheusExporter(Sink):
     """A session sink serving ``/metrics`` on ``host:port`` (127.0.0.1 by default) while the session runs.
 
     Call ``start()`` before the session to fail early on a port in use; ``run()`` starts it otherwise.

@@ -29,11 +29,11 @@ from redis.backoff import NoBackoff
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import Backoff, Emit, now
-from wsmon.sources.logrules import lenient_event
-from wsmon.sources.postgres import classify_postgres_error
-from wsmon.sources.redact import scrub
-from wsmon.sources.redis_source import classify_redis_error
+from wsmon.sources.base import Backoff, CheckResult, Emit, Retell, Source, now
+from wsmon.sources.logs.rules import lenient_event
+from wsmon.sources.postgres import PostgresSource, classify_postgres_error
+from wsmon.sources.redis_source import RedisSource, classify_redis_error
+from wsmon.sources.scrub import scrub
 
 FeedKind = Literal["redis-pubsub", "redis-stream", "postgres"]
 Clock = Callable[[], tuple[float, float]]
@@ -194,15 +194,15 @@ def _preview(raw: Any) -> str:
     return repr(text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else ""))
 
 
-class FeedSource:
+class FeedSource(Source):
     """Receives events from one feed and emits them; reconnects with backoff; never raises."""
 
+    retell = Retell.ERROR  # a feed down for another reason says so
+
     def __init__(self, spec: FeedSpec | str, *, target: str = "feed") -> None:
+        super().__init__(target)
         self.spec = parse_feed_spec(spec) if isinstance(spec, str) else spec
-        self.target = target
         self.subscribed = asyncio.Event()  # set while subscribed/listening: tests publish after it
-        self._up: bool | None = None
-        self._down_error = ""
         self._last_id: bytes | str | None = None  # the stream entry read last, kept across reconnects
 
     async def run(self, emit: Emit) -> None:
@@ -222,24 +222,19 @@ class FeedSource:
                 self.subscribed.clear()
                 classify = classify_postgres_error if self.spec.kind == "postgres" else classify_redis_error
                 kind, text = classify(error)
-                self._mark_down(emit, scrub(text, self.spec.url), kind)
+                self.status.mark_down(emit, scrub(text, self.spec.url), kind)
             await asyncio.sleep(backoff.next())
+
+    async def check(self) -> CheckResult:
+        """The feed's server answers, for `wsmon check`: a connection, as its own source would make."""
+        if self.spec.kind == "postgres":
+            return await PostgresSource(self.spec.url).check()
+        return await RedisSource(self.spec.url).check()
 
     def _mark_up(self, emit: Emit, backoff: Backoff, detail: str) -> None:
         self.subscribed.set()
         backoff.reset()
-        if self._up is not True:
-            self._up = True
-            wall, mono = now()
-            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
-
-    def _mark_down(self, emit: Emit, error: str, kind: str) -> None:
-        if self._up is False and self._down_error == error:
-            return
-        self._up = False
-        self._down_error = error
-        wall, mono = now()
-        emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=error, kind=kind))
+        self.status.mark_up(emit, detail)
 
     def _redis(self) -> aioredis.Redis:
         return aioredis.Redis.from_url(

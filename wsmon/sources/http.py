@@ -8,6 +8,7 @@ Proxies from the environment are ignored: wsmon talks to the server directly.
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import re
@@ -19,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import CheckResult, Emit, now, poll_forever
+from wsmon.sources.base import CheckResult, Down, Emit, PolledSource, Retell, Up, now
 
 TIMEOUT_S = 5.0
 # A JSON health body whose "status" is one of these is down even when the HTTP status says 200.
@@ -50,19 +51,22 @@ class Outcome:
         return " · ".join(parts)
 
 
-class _HttpPoller:
+class _HttpPoller(PolledSource):
     kind = "http"
+    retell = Retell.ERROR  # a down target whose error changes (refused, then 503) says so
 
     def __init__(self, url: str, *, interval: float, target: str, timeout: float = TIMEOUT_S) -> None:
+        super().__init__(target, interval)
         self.url = url
-        self.interval = interval
-        self.target = target
         self.timeout = timeout
-        self._up: bool | None = None
-        self._last_error = ""
+        self._client: httpx.AsyncClient | None = None  # one for the whole run: connections are reused
         self._hinted: set[str] = set()
 
-    def _client(self) -> httpx.AsyncClient:
+    @property
+    def address(self) -> str:
+        return redact_url(self.url)
+
+    def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             trust_env=False, follow_redirects=True, timeout=self.timeout, headers=self._headers()
         )
@@ -70,25 +74,36 @@ class _HttpPoller:
     def _headers(self) -> dict[str, str]:
         return {"User-Agent": "wsmon"}
 
-    async def run(self, emit: Emit) -> None:
+    async def poll_once(self, emit: Emit) -> Up | Down:
+        if self._client is None:
+            self._client = self._new_client()
+        outcome = await self._poll(self._client)
         wall, mono = now()
         emit(
-            ev.TargetAdded(
-                wall=wall, mono=mono, target=self.target, kind="http", address=redact_url(self.url)
+            ev.HttpSample(
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                status=outcome.status,
+                ms=outcome.ms,
+                health=outcome.health,
+                series=outcome.series,
+                error=outcome.error,
             )
         )
-        async with self._client() as client:
+        then = self._after(outcome, wall, mono)
+        if outcome.ok:
+            return Up(outcome.summary(), then)
+        return Down(outcome.error, outcome.kind, then)
 
-            async def one_pass() -> bool:
-                outcome = await self._poll(client)
-                self._emit(emit, outcome)
-                return outcome.ok
-
-            await poll_forever(self.interval, one_pass)
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     async def check(self) -> CheckResult:
         """One poll, for `wsmon check`."""
-        async with self._client() as client:
+        async with self._new_client() as client:
             outcome = await self._poll(client)
         if outcome.ok:
             return CheckResult(ok=True, latency_ms=outcome.ms)
@@ -108,45 +123,19 @@ class _HttpPoller:
         ms = (time.perf_counter() - started) * 1000.0
         return self._judge(response, ms)
 
+    @abc.abstractmethod
     def _judge(self, response: httpx.Response, ms: float) -> Outcome:
-        raise NotImplementedError
+        """The answer, judged: up or down, and what to show of it."""
 
-    def _emit(self, emit: Emit, outcome: Outcome) -> None:
-        wall, mono = now()
-        emit(
-            ev.HttpSample(
-                wall=wall,
-                mono=mono,
-                target=self.target,
-                status=outcome.status,
-                ms=outcome.ms,
-                health=outcome.health,
-                series=outcome.series,
-                error=outcome.error,
-            )
-        )
-        if outcome.ok and self._up is not True:
-            emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=outcome.summary()))
-        elif not outcome.ok and (self._up is not False or outcome.error != self._last_error):
-            # A down target whose error changes (refused, then 503) says so; the reducer counts it once.
-            emit(
-                ev.TargetDown(
-                    wall=wall, mono=mono, target=self.target, error=outcome.error, kind=outcome.kind
-                )
-            )
-        self._up = outcome.ok
-        self._last_error = outcome.error
+    def _after(self, outcome: Outcome, wall: float, mono: float) -> list[ev.Event]:
+        """What follows the poll's UP or DOWN: a hint for each named series the scrape first lacked."""
+        hints: list[ev.Event] = []
         for name in outcome.missing:
             if name not in self._hinted:
                 self._hinted.add(name)
-                emit(
-                    ev.Hint(
-                        wall=wall,
-                        mono=mono,
-                        target=self.target,
-                        text=f"series {name} not found in the metrics",
-                    )
-                )
+                text = f"series {name} not found in the metrics"
+                hints.append(ev.Hint(wall=wall, mono=mono, target=self.target, text=text))
+        return hints
 
 
 class HealthSource(_HttpPoller):
@@ -167,18 +156,20 @@ class HealthSource(_HttpPoller):
             outcome.ok, outcome.kind, outcome.error = False, "unhealthy", outcome.summary()
         return outcome
 
-    def _emit(self, emit: Emit, outcome: Outcome) -> None:
-        super()._emit(emit, outcome)
+    def _after(self, outcome: Outcome, wall: float, mono: float) -> list[ev.Event]:
+        after = super()._after(outcome, wall, mono)
         if outcome.ms is not None:
             wall, mono = now()
-            emit(ev.LatencySample(wall=wall, mono=mono, kind="http", ms=outcome.ms, target=self.target))
+            latency = ev.LatencySample(wall=wall, mono=mono, kind="http", ms=outcome.ms, target=self.target)
+            after.append(latency)
         answer = (outcome.status, outcome.health) if outcome.status is not None else (None, outcome.error)
         if answer != self._last_answer:
             self._last_answer = answer
             wall, mono = now()
             text = f"{self.target}: {outcome.summary() if outcome.status is not None else outcome.error}"
             level = "info" if outcome.ok else "warn"
-            emit(ev.LogLine(wall=wall, mono=mono, level=level, text=text, source=self.target))
+            after.append(ev.LogLine(wall=wall, mono=mono, level=level, text=text, source=self.target))
+        return after
 
 
 class MetricsSource(_HttpPoller):

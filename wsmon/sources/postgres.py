@@ -21,8 +21,8 @@ import asyncpg
 
 from wsmon.core import events as ev
 from wsmon.core.redact import MASK, redact_text, redact_url
-from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, poll_forever
-from wsmon.sources.redact import scrub
+from wsmon.sources.base import CheckResult, Down, Emit, PolledSource, Up, now
+from wsmon.sources.scrub import scrub
 
 QUERY_CHARS = 120
 MAX_PAIRS = 20
@@ -161,19 +161,19 @@ class _Poll:
     hints: list[tuple[str, str]] = field(default_factory=list)  # (key, text)
 
 
-class PostgresSource:
+class PostgresSource(PolledSource):
     """Samples one PostgreSQL database every ``interval`` on one dedicated connection; never raises."""
+
+    kind = "postgres"
 
     def __init__(
         self, dsn: str, *, target: str = "postgres", interval: float = 1.0, timeout: float = 2.0
     ) -> None:
+        super().__init__(target, interval)
         self.dsn = dsn
-        self.target = target
-        self.interval = interval
         self.timeout = timeout
         self._conn: asyncpg.Connection | None = None
         self._version = 0
-        self._status = TargetStatus(target)
         self._hinted: set[str] = set()
         self._baseline: _Baseline | None = None
         # wsmon's own statements: each is a transaction that pg_stat_database counts as a commit.
@@ -185,14 +185,6 @@ class PostgresSource:
     def address(self) -> str:
         return redact_url(self.dsn)
 
-    async def run(self, emit: Emit) -> None:
-        wall, mono = now()
-        emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="postgres", address=self.address))
-        try:
-            await poll_forever(self.interval, lambda: self._pass(emit))
-        finally:
-            await self._close()
-
     async def check(self) -> CheckResult:
         """Connect, time SELECT 1, read the statistics once: hidden sessions are the hint."""
         try:
@@ -202,12 +194,12 @@ class PostgresSource:
             kind, error = classify_postgres_error(exc)
             return CheckResult(ok=False, error=scrub(error, self.dsn), kind=kind, hint=_failure_hint(kind))
         finally:
-            await self._close()
+            await self.close()
         return CheckResult(
             ok=True, latency_ms=poll.fields.get("select1_ms"), hint="; ".join(text for _, text in poll.hints)
         )
 
-    async def _pass(self, emit: Emit) -> bool:
+    async def poll_once(self, emit: Emit) -> Up | Down:
         try:
             await self._connect()
             poll = await self._poll()
@@ -219,21 +211,22 @@ class PostgresSource:
                 wall, mono = now()
                 text = scrub(f"postgres sample failed: {error}", self.dsn)
                 emit(ev.LogLine(wall=wall, mono=mono, level="error", text=text, source=self.target))
-            self._status.mark_down(emit, scrub(error, self.dsn), kind)
-            await self._close()
-            return False
+            await self.close()
+            return Down(scrub(error, self.dsn), kind)
         wall, mono = now()
         version = f"PostgreSQL {self._version // 10000}.{self._version % 10000}" if self._version else ""
-        self._status.mark_up(emit, version)
+        read: list[ev.Event] = []
         for key, text in poll.hints:
             if key not in self._hinted:
                 self._hinted.add(key)
-                emit(ev.Hint(wall=wall, mono=mono, target=self.target, text=text))
-        emit(ev.PostgresSample(wall=wall, mono=mono, target=self.target, extra=poll.extra, **poll.fields))
+                read.append(ev.Hint(wall=wall, mono=mono, target=self.target, text=text))
+        read.append(
+            ev.PostgresSample(wall=wall, mono=mono, target=self.target, extra=poll.extra, **poll.fields)
+        )
         select1_ms = poll.fields.get("select1_ms")
         if select1_ms is not None:
-            emit(ev.LatencySample(wall=wall, mono=mono, kind="db", ms=select1_ms, target=self.target))
-        return True
+            read.append(ev.LatencySample(wall=wall, mono=mono, kind="db", ms=select1_ms, target=self.target))
+        return Up(version, then=read)
 
     async def _connect(self) -> None:
         if self._conn is not None:
@@ -260,7 +253,7 @@ class PostgresSource:
         self._baseline = None
         self._owed = 0
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             # terminate(): no goodbye round trip to a server that may be gone or frozen.

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 from redis.asyncio.retry import Retry
@@ -20,8 +21,8 @@ from redis.backoff import NoBackoff
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import CheckResult, Emit, TargetStatus, now, poll_forever
-from wsmon.sources.redact import scrub
+from wsmon.sources.base import CheckResult, Down, Emit, PolledSource, Up, now
+from wsmon.sources.scrub import scrub
 
 # The ACL rule that allows everything this source runs, and nothing else.
 ACL_RULE = "+ping +info +pubsub|channels +pubsub|numsub +pubsub|numpat +slowlog|get +client|list +config|get"
@@ -166,19 +167,19 @@ class _Poll:
     version: str = ""
 
 
-class RedisSource:
+class RedisSource(PolledSource):
     """Samples one Redis every ``interval`` on one dedicated connection; never raises."""
+
+    kind = "redis"
 
     def __init__(
         self, url: str, *, target: str = "redis", interval: float = 1.0, timeout: float = 2.0
     ) -> None:
+        super().__init__(target, interval)
         self.url = url
-        self.target = target
-        self.interval = interval
         # redis-py 8 waits 5 s on a socket by default; a sample must fail faster than that.
         self.timeout = timeout
         self._client: aioredis.Redis | None = None
-        self._status = TargetStatus(target)
         self._denied: set[str] = set()
         self._hinted: set[str] = set()
         self._baseline: _Baseline | None = None
@@ -191,14 +192,6 @@ class RedisSource:
     def address(self) -> str:
         return redact_url(self.url)
 
-    async def run(self, emit: Emit) -> None:
-        wall, mono = now()
-        emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="redis", address=self.address))
-        try:
-            await poll_forever(self.interval, lambda: self._pass(emit))
-        finally:
-            await self._close()
-
     async def check(self) -> CheckResult:
         """Connect, PING, and try every command once: which ones the user may not run is the hint."""
         try:
@@ -208,11 +201,11 @@ class RedisSource:
             kind, error = classify_redis_error(exc)
             return CheckResult(ok=False, error=scrub(error, self.url), kind=kind, hint=_failure_hint(kind))
         finally:
-            await self._close()
+            await self.close()
         hint = "; ".join(_denied_hint(name) for name in poll.denied)
         return CheckResult(ok=True, latency_ms=poll.fields.get("ping_ms"), hint=hint)
 
-    async def _pass(self, emit: Emit) -> bool:
+    async def poll_once(self, emit: Emit) -> Up | Down:
         try:
             await self._connect()
             poll = await self._poll()
@@ -224,20 +217,20 @@ class RedisSource:
                 wall, mono = now()
                 text = scrub(f"redis sample failed: {error}", self.url)
                 emit(ev.LogLine(wall=wall, mono=mono, level="error", text=text, source=self.target))
-            self._status.mark_down(emit, scrub(error, self.url), kind)
-            await self._close()
-            return False
+            await self.close()
+            return Down(scrub(error, self.url), kind)
         wall, mono = now()
-        self._status.mark_up(emit, f"Redis {poll.version}" if poll.version else "")
+        read: list[ev.Event] = []
         for name in poll.denied:
             if name not in self._hinted:
                 self._hinted.add(name)
-                emit(ev.Hint(wall=wall, mono=mono, target=self.target, text=_denied_hint(name)))
-        emit(ev.RedisSample(wall=wall, mono=mono, target=self.target, extra=poll.extra, **poll.fields))
+                read.append(ev.Hint(wall=wall, mono=mono, target=self.target, text=_denied_hint(name)))
+        extra = msgspec.convert(poll.extra, ev.RedisExtra)  # the map's keys are RedisExtra's fields
+        read.append(ev.RedisSample(wall=wall, mono=mono, target=self.target, extra=extra, **poll.fields))
         ping_ms = poll.fields.get("ping_ms")
         if ping_ms is not None:
-            emit(ev.LatencySample(wall=wall, mono=mono, kind="redis", ms=ping_ms, target=self.target))
-        return True
+            read.append(ev.LatencySample(wall=wall, mono=mono, kind="redis", ms=ping_ms, target=self.target))
+        return Up(f"Redis {poll.version}" if poll.version else "", then=read)
 
     async def _connect(self) -> None:
         if self._client is not None:
@@ -263,7 +256,7 @@ class RedisSource:
         self._pubsub_limit = None
         self._denied.clear()
 
-    async def _close(self) -> None:
+    async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             try:

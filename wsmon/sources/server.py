@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import os
 import shlex
+import shutil
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,9 +22,9 @@ from typing import Any
 from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_argv, redact_text
-from wsmon.sources.base import Emit, now
-from wsmon.sources.logfile import FOLD_IDLE_S, StackFolder
-from wsmon.sources.logparse import LogParser
+from wsmon.sources.base import STOPPED, CheckResult, Emit, Source, StopOrder, now
+from wsmon.sources.logs.folding import FOLD_IDLE_S, StackFolder
+from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.process import is_stopped, stopped_message
 
 LAST_LINES_KEPT = 20
@@ -36,8 +38,10 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-class ServerSource:
-    stop_order = 2  # stopped after the watchers, so its exit is recorded and not seen as an outage
+class ServerSource(Source):
+    # Stopped after the watchers, so its exit is recorded and not seen as an outage.
+    stop_order = StopOrder.OWNED
+    stop_ends_run = True  # run() records the exit (ServerExit, its last lines) once stop() has ended it
 
     def __init__(
         self,
@@ -48,9 +52,9 @@ class ServerSource:
         stop_timeout: float = 5.0,
         rules: list[Any] | None = None,
     ) -> None:
+        super().__init__(target)
         self.rules = rules
         self.argv = shlex.split(command) if isinstance(command, str) else list(command)
-        self.target = target
         self.env = env
         self.stop_timeout = stop_timeout
         self.process: asyncio.subprocess.Process | None = None
@@ -92,16 +96,10 @@ class ServerSource:
                 env={"PYTHONUNBUFFERED": "1", **os.environ, **(self.env or {})},
             )
         except OSError as exc:
-            wall, mono = now()
-            emit(
-                ev.TargetDown(
-                    wall=wall, mono=mono, target=self.target, error=f"could not start: {exc}", kind="start"
-                )
-            )
+            self.status.mark_down(emit, f"could not start: {exc}", "start")
             return
         self.started.set()
-        wall, mono = now()
-        emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {self.process.pid}"))
+        self.status.mark_up(emit, f"pid {self.process.pid}")
         stopped_watch = asyncio.create_task(self._watch_stopped(emit, self.process.pid))
         try:
             assert self.process.stdout is not None and self.process.stderr is not None
@@ -139,7 +137,7 @@ class ServerSource:
         )
         if not self._stopped_by_us:  # wsmon stopping its own server is not an outage
             how = f"killed by {signal.Signals(sig).name}" if sig else f"exited with code {code}"
-            emit(ev.TargetDown(wall=wall, mono=mono, target=self.target, error=how, kind="exited"))
+            self.status.mark_down(emit, how, "exited")
             for listener in self.exit_listeners:
                 listener(how)
 
@@ -153,15 +151,10 @@ class ServerSource:
             if now_stopped is None or now_stopped == stopped:
                 continue  # gone (its exit is reported by run) or unchanged
             stopped = now_stopped
-            wall, mono = now()
             if stopped:
-                emit(
-                    ev.TargetDown(
-                        wall=wall, mono=mono, target=self.target, error=stopped_message(pid), kind="stopped"
-                    )
-                )
+                self.status.mark_down(emit, stopped_message(pid), STOPPED)
             else:
-                emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=f"pid {pid} continued"))
+                self.status.mark_up(emit, f"pid {pid} continued")
 
     async def _exited(self) -> int:
         # Not Process.wait(): up to Python 3.11 it also waits for the pipes to close, which a worker the
@@ -195,6 +188,18 @@ class ServerSource:
         for block in blocks:
             for event in parser.parse(block):
                 emit(event)
+
+    async def check(self) -> CheckResult:
+        """The server is started later, by the session: what can be checked now is that its program exists."""
+        started = time.perf_counter()
+        program = self.argv[0] if self.argv else ""
+        found = shutil.which(program) if program else None
+        ms = (time.perf_counter() - started) * 1000.0
+        if found is None:
+            error = "empty command" if not program else f"{program}: no such executable"
+            hint = "check the program's name and PATH, or give its full path"
+            return CheckResult(ok=False, latency_ms=ms, error=error, hint=hint, kind="missing")
+        return CheckResult(ok=True, latency_ms=ms)
 
     async def stop(self) -> None:
         """SIGTERM to the server's process group, SIGKILL if it is still there after stop_timeout."""

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Input
 from textual.worker import Worker
 
 from wsmon.core.state import State
-from wsmon.ui.feed import Feed
+from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen
 from wsmon.ui.seek_screen import SeekScreen
@@ -84,6 +84,7 @@ class WsmonApp(App[int]):
     def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, theme: str | None = None) -> None:
         super().__init__()
         self.feed = feed
+        self._replay = feed if isinstance(feed, ReplayControls) else None
         self.refresh_hz = refresh_hz
         # wsmon's, the user's and Textual's themes, all registered so ctrl+p lists them. ``theme`` (the
         # flag or wsmon.toml) wins, else the one remembered, else the default (wsmon/ui/themes.py).
@@ -143,12 +144,12 @@ class WsmonApp(App[int]):
         """Show the State as it is now; the timer calls this, tests may call it directly."""
         feed = self.feed
         state = feed.state
-        replay = feed.mode == "replay"
-        speed = getattr(feed, "speed", None) if replay else None
-        position = getattr(feed, "position", None) if replay else None
+        replay = self._replay
+        speed = replay.speed if replay is not None else None
+        progress = replay.progress if replay is not None else None
         # A live pause freezes the screen (as in top); the session and the recording go on.
-        frozen = feed.paused and not replay
-        stamp = (None if frozen else state.seq, feed.paused, speed, position, self._stopping)
+        frozen = feed.paused and replay is None
+        stamp = (None if frozen else state.seq, feed.paused, speed, progress, self._stopping)
         if stamp == self._stamp and not self._behind:
             return  # nothing happened since the last frame: do nothing at all
         self._stamp = stamp
@@ -162,8 +163,8 @@ class WsmonApp(App[int]):
                 mode=feed.mode,
                 paused=feed.paused,
                 speed=speed,
-                position=position,
-                notice=getattr(feed, "notice", ""),
+                progress=progress,
+                notice=feed.notice,
             )
         if figures and not frozen:
             self.query_one(LimitsStrip).update_from(state, feed.limits)
@@ -226,7 +227,7 @@ class WsmonApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in REPLAY_ACTIONS:
-            return self.feed.mode == "replay"
+            return self._replay is not None
         return True
 
     async def action_quit(self) -> None:
@@ -279,30 +280,28 @@ class WsmonApp(App[int]):
         self.query_one(ConnectionsTable).focus()
 
     def action_step(self, n: int) -> None:
-        step = getattr(self.feed, "step", None)
-        if step is not None:
-            step(n)
+        if self._replay is not None:
+            self._replay.step(n)
             self.refresh_from_state()
 
     def action_anomaly(self, direction: int) -> None:
         """Jump to the next (1) or previous (-1) abnormal close, delivery failure, alert or outage."""
-        jump = getattr(self.feed, "next_anomaly", None)
-        if jump is None:
+        if self._replay is None:
             return
-        label = jump(direction)
+        label = self._replay.next_anomaly(direction)
         self.notify(label or ("no later anomaly" if direction > 0 else "no earlier anomaly"), timeout=4)
         self.refresh_from_state()
 
     def action_seek(self) -> None:
-        seek = getattr(self.feed, "seek_text", None)
-        if seek is None:
+        replay = self._replay
+        if replay is None:
             return
 
         def done(text: str | None) -> None:
             if not text:
                 return
             try:
-                seek(text)
+                replay.seek_text(text)
             except ValueError as exc:
                 self.notify(str(exc), severity="error", timeout=4)
             self.refresh_from_state()
@@ -310,15 +309,13 @@ class WsmonApp(App[int]):
         self.push_screen(SeekScreen(), done)
 
     def action_faster(self) -> None:
-        faster = getattr(self.feed, "faster", None)
-        if faster is not None:
-            faster()
+        if self._replay is not None:
+            self._replay.faster()
             self.refresh_from_state()
 
     def action_slower(self) -> None:
-        slower = getattr(self.feed, "slower", None)
-        if slower is not None:
-            slower()
+        if self._replay is not None:
+            self._replay.slower()
             self.refresh_from_state()
 
 

@@ -7,6 +7,7 @@ can be driven by anything that folds events: a live session, a replay, or a test
 
 from __future__ import annotations
 
+import abc
 from typing import Literal, Protocol, runtime_checkable
 
 from wsmon.core.limits import Limit
@@ -17,14 +18,7 @@ Mode = Literal["live", "replay"]
 
 @runtime_checkable
 class Feed(Protocol):
-    """What the dashboard needs from a session.
-
-    Optional replay controls, looked up with ``getattr`` only when ``mode == "replay"``:
-    ``step(n: int)``, ``faster()``, ``slower()``, ``next_anomaly(direction)``, ``seek_text(text)``,
-    and for the header ``speed: float`` (1.0 is real time) and ``position: float`` (0.0 … 1.0).
-    Optional for any mode: ``notice: str``, a line the header shows in the error colour while it is
-    not empty (a live session's "recording stopped: disk full").
-    """
+    """What the dashboard needs from a session. A replay also implements ``ReplayControls``."""
 
     @property
     def state(self) -> State:
@@ -47,6 +41,12 @@ class Feed(Protocol):
     @property
     def paused(self) -> bool: ...
 
+    @property
+    def notice(self) -> str:
+        """A line the header shows in the error colour while it is not empty (a live session's
+        "recording stopped: disk full"); "" when there is nothing to say."""
+        ...
+
     def toggle_pause(self) -> None: ...
 
     async def run(self) -> None:
@@ -56,3 +56,36 @@ class Feed(Protocol):
     def stop(self) -> None:
         """Ask run() to finish (close recordings); the app waits for it before exiting."""
         ...
+
+
+class ReplayControls(abc.ABC):
+    """What a replay adds to its Feed: the keys that move through the recording, and what the header
+    shows of where it is. The dashboard offers these keys only to a feed that is one."""
+
+    @property
+    @abc.abstractmethod
+    def speed(self) -> float:
+        """How fast the replay runs: 1.0 is real time."""
+
+    @property
+    @abc.abstractmethod
+    def progress(self) -> float:
+        """How far into the recording, 0.0 … 1.0."""
+
+    @abc.abstractmethod
+    def step(self, n: int) -> None:
+        """Pause, then apply the next ``n`` events (back ``-n``)."""
+
+    @abc.abstractmethod
+    def faster(self) -> None: ...
+
+    @abc.abstractmethod
+    def slower(self) -> None: ...
+
+    @abc.abstractmethod
+    def next_anomaly(self, direction: int) -> str | None:
+        """Seek to the next (1) or previous (-1) anomaly and pause there; its label, or None."""
+
+    @abc.abstractmethod
+    def seek_text(self, text: str) -> None:
+        """Seek to "50%", "1:30" or "90s" from the start; ValueError with a one-line message."""

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from wsmon.core.closecodes import close_code_cause, close_code_name
+from wsmon.core.closecodes import close_code_cause, close_code_name, expected_close
 from wsmon.core.state import State
 from wsmon.ui.format import count
 from wsmon.ui.widgets.text_panel import TextPanel
-
-# Codes a healthy server sends; anything else is worth a look.
-EXPECTED_CODES = frozenset({1000, 1001})
 
 
 class CloseCodesPanel(TextPanel):
@@ -39,7 +36,7 @@ class CloseCodesPanel(TextPanel):
         title = f"{'code':>4} {'name':<22}{'count':>7}{'share':>7}"
         lines: list[Content] = [Content.styled(title, "bold")]
         for code, n in sorted(codes.items(), key=lambda item: (-item[1], item[0])):
-            style = "" if code in EXPECTED_CODES else "$warning"
+            style = "" if expected_close(code) else "$warning"
             lines.append(
                 Content.assemble(
                     (f"{code:>4} {close_code_name(code):<22}", style),

@@ -19,9 +19,9 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from wsmon.core.closecodes import close_code_label
+from wsmon.core.closecodes import close_code_label, expected_close
 from wsmon.core.sanitize import visible
-from wsmon.core.state import CLOSED, CLOSING, CONNECTING, Connection, State
+from wsmon.core.state import Connection, ConnState, State
 from wsmon.ui.format import coarse_age, count
 
 
@@ -48,7 +48,6 @@ TABLE_WIDTH = sum(column.width + 1 for column in COLUMNS)
 FIXED_LINES = 2  # the count line and the column titles stay put while the rows scroll
 OWN_MARK = "◆"
 VIRTUAL_STEP = 64
-EXPECTED_CODES = frozenset({1000, 1001})
 
 RowKey = tuple[str, int, str]
 _UNPAINTED = ("", -1, "")
@@ -58,14 +57,14 @@ def row_age(conn: Connection, now: float) -> str:
     """Open rows show how long they have been open; closed rows how long they lived (a fixed value)."""
     if conn.opened_mono is None:
         return "—"
-    end = conn.closed_mono if conn.state == CLOSED and conn.closed_mono is not None else now
+    end = conn.closed_mono if conn.state == ConnState.CLOSED and conn.closed_mono is not None else now
     return coarse_age(end - conn.opened_mono)
 
 
 def _order_key(conn: Connection) -> tuple[int, float, str]:
     # Open first, newest first; then closed, most recently closed first. Traffic does not move a row,
     # so fifty busy connections do not reshuffle the screen four times a second.
-    if conn.state == CLOSED:
+    if conn.state == ConnState.CLOSED:
         return (1, -(conn.closed_mono or 0.0), conn.id)
     return (0, -(conn.opened_mono if conn.opened_mono is not None else float("inf")), conn.id)
 
@@ -181,7 +180,9 @@ class ConnectionsTable(ScrollView, can_focus=True):
         return rows
 
     def _summary_text(self, state: State) -> str:
-        closed = sum(1 for conn in state.connections.values() if conn.state == CLOSED and not conn.mirror_of)
+        closed = sum(
+            1 for conn in state.connections.values() if conn.state == ConnState.CLOSED and not conn.mirror_of
+        )
         text = f"{count(state.open_count)} open · peak {count(state.peak_open)} · {count(closed)} closed kept"
         if self.filter_text:
             text += f" · showing {count(len(self._rows))} matching '{self.filter_text}'"
@@ -291,7 +292,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         return strip
 
     def _render_row(self, conn: Connection, age: str, width: int) -> Strip:
-        if conn.state == CLOSED:
+        if conn.state == ConnState.CLOSED:
             row_style = self._style("closed")
         elif conn.own:
             row_style = self._style("own")
@@ -313,9 +314,9 @@ class ConnectionsTable(ScrollView, can_focus=True):
         for number, (column, text) in enumerate(zip(COLUMNS, cells, strict=True)):
             style = row_style
             code = conn.close_code
-            if number == _CLOSE_COLUMN and code is not None and code not in EXPECTED_CODES:
+            if number == _CLOSE_COLUMN and code is not None and not expected_close(code):
                 style = row_style + self._style("bad-close")
-            elif number == _STATE_COLUMN and conn.state in (CONNECTING, CLOSING):
+            elif number == _STATE_COLUMN and conn.state in (ConnState.CONNECTING, ConnState.CLOSING):
                 style = row_style + self._style("transient")
             segments.append(Segment(_fit(text, column) + " ", style))
             used += column.width + 1

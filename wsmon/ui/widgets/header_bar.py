@@ -33,7 +33,7 @@ class HeaderBar(TextPanel):
         mode: str,
         paused: bool,
         speed: float | None = None,
-        position: float | None = None,
+        progress: float | None = None,
         notice: str = "",
     ) -> bool:
         now = state.last_mono
@@ -47,8 +47,8 @@ class HeaderBar(TextPanel):
             )
             for t in state.targets.values()
         )
-        key = (title, mode, paused, speed, position, notice, clock(state.duration_s), state.seq, targets)
-        return self.show(key, lambda: self._build(state, title, mode, paused, speed, position, notice))
+        key = (title, mode, paused, speed, progress, notice, clock(state.duration_s), state.seq, targets)
+        return self.show(key, lambda: self._build(state, title, mode, paused, speed, progress, notice))
 
     def _build(
         self,
@@ -57,7 +57,7 @@ class HeaderBar(TextPanel):
         mode: str,
         paused: bool,
         speed: float | None,
-        position: float | None,
+        progress: float | None,
         notice: str = "",
     ) -> Content:
         top: list[str | tuple[str, str] | Content] = [("wsmon ", "bold $accent"), (title, "bold")]
@@ -65,8 +65,8 @@ class HeaderBar(TextPanel):
             top.append(("  REPLAY", "bold $warning"))
             if speed is not None:
                 top.append(f" ×{speed:g}")
-            if position is not None:
-                top.append(f" {position * 100:.0f} %")
+            if progress is not None:
+                top.append(f" {progress * 100:.0f} %")
         else:
             top.append(("  LIVE", "bold $success"))
         if paused:

@@ -53,25 +53,15 @@ class PostgresPanel(TargetPanel):
     KINDS = frozenset({"postgres"})
     TITLE = "PostgreSQL"
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        # Each sample carries the deadlocks of its own interval; the panel adds them up so one
-        # that happened a minute ago is still visible.
-        self._deadlocks = 0
-        self._deadlocks_from: PostgresSample | None = None
-
     def update_from(self, state: State, limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> bool:
         targets = self.targets_of(state)
         if not self.show_if(bool(targets)):
             return False
         sample = state.postgres
-        if sample is not self._deadlocks_from:
-            self._deadlocks_from = sample
-            if sample is not None and sample.deadlocks:
-                self._deadlocks += sample.deadlocks
         now = state.last_mono
         alert = state.alerts.get("db_ms")
-        key = (sample, tuple(status_key(t, now) for t in targets), alert.level if alert else None)
+        statuses = tuple(status_key(t, now) for t in targets)
+        key = (sample, state.pg_deadlocks, statuses, alert.level if alert else None)
         return self.show(key, lambda: self._build(state, targets, sample, db_limit(limits)))
 
     def _build(
@@ -98,23 +88,25 @@ class PostgresPanel(TargetPanel):
         lines.extend(_sessions_lines(sample.sessions))
         lines.extend(_blocked_lines(sample.extra.get("blocked") or ()))
         lines.extend(_longest_lines(sample))
-        lines.extend(self._counter_lines(sample))
+        lines.extend(_counter_lines(sample, state.pg_deadlocks))
         lines.extend(hint_lines(targets))
         return Content("\n").join(lines)
 
-    def _counter_lines(self, sample: PostgresSample) -> list[Content]:
-        usage = sample.notify_queue_usage
-        notify = "—" if usage is None else f"{usage * 100:.1f} %"
-        deadlocks: Part = f"deadlocks {count(self._deadlocks)}"
-        if sample.deadlocks:
-            deadlocks = (f"deadlocks {count(self._deadlocks)} (+{sample.deadlocks})", "bold $error")
-        return [
-            Content.assemble(
-                f"commits {rate(sample.commits_per_s)}/s · ",
-                (f"rollbacks {rate(sample.rollbacks_per_s)}/s", "$warning" if sample.rollbacks_per_s else ""),
-            ),
-            Content.assemble(deadlocks, " · NOTIFY queue ", (notify, fill_style(usage) if usage else "")),
-        ]
+
+def _counter_lines(sample: PostgresSample, deadlocks_total: int) -> list[Content]:
+    """``deadlocks_total`` is the session's (State's); the sample's own interval adds the "+n"."""
+    usage = sample.notify_queue_usage
+    notify = "—" if usage is None else f"{usage * 100:.1f} %"
+    deadlocks: Part = f"deadlocks {count(deadlocks_total)}"
+    if sample.deadlocks:
+        deadlocks = (f"deadlocks {count(deadlocks_total)} (+{sample.deadlocks})", "bold $error")
+    return [
+        Content.assemble(
+            f"commits {rate(sample.commits_per_s)}/s · ",
+            (f"rollbacks {rate(sample.rollbacks_per_s)}/s", "$warning" if sample.rollbacks_per_s else ""),
+        ),
+        Content.assemble(deadlocks, " · NOTIFY queue ", (notify, fill_style(usage) if usage else "")),
+    ]
 
 
 def _select1_line(state: State, sample: PostgresSample, limit: Limit) -> Content:

@@ -5,12 +5,10 @@ rejections, the busiest pub/sub channels, subscribers about to be cut off, and s
 from __future__ import annotations
 
 import math
-from collections import deque
-from typing import Any
 
 from textual.content import Content
 
-from wsmon.core.events import RedisSample
+from wsmon.core.events import PubsubClientNearLimit, RedisExtra, RedisSample, SlowlogEntry
 from wsmon.core.state import State, TargetState
 from wsmon.ui.format import count
 from wsmon.ui.widgets.target_panel import (
@@ -29,39 +27,27 @@ from wsmon.ui.widgets.target_panel import (
 
 TOP_CHANNELS_SHOWN = 3
 NEAR_LIMIT_SHOWN = 5
-SLOWLOG_KEPT = 5
 
 
 class RedisPanel(TargetPanel):
     KINDS = frozenset({"redis"})
     TITLE = "Redis"
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
-        # A sample carries only the slowlog entries that are new since the one before it; the panel
-        # keeps the last few so a slow command stays on screen after the next sample.
-        self._slowlog: deque[dict[str, Any]] = deque(maxlen=SLOWLOG_KEPT)
-        self._slowlog_from: RedisSample | None = None
-
     def update_from(self, state: State) -> bool:
         targets = self.targets_of(state)
         if not self.show_if(bool(targets)):
             return False
         sample = state.redis
-        if sample is not self._slowlog_from:
-            self._slowlog_from = sample
-            if sample is not None:
-                self._slowlog.extend(sample.extra.get("slowlog", ()))
         now = state.last_mono
         # Samples are frozen and replaced whole, so identity says whether anything in one changed.
-        key = (sample, tuple(status_key(target, now) for target in targets))
+        key = (sample, state.redis_slowlog_missed, tuple(status_key(target, now) for target in targets))
         return self.show(key, lambda: self._build(state, targets, sample))
 
     def _build(self, state: State, targets: list[TargetState], sample: RedisSample | None) -> Content:
         now = state.last_mono
         lines: list[Content] = []
         for target in targets:
-            version = sample.extra.get("redis_version", "") if sample and sample.target == target.name else ""
+            version = sample.extra.redis_version if sample and sample.target == target.name else ""
             head: list[Part] = [(f"{target.name} ", "bold"), *status_parts(target, now)]
             if target.up and version:
                 head.append(f" · Redis {version}")
@@ -73,7 +59,7 @@ class RedisPanel(TargetPanel):
             if sample is None and any(target.up for target in targets):
                 lines.append(Content.styled("waiting for the first sample", "$text-muted"))
             return Content("\n").join(lines)
-        lines.extend(_near_limit_lines(sample.extra.get("pubsub_near_limit", ())))
+        lines.extend(_near_limit_lines(sample.extra.pubsub_near_limit))
         p50, p95 = window_ms(state, "redis")
         if math.isnan(p50) and sample.ping_ms is not None:
             p50 = p95 = sample.ping_ms
@@ -83,40 +69,41 @@ class RedisPanel(TargetPanel):
         lines.append(_ops_line(sample))
         lines.append(_dropped_line(sample))
         lines.extend(_pubsub_lines(sample.extra))
-        lines.extend(self._slowlog_lines(sample.extra.get("slowlog_missed", 0)))
+        lines.extend(_slowlog_lines(state.redis_slowlog, state.redis_slowlog_missed))
         lines.extend(hint_lines(targets))
         return Content("\n").join(lines)
 
-    def _slowlog_lines(self, missed: int) -> list[Content]:
-        if not self._slowlog:
-            return []
-        title = "slow commands" + (f" ({missed} more missed)" if missed else "")
-        lines = [Content.styled(title, "bold")]
-        for entry in reversed(self._slowlog):
-            args = entry.get("args", 0)
-            lines.append(
-                Content.assemble(
-                    f"  {one_line(str(entry.get('command', '?')), 30)}",
-                    (f" ({args} arg{'s' if args != 1 else ''})", "$text-muted"),
-                    (f" {ms(entry.get('duration_us', 0) / 1000.0)}", "$warning"),
-                )
+
+def _slowlog_lines(slowlog: list[SlowlogEntry], missed: int) -> list[Content]:
+    """The session's last few slow commands (State keeps them: a sample carries only its new ones)."""
+    if not slowlog:
+        return []
+    title = "slow commands" + (f" ({missed} more missed)" if missed else "")
+    lines = [Content.styled(title, "bold")]
+    for entry in reversed(slowlog):
+        args = entry.args
+        lines.append(
+            Content.assemble(
+                f"  {one_line(entry.command, 30)}",
+                (f" ({args} arg{'s' if args != 1 else ''})", "$text-muted"),
+                (f" {ms(entry.duration_us / 1000.0)}", "$warning"),
             )
-        return lines
+        )
+    return lines
 
 
-def _near_limit_lines(near: Any) -> list[Content]:
+def _near_limit_lines(near: list[PubsubClientNearLimit]) -> list[Content]:
     """Subscribers whose output buffer is filling: at 100 % of the limit Redis disconnects them."""
     if not near:
         return []
     lines = [Content.styled("⚠ Redis cuts these off at 100 %:", "bold $error")]
-    for client in list(near)[:NEAR_LIMIT_SHOWN]:
-        name = client.get("client") or client.get("addr") or "?"
-        addr = client.get("addr", "")
-        ratio = float(client.get("ratio", 0.0))
+    for client in near[:NEAR_LIMIT_SHOWN]:
+        name = client.client or client.addr or "?"
+        addr = client.addr
         lines.append(
             Content.assemble(
-                (f"  {name} {ratio * 100:.0f} %", "bold $error"),
-                (f" {size(client.get('omem'))} / {size(client.get('limit'))}", "$error"),
+                (f"  {name} {client.ratio * 100:.0f} %", "bold $error"),
+                (f" {size(client.omem)} / {size(client.limit)}", "$error"),
                 (f" {addr}" if addr and addr != name else "", "$text-muted"),
             )
         )
@@ -138,7 +125,7 @@ def _clients_line(sample: RedisSample) -> Content:
 
 def _memory_line(sample: RedisSample) -> Content:
     used, limit = sample.used_memory, sample.maxmemory
-    policy = sample.extra.get("maxmemory_policy", "")
+    policy = sample.extra.maxmemory_policy
     if used is None:
         return Content("memory —")
     if not limit:
@@ -159,11 +146,13 @@ def _ops_line(sample: RedisSample) -> Content:
 def _dropped_line(sample: RedisSample) -> Content:
     """Evictions and refused connections: the totals, and what the last interval added in colour."""
     parts: list[Part] = []
-    for label, delta, total_key, style in (
-        ("evicted", sample.evicted_keys, "evicted_keys_total", "$warning"),
-        ("rejected", sample.rejected_connections, "rejected_connections_total", "$error"),
+    extra = sample.extra
+    for label, delta, total, style in (
+        ("evicted", sample.evicted_keys, extra.evicted_keys_total, "$warning"),
+        ("rejected", sample.rejected_connections, extra.rejected_connections_total, "$error"),
     ):
-        total = sample.extra.get(total_key, delta)
+        if total is None:
+            total = delta
         parts.append(f"{label} {_optional(total)}")
         if delta:
             parts.append((f" (+{count(delta)})", style))
@@ -171,20 +160,20 @@ def _dropped_line(sample: RedisSample) -> Content:
     return Content.assemble(*parts[:-1])
 
 
-def _pubsub_lines(extra: dict[str, Any]) -> list[Content]:
-    channels = extra.get("pubsub_channels")
+def _pubsub_lines(extra: RedisExtra) -> list[Content]:
+    channels = extra.pubsub_channels
     if channels is None:
         return []
     summary = f"pub/sub {count(channels)} channel{'s' if channels != 1 else ''}"
-    patterns = extra.get("pubsub_patterns")
+    patterns = extra.pubsub_patterns
     if patterns:
         summary += f" · {count(patterns)} pattern{'s' if patterns != 1 else ''}"
-    clients = extra.get("pubsub_clients")
+    clients = extra.pubsub_clients
     if clients is not None:
         summary += f" · {count(clients)} subscriber{'s' if clients != 1 else ''}"
     lines = [Content(summary)]
-    top = extra.get("pubsub_top") or []
+    top = extra.pubsub_top
     if top:
-        shown = " · ".join(f"{c['channel']} {count(c['subscribers'])}" for c in top[:TOP_CHANNELS_SHOWN])
+        shown = " · ".join(f"{c.channel} {count(c.subscribers)}" for c in top[:TOP_CHANNELS_SHOWN])
         lines.append(Content.styled(f"  {shown}", "$text-muted"))
     return lines

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_text
-from wsmon.sources.logfile import StackFolder
-from wsmon.sources.logparse import LogParser
-from wsmon.sources.logrules import Rule
+from wsmon.sources.logs.folding import StackFolder
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.rules import Rule
 
 _QUIET = frozenset({"wall", "mono", "type", "source", "target"})
 TEXT_SHOWN = 160  # characters of a line shown; the rest is elided

@@ -1,12 +1,12 @@
 """A saved server log as a session on its own clock: ``wsmon report server.log``, ``replay``, ``import``.
 
 Each log is read from its start to its end (plain or gzip-compressed, told by its first bytes), folded
-and recognised exactly as a live log is (``wsmon.sources.logfile``, ``wsmon.sources.logparse``), but
-every event is stamped with the time its line says it was written (``wsmon.sources.logtime``), so
-durations, rates, latencies and "for how long" are the original night's. A line without a timestamp
-(a stack frame, a crash's source line, a logger configured without time) takes its predecessor's; the
-lines before a log's first timestamp take that first timestamp. A log with no timestamp at all is
-stamped with the file's modification time, and says so (``LogStream.undated``).
+and recognised exactly as a live log is (``folding``, ``parser``), but every event is stamped with the
+time its line says it was written (``timestamps``), so durations, rates, latencies and "for how long"
+are the original night's. A line without a timestamp (a stack frame, a crash's source line, a logger
+configured without time) takes its predecessor's; the lines before a log's first timestamp take that
+first timestamp. A log with no timestamp at all is stamped with the file's modification time, and
+says so (``LogStream.undated``).
 
 Several logs (two instances of a server) are merged by time. Their connection ids are prefixed with
 the log's target name (``log1/c1``), since two instances number their connections alike.
@@ -28,10 +28,11 @@ from typing import BinaryIO
 import msgspec
 
 from wsmon.core import events as ev
-from wsmon.sources.logfile import READ_CHUNK, LineSplitter, StackFolder
-from wsmon.sources.logparse import LogParser
-from wsmon.sources.logrules import Rule
-from wsmon.sources.logtime import LineClock
+from wsmon.sources.logs.folding import LineSplitter, StackFolder
+from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.rules import Rule
+from wsmon.sources.logs.source import READ_CHUNK
+from wsmon.sources.logs.timestamps import LineClock
 
 GZIP_MAGIC = b"\x1f\x8b"
 SQLITE_MAGIC = b"SQLite format 3\x00"

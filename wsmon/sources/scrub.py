@@ -1,4 +1,4 @@
-"""Keeping a target's secrets out of free text: error messages can echo a DSN or its password."""
+"""Scrubbing a target's URL and password out of free text: error messages can echo a DSN or its password."""
 
 from __future__ import annotations
 
