@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,16 +21,17 @@ from ui_support import ReducerFeed, settle
 
 from wsmon.core import events as ev
 from wsmon.core.limits import BREACH, OK, WARN
-from wsmon.ui.app import WsmonApp
-from wsmon.ui.format import LevelSymbols
-from wsmon.ui.themes import (
-    DEFAULT_THEME,
+from wsmon.themes import (
+    dashboard_themes,
     load_catalogue,
     remember_theme,
     remembered_theme,
     resolve_theme,
     ui_state_path,
 )
+from wsmon.ui.app import WsmonApp
+from wsmon.ui.format import LevelSymbols
+from wsmon.ui.themes import DEFAULT_THEME, default_catalogue, default_theme
 from wsmon.ui.widgets import LimitsStrip
 
 SIZE = (160, 50)
@@ -109,6 +111,14 @@ def test_the_default_theme_keeps_the_look_wsmon_had() -> None:
     assert dark.symbols == LevelSymbols()
 
 
+def test_the_app_s_own_default_is_the_shipped_dark_file() -> None:
+    """Without themes from its creator the app draws wsmon.ui.themes' default: the same as dark.toml."""
+    shipped = load_catalogue().themes[DEFAULT_THEME]
+    assert replace(shipped, origin="built-in") == default_theme()
+    assert shipped.textual_theme() == default_theme().textual_theme()
+    assert default_catalogue().cycle_names() == [DEFAULT_THEME]
+
+
 def test_colour_blind_safe_differs_by_symbol_and_weight() -> None:
     theme = load_catalogue().themes["colour-blind-safe"]
     assert theme.symbols == LevelSymbols(ok="✓", warn="▲", breach="✗")
@@ -184,7 +194,7 @@ def test_the_choice_is_remembered_and_an_unreadable_state_file_is_ignored_with_a
 
 async def test_every_shipped_theme_registers_and_draws() -> None:
     for name in SHIPPED:
-        app = WsmonApp(one_of_each_level(), theme=name)
+        app = WsmonApp(one_of_each_level(), themes=dashboard_themes(name))
         async with app.run_test(size=SIZE) as pilot:
             await settle(app, pilot)
             assert app.theme == name
@@ -194,7 +204,7 @@ async def test_every_shipped_theme_registers_and_draws() -> None:
 
 
 async def test_t_switches_theme_and_the_next_start_keeps_it() -> None:
-    app = WsmonApp(ReducerFeed())
+    app = WsmonApp(ReducerFeed(), themes=dashboard_themes())
     async with app.run_test(size=SIZE) as pilot:
         assert app.theme == DEFAULT_THEME
         await pilot.press("t")
@@ -202,13 +212,13 @@ async def test_t_switches_theme_and_the_next_start_keeps_it() -> None:
         switched = app.theme
         assert switched != DEFAULT_THEME and switched in SHIPPED
     assert remembered_theme() == switched
-    again = WsmonApp(ReducerFeed())
+    again = WsmonApp(ReducerFeed(), themes=dashboard_themes())
     async with again.run_test(size=SIZE):
         assert again.theme == switched
 
 
 async def test_a_palette_choice_is_remembered_and_the_start_theme_is_not() -> None:
-    app = WsmonApp(ReducerFeed(), theme="light")
+    app = WsmonApp(ReducerFeed(), themes=dashboard_themes("light"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert remembered_theme() is None  # given at start (a flag): not a choice to keep
@@ -219,7 +229,7 @@ async def test_a_palette_choice_is_remembered_and_the_start_theme_is_not() -> No
 
 async def test_a_malformed_theme_asked_for_starts_the_default_and_says_so(own_config_dir: Path) -> None:
     user_theme(own_config_dir, "broken.toml", BROKEN.replace("#0178D4", "blurple"))
-    app = WsmonApp(ReducerFeed(), theme="broken")
+    app = WsmonApp(ReducerFeed(), themes=dashboard_themes("broken"))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await pilot.pause(0.5)  # the toast is mounted after the first frame
         assert app.theme == DEFAULT_THEME
@@ -227,7 +237,7 @@ async def test_a_malformed_theme_asked_for_starts_the_default_and_says_so(own_co
 
 
 async def test_colour_blind_safe_marks_ok_warn_and_breach_with_symbols() -> None:
-    app = WsmonApp(one_of_each_level(), theme="colour-blind-safe")
+    app = WsmonApp(one_of_each_level(), themes=dashboard_themes("colour-blind-safe"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         text = app.query_one(LimitsStrip).text

@@ -23,7 +23,7 @@ from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen
 from wsmon.ui.seek_screen import SeekScreen
-from wsmon.ui.themes import WsmonTheme, load_catalogue, remember_theme, resolve_theme
+from wsmon.ui.themes import ThemeSetup, WsmonTheme, default_catalogue
 from wsmon.ui.widgets import (
     CloseCodesPanel,
     ConnectionsTable,
@@ -81,18 +81,20 @@ class WsmonApp(App[int]):
         Binding("t", "cycle_theme", "Theme", show=False),
     ]
 
-    def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, theme: str | None = None) -> None:
+    def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> None:
         super().__init__()
         self.feed = feed
         self._replay = feed if isinstance(feed, ReplayControls) else None
         self.refresh_hz = refresh_hz
-        # wsmon's, the user's and Textual's themes, all registered so ctrl+p lists them. ``theme`` (the
-        # flag or wsmon.toml) wins, else the one remembered, else the default (wsmon/ui/themes.py).
-        self._theme_notes: list[str] = []
-        self._themes = load_catalogue()
+        # Every theme the creator found (wsmon.themes), registered so ctrl+p lists them; without any,
+        # Textual's and the default. Nothing is remembered unless the creator says where.
+        themes = ThemeSetup(default_catalogue()) if themes is None else themes
+        self._themes = themes.catalogue
+        self._theme_notes = themes.notes
+        self._remember_theme = themes.remember
         for known in self._themes.themes.values():
             self.register_theme(self._as_shown(known).textual_theme())
-        self.theme = resolve_theme(theme, warn=self._theme_notes.append, catalogue=self._themes).name
+        self.theme = themes.start
         self.level_symbols: LevelSymbols = self._as_shown(self._themes.themes[self.theme]).symbols
         self._stamp: tuple[object, ...] | None = None
         self._ticks = 0
@@ -210,9 +212,10 @@ class WsmonApp(App[int]):
         """A theme picked with t or ctrl+p: draw its symbols now and keep it for the next start."""
         known = self._themes.themes.get(theme.name)
         self.level_symbols = self._as_shown(known).symbols if known is not None else LevelSymbols()
-        remember_theme(
-            theme.name, warn=lambda line: self.notify(line, severity="warning", timeout=6, markup=False)
-        )
+        if self._remember_theme is not None:
+            self._remember_theme(
+                theme.name, lambda line: self.notify(line, severity="warning", timeout=6, markup=False)
+            )
         self._stamp = None  # repaint even if nothing else changed since the last frame
         self.refresh_from_state()
 
@@ -319,8 +322,8 @@ class WsmonApp(App[int]):
             self.refresh_from_state()
 
 
-def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0) -> int:
+def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> int:
     """Run the dashboard until the session ends or the user quits; returns the app's exit code."""
-    app = WsmonApp(feed, refresh_hz=refresh_hz)
+    app = WsmonApp(feed, refresh_hz=refresh_hz, themes=themes)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)
