@@ -10,7 +10,9 @@ from textual.widget import Widget
 from ui_support import ReducerFeed, screen_clock, screen_lines, settle, widget_text
 
 from wsmon.core import events as ev
+from wsmon.core.limits import BREACH, WARN
 from wsmon.ui.app import WsmonApp
+from wsmon.ui.format import LEVEL_STYLES
 from wsmon.ui.widgets import (
     CloseCodesPanel,
     ConnectionsTable,
@@ -169,10 +171,10 @@ async def test_redis_memory_is_coloured_at_80_and_100_percent_and_says_when_unli
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         panel = app.query_one(RedisPanel)
-        assert "$warning" in styles_of(panel, "850.0 MiB / 1.0 GiB (83 %)")
+        assert LEVEL_STYLES[WARN] in styles_of(panel, "850.0 MiB / 1.0 GiB (83 %)")
         feed.apply(redis_sample(3, used_memory=1100 * MIB))
         await settle(app, pilot)
-        assert "bold $error" in styles_of(panel, "(107 %)")
+        assert LEVEL_STYLES[BREACH] in styles_of(panel, "(107 %)")
         feed.apply(redis_sample(4, maxmemory=0))
         await settle(app, pilot)
         assert "memory 512.0 MiB · no maxmemory" in widget_text(panel)
@@ -262,7 +264,7 @@ async def test_postgres_panel_shows_its_figures() -> None:
         assert "pg UP 21s · test as app" in text
         assert "SELECT 1 p50 10.0 ms · p95 19.0 ms" in text
         assert "connections 85 / 100 (85 %)" in text
-        assert "$warning" in styles_of(panel, "85 / 100 (85 %)")
+        assert LEVEL_STYLES[WARN] in styles_of(panel, "85 / 100 (85 %)")
         assert "sessions active 3 · idle 8" in text
         assert "idle in txn 1 · waiting on lock 1" in text
         assert "pid 789 waits 3.1 s on pid 456 (idle in transaction)" in text
@@ -290,8 +292,8 @@ async def test_postgres_connections_at_max_are_a_breach_and_a_slow_select1_is_co
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         panel = app.query_one(PostgresPanel)
-        assert "bold $error" in styles_of(panel, "100 / 100 (100 %)")
-        assert "bold $error" in styles_of(panel, "250.0 ms", after="p95 ")  # over the 200 ms db limit
+        assert LEVEL_STYLES[BREACH] in styles_of(panel, "100 / 100 (100 %)")
+        assert LEVEL_STYLES[BREACH] in styles_of(panel, "250.0 ms", after="p95 ")  # over the 200 ms db limit
 
 
 async def test_postgres_down_shows_the_error_and_since_when() -> None:

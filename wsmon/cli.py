@@ -982,6 +982,7 @@ def _run_headless(run: Callable[[], Any], stop: Callable[[], None]) -> None:
 
 
 def _run_dashboard(feed: Any) -> None:
+    from wsmon.themes import dashboard_themes
     from wsmon.ui.app import WsmonApp
 
-    WsmonApp(feed).run()
+    WsmonApp(feed, themes=dashboard_themes()).run()

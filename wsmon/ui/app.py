@@ -13,14 +13,17 @@ from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.theme import Theme
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 from textual.worker import Worker
 
 from wsmon.core.state import State
 from wsmon.ui.feed import Feed, ReplayControls
+from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen
 from wsmon.ui.seek_screen import SeekScreen
+from wsmon.ui.themes import ThemeSetup, WsmonTheme, default_catalogue
 from wsmon.ui.widgets import (
     CloseCodesPanel,
     ConnectionsTable,
@@ -75,15 +78,24 @@ class WsmonApp(App[int]):
         Binding("n", "anomaly(1)", "Next anomaly"),
         Binding("N", "anomaly(-1)", "Previous anomaly", show=False),
         Binding("g", "seek", "Seek"),
+        Binding("t", "cycle_theme", "Theme", show=False),
     ]
 
-    def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, theme: str | None = None) -> None:
+    def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> None:
         super().__init__()
         self.feed = feed
         self._replay = feed if isinstance(feed, ReplayControls) else None
         self.refresh_hz = refresh_hz
-        if theme is not None:
-            self.theme = theme
+        # Every theme the creator found (wsmon.themes), registered so ctrl+p lists them; without any,
+        # Textual's and the default. Nothing is remembered unless the creator says where.
+        themes = ThemeSetup(default_catalogue()) if themes is None else themes
+        self._themes = themes.catalogue
+        self._theme_notes = themes.notes
+        self._remember_theme = themes.remember
+        for known in self._themes.themes.values():
+            self.register_theme(self._as_shown(known).textual_theme())
+        self.theme = themes.start
+        self.level_symbols: LevelSymbols = self._as_shown(self._themes.themes[self.theme]).symbols
         self._stamp: tuple[object, ...] | None = None
         self._ticks = 0
         self._behind = False  # a throttled panel skipped the last frame: catch up even if nothing new
@@ -113,6 +125,10 @@ class WsmonApp(App[int]):
         self.set_interval(1.0 / self.refresh_hz, self._frame)
         self.refresh_from_state()
         self.query_one(ConnectionsTable).focus()
+        for note in self._theme_notes:
+            self.notify(note, severity="error", timeout=10, markup=False)
+        # Subscribed only now, so the theme set at start is not taken for a choice to remember.
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
 
     async def _run_feed(self) -> None:
         await self.feed.run()
@@ -185,6 +201,30 @@ class WsmonApp(App[int]):
     def on_resize(self, event: events.Resize) -> None:
         # This runs before App's own handler has taken the new size: read it from the event.
         self._fit_rows(event.size.height)
+
+    # --- themes ----------------------------------------------------------------------------------
+
+    def _as_shown(self, theme: WsmonTheme) -> WsmonTheme:
+        # Textual greys every colour under NO_COLOR: levels then differ by symbol and weight instead.
+        return theme.monochrome() if self.no_color else theme
+
+    def _theme_changed(self, theme: Theme) -> None:
+        """A theme picked with t or ctrl+p: draw its symbols now and keep it for the next start."""
+        known = self._themes.themes.get(theme.name)
+        self.level_symbols = self._as_shown(known).symbols if known is not None else LevelSymbols()
+        if self._remember_theme is not None:
+            self._remember_theme(
+                theme.name, lambda line: self.notify(line, severity="warning", timeout=6, markup=False)
+            )
+        self._stamp = None  # repaint even if nothing else changed since the last frame
+        self.refresh_from_state()
+
+    def action_cycle_theme(self) -> None:
+        """The next of wsmon's themes (Textual's own are in ctrl+p)."""
+        names = self._themes.cycle_names()
+        at = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(at + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
 
     # --- actions ---------------------------------------------------------------------------------
 
@@ -282,8 +322,8 @@ class WsmonApp(App[int]):
             self.refresh_from_state()
 
 
-def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0) -> int:
+def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> int:
     """Run the dashboard until the session ends or the user quits; returns the app's exit code."""
-    app = WsmonApp(feed, refresh_hz=refresh_hz)
+    app = WsmonApp(feed, refresh_hz=refresh_hz, themes=themes)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

@@ -1,13 +1,40 @@
-"""Small text formatters shared by the widgets: coarse ages, counts, level colours."""
+"""Small text formatters shared by the widgets: coarse ages, counts, how a level looks."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
+
+from textual.dom import DOMNode
 
 from wsmon.core.limits import BREACH, OK, WARN
 
-# Textual theme variables, so levels follow the active theme (ctrl+p → theme).
-LEVEL_STYLES: dict[str, str] = {OK: "$success", WARN: "$warning", BREACH: "bold $error"}
+# Theme variables (wsmon/ui/themes.py sets them from each theme's levels), so a level's colour and weight
+# follow the active theme: t, ctrl+p → theme, NO_COLOR.
+LEVEL_STYLES: dict[str, str] = {
+    OK: "$wsmon-ok-style",
+    WARN: "$wsmon-warn-style",
+    BREACH: "$wsmon-breach-style",
+}
+
+
+class LevelSymbols(NamedTuple):
+    """What a theme draws beside a judged figure, so levels differ by more than colour ("" for none)."""
+
+    ok: str = ""
+    warn: str = ""
+    breach: str = ""
+
+    def mark(self, level: str) -> str:
+        """The level's symbol and a space, or "" where the theme has none (or there is no level)."""
+        symbol = getattr(self, level, "") if level in self._fields else ""
+        return f"{symbol} " if symbol else ""
+
+
+def level_symbols(node: DOMNode) -> LevelSymbols:
+    """The symbols of the theme the node's app shows now (the dashboard keeps them beside its theme)."""
+    symbols = getattr(node.app, "level_symbols", None)
+    return symbols if isinstance(symbols, LevelSymbols) else LevelSymbols()
 
 
 def coarse_age(seconds: float | None) -> str:

@@ -21,6 +21,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("0", "all panels"),
     ("↑ ↓ pgup pgdn home end", "scroll the connections table"),
     ("ctrl+p", "command palette (themes, screenshots, keys)"),
+    ("t", "next theme (dark, light, high-contrast, colour-blind-safe, yours); kept for next time"),
     ("← →", "replay: step back / forward"),
     ("+ -", "replay: faster / slower"),
     ("n N", "replay: next / previous anomaly (abnormal close, delivery failure, alert, outage)"),

@@ -6,7 +6,7 @@ from textual.content import Content
 
 from wsmon.core.limits import Limit, alert_headline, judged_value, live_value, shown_value, worst_of
 from wsmon.core.state import State
-from wsmon.ui.format import LEVEL_STYLES, coarse_age
+from wsmon.ui.format import LEVEL_STYLES, LevelSymbols, coarse_age, level_symbols
 from wsmon.ui.widgets.resources import current_level
 from wsmon.ui.widgets.text_panel import TextPanel
 
@@ -57,7 +57,8 @@ class LimitsStrip(TextPanel):
             self._figures_at = figures_at
             self._figures = tuple(_figure(state, limit) for limit in limits)
         figures = self._figures
-        return self.show((figures, alerts), lambda: _build(figures, alerts, limits))
+        symbols = level_symbols(self)
+        return self.show((figures, alerts, symbols), lambda: _build(figures, alerts, limits, symbols))
 
 
 def _figure(state: State, limit: Limit) -> Figure:
@@ -74,11 +75,13 @@ Figure = tuple[str, str, str, float | None]  # figure, as shown, level, value
 Alert = tuple[str, str, str, str, float | None, float]
 
 
-def _build(figures: tuple[Figure, ...], alerts: tuple[Alert, ...], limits: tuple[Limit, ...]) -> Content:
+def _build(
+    figures: tuple[Figure, ...], alerts: tuple[Alert, ...], limits: tuple[Limit, ...], symbols: LevelSymbols
+) -> Content:
     parts: list[str | tuple[str, str]] = []
     for figure, shown, level, _ in figures:
         parts.append((f"{SHORT_LABELS.get(figure, figure)} ", "$text-muted"))
-        parts.append((shown, LEVEL_STYLES.get(level, "")))
+        parts.append((symbols.mark(level) + shown, LEVEL_STYLES.get(level, "")))
         parts.append("  ")
     if alerts:
         # Lead with the figure as it is now; the value it was raised at (and the worst) is history.
@@ -86,7 +89,8 @@ def _build(figures: tuple[Figure, ...], alerts: tuple[Alert, ...], limits: tuple
         by_figure = {limit.figure: limit for limit in limits}
         for figure, level, message, since, worst, raised_at in alerts:
             parts.append("\n")
-            parts.append((f"▲ {level.upper()} ", LEVEL_STYLES.get(level, "")))
+            # A theme without level symbols marks every alert the same way.
+            parts.append((f"{symbols.mark(level) or '▲ '}{level.upper()} ", LEVEL_STYLES.get(level, "")))
             limit = by_figure.get(figure)
             if limit is None:  # an alert on a figure these limits do not know: all we have is its message
                 parts.append(f"{message or figure} for {since}")

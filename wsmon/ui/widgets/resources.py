@@ -10,7 +10,7 @@ from textual.widgets import Sparkline
 from wsmon.core.limits import DEFAULT_LIMITS, OK, Limit, format_value, level_of, live_value
 from wsmon.core.state import Series, State
 from wsmon.core.trend import TimeToLimit, all_time_to_limit
-from wsmon.ui.format import LEVEL_STYLES
+from wsmon.ui.format import LEVEL_STYLES, level_symbols
 from wsmon.ui.widgets.text_panel import TextPanel
 
 SPARK_SAMPLES = 180  # three minutes at one sample a second
@@ -93,13 +93,14 @@ class ResourcesPanel(Vertical):
         shown = format_value(value, limit.unit)
         peak = format_value(series.peak, limit.unit) if series.values else "—"
         verdict = "" if value is None else level
+        mark = level_symbols(self).mark(verdict)
         line = self.query_one(f"#{name}-line", TextPanel)
         line.show(
-            (shown, verdict, peak, limit.value),
+            (shown, verdict, peak, limit.value, mark),
             lambda: Content.assemble(
                 (f"{label} ", "bold"),
                 (f"{shown}{basis}", LEVEL_STYLES.get(verdict, "")),
-                (f"  {verdict.upper()}" if verdict else "", LEVEL_STYLES.get(verdict, "")),
+                (f"  {mark}{verdict.upper()}" if verdict else "", LEVEL_STYLES.get(verdict, "")),
                 (f"   limit {limit.describe()} · peak {peak}", "$text-muted"),
             ),
         )
