@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wsmon.core.events import Closer
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.lines import _Line
 from wsmon.sources.logs.text import (
@@ -70,7 +71,7 @@ def _close_code(line: _Line, *, close_words: bool) -> int | None:
     return _text_close_code(line.message, line.lowered)
 
 
-def _closer(line: _Line) -> str:
+def _closer(line: _Line) -> Closer:
     said = line.roles.get("closer")
     if said is not None:
         return _CLOSERS.get(_text_of(said).lower(), "unknown")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from wsmon.core.events import Closer
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.text import (
     _LEVEL_RANK,
@@ -73,7 +74,8 @@ class _Words:
         self.cue = vocab.has_cue(lowered)
         self._strong = self._weak = self._send = self._close = self._open = _UNSET
         self._not_opening = self._delivered = self._crashed = self._said_ms = _UNSET
-        self._masked = self._level_floor = self._closer = _UNSET
+        self._masked = self._level_floor = _UNSET
+        self._closer: Closer = _UNSET
 
     @property
     def strong(self) -> re.Match[str] | None:
@@ -139,7 +141,7 @@ class _Words:
         return self._masked
 
     @property
-    def closer(self) -> str:
+    def closer(self) -> Closer:
         """Who closed, by the words: "client", "server" or "unknown"."""
         if self._closer is _UNSET:
             self._closer = _closer_said(self.lowered)

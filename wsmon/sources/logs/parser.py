@@ -312,7 +312,7 @@ class LogParser:
             conn=conn,
             code=1005 if code is None else code,
             reason=vocab.mask_text(_text_of(line.roles.get("reason"))),
-            closed_by=_closer(line),  # type: ignore[arg-type]
+            closed_by=_closer(line),
             duration_s=duration if duration is not None else (mono - opened if opened is not None else None),
             source=self.source,
         )

@@ -23,7 +23,6 @@ import os
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 import msgspec
 
@@ -66,12 +65,12 @@ def is_log_file(path: str | os.PathLike[str]) -> bool:
     return any(line.lstrip().startswith("{") or clock.stamp(line) is not None for line in lines)
 
 
-def open_log(path: str | os.PathLike[str]) -> BinaryIO:
+def open_log(path: str | os.PathLike[str]) -> io.BufferedIOBase:
     """The log's bytes, decompressed when it is gzip (told by its first bytes, not its name)."""
     raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
     if raw.read(2) == GZIP_MAGIC:
         raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=raw, mode="rb")
     raw.seek(0)
     return raw
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from wsmon.core.events import Closer
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.vocabulary import strip_ansi
 
@@ -75,7 +76,7 @@ _SOURCE_LINE = re.compile(
 )
 _ERROR_LINE = re.compile(r"^[\w.$]*(?:Error|Exception|Rejection)\b")
 _PY_TRACEBACK = "Traceback (most recent call last)"
-_CLOSERS = {
+_CLOSERS: dict[str, Closer] = {
     "client": "client",
     "remote": "client",
     "peer": "client",
@@ -131,7 +132,7 @@ def _close_context(text: str, lowered: str) -> bool:
     return _CLOSE_CONTEXT.search(text) is not None
 
 
-def _closer_said(lowered: str) -> str:
+def _closer_said(lowered: str) -> Closer:
     """Who closed, by the words: "client", "server" or "unknown"."""
     if not _none_of(_CLIENT_CLOSED_WORDS, lowered) and _CLIENT_CLOSED.search(lowered):
         return "client"
