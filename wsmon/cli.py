@@ -17,7 +17,15 @@ import click
 import msgspec
 
 import wsmon
-from wsmon.config import ConfigError, load_settings
+from wsmon.config import (
+    SETTINGS,
+    ConfigError,
+    Settings,
+    click_options,
+    load_settings,
+    log_rules,
+    resolve_options,
+)
 
 EXIT_OK = 0
 EXIT_BREACH = 1
@@ -37,11 +45,17 @@ def command_line(argv: list[str] | None = None) -> str:
     return shlex.join(["wsmon", *redact_argv(sys.argv[1:] if argv is None else argv)])
 
 
-def _settings(limit_flags: tuple[str, ...]) -> Any:
+def _settings(limit_flags: tuple[str, ...]) -> Settings:
     try:
         return load_settings(limit_flags)
     except ConfigError as exc:
         fail(str(exc))
+
+
+def _settings_when_needed(limit_flags: tuple[str, ...]) -> Callable[[], Settings]:
+    """Settings loaded once, on first use: a command that may not need them (a recording carries its
+    limits) does not fail on a bad wsmon.toml it never reads."""
+    return functools.cache(lambda: _settings(limit_flags))
 
 
 limit_option = click.option(
@@ -189,104 +203,33 @@ def _watch(
 
 
 def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> Callable[..., Any]:
-    """The options `attach`, `check` and `run` share: what to watch and how."""
-    url = (
-        click.option("--url", help="The WebSocket server's URL, e.g. ws://127.0.0.1:3001/ (or WSMON_URL).")
-        if url_as_option
-        else click.argument("url", required=False)
+    """The options `attach`, `check` and `run` share: every setting's flag (wsmon.config.options),
+    and the switches that are not settings."""
+    settings = click_options(url_as_option=url_as_option)
+    follow = click.option(
+        "--follow/--no-follow",
+        default=None,
+        help="Keep reading --log as it grows (default for a file), or read it to its end and stop "
+        "(default for -).",
     )
-    options = [
-        url,
-        click.option(
-            "--server", "server_cmd", help="Start this server command and watch it (its output is its log)."
-        ),
-        click.option(
-            "--tap",
-            "taps",
-            multiple=True,
-            metavar="LISTEN=UPSTREAM",
-            help="A pass-through in front of the server: 127.0.0.1:9001=ws://127.0.0.1:3001 (repeatable).",
-        ),
-        click.option(
-            "--log", "logs", multiple=True, metavar="FILE", help="Follow the server's log file; - for stdin."
-        ),
-        click.option(
-            "--follow/--no-follow",
-            default=None,
-            help="Keep reading --log as it grows (default for a file), or read it to its end and stop "
-            "(default for -).",
-        ),
-        click.option(
-            "--feed",
-            "feeds",
-            multiple=True,
-            metavar="SPEC",
-            help="Events published by the server: redis://host/db#channel, …#stream:KEY, postgresql://…#channel.",
-        ),
-        click.option(
-            "--capture-payloads", is_flag=True, default=None, help="Keep message payloads (redacted)."
-        ),
-        click.option("--redis", help="Redis URL, e.g. redis://127.0.0.1:6379/0 (or REDIS_URL)."),
-        click.option("--postgres", help="PostgreSQL URL, e.g. postgresql://user@host/db (or DATABASE_URL)."),
-        click.option("--pid", type=int, help="Watch this process (and its children)."),
-        click.option("--port", type=int, help="Watch the process listening on this port."),
-        click.option("--process", "process_name", help="Watch the process with this name or command line."),
-        click.option("--health", help="Poll this HTTP health URL."),
-        click.option("--metrics", help="Scrape this Prometheus metrics URL."),
-        click.option("--series", multiple=True, help="A metrics series to show (repeatable)."),
-        click.option("--interval", type=float, help="Seconds between samples (default 1)."),
-        click.option(
-            "--cpu-basis", type=click.Choice(["core", "machine"]), help="CPU as % of one core or of all."
-        ),
-        click.option("--probes", type=int, help="Probe connections to the WebSocket URL (default 2)."),
-        click.option(
-            "--reconnect-every",
-            type=float,
-            metavar="SECONDS",
-            help="Reopen each probe connection this often, timing its handshake again (default 30, 0 never).",
-        ),
-        click.option("--request", help='A request the probes send, "{id}" replaced by a fresh id.'),
-        click.option("--reply-contains", help='How to recognise its reply ("{id}" replaced too).'),
-        click.option("--ca", "ca_file", type=click.Path(dir_okay=False), help="A CA bundle for wss://."),
-        click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS certificates."),
-        click.option(
-            "--header",
-            "headers",
-            multiple=True,
-            metavar="'NAME: VALUE'",
-            help="A header the probes send in the handshake, e.g. 'Authorization: Bearer env:TOKEN' "
-            "(env:NAME is read from the environment or .env; values are never shown) (repeatable).",
-        ),
-        click.option("--subprotocol", "subprotocols", multiple=True, help="A subprotocol the probes offer."),
-        click.option("--origin", help="The Origin header the probes send, e.g. https://app.example.com."),
-        click.option(
-            "--trust-config",
-            is_flag=True,
-            default=None,
-            help="Run a [targets] server command from a wsmon.toml that another user owns or may write.",
-        ),
-        limit_option,
-    ]
+    trust_config = click.option(
+        "--trust-config",
+        is_flag=True,
+        default=None,
+        help="Run a [targets] server command from a wsmon.toml that another user owns or may write.",
+    )
+    after_logs = [s.key for s in SETTINGS if s.flag is not None].index("logs") + 1
+    options = [*settings[:after_logs], follow, *settings[after_logs:], trust_config, limit_option]
     for option in reversed(options):
         func = option(func)
     return func
 
 
 def _attach_options(settings: Any, flags: dict[str, Any]) -> Any:
-    from wsmon.attach import resolve_options
-
-    flags = dict(flags)
-    flags["server"] = flags.pop("server_cmd", None)
-    flags["process"] = flags.pop("process_name", None)
-    flags["series"] = list(flags.get("series") or [])
-    for key in ("taps", "logs", "feeds"):
-        flags[key] = list(flags.get(key) or [])
-    follow = flags.pop("follow", None)
     try:
         options = resolve_options(flags, settings)
     except ConfigError as exc:
         fail(str(exc))
-    options.follow = follow
     if not options.configured():
         fail(
             "nothing to watch: give a ws:// URL, --server, --redis, --postgres, --health, --metrics, --pid, "
@@ -653,9 +596,11 @@ def report(
     from wsmon.store.format import RecordingError
     from wsmon.store.reader import RecordingReader
 
+    settings = _settings_when_needed(limit_flags)
+
     def load(path: Path, more: tuple[Path, ...] = ()) -> tuple[Any, Any]:
         if _saved_logs(path, more):
-            saved = _read_logs([path, *more], _settings(limit_flags).limits, "report")
+            saved = _read_logs([path, *more], settings(), "report")
             _print_warnings(saved.warnings)
             return saved, saved.state
         try:
@@ -668,23 +613,13 @@ def report(
         return reader, state
 
     reader, state = load(file, more_logs)
-    limits = (
-        _settings(limit_flags).limits
-        if limit_flags
-        else (tuple(reader.header.limits) or _settings(()).limits)
-    )
+    limits = settings().limits if limit_flags else (tuple(reader.header.limits) or settings().limits)
     result = _report_of(reader, state, limits, source=str(file))
     result.warnings = [w for w in reader.warnings if w.startswith(_UNREADABLE_BATCHES)]
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
-        settings = _settings(limit_flags)
         try:
-            default = settings.lookup("baseline", "tolerance")
-            default_tolerance = (
-                baselines.parse_tolerance(*default) if default else baselines.DEFAULT_TOLERANCE
-            )
-            table = settings.lookup("baseline", "tolerances")
-            tolerances = baselines.parse_tolerances(*table) if table else {}
+            default_tolerance, tolerances = settings().baseline_tolerances()
         except baselines.ToleranceError as exc:
             fail(str(exc))
         old_reader, old_state = load(baseline)
@@ -747,17 +682,11 @@ def logs() -> None:
 def logs_explain(file: Path, examples: int, every: bool) -> None:
     """Show what each line of a saved log is recognised as, and by which rule ([[log.rules]] too)."""
     from wsmon.sources.logexplain import explain_lines, report
-    from wsmon.sources.logrules import RuleError, load_rules
 
-    settings = _settings(())
-    rules: list[Any] = []
-    for path, data in settings.tables:
-        if isinstance(data.get("log"), dict) and "rules" in data["log"]:
-            try:
-                rules = load_rules(data, str(path))
-            except RuleError as exc:
-                fail(str(exc))
-            break
+    try:
+        rules = log_rules(_settings(()))
+    except ConfigError as exc:
+        fail(str(exc))
     try:
         with file.open(encoding="utf-8", errors="replace") as lines:
             for text in report(explain_lines(lines, rules), per_kind=examples, every=every):
@@ -787,7 +716,7 @@ def import_log(logs_in: tuple[Path, ...], output: Path, limit_flags: tuple[str, 
     if not _saved_logs(logs_in[0], logs_in[1:]):
         fail(f"{logs_in[0]}: not a log (a recording, or not readable as text)")
     _check_record_path(output)
-    count = _write_logs(list(logs_in), output, settings.limits, "wsmon import " + " ".join(map(str, logs_in)))
+    count = _write_logs(list(logs_in), output, settings, "wsmon import " + " ".join(map(str, logs_in)))
     click.echo(f"imported {count:,} events into {output}", err=True)
     sys.exit(EXIT_OK)
 
@@ -831,8 +760,7 @@ def _saved_logs(first: Path, more: tuple[Path, ...]) -> bool:
     return True
 
 
-def _log_session(paths: list[Path], limits: Any) -> Any:
-    from wsmon.attach import _log_rules
+def _log_session(paths: list[Path], settings: Settings) -> Any:
     from wsmon.logsession import LogSession
     from wsmon.sources.logreplay import check_readable
 
@@ -841,10 +769,10 @@ def _log_session(paths: list[Path], limits: Any) -> Any:
         if problem:
             fail(problem)
     try:
-        rules = _log_rules(_settings(()))
+        rules = log_rules(settings)
     except ConfigError as exc:
         fail(str(exc))
-    return LogSession(paths, limits, rules)
+    return LogSession(paths, settings.limits, rules)
 
 
 def _log_failure(paths: list[Path], exc: BaseException) -> NoReturn:
@@ -852,10 +780,10 @@ def _log_failure(paths: list[Path], exc: BaseException) -> NoReturn:
     fail(f"{names}: cannot read: {getattr(exc, 'strerror', None) or exc}")
 
 
-def _read_logs(paths: list[Path], limits: Any, verb: str) -> _SavedLogs:
+def _read_logs(paths: list[Path], settings: Settings, verb: str) -> _SavedLogs:
     import gzip
 
-    session = _log_session(paths, limits)
+    session = _log_session(paths, settings)
     try:
         state = session.run()
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
@@ -864,12 +792,12 @@ def _read_logs(paths: list[Path], limits: Any, verb: str) -> _SavedLogs:
     return _SavedLogs(header, state, session.undated_warnings())
 
 
-def _write_logs(paths: list[Path], output: Path, limits: Any, command: str) -> int:
+def _write_logs(paths: list[Path], output: Path, settings: Settings, command: str) -> int:
     import gzip
 
     from wsmon.store.format import RecordingError
 
-    session = _log_session(paths, limits)
+    session = _log_session(paths, settings)
     try:
         count = session.write(output, command)
     except (OSError, EOFError, gzip.BadGzipFile, RecordingError) as exc:
@@ -889,25 +817,25 @@ def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool
 
     from wsmon.core.report import render_text
 
-    limits = _settings(()).limits
+    settings = _settings(())
     if follow:
         from wsmon.logsession import LogFollowFeed
 
         if headless or len(paths) > 1:
             fail("--follow follows one log, in the dashboard (not with --headless)")
-        _run_dashboard(LogFollowFeed(_log_session(paths, limits)))
+        _run_dashboard(LogFollowFeed(_log_session(paths, settings)))
         sys.exit(EXIT_OK)
     if headless:
-        saved = _read_logs(paths, limits, "replay")
+        saved = _read_logs(paths, settings, "replay")
         _print_warnings(saved.warnings)
-        report = _report_of(saved, saved.state, limits, source=str(paths[0]))
+        report = _report_of(saved, saved.state, settings.limits, source=str(paths[0]))
         click.echo(render_text(report))
         sys.exit(report.exit_code)
     from wsmon.replay_feed import ReplayFeed
 
     with tempfile.TemporaryDirectory(prefix="wsmon-replay-") as folder:
         recording = Path(folder) / "log.wsmon"
-        _write_logs(paths, recording, limits, "wsmon replay " + " ".join(map(str, paths)))
+        _write_logs(paths, recording, settings, "wsmon replay " + " ".join(map(str, paths)))
         feed = ReplayFeed(recording, speed=speed)
         _run_dashboard(feed)
         feed.reader.close()
