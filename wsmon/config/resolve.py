@@ -49,6 +49,8 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
     for setting in SETTINGS:
         key, option = setting.key, setting.option
         value: Any = flags.get(key)
+        if isinstance(value, tuple):
+            value = list(value)  # a repeatable flag, as click gives it: the same list TOML would
         where = setting.where
         if value is None or value == () or value == []:
             value, where = None, ""
