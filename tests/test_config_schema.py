@@ -358,3 +358,10 @@ def test_host_port_says_which_part_is_wrong(text: str, part: str) -> None:
 
 def test_host_port_prints_v6_in_brackets() -> None:
     assert str(HostPort("::1", 1)) == "[::1]:1" and str(HostPort("h", 2)) == "h:2"
+
+
+def test_the_documented_table_is_the_definitions() -> None:
+    from wsmon.config.options import settings_table
+
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert settings_table() in docs

@@ -7,6 +7,7 @@ environment, TOML) into the typed one. The commands' click options are made from
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -172,11 +173,27 @@ class Setting:
         """How an error names the flag."""
         return "the URL argument" if self.option.argument else self.flag or self.key
 
+    @property
+    def parsed_type(self) -> str:
+        annotation = next(f.type for f in msgspec.structs.fields(AttachOptions) if f.name == self.key)
+        return _type_name(annotation.__origin__)
+
     def to_click(self, *, argument_as_option: bool = False) -> Callable[[Any], Any]:
+        """The click parameter, named by the setting's key (what resolve_options looks up)."""
         if self.option.argument and not argument_as_option:
             return click.argument(self.key, required=False)
         flag = f"--{self.key}" if self.option.argument else self.flag
+        if flag is None:
+            raise ValueError(f"{self.key} is set in wsmon.toml only: it has no flag")
         return click.option(flag, self.key, help=self.option.help, **self.option.click)
+
+
+def _type_name(annotation: Any) -> str:
+    """``list[wsmon.config.specs.TapSpec]`` as ``list[TapSpec]``; ``str | None`` as ``str`` or none."""
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    optional = text.endswith(" | None")
+    text = re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", text.removesuffix(" | None"))
+    return f"`{text}`" + (" or none" if optional else "")
 
 
 def _settings() -> tuple[Setting, ...]:
@@ -189,6 +206,21 @@ def _settings() -> tuple[Setting, ...]:
 
 SETTINGS = _settings()
 SECTIONS = {setting.key: setting.option.section for setting in SETTINGS}
+
+
+def settings_table() -> str:
+    """docs/configuration.md's table of every setting (tests/test_config_schema.py keeps them equal)."""
+    rows = ["| key | flag | variable | parsed to |", "| --- | --- | --- | --- |"]
+    for setting in SETTINGS:
+        option = setting.option
+        flag = "the `URL` argument (`--url` in `run`)" if option.argument else f"`{setting.flag}`"
+        if setting.flag is None:
+            flag = "—"
+        if option.click.get("multiple"):
+            flag += " (repeatable)"
+        env = f"`{option.env}`" if option.env else "—"
+        rows.append(f"| `[{option.section}] {setting.key}` | {flag} | {env} | {setting.parsed_type} |")
+    return "\n".join(rows)
 
 
 def click_options(*, url_as_option: bool = False) -> list[Callable[[Any], Any]]:
