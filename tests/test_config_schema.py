@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from wsmon.attach import build_sources, run_checks
-from wsmon.cli import target_options
+from wsmon.cli.live import target_options
 from wsmon.config import SETTINGS, AttachOptions, ConfigError, TapSpec, load_settings, parse_tap_spec
 from wsmon.config import specs as config_specs
 from wsmon.config.options import SECTIONS
