@@ -12,39 +12,22 @@ Every bad value is a ConfigError whose message is one line naming the key, the f
 expected.
 """
 
-from wsmon.config.options import SETTINGS, AttachOptions, Option, click_options
-from wsmon.config.resolve import check_config_tables, log_rules, resolve_options, untrusted_reason
-from wsmon.config.settings import (
-    CONFIG_NAME,
-    ConfigError,
-    Settings,
-    config_files,
-    load_settings,
-    load_toml,
-    parse_limit_flags,
-    read_dotenv,
-    user_config_dir,
-)
+from wsmon.config.options import SETTINGS, AttachOptions, click_options
+from wsmon.config.resolve import log_rules, resolve_options, untrusted_reason
+from wsmon.config.settings import ConfigError, Settings, load_settings, read_dotenv
 from wsmon.config.specs import TapSpec, parse_tap_spec
 
 __all__ = [
-    "CONFIG_NAME",
     "SETTINGS",
     "AttachOptions",
     "ConfigError",
-    "Option",
     "Settings",
     "TapSpec",
-    "check_config_tables",
     "click_options",
-    "config_files",
     "load_settings",
-    "load_toml",
     "log_rules",
-    "parse_limit_flags",
     "parse_tap_spec",
     "read_dotenv",
     "resolve_options",
     "untrusted_reason",
-    "user_config_dir",
 ]
