@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
-from wsmon.attach import resolve_options
-from wsmon.config import ConfigError, load_settings
+from wsmon.config import ConfigError, load_settings, resolve_options
 
 TARGET_ENV = ("WSMON_URL", "REDIS_URL", "DATABASE_URL")
 LAYERS = ("flag", "env", "dotenv", "cwd", "user")
@@ -260,8 +259,7 @@ def test_passwords_from_config_never_reach_the_check_table(tmp_path: Path) -> No
 
 
 def test_delivery_rules_come_from_wsmon_toml_and_bad_ones_are_one_line(tmp_path: Path) -> None:
-    from wsmon.attach import resolve_options
-    from wsmon.config import ConfigError, load_settings
+    from wsmon.config import ConfigError, load_settings, resolve_options
 
     (tmp_path / "wsmon.toml").write_text(
         '[delivery]\nid_paths = ["id"]\nack_paths = ["id"]\nrequest_types = ["message"]\n'
@@ -279,8 +277,7 @@ def test_delivery_rules_come_from_wsmon_toml_and_bad_ones_are_one_line(tmp_path:
 
 
 def test_the_bounds_of_pairing_by_value_come_from_wsmon_toml(tmp_path: Path) -> None:
-    from wsmon.attach import resolve_options
-    from wsmon.config import ConfigError, load_settings
+    from wsmon.config import ConfigError, load_settings, resolve_options
 
     (tmp_path / "wsmon.toml").write_text(
         "[delivery]\nmatch_values = false\nvalue_max_depth = 3\nvalue_max_strings = 50\n"

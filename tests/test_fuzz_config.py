@@ -25,8 +25,11 @@ from fuzzing import one_line
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from wsmon.attach import _DELIVERY_BOUNDS, _DELIVERY_LISTS, _DELIVERY_SETS, _SECTIONS, resolve_options
-from wsmon.config import ConfigError, load_settings
+from wsmon.config import ConfigError, load_settings, resolve_options
+from wsmon.config.options import SECTIONS as _SECTIONS
+from wsmon.config.resolve import DELIVERY_BOUNDS as _DELIVERY_BOUNDS
+from wsmon.config.resolve import DELIVERY_LISTS as _DELIVERY_LISTS
+from wsmon.config.resolve import DELIVERY_SETS as _DELIVERY_SETS
 from wsmon.core.limits import DEFAULT_LIMITS, RATIO_MIN_EVENTS_KEY
 
 pytestmark = pytest.mark.timeout(300)

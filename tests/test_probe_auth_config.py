@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from helpers import clean_env, run_wsmon
 
-from wsmon.attach import _probe_config, resolve_options, server_notice, untrusted_reason
-from wsmon.config import ConfigError, Settings, load_settings
+from wsmon.attach import _probe_config, server_notice
+from wsmon.config import ConfigError, Settings, load_settings, resolve_options, untrusted_reason
 from wsmon.sources.probe import ExchangeStep
 
 TOKEN = "tok-5f3a9c2e1d7b"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from test_probe import of, run_until
 
-from wsmon.attach import _probe_config, resolve_options
-from wsmon.config import ConfigError, load_settings
+from wsmon.attach import _probe_config
+from wsmon.config import ConfigError, load_settings, resolve_options
 from wsmon.core import events as ev
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 

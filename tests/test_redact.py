@@ -163,7 +163,7 @@ def test_a_report_masks_a_command_recorded_unmasked() -> None:
     ],
 )
 def test_tap_spec_errors_never_echo_a_secret(spec: str) -> None:
-    from wsmon.sources.tap import parse_tap_spec
+    from wsmon.config import parse_tap_spec
 
     with pytest.raises(ValueError) as raised:
         parse_tap_spec(spec.replace("9001", "9001 token=CANARY") if spec == "9001" else spec)

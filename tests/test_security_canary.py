@@ -27,8 +27,8 @@ from helpers import free_port, wait_until
 from services import port_open
 from websockets.asyncio.client import connect
 
+from wsmon.config import parse_tap_spec
 from wsmon.outputs.prometheus import parse_listen_address
-from wsmon.sources.tap import parse_tap_spec
 
 CANARY = "CNRY7q9zK"  # one token, no character any encoding would change
 
@@ -230,8 +230,8 @@ def _alive(session: str) -> bool:
 
 
 def test_the_tap_and_the_exporter_default_to_loopback() -> None:
-    assert parse_tap_spec("9001=ws://127.0.0.1:3001/")[0] == "127.0.0.1"
-    assert parse_tap_spec(":9001=ws://127.0.0.1:3001/")[0] == "127.0.0.1"
+    assert parse_tap_spec("9001=ws://127.0.0.1:3001/").listen.host == "127.0.0.1"
+    assert parse_tap_spec(":9001=ws://127.0.0.1:3001/").listen.host == "127.0.0.1"
     assert parse_listen_address("9464")[0] == "127.0.0.1"
     assert parse_listen_address(":9464")[0] == "127.0.0.1"
 

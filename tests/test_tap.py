@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import fold
-from wsmon.sources.tap import TapSource, parse_tap_spec
+from wsmon.sources.tap import TapSource
 
 SENDABLE_CODES = [1000, 1001, 1002, 1003, *range(1007, 1015), 3000, 4000, 4999]
 Events = list[ev.Event]
@@ -491,32 +491,6 @@ async def test_delivery_pairs_acks_across_connections_and_reports_failures() -> 
     assert "secret-payload-XYZ" not in repr(recorder.events)  # payloads are read, never kept
     state = fold(recorder.events)
     assert (state.delivered, state.delivery_failed) == (2, 2)
-
-
-# --- the --tap option ----------------------------------------------------------------------------------
-
-
-def test_tap_spec_parses_listen_and_upstream() -> None:
-    assert parse_tap_spec("127.0.0.1:9001=ws://127.0.0.1:3001") == ("127.0.0.1", 9001, "ws://127.0.0.1:3001")
-    assert parse_tap_spec("9001=wss://example.com/ws") == ("127.0.0.1", 9001, "wss://example.com/ws")
-    assert parse_tap_spec("0.0.0.0:0=ws://h:1") == ("0.0.0.0", 0, "ws://h:1")
-    assert parse_tap_spec("[::1]:9001=ws://[::1]:3001") == ("::1", 9001, "ws://[::1]:3001")
-
-
-@pytest.mark.parametrize(
-    ("spec", "complaint"),
-    [
-        ("127.0.0.1:9001", "expected LISTEN=UPSTREAM"),
-        ("9001=http://x:1", "ws:// or wss://"),
-        ("host:port=ws://x:1", "listening port"),
-        ("9001=ws://x:99999", "bad upstream URL"),
-        ("70000=ws://x:1", "listening port"),
-    ],
-)
-def test_tap_spec_errors_are_one_clear_line(spec: str, complaint: str) -> None:
-    with pytest.raises(ValueError, match=complaint) as error:
-        parse_tap_spec(spec)
-    assert "\n" not in str(error.value)
 
 
 async def test_plain_http_passes_through_and_is_not_a_websocket_failure() -> None:

@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
 from wsmon.attach import AttachOptions, build_attach_session
+from wsmon.config import parse_tap_spec
 from wsmon.core import events as ev
 from wsmon.core.limits import DEFAULT_LIMITS
 from wsmon.core.reducer import fold
@@ -99,7 +100,7 @@ async def test_a_server_that_takes_a_while_to_listen_is_starting_not_down() -> N
     options = AttachOptions(
         url=f"ws://127.0.0.1:{port}/",
         server=server_command(port, delay=1.5),
-        taps=[f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/"],
+        taps=[parse_tap_spec(f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/")],
         interval=0.3,
     )
     async with attached(options) as session:
@@ -116,7 +117,8 @@ async def test_a_server_that_takes_a_while_to_listen_is_starting_not_down() -> N
 async def test_a_server_that_never_listens_is_down_after_the_startup_timeout() -> None:
     port, tap_port = free_port(), free_port()
     options = AttachOptions(
-        server=server_command(port, delay=3600), taps=[f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/"]
+        server=server_command(port, delay=3600),
+        taps=[parse_tap_spec(f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/")],
     )
     async with attached(options, startup_timeout_s=1.5) as session:
         await until(session, "the tap STARTING", lambda s: s.targets.get("tap", None) is not None)
@@ -134,7 +136,9 @@ async def test_the_tap_is_down_as_soon_as_the_server_wsmon_started_exits() -> No
     """No client is connected when the server dies: before, the tap said UP until a client failed."""
     port, tap_port = free_port(), free_port()
     options = AttachOptions(
-        server=server_command(port), taps=[f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/"], interval=5.0
+        server=server_command(port),
+        taps=[parse_tap_spec(f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/")],
+        interval=5.0,
     )
     async with attached(options) as session:
         await until(session, "the tap's upstream", lambda s: up(s, "tap"))
@@ -237,7 +241,7 @@ async def test_an_empty_close_frame_is_still_1005_no_status() -> None:
 async def test_a_tapped_server_logging_only_connection_ids_counts_each_connection_once() -> None:
     port, tap_port = free_port(), free_port()
     options = AttachOptions(
-        server=server_command(port), taps=[f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/"]
+        server=server_command(port), taps=[parse_tap_spec(f"127.0.0.1:{tap_port}=ws://127.0.0.1:{port}/")]
     )
     async with attached(options) as session:
         await until(session, "the tap's upstream", lambda s: up(s, "tap"))

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from wsmon.core.hostport import HostPort, HostPortError
 from wsmon.core.junit import nodeid_key
 
 
@@ -32,12 +33,15 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("wsmon"):
         return
     address = os.environ.get("WSMON_MARKERS", "")
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    try:
+        markers = HostPort.parse(address, default_host="")
+    except HostPortError:
+        markers = None
+    if markers is None or not markers.host:
         warnings.warn("--wsmon: WSMON_MARKERS is not set; run the suite under `wsmon run`", stacklevel=1)
         return
     try:
-        sock = socket.create_connection((host, int(port)), timeout=2.0)
+        sock = socket.create_connection((markers.host, markers.port), timeout=2.0)
     except OSError as exc:
         warnings.warn(f"--wsmon: cannot reach wsmon at {address}: {exc}", stacklevel=1)
         return

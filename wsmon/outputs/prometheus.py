@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 
 import wsmon
 from wsmon.core.closecodes import close_code_name
+from wsmon.core.hostport import HostPort, HostPortError
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, live_value
 from wsmon.core.redact import redact_url
 from wsmon.core.sink import Sink
@@ -40,17 +41,13 @@ StateGetter = Callable[[], State]
 
 def parse_listen_address(text: str) -> tuple[str, int]:
     """'127.0.0.1:9464', ':9464', '9464' or '[::1]:9464' as (host, port); raises ValueError."""
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    host = host.strip("[]") or DEFAULT_HOST
     try:
-        port = int(port_text)
-    except ValueError:
+        address = HostPort.parse(text, default_host=DEFAULT_HOST)
+    except HostPortError as error:
+        if error.part == "range":
+            raise ValueError(f"port must be 0..65535, got {int(error.port_text)}") from None
         raise ValueError(f"expected HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PORT}; got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise ValueError(f"port must be 0..65535, got {port}")
-    return host, port
+    return address.host, address.port
 
 
 def _label(text: str) -> str:

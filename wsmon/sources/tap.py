@@ -21,43 +21,13 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from wsmon.core import events as ev
-from wsmon.core.redact import redact_text, redact_url
+from wsmon.core.redact import redact_url
 from wsmon.sources.base import CheckResult, Emit, Source, StopOrder, TargetStatus, now, retry_backoff
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.probe import classify_failure
 from wsmon.sources.tap_relay import CONNECT_TIMEOUT_S, ClientSide, TappedConnection
 
-DEFAULT_LISTEN_HOST = "127.0.0.1"
 HOLD_CHECK_S = 0.1  # a live server keeps a fresh connection open at least this long
-
-
-def parse_tap_spec(spec: str) -> tuple[str, int, str]:
-    """``[HOST:]PORT=ws[s]://UPSTREAM`` → (listen host, listen port, upstream URL); ValueError if not."""
-    shown = redact_text(spec)  # an upstream URL may carry a password or a token: never echoed
-    listen, sep, upstream = spec.partition("=")
-    listen, upstream = listen.strip(), upstream.strip()
-    if not sep or not listen or not upstream:
-        raise ValueError(
-            f"--tap {shown!r}: expected LISTEN=UPSTREAM, e.g. 127.0.0.1:9001=ws://127.0.0.1:3001"
-        )
-    if not upstream.lower().startswith(("ws://", "wss://")):
-        scheme, found, _ = upstream.partition("://")
-        got = f"a {scheme}:// URL" if found else "no URL"  # only the scheme: the rest may be a secret
-        raise ValueError(f"--tap {shown!r}: the upstream must be a ws:// or wss:// URL, got {got}")
-    try:
-        parts = urlsplit(upstream)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError as error:
-        raise ValueError(f"--tap {shown!r}: bad upstream URL: {error}") from None
-    if not parts.hostname:
-        raise ValueError(f"--tap {shown!r}: the upstream URL has no host")
-    host, colon, port_text = listen.rpartition(":")
-    if not colon:
-        host, port_text = DEFAULT_LISTEN_HOST, listen
-    host = host.strip("[]") or DEFAULT_LISTEN_HOST
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"--tap {shown!r}: the listening port must be a number from 0 to 65535")
-    return host, int(port_text), upstream
 
 
 def _upstream_address(url: str) -> tuple[str, int, bool]:

@@ -1,5 +1,6 @@
-"""Configuration: flags, then environment (and a .env in the working directory), then wsmon.toml in
-the working directory, then wsmon.toml in the user config directory. The first that sets a key wins.
+"""Where settings come from: the environment (and a .env in the working directory, read once, by
+python-dotenv's parser), wsmon.toml in the working directory, then wsmon.toml in the user config
+directory; and the limits, merged figure by figure from those files and --limit.
 
 Every bad value is a ConfigError whose message is one line naming the key, the file and what was
 expected.
@@ -17,6 +18,7 @@ from typing import Any
 
 from dotenv.parser import parse_stream
 
+from wsmon.core import baseline as baselines
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, LimitError, with_overrides
 from wsmon.core.redact import MASK, redact_text
 
@@ -102,6 +104,14 @@ class Settings:
             if isinstance(table, dict) and key in table:
                 return table[key], f"{path} [{section}].{key}"
         return None
+
+    def baseline_tolerances(self) -> tuple[float, dict[str, float]]:
+        """[baseline] tolerance and tolerances: the default fraction, and one per figure. Raises
+        ToleranceError (a ValueError) for a bad one."""
+        default = self.lookup("baseline", "tolerance")
+        tolerance = baselines.parse_tolerance(*default) if default else baselines.DEFAULT_TOLERANCE
+        table = self.lookup("baseline", "tolerances")
+        return tolerance, baselines.parse_tolerances(*table) if table else {}
 
 
 def parse_limit_flags(flags: Sequence[str]) -> dict[str, float]:
