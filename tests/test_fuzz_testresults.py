@@ -24,8 +24,8 @@ from helpers import T0
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from wsmon.core.junit import JUnitError, parse_junit
 from wsmon.core.testresults import FORMATS, TestResult, TestResultsError, parse_test_results
+from wsmon.core.testresults.junit import JUnitError, parse_junit
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from wsmon.core.hostport import HostPort, HostPortError
-from wsmon.core.junit import nodeid_key
+from wsmon.core.testresults.junit import nodeid_key
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

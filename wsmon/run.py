@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from wsmon.core import events as ev
-from wsmon.core.junit import JUnitError, parse_junit
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_argv
 from wsmon.core.state import State
 from wsmon.core.testresults import TestResult, TestResultsError, parse_test_results
+from wsmon.core.testresults.junit import JUnitError, parse_junit
 from wsmon.session import Session
 from wsmon.sources.base import now
 from wsmon.sources.markers import TestMarkerSource

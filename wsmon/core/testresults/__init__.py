@@ -1,7 +1,7 @@
 """Test results from the runners people use, as tests on wsmon's timeline.
 
 Each format is read by a module of its own, pure (handed the text, no I/O): JUnit XML
-(``wsmon.core.junit``), jest's ``--json --outputFile`` (``jest``), ``go test -json`` (``gotest``) and TAP
+(``junit``), jest's ``--json --outputFile`` (``jest``), ``go test -json`` (``gotest``) and TAP
 (``tap``, e.g. ``node --test --test-reporter=tap``). Each gives ``TestResult``s with the real start and
 end when the format has them, else a window derived from durations and flagged ``approximate``:
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import msgspec
 
-from wsmon.core.junit import JUnitCase, JUnitError, parse_junit
+from wsmon.core.testresults.junit import JUnitCase, JUnitError, parse_junit
 
 
 class TestResultsError(ValueError):
