@@ -192,3 +192,23 @@ def test_listen_addresses() -> None:
     for bad in ("localhost", "host:port", "1.2.3.4:70000"):
         with pytest.raises(ValueError):
             parse_listen_address(bad)
+
+
+async def test_deadlocks_are_the_running_total_of_every_sample_not_the_last_ones() -> None:
+    state = fold(
+        [
+            ev.TargetAdded(wall=1, mono=1, target="postgres", kind="postgres"),
+            ev.PostgresSample(wall=1, mono=2, target="postgres", select1_ms=1.0, deadlocks=2),
+            ev.PostgresSample(wall=1, mono=3, target="postgres", select1_ms=1.0, deadlocks=3),
+            ev.PostgresSample(wall=1, mono=4, target="postgres", select1_ms=1.0),
+        ]
+    )
+    exporter = PrometheusExporter("127.0.0.1", 0, state_getter=lambda: state)
+    exporter.start()
+    host, port = exporter.address
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            text = (await client.get(f"http://{host}:{port}/metrics", timeout=5)).text
+    finally:
+        await exporter.stop()
+    assert value(parse(text), "wsmon_postgres_deadlocks", target="postgres") == 5

@@ -246,7 +246,8 @@ def _postgres_families(state: State) -> Iterator[Metric]:
             ("longest_xact_seconds", "Longest open transaction", pg.longest_xact_s),
             ("commits_per_second", "Commits a second", pg.commits_per_s),
             ("rollbacks_per_second", "Rollbacks a second", pg.rollbacks_per_s),
-            ("deadlocks", "Deadlocks since the statistics reset", pg.deadlocks),
+            # State's running total: a sample carries only the deadlocks new since the one before.
+            ("deadlocks", "Deadlocks seen while wsmon watched", state.pg_deadlocks),
             ("notify_queue_usage", "LISTEN/NOTIFY queue usage, 0..1", pg.notify_queue_usage),
         ),
     )
