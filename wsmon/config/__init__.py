@@ -3,7 +3,8 @@ wsmon.toml in the working directory, then wsmon.toml in the user config director
 sets a setting wins.
 
 - ``settings``: where values come from (files, .env, environment) and the limits;
-- ``options``: every setting of `attach`/`check`/`run`, defined once (its flag, variable, TOML key,
+- ``options``: every setting of `attach`/`check`/`run` (and ``THEME``, which `demo` and `replay` share),
+  defined once (its flag, variable, TOML key,
   help and parser), and the click options made from them;
 - ``values`` and ``specs``: the parsers, to typed values (``TapSpec``, ``FeedSpec``, header pairs…);
 - ``resolve``: the precedence, and the sections read whole ([delivery], [[log.rules]]).
@@ -12,13 +13,14 @@ Every bad value is a ConfigError whose message is one line naming the key, the f
 expected.
 """
 
-from wsmon.config.options import SETTINGS, AttachOptions, click_options
+from wsmon.config.options import SETTINGS, THEME, AttachOptions, click_options
 from wsmon.config.resolve import log_rules, resolve_options, untrusted_reason
 from wsmon.config.settings import ConfigError, Settings, load_settings, read_dotenv
 from wsmon.config.specs import TapSpec, parse_tap_spec
 
 __all__ = [
     "SETTINGS",
+    "THEME",
     "AttachOptions",
     "ConfigError",
     "Settings",
