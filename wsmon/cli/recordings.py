@@ -28,7 +28,7 @@ from wsmon.cli.common import (
     theme_choice,
     theme_option,
 )
-from wsmon.config import ConfigError, Settings, log_rules
+from wsmon.config import ConfigError, Settings, baseline_tolerances, log_rules
 
 
 @main.command()
@@ -146,7 +146,7 @@ def report(
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
         try:
-            default_tolerance, tolerances = settings().baseline_tolerances()
+            default_tolerance, tolerances = baseline_tolerances(settings())
         except baselines.ToleranceError as exc:
             fail(str(exc))
         old_reader, old_state = load(baseline)

@@ -7,7 +7,8 @@ sets a setting wins.
   defined once (its flag, variable, TOML key,
   help and parser), and the click options made from them;
 - ``values`` and ``specs``: the parsers, to typed values (``TapSpec``, ``FeedSpec``, header pairs…);
-- ``resolve``: the precedence, and the sections read whole ([delivery], [[log.rules]]).
+- ``resolve``: the precedence, and [[log.rules]];
+- ``sections``: the sections read whole as msgspec Structs, [delivery] and [baseline].
 
 Every bad value is a ConfigError whose message is one line naming the key, the file and what was
 expected.
@@ -15,6 +16,7 @@ expected.
 
 from wsmon.config.options import SETTINGS, THEME, AttachOptions, click_options
 from wsmon.config.resolve import log_rules, resolve_options, untrusted_reason
+from wsmon.config.sections import baseline_tolerances
 from wsmon.config.settings import ConfigError, Settings, load_settings, read_dotenv
 from wsmon.config.specs import TapSpec, parse_tap_spec
 
@@ -25,6 +27,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "TapSpec",
+    "baseline_tolerances",
     "click_options",
     "load_settings",
     "log_rules",
