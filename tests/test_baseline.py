@@ -253,6 +253,17 @@ def test_cli_tolerances_from_wsmon_toml(tmp_path: Path, recordings: dict[str, Pa
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_cli_an_unknown_key_in_baseline_is_one_line(tmp_path: Path, recordings: dict[str, Path]) -> None:
+    args = ("report", str(recordings["slow"]), "--baseline", str(recordings["fast"]))
+    (tmp_path / "wsmon.toml").write_text("[baseline]\ntolerence = 0.2\n")
+    bad = run_wsmon(*args, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        f"wsmon: error: {tmp_path / 'wsmon.toml'} [baseline].tolerence: unknown key; "
+        "expected one of tolerance, tolerances\n"
+    )
+
+
 def test_cli_unreadable_baseline_exits_2(tmp_path: Path, recordings: dict[str, Path]) -> None:
     (tmp_path / "junk.wsmon").write_text("not a recording")
     for old in (tmp_path / "missing.wsmon", tmp_path / "junk.wsmon"):

@@ -25,11 +25,10 @@ from fuzzing import one_line
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from wsmon.config import ConfigError, load_settings, resolve_options
+from wsmon.config import ConfigError, baseline_tolerances, load_settings, resolve_options
 from wsmon.config.options import SECTIONS as _SECTIONS
-from wsmon.config.resolve import DELIVERY_BOUNDS as _DELIVERY_BOUNDS
-from wsmon.config.resolve import DELIVERY_LISTS as _DELIVERY_LISTS
-from wsmon.config.resolve import DELIVERY_SETS as _DELIVERY_SETS
+from wsmon.config.sections import BaselineSection, DeliverySection
+from wsmon.core.baseline import ToleranceError
 from wsmon.core.limits import DEFAULT_LIMITS, RATIO_MIN_EVENTS_KEY
 
 pytestmark = pytest.mark.timeout(300)
@@ -39,12 +38,8 @@ KEYS: dict[str, list[str]] = {}
 for _key, _section in _SECTIONS.items():
     KEYS.setdefault(_section, []).append(_key)
 KEYS["limits"] = [limit.figure for limit in DEFAULT_LIMITS] + [RATIO_MIN_EVENTS_KEY]
-KEYS["delivery"] = [
-    *_DELIVERY_LISTS,
-    *_DELIVERY_SETS,
-    *_DELIVERY_BOUNDS,
-    *("success_path", "type_path", "timeout_s", "enabled", "match_values"),
-]
+KEYS["delivery"] = list(DeliverySection.__struct_fields__)
+KEYS["baseline"] = list(BaselineSection.__struct_fields__)
 
 
 # --- writing TOML ---------------------------------------------------------------------------------
@@ -165,10 +160,13 @@ def workdir(files: dict[str, str | bytes]) -> Iterator[Path]:
 
 
 def load(cwd: Path, named: tuple[str, ...] = ()) -> None:
-    """Settings and options from ``cwd``, or one ConfigError line naming the file and a key."""
+    """Settings, options and the baseline tolerances from ``cwd``, or one ConfigError (ToleranceError)
+    line naming the file and a key."""
     try:
-        options = resolve_options({}, load_settings(cwd=cwd))
-    except ConfigError as exc:
+        settings = load_settings(cwd=cwd)
+        options = resolve_options({}, settings)
+        tolerance, tolerances = baseline_tolerances(settings)
+    except (ConfigError, ToleranceError) as exc:
         message = str(exc)
         assert one_line(message), repr(message)
         assert str(cwd) in message, message
@@ -179,6 +177,7 @@ def load(cwd: Path, named: tuple[str, ...] = ()) -> None:
     for seconds in (options.interval, options.reconnect_every, options.delivery_timeout):
         assert seconds is None or (math.isfinite(seconds) and seconds >= 0), options
     assert options.port is None or 1 <= options.port <= 65535, options
+    assert all(math.isfinite(t) and t >= 0 for t in (tolerance, *tolerances.values())), tolerances
 
 
 @given(documents())

@@ -17,7 +17,7 @@ import click
 import msgspec
 
 import wsmon
-from wsmon.config import ConfigError, Settings, load_settings
+from wsmon.config import THEME, ConfigError, Settings, load_settings
 
 EXIT_OK = 0
 
@@ -107,6 +107,7 @@ def watch_live(
     *,
     source: str,
     after: Callable[[], None] | None = None,
+    theme: str | None = None,
 ) -> int:
     """Run a live session; headless, print its report and return the report's exit code.
 
@@ -121,7 +122,7 @@ def watch_live(
         click.echo(render_text(report))
         code = report.exit_code
     else:
-        run_dashboard(session)  # no verdict printed, so none to exit with
+        run_dashboard(session, theme)  # no verdict printed, so none to exit with
     if after is not None:
         after()
     # A recording that could not be written (disk full) is exit 2, whatever the verdict.
@@ -207,8 +208,27 @@ def run_headless(run: Callable[[], Any], stop: Callable[[], None]) -> None:
     asyncio.run(main_loop())
 
 
-def run_dashboard(feed: Any) -> None:
+# --theme NAME, the same flag (and [ui] theme) as attach's, for the dashboards without attach's settings.
+theme_option = THEME.to_click()
+
+
+def theme_choice(flag: str | None, settings: Callable[[], Settings]) -> str | None:
+    """--theme, else [ui] theme in wsmon.toml; None leaves it to the remembered theme, then the default.
+    ``settings`` is only asked when there is no flag (a replay needs no wsmon.toml otherwise)."""
+    if flag is not None:
+        return flag
+    found = settings().lookup(THEME.option.section, THEME.key)
+    if found is None:
+        return None
+    try:
+        return THEME.option.parse(*found)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def run_dashboard(feed: Any, theme: str | None = None) -> None:
+    """The dashboard on ``feed``, starting in ``theme`` (an unknown one: a warning on it, and the default)."""
     from wsmon.themes import dashboard_themes
     from wsmon.ui.app import WsmonApp
 
-    WsmonApp(feed, themes=dashboard_themes()).run()
+    WsmonApp(feed, themes=dashboard_themes(theme)).run()

@@ -4,6 +4,7 @@ flags are made from the settings' definitions (wsmon.config.options)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,15 +24,19 @@ from wsmon.cli.common import (
     main,
     output_options,
     settings_or_fail,
+    theme_choice,
+    theme_option,
     watch_live,
 )
 from wsmon.config import SETTINGS, ConfigError, click_options, resolve_options
 
 
-def target_options(func: Callable[..., Any], *, url_as_option: bool = False) -> Callable[..., Any]:
-    """The options `attach`, `check` and `run` share: every setting's flag (wsmon.config.options),
-    and the switches that are not settings."""
-    settings = click_options(url_as_option=url_as_option)
+def target_options(
+    func: Callable[..., Any], *, url_as_option: bool = False, dashboard: bool = True
+) -> Callable[..., Any]:
+    """The options `attach`, `check` and `run` share: every setting's flag (wsmon.config.options; without
+    ``dashboard``, not --theme), and the switches that are not settings."""
+    settings = click_options(url_as_option=url_as_option, dashboard=dashboard)
     follow = click.option(
         "--follow/--no-follow",
         default=None,
@@ -97,6 +102,7 @@ def announce_server(options: Any) -> None:
 @click.option("--no-tap", is_flag=True, help="Clients connect to the server directly, not through the tap.")
 @limit_option
 @output_options
+@theme_option
 def demo(
     clients: int,
     duration: float | None,
@@ -110,6 +116,7 @@ def demo(
     alert_cmd: str | None,
     alert_webhook: str | None,
     prometheus: str | None,
+    theme: str | None,
 ) -> None:
     """Run the reference server and its simulated clients, and watch them.
 
@@ -138,7 +145,8 @@ def demo(
         if load is not None:
             click.echo(load.tally_line())
 
-    sys.exit(watch_live(session, headless, record, source="demo", after=tally))
+    chosen = theme_choice(theme, lambda: settings)
+    sys.exit(watch_live(session, headless, record, source="demo", after=tally, theme=chosen))
 
 
 @main.command()
@@ -165,11 +173,11 @@ def attach(
     session.command = command_line()
     add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
     _end_with_finite_logs(session, options, headless)
-    sys.exit(watch_live(session, headless, record, source="attach"))
+    sys.exit(watch_live(session, headless, record, source="attach", theme=options.theme))
 
 
 @main.command()
-@target_options
+@functools.partial(target_options, dashboard=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def check(limit_flags: tuple[str, ...], fmt: str, **flags: Any) -> None:
     """One pass over every configured target: a table, and exit 0 only when all of them answer.

@@ -25,8 +25,10 @@ from wsmon.cli.common import (
     run_dashboard,
     settings_or_fail,
     settings_when_needed,
+    theme_choice,
+    theme_option,
 )
-from wsmon.config import ConfigError, Settings, log_rules
+from wsmon.config import ConfigError, Settings, baseline_tolerances, log_rules
 
 
 @main.command()
@@ -37,7 +39,10 @@ from wsmon.config import ConfigError, Settings, log_rules
     "--speed", default=1.0, show_default=True, type=click.FloatRange(0.25, 16), help="Replay speed factor."
 )
 @click.option("--follow", is_flag=True, help="A log: read it to its end, then keep reading it as it grows.")
-def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float, follow: bool) -> None:
+@theme_option
+def replay(
+    file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float, follow: bool, theme: str | None
+) -> None:
     """Step through a recorded session in the dashboard, at recorded pace.
 
     FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
@@ -47,7 +52,7 @@ def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float
     from wsmon.store.format import RecordingError
 
     if _saved_logs(file, more_logs):
-        _replay_log([file, *more_logs], headless=headless, speed=speed, follow=follow)
+        _replay_log([file, *more_logs], headless=headless, speed=speed, follow=follow, theme=theme)
         return
     if follow:
         fail(f"{file}: --follow follows a log, and this is a recording")
@@ -72,7 +77,7 @@ def replay(file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float
     except RecordingError as exc:
         fail(str(exc))
     print_warnings(feed.reader.warnings)
-    run_dashboard(feed)
+    run_dashboard(feed, theme_choice(theme, settings_when_needed(())))
 
 
 @main.command()
@@ -141,7 +146,7 @@ def report(
     text, code = render(result, fmt), result.exit_code
     if baseline is not None:
         try:
-            default_tolerance, tolerances = settings().baseline_tolerances()
+            default_tolerance, tolerances = baseline_tolerances(settings())
         except baselines.ToleranceError as exc:
             fail(str(exc))
         old_reader, old_state = load(baseline)
@@ -294,7 +299,7 @@ def _write_logs(paths: list[Path], output: Path, settings: Settings, command: st
     return int(count)
 
 
-def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool) -> None:
+def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool, theme: str | None) -> None:
     """A saved log in the dashboard: recorded into a temporary recording first, then replayed; or, with
     --follow, read on its own clock to its end and then as it grows, like a live session."""
     import tempfile
@@ -307,7 +312,7 @@ def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool
 
         if headless or len(paths) > 1:
             fail("--follow follows one log, in the dashboard (not with --headless)")
-        run_dashboard(LogFollowFeed(_log_session(paths, settings)))
+        run_dashboard(LogFollowFeed(_log_session(paths, settings)), theme_choice(theme, lambda: settings))
         sys.exit(EXIT_OK)
     if headless:
         saved = _read_logs(paths, settings, "replay")
@@ -321,5 +326,5 @@ def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool
         recording = Path(folder) / "log.wsmon"
         _write_logs(paths, recording, settings, "wsmon replay " + " ".join(map(str, paths)))
         feed = ReplayFeed(recording, speed=speed)
-        run_dashboard(feed)
+        run_dashboard(feed, theme_choice(theme, lambda: settings))
         feed.reader.close()

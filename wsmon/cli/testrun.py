@@ -156,7 +156,7 @@ def run(
     if headless:
         run_headless(test_run.run, test_run.stop)
     else:
-        run_dashboard(test_run)
+        run_dashboard(test_run, options.theme)
     if test_output is not None:
         click.echo(f"test output: {test_output}", err=True)
     breach_code = EXIT_OK if no_fail_on_breach else breach_exit_code

@@ -53,7 +53,8 @@ _cpu_basis = v.choice_of(*CPU_BASES)
 
 
 class AttachOptions(msgspec.Struct, kw_only=True):
-    """What `attach`, `check` and `run` watch and how, resolved: flag, then environment, then wsmon.toml."""
+    """What `attach`, `check` and `run` watch and how (and the dashboard's theme), resolved: flag, then
+    environment, then wsmon.toml."""
 
     # fmt: off
     url: Annotated[str | None, Option(
@@ -124,6 +125,9 @@ class AttachOptions(msgspec.Struct, kw_only=True):
     first_exchange: Annotated[list[ExchangeStep], _probe(
         "Messages exchanged right after the handshake, before the probe counts as open.",
         v.first_exchange, flag=None)] = []
+    theme: Annotated[str | None, Option(
+        "ui", "The dashboard's theme (default: the one last chosen with t, else dark).",
+        v.string_of("a theme name"), click={"metavar": "NAME"})] = None
     # fmt: on
 
     # Not settings: what the command line or the other sections of wsmon.toml add.
@@ -206,6 +210,8 @@ def _settings() -> tuple[Setting, ...]:
 
 SETTINGS = _settings()
 SECTIONS = {setting.key: setting.option.section for setting in SETTINGS}
+# The one setting of every command that shows the dashboard, `demo` and `replay` included.
+THEME = next(setting for setting in SETTINGS if setting.key == "theme")
 
 
 def settings_table() -> str:
@@ -223,6 +229,11 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
-def click_options(*, url_as_option: bool = False) -> list[Callable[[Any], Any]]:
-    """The commands' flags of every setting that has one, in definition order."""
-    return [s.to_click(argument_as_option=url_as_option) for s in SETTINGS if s.flag is not None]
+def click_options(*, url_as_option: bool = False, dashboard: bool = True) -> list[Callable[[Any], Any]]:
+    """The commands' flags of every setting that has one, in definition order; without ``dashboard``
+    (`check`, which shows none) not the [ui] ones."""
+    return [
+        s.to_click(argument_as_option=url_as_option)
+        for s in SETTINGS
+        if s.flag is not None and (dashboard or s.option.section != "ui")
+    ]

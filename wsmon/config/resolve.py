@@ -1,7 +1,8 @@
 """Resolving `attach`/`check`/`run` settings: for each setting the flag (None = not given), then the
 environment (WSMON_URL, REDIS_URL, DATABASE_URL; a .env in the working directory counts), then its
 section of wsmon.toml (working directory first, then the user config directory). Also the sections
-read whole from the highest-precedence file that has them: [delivery] and [[log.rules]].
+read whole from the highest-precedence file that has them: [delivery] (wsmon.config.sections) and
+[[log.rules]].
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 from wsmon.config import values as v
 from wsmon.config.options import SECTIONS, SETTINGS, AttachOptions
+from wsmon.config.sections import delivery_rules
 from wsmon.config.settings import ConfigError, Settings
 from wsmon.core.sanitize import shown_key
-from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.logs.rules import Rule, RuleError, load_rules
 
 
@@ -70,7 +71,7 @@ def resolve_options(flags: Mapping[str, Any], settings: Settings) -> AttachOptio
             _refuse_untrusted_command(settings, where, trusted=bool(flags.get("trust_config")))
         setattr(options, key, parsed)
     options.log_rules = log_rules(settings)
-    options.delivery_rules, options.delivery_timeout = _delivery_rules(settings)
+    options.delivery_rules, options.delivery_timeout = delivery_rules(settings)
     return options
 
 
@@ -112,50 +113,3 @@ def log_rules(settings: Settings) -> list[Rule]:
             except RuleError as exc:
                 raise ConfigError(str(exc)) from None
     return []
-
-
-DELIVERY_LISTS = (
-    "id_paths",
-    "ack_paths",
-    "status_paths",
-    "reason_paths",
-    "pending_directions",
-    "ack_directions",
-)
-DELIVERY_SETS = ("failure_values", "request_types", "ack_types")
-DELIVERY_BOUNDS = ("value_max_depth", "value_max_strings", "value_max_bytes", "value_min_chars")
-
-
-def _delivery_rules(settings: Settings) -> tuple[DeliveryRules, float]:
-    """[delivery] from the highest-precedence config file that has it: how the tap pairs messages."""
-    for path, data in settings.tables:
-        table = data.get("delivery")
-        if table is None:
-            continue
-        where = f"{path} [delivery]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: expected a table")
-        known = {*DELIVERY_LISTS, *DELIVERY_SETS, *DELIVERY_BOUNDS}
-        known |= {"success_path", "type_path", "timeout_s", "enabled", "match_values"}
-        values: dict[str, Any] = {}
-        timeout = 5.0
-        for key, value in table.items():
-            at = f"{where}.{shown_key(key)}"
-            if key not in known:
-                raise ConfigError(f"{at}: unknown key; expected one of {', '.join(sorted(known))}")
-            if key == "timeout_s":
-                timeout = v.positive(value, at)
-            elif key in ("enabled", "match_values"):
-                values[key] = v.boolean(value, at)
-            elif key in DELIVERY_BOUNDS:
-                values[key] = v.count(value, at)
-            elif key in ("success_path", "type_path"):
-                values[key] = v.expect(value, str, at, "a dotted JSON path")
-            else:
-                items = v.strings(value, at)
-                values[key] = frozenset(items) if key in DELIVERY_SETS else tuple(items)
-        for key in ("pending_directions", "ack_directions"):
-            if not set(values.get(key, ())) <= {"in", "out"}:
-                raise ConfigError(f'{where}.{key}: expected a list of "in" and "out"')
-        return DeliveryRules(**values), timeout
-    return DeliveryRules(), 5.0

@@ -18,7 +18,6 @@ from typing import Any
 
 from dotenv.parser import parse_stream
 
-from wsmon.core import baseline as baselines
 from wsmon.core.limits import DEFAULT_LIMITS, Limit, LimitError, with_overrides
 from wsmon.core.redact import MASK, redact_text
 
@@ -104,14 +103,6 @@ class Settings:
             if isinstance(table, dict) and key in table:
                 return table[key], f"{path} [{section}].{key}"
         return None
-
-    def baseline_tolerances(self) -> tuple[float, dict[str, float]]:
-        """[baseline] tolerance and tolerances: the default fraction, and one per figure. Raises
-        ToleranceError (a ValueError) for a bad one."""
-        default = self.lookup("baseline", "tolerance")
-        tolerance = baselines.parse_tolerance(*default) if default else baselines.DEFAULT_TOLERANCE
-        table = self.lookup("baseline", "tolerances")
-        return tolerance, baselines.parse_tolerances(*table) if table else {}
 
 
 def parse_limit_flags(flags: Sequence[str]) -> dict[str, float]:
