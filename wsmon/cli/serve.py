@@ -74,7 +74,12 @@ def serve(ctx: click.Context, web_host: str, web_port: int, public: bool, args: 
     command = shlex.join([sys.executable, "-m", "wsmon", verb, *args])
     address = f"http://{_url_host(web_host)}:{port}"
     click.echo(f"wsmon serve: {title} on {address} (each browser tab runs its own; Ctrl+C stops)")
-    where = "on every interface given" if public else "on this machine only; share it through an SSH tunnel"
+    exposed = web_host not in LOOPBACK
+    where = (
+        f"on {web_host}, open to the network"
+        if exposed
+        else "on this machine only; share it through an SSH tunnel"
+    )
     click.echo(
         f"wsmon: warning: anyone who can open {address} sees this dashboard (targets, peers, log lines) "
         f"and can press its keys; it listens {where}",
@@ -140,6 +145,10 @@ def _free_port(host: str) -> int:
 
 
 def _url_host(host: str) -> str:
+    """How a browser reaches HOST; the page's own WebSocket address is built on it, so a wildcard
+    address (no browser can open 0.0.0.0) becomes this machine's name."""
+    if host in ("0.0.0.0", "::", ""):
+        return socket.gethostname()
     return f"[{host}]" if ":" in host else host
 
 
