@@ -1,10 +1,10 @@
 """The commands, one module a family: ``common`` (the `wsmon` group, exit codes, the flags and helpers
 every command shares), ``live`` (demo, attach, check), ``testrun`` (run), ``recordings`` (replay,
-report, export, import) and ``logs`` (logs explain). Importing this package registers them all on
-``main``, the entry point (`wsmon = wsmon.cli:main`).
+report, export, import), ``serve`` (the dashboard in a browser) and ``logs`` (logs explain). Importing
+this package registers them all on ``main``, the entry point (`wsmon = wsmon.cli:main`).
 """
 
-from wsmon.cli import live, logs, recordings, testrun
+from wsmon.cli import live, logs, recordings, serve, testrun
 from wsmon.cli.common import main
 
-__all__ = ["live", "logs", "main", "recordings", "testrun"]
+__all__ = ["live", "logs", "main", "recordings", "serve", "testrun"]

@@ -1,0 +1,226 @@
+"""`wsmon serve` in a real browser: headless Chromium (Debian's package) opens the page, and the dashboard's
+text is read from the terminal the page draws.
+
+textual-serve draws into a canvas through xterm.js, so the text is in no DOM node. The test reads xterm's
+own buffer through the DevTools protocol: before the page's scripts run, a setter on Object.prototype
+catches the object textual-serve's page assigns to ``this.terminal`` (its constructor does
+``this.terminal = new Terminal(...)``; read in textual_serve/static/js/textual.js) and keeps it on window.
+If a textual-serve release renames that property, the test fails saying the terminal was not found.
+
+Without Chromium the test skips locally and fails in CI (CI set), as tests do for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import websockets
+from helpers import clean_env, free_port, run_wsmon, wait_until
+from services import demo_server_process, port_open, unavailable
+
+sys.path.insert(0, str(Path(__file__).parent / "golden"))
+import make_recording
+
+CATCH_TERMINAL = """
+Object.defineProperty(Object.prototype, "terminal", {
+  configurable: true,
+  set(value) {
+    window.__wsmonTerminal = value;
+    Object.defineProperty(this, "terminal", {value, writable: true, configurable: true, enumerable: true});
+  },
+});
+"""
+
+READ_SCREEN = """
+(() => {
+  const term = window.__wsmonTerminal;
+  if (!term || !term.buffer) return null;
+  const buffer = term.buffer.active, lines = [];
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
+  return lines.join("\\n");
+})()
+"""
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        unavailable("chromium is not installed (apt-get install chromium)")
+    assert path is not None
+    return path
+
+
+@contextlib.contextmanager
+def serving(*args: str) -> Iterator[str]:
+    """`wsmon serve ARGS` running; yields the address it printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wsmon", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert " on http://127.0.0.1:" in line, (line, proc.stderr and proc.stderr.read())
+        address = line.split(" on ", 1)[1].split()[0]
+        port = int(address.rsplit(":", 1)[1])
+        wait_until(lambda: port_open("127.0.0.1", port), 15, f"wsmon serve on {address}")
+        yield address
+    finally:
+        # The process group: the server and every dashboard it started for the browser.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def browser() -> Iterator[str]:
+    """Headless Chromium with DevTools on a free port; yields the DevTools websocket of its blank page."""
+    binary = chromium()
+    port = free_port()
+    profile = tempfile.mkdtemp(prefix="wsmon-chromium-")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--headless=new",
+            "--no-sandbox",  # tests run as root in CI, where Chromium's sandbox refuses to start
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
+            f"--remote-debugging-port={port}",
+            "--window-size=1400,900",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), 30, "Chromium's DevTools port")
+        pages: list[dict[str, str]] = []
+
+        def page_listed() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as answer:
+                pages[:] = [t for t in json.load(answer) if t.get("type") == "page"]
+            return bool(pages)
+
+        wait_until(page_listed, 30, "Chromium's page")
+        yield pages[0]["webSocketDebuggerUrl"]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def screen_text(devtools: str, address: str, wanted: list[str], timeout: float = 60.0) -> str:
+    """Open ADDRESS in the page and return the terminal's text once every WANTED string is on it."""
+    async with websockets.connect(devtools, max_size=None) as page:
+        ids = iter(range(1, 1_000_000))
+
+        async def call(method: str, **params: object) -> dict[str, object]:
+            number = next(ids)
+            await page.send(json.dumps({"id": number, "method": method, "params": params}))
+            while True:
+                message = json.loads(await page.recv())
+                if message.get("id") == number:
+                    assert "error" not in message, message
+                    return message["result"]
+
+        await call("Page.enable")
+        await call("Page.addScriptToEvaluateOnNewDocument", source=CATCH_TERMINAL)
+        await call("Page.navigate", url=address)
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            result = await call("Runtime.evaluate", expression=READ_SCREEN, returnByValue=True)
+            text = result["result"].get("value") or ""  # type: ignore[union-attr]
+            if all(word in text for word in wanted):
+                return text
+            await asyncio.sleep(0.5)
+        found = "the terminal was not found on the page" if not text else f"the screen was:\n{text}"
+        raise AssertionError(f"{wanted} not all on the browser's screen after {timeout} s; {found}")
+
+
+@pytest.mark.slow
+def test_serve_file_shows_the_replay_in_the_browser(tmp_path: Path) -> None:
+    recording = make_recording.write_all(tmp_path)["full"]
+    with serving(str(recording)) as address, browser() as devtools:
+        text = asyncio.run(screen_text(devtools, address, ["wsmon replay · full.wsmon", "REPLAY"]))
+    assert "Connections" in text and "Close codes" in text
+
+
+@pytest.mark.slow
+def test_serve_live_shows_the_attached_targets_in_the_browser() -> None:
+    with demo_server_process() as demo_port:
+        url = f"ws://127.0.0.1:{demo_port}/ws"
+        with serving(url, "--port", str(demo_port)) as address, browser() as devtools:
+            # live: a probe connection of the attach the browser runs, drawn on its screen
+            text = asyncio.run(screen_text(devtools, address, [f"wsmon attach · {url}", "LIVE", "◆ probe1#"]))
+    assert "Connections" in text
+
+
+@pytest.mark.parametrize(
+    ("serve_args", "same_as"),
+    [
+        (["/nonexistent.wsmon"], ["replay", "/nonexistent.wsmon"]),
+        (["x.wsmon", "--speed", "100"], ["replay", "x.wsmon", "--speed", "100"]),
+        ([], ["attach"]),
+        (["--bogus"], ["attach", "--bogus"]),
+        (
+            ["ws://127.0.0.1:1/ws", "--limit", "nonsense"],
+            ["attach", "ws://127.0.0.1:1/ws", "--limit", "nonsense"],
+        ),
+    ],
+)
+def test_serve_gives_the_errors_replay_and_attach_give(
+    tmp_path: Path, serve_args: list[str], same_as: list[str]
+) -> None:
+    env = clean_env(tmp_path)
+    served = run_wsmon("serve", *serve_args, cwd=tmp_path, env=env, timeout=30)
+    direct = run_wsmon(*same_as, cwd=tmp_path, env=env, timeout=30)
+    assert (served.returncode, served.stderr) == (2, direct.stderr)
+    assert direct.returncode == 2 and served.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["--record", "x.wsmon"], "--record"),
+        (["--server", "sleep 60"], "--server"),
+        (["--tap", "127.0.0.1:1=ws://127.0.0.1:2/"], "--tap"),
+        (["--prometheus", "127.0.0.1:1"], "--prometheus"),
+        (["--log", "-"], "--log -"),
+    ],
+)
+def test_serve_refuses_what_would_run_once_per_viewer(tmp_path: Path, args: list[str], refused: str) -> None:
+    result = run_wsmon(
+        "serve", "ws://127.0.0.1:1/ws", *args, cwd=tmp_path, env=clean_env(tmp_path), timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"wsmon: error: {refused}") and result.stderr.count("\n") == 1
+
+
+def test_serve_listens_elsewhere_only_when_told_it_is_public(tmp_path: Path) -> None:
+    result = run_wsmon("serve", "--web-host", "0.0.0.0", "ws://127.0.0.1:1/ws", env=clean_env(tmp_path))
+    assert result.returncode == 2
+    assert "--public" in result.stderr and result.stdout == ""
