@@ -1,4 +1,4 @@
-"""Replay in the dashboard: n / N jump between anomalies, g seeks, ← → step — on a real recording."""
+"""Replay in the dashboard: n / N jump between anomalies, : seeks, ← → step — on a real recording."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_parse_seek_understands_percent_minutes_and_seconds() -> None:
         parse_seek("soon", 40.0)
 
 
-async def test_n_and_shift_n_jump_between_anomalies_and_g_seeks(recording: Path) -> None:
+async def test_n_and_shift_n_jump_between_anomalies_and_colon_seeks(recording: Path) -> None:
     feed = ReplayFeed(recording)
     feed.engine.paused = True
     app = WsmonApp(feed)
@@ -61,7 +61,7 @@ async def test_n_and_shift_n_jump_between_anomalies_and_g_seeks(recording: Path)
         assert feed.engine.position == 6  # nothing later: it stays, and says so
         await pilot.press("N")
         assert feed.engine.position == 4
-        await pilot.press("g")
+        await pilot.press("colon")
         await pilot.press(*"75%", "enter")
         await pilot.pause()
         assert feed.engine.position == 6  # 30 s of 1..40 s: everything up to the failure
