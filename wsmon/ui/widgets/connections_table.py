@@ -172,8 +172,7 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         & > .connections-table--own { color: $text-primary; text-style: italic; }
         & > .connections-table--transient { color: $text-warning; }
         & > .connections-table--bad-close { color: $text-error; }
-        & > .connections-table--cursor { background: $block-cursor-blurred-background; }
-        &:focus > .connections-table--cursor { background: $block-cursor-background; }
+        & > .connections-table--cursor { background: $block-cursor-background; }
         &:focus { border: round $accent; }
     }
     """
