@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import pytest
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette
 from textual.geometry import Region
@@ -206,3 +207,35 @@ async def test_wsmon_commands_are_in_the_palette_by_name() -> None:
         await pilot.press("enter")
         await pilot.pause()
         assert app.feed.paused
+
+
+async def test_a_toast_when_a_target_goes_down_or_comes_back_and_when_a_limit_is_breached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feed = ReducerFeed()
+    feed.apply(
+        ev.TargetAdded(**at(0.0), target="redis", kind="redis", address="redis://127.0.0.1:6379"),
+        ev.TargetUp(**at(0.1), target="redis", detail="7.2.4"),
+    )
+    app = WsmonApp(feed)
+    toasts: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        monkeypatch.setattr(app, "notify", lambda message, **_: toasts.append(message))
+        await settle(app, pilot)
+        assert toasts == []  # what was already so when the dashboard opened is not news
+        feed.apply(ev.TargetDown(**at(1.0), target="redis", error="connection refused", kind="refused"))
+        await settle(app, pilot)
+        assert toasts == ["redis DOWN: connection refused"]
+        feed.apply(ev.TargetUp(**at(2.0), target="redis", detail="7.2.4"))
+        await settle(app, pilot)
+        assert toasts[-1] == "redis is back UP"
+        feed.apply(
+            ev.AlertRaised(
+                **at(3.0), figure="cpu_percent", level="breach", value=80.0, limit=50.0, message="CPU 80 %"
+            )
+        )
+        await settle(app, pilot)
+        assert toasts[-1] == "BREACH CPU 80 %"
+        await settle(app, pilot)
+        assert len(toasts) == 3  # once, not every frame

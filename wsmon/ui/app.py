@@ -20,6 +20,8 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input
 from textual.worker import Worker
 
+from wsmon.core.limits import BREACH
+from wsmon.core.sanitize import visible
 from wsmon.core.state import State
 from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
@@ -128,6 +130,8 @@ class WsmonApp(App[int]):
         self._behind = False  # a throttled panel skipped the last frame: catch up even if nothing new
         self._stopping = False
         self._feed_worker: Worker[None] | None = None
+        # What the last toast check saw: each target's up/down, and the figures in breach.
+        self._seen: tuple[dict[str, bool | None], frozenset[str]] | None = None
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -204,6 +208,7 @@ class WsmonApp(App[int]):
             self.query_one(FailuresPanel).update_from(state, feed.limits)
             self.query_one(ResourcesPanel).update_from(state, feed.limits)
             self._update_targets(state, feed)
+            self._toast_changes(state)
         if logs and not frozen:
             self.query_one(LogPanel).update_from(state)
         self._fit_rows()
@@ -220,6 +225,32 @@ class WsmonApp(App[int]):
         shown = redis.display or postgres.display or http.display
         if row.display != shown:
             row.display = shown
+
+    def _toast_changes(self, state: State) -> None:
+        """A toast when a target goes down or comes back, and when a figure reaches breach.
+
+        Only changes between two frames: what was already so when the dashboard opened (or before a
+        seek) is on screen, not news.
+        """
+        ups = {name: target.up for name, target in state.targets.items()}
+        breaches = frozenset(figure for figure, alert in state.alerts.items() if alert.level == BREACH)
+        seen = self._seen
+        self._seen = (ups, breaches)
+        if seen is None:
+            return
+        was_up, was_breached = seen
+        for name, up in ups.items():
+            before = was_up.get(name)
+            if before is not False and up is False:
+                error = state.targets[name].error
+                self.notify(
+                    visible(f"{name} DOWN" + (f": {error}" if error else "")), severity="error", markup=False
+                )
+            elif before is False and up:
+                self.notify(visible(f"{name} is back UP"), timeout=4, markup=False)
+        for figure in sorted(breaches - was_breached):
+            alert = state.alerts[figure]
+            self.notify(visible(f"BREACH {alert.message or figure}"), severity="error", markup=False)
 
     def _fit_rows(self, height: int | None = None) -> None:
         """Mark the app crowded when the extra rows would squeeze the connections table (wsmon.tcss)."""
