@@ -1,4 +1,4 @@
-"""Replay in the dashboard: n / N jump between anomalies, g seeks, ← → step — on a real recording."""
+"""Replay in the dashboard: n / N jump between anomalies, : seeks, ← → step — on a real recording."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from wsmon.core.reducer import fold
 from wsmon.replay_feed import ReplayFeed, parse_seek
 from wsmon.store import RecordingWriter, new_header
 from wsmon.ui.app import WsmonApp
-from wsmon.ui.widgets import HeaderBar
+from wsmon.ui.widgets import ConnectionsTable, HeaderBar
 
 EVENTS: list[ev.Event] = [
     ev.ConnectionOpened(**at(1.0), conn="c1", peer="10.0.0.1:1"),
@@ -43,7 +43,7 @@ def test_parse_seek_understands_percent_minutes_and_seconds() -> None:
         parse_seek("soon", 40.0)
 
 
-async def test_n_and_shift_n_jump_between_anomalies_and_g_seeks(recording: Path) -> None:
+async def test_n_and_shift_n_jump_between_anomalies_and_colon_seeks(recording: Path) -> None:
     feed = ReplayFeed(recording)
     feed.engine.paused = True
     app = WsmonApp(feed)
@@ -61,10 +61,45 @@ async def test_n_and_shift_n_jump_between_anomalies_and_g_seeks(recording: Path)
         assert feed.engine.position == 6  # nothing later: it stays, and says so
         await pilot.press("N")
         assert feed.engine.position == 4
-        await pilot.press("g")
+        await pilot.press("colon")
         await pilot.press(*"75%", "enter")
         await pilot.pause()
         assert feed.engine.position == 6  # 30 s of 1..40 s: everything up to the failure
         await pilot.press("left")
         assert feed.engine.position == 5
+        await pilot.press("q")
+
+
+async def test_the_table_keys_and_the_palette_work_in_a_replay(recording: Path) -> None:
+    feed = ReplayFeed(recording)
+    feed.engine.paused = True
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("n")  # to the 1006 close: both connections are in the table
+        app.refresh_from_state()
+        await pilot.pause()
+        table = app.query_one(ConnectionsTable)
+        assert table.row_ids == ["c2", "c1"]  # the most recently closed first
+        assert table.cursor_row == "c2"
+        await pilot.press("j")
+        assert table.cursor_row == "c1"
+        await pilot.press("k")
+        assert table.cursor_row == "c2"
+        await pilot.press("G")
+        assert table.cursor_row == "c1"
+        await pilot.press("g", "g")
+        assert table.cursor_row == "c2"
+        await pilot.press("s")
+        assert table.sort_title == "id ▲" and table.row_ids == ["c1", "c2"]
+        await pilot.press("S")
+        assert table.sort_title == "id ▼" and table.row_ids == ["c2", "c1"]
+        await pilot.press("slash", *"code:1006", "enter")
+        assert table.row_ids == ["c2"]
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Seek (replay)" in titles and "Previous anomaly (replay)" in titles
+        await pilot.press("ctrl+p", *"Next anomaly (replay)")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert feed.engine.position == 6
         await pilot.press("q")

@@ -6,22 +6,26 @@ each widget compares what it would show with what it shows, repainting only what
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
 from textual import events, on
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.screen import Screen
 from textual.theme import Theme
 from textual.widget import Widget
 from textual.widgets import Footer, Input
 from textual.worker import Worker
 
+from wsmon.core.limits import BREACH
+from wsmon.core.sanitize import visible
 from wsmon.core.state import State
 from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
-from wsmon.ui.help_screen import HelpScreen
+from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
 from wsmon.ui.seek_screen import SeekScreen
 from wsmon.ui.themes import ThemeSetup, WsmonTheme, default_catalogue
 from wsmon.ui.widgets import (
@@ -37,21 +41,32 @@ from wsmon.ui.widgets import (
     ResourcesPanel,
 )
 
-# Digit → the panel it maximises; 0 goes back to all panels.
-PANELS: dict[str, str] = {
-    "1": "#connections",
-    "2": "#close-codes",
-    "3": "#failures",
-    "4": "#resources",
-    "5": "#redis",
-    "6": "#postgres",
-    "7": "#logs",
-    "8": "#http",
+# Digit → the panel it maximises, and its name in the palette; 0 goes back to all panels.
+PANELS: dict[str, tuple[str, str]] = {
+    "1": ("#connections", "Connections"),
+    "2": ("#close-codes", "Close codes"),
+    "3": ("#failures", "Delivery failures"),
+    "4": ("#resources", "Server resources"),
+    "5": ("#redis", "Redis"),
+    "6": ("#postgres", "PostgreSQL"),
+    "7": ("#logs", "Logs"),
+    "8": ("#http", "HTTP"),
 }
 # At the default 2 frames a second: the table every frame, the figures and the log tail once a second.
 FIGURES_EVERY = 2
 LOGS_EVERY = 2
 REPLAY_ACTIONS = frozenset({"step", "faster", "slower", "anomaly", "seek"})
+# The help's sections, by action; a binding whose action is not here is listed under "Other".
+KEY_SECTIONS: dict[str, str] = {
+    **dict.fromkeys(("quit", "help", "filter", "back", "pause", "cycle_theme", "command_palette"), "Session"),
+    "panel": "Panels",
+    **dict.fromkeys(REPLAY_ACTIONS, "Replay (wsmon replay FILE)"),
+}
+SECTION_ORDER = ("Session", "Connections table", "Panels", "Replay (wsmon replay FILE)", "Other")
+PANEL_HELP = (
+    "maximise 1 connections, 2 close codes, 3 failures, 4 resources, 5 Redis, 6 PostgreSQL, 7 logs, 8 HTTP; "
+    "0 all"
+)
 # Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
 # so the connections table keeps a few rows.
 CROWDED_BELOW = 48
@@ -65,20 +80,34 @@ class WsmonApp(App[int]):
     ALLOW_IN_MAXIMIZED_VIEW = "HeaderBar, LimitsStrip, Footer, #filter"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        Binding("slash", "filter", "Filter"),
-        Binding("escape", "back", "Back", show=False),
-        Binding("space", "pause", "Pause"),
-        *(Binding(digit, f"panel('{digit}')", "Panels", show=digit == "1") for digit in (*PANELS, "0")),
-        Binding("left", "step(-1)", "Step back", priority=True),
-        Binding("right", "step(1)", "Step", priority=True),
-        Binding("plus", "faster", "Faster", priority=True),
-        Binding("minus", "slower", "Slower", priority=True),
-        Binding("n", "anomaly(1)", "Next anomaly"),
+        Binding(
+            "q", "quit", "Quit", tooltip="stops the session and closes the recording first; twice forces"
+        ),
+        Binding("question_mark", "help", "Help", tooltip="this screen"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            tooltip="code:1006 state:closed peer:10.0. by:neither reason:bye id:c-4, "
+            "or words: whole ids, codes, reasons; enter returns to the table",
+        ),
+        Binding("escape", "back", "Back", show=False, tooltip="clear the filter, restore a maximised panel"),
+        Binding("space", "pause", "Pause", tooltip="live: freeze the screen (the session goes on)"),
+        *(
+            Binding(digit, f"panel('{digit}')", "Panels", show=digit == "1", tooltip=PANEL_HELP)
+            for digit in (*PANELS, "0")
+        ),
+        Binding("left", "step(-1)", "Step back", priority=True, tooltip="one event back"),
+        Binding("right", "step(1)", "Step", priority=True, tooltip="one event forward"),
+        Binding("plus", "faster", "Faster", priority=True, tooltip="double the replay speed"),
+        Binding("minus", "slower", "Slower", priority=True, tooltip="halve the replay speed"),
+        Binding("n", "anomaly(1)", "Next anomaly", tooltip="abnormal close, delivery failure, alert, outage"),
         Binding("N", "anomaly(-1)", "Previous anomaly", show=False),
-        Binding("g", "seek", "Seek"),
-        Binding("t", "cycle_theme", "Theme", show=False),
+        # Not g: g g is the top of the table, as in less and k9s; ':' goes to a place, as in vi.
+        Binding("colon", "seek", "Seek", tooltip="go to a moment: 50%, 1:30 or 90s from the start"),
+        Binding(
+            "t", "cycle_theme", "Theme", show=False, tooltip="the next of wsmon's themes; kept for next time"
+        ),
     ]
 
     def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> None:
@@ -101,6 +130,8 @@ class WsmonApp(App[int]):
         self._behind = False  # a throttled panel skipped the last frame: catch up even if nothing new
         self._stopping = False
         self._feed_worker: Worker[None] | None = None
+        # What the last toast check saw: each target's up/down, and the figures in breach.
+        self._seen: tuple[dict[str, bool | None], frozenset[str]] | None = None
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
@@ -116,7 +147,10 @@ class WsmonApp(App[int]):
             yield PostgresPanel(id="postgres")
             yield HttpPanel(id="http")
         yield LogPanel(id="logs")
-        yield Input(placeholder="filter connections: id, peer, state or close code", id="filter")
+        yield Input(
+            placeholder="filter: code:1006 state:closed peer:10.0. by:neither, or ids, codes, reasons",
+            id="filter",
+        )
         yield Footer()
 
     def on_mount(self) -> None:
@@ -174,6 +208,7 @@ class WsmonApp(App[int]):
             self.query_one(FailuresPanel).update_from(state, feed.limits)
             self.query_one(ResourcesPanel).update_from(state, feed.limits)
             self._update_targets(state, feed)
+            self._toast_changes(state)
         if logs and not frozen:
             self.query_one(LogPanel).update_from(state)
         self._fit_rows()
@@ -190,6 +225,32 @@ class WsmonApp(App[int]):
         shown = redis.display or postgres.display or http.display
         if row.display != shown:
             row.display = shown
+
+    def _toast_changes(self, state: State) -> None:
+        """A toast when a target goes down or comes back, and when a figure reaches breach.
+
+        Only changes between two frames: what was already so when the dashboard opened (or before a
+        seek) is on screen, not news.
+        """
+        ups = {name: target.up for name, target in state.targets.items()}
+        breaches = frozenset(figure for figure, alert in state.alerts.items() if alert.level == BREACH)
+        seen = self._seen
+        self._seen = (ups, breaches)
+        if seen is None:
+            return
+        was_up, was_breached = seen
+        for name, up in ups.items():
+            before = was_up.get(name)
+            if before is not False and up is False:
+                error = state.targets[name].error
+                self.notify(
+                    visible(f"{name} DOWN" + (f": {error}" if error else "")), severity="error", markup=False
+                )
+            elif before is False and up:
+                self.notify(visible(f"{name} is back UP"), timeout=4, markup=False)
+        for figure in sorted(breaches - was_breached):
+            alert = state.alerts[figure]
+            self.notify(visible(f"BREACH {alert.message or figure}"), severity="error", markup=False)
 
     def _fit_rows(self, height: int | None = None) -> None:
         """Mark the app crowded when the extra rows would squeeze the connections table (wsmon.tcss)."""
@@ -243,8 +304,22 @@ class WsmonApp(App[int]):
         self.feed.stop()
         self.refresh_from_state()
 
+    def key_help_groups(self) -> list[tuple[str, list[Binding]]]:
+        """Every binding of the app and the connections table, by help section (see KEY_SECTIONS)."""
+        palette = Binding(
+            self.COMMAND_PALETTE_BINDING,
+            "command_palette",
+            "Commands",
+            tooltip=("wsmon's commands (panels, pause, filter, sort, themes, seek) and Textual's"),
+        )
+        by_section: dict[str, list[Binding]] = {title: [] for title in SECTION_ORDER}
+        by_section["Connections table"] = declared_bindings(ConnectionsTable)
+        for binding in (*declared_bindings(type(self)), palette):
+            by_section[KEY_SECTIONS.get(action_name(binding), "Other")].append(binding)
+        return list(by_section.items())
+
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(key_sections(self.key_help_groups(), self.get_key_display)))
 
     def action_pause(self) -> None:
         self.feed.toggle_pause()
@@ -254,7 +329,7 @@ class WsmonApp(App[int]):
         if digit == "0" or digit not in PANELS:
             self.screen.minimize()
             return
-        panel = self.query_one(PANELS[digit], Widget)
+        panel = self.query_one(PANELS[digit][0], Widget)
         if not panel.display:
             self.notify(f"{panel.border_title}: nothing to show yet", timeout=2)
             return
@@ -310,6 +385,43 @@ class WsmonApp(App[int]):
             self.refresh_from_state()
 
         self.push_screen(SeekScreen(), done)
+
+    def toggle_panel(self, digit: str) -> None:
+        """Maximise the panel, or restore all panels when it already is."""
+        if self.screen.maximized is self.query_one(PANELS[digit][0], Widget):
+            self.action_panel("0")
+        else:
+            self.action_panel(digit)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's commands, then wsmon's (replay ones only in a replay)."""
+        yield from super().get_system_commands(screen)
+        table = self.query_one(ConnectionsTable)
+        for digit, (_, name) in PANELS.items():
+            yield SystemCommand(
+                f"Panel: {name}",
+                f"maximise {name}, or restore all panels ({digit} / 0)",
+                lambda digit=digit: self.toggle_panel(digit),
+            )
+        yield SystemCommand("Pause / resume", "space", self.action_pause)
+        yield SystemCommand(
+            "Filter connections", "/ — code:1006 state:closed peer:10.0. …", self.action_filter
+        )
+        yield SystemCommand("Sort connections by the next column", "s", table.action_sort)
+        yield SystemCommand("Reverse the connections' order", "S", table.action_reverse_sort)
+        yield SystemCommand("Help: keys and symbols", "?", self.action_help)
+        yield SystemCommand("Theme: next of wsmon's", "t (kept for next time)", self.action_cycle_theme)
+        for name in self._themes.cycle_names():
+            yield SystemCommand(
+                f"Theme: {name}", "kept for next time", lambda name=name: self._set_theme(name)
+            )
+        if self._replay is not None:
+            yield SystemCommand("Seek (replay)", ": — 50%, 1:30 or 90s", self.action_seek)
+            yield SystemCommand("Next anomaly (replay)", "n", lambda: self.action_anomaly(1))
+            yield SystemCommand("Previous anomaly (replay)", "N", lambda: self.action_anomaly(-1))
+
+    def _set_theme(self, name: str) -> None:
+        self.theme = name
 
     def action_faster(self) -> None:
         if self._replay is not None:

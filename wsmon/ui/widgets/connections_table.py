@@ -5,15 +5,23 @@ few times a second that costs a quarter of a core. Here each row's Strip is cach
 (conn id, the row's ``updated_seq``, its coarse age), each tick compares the key each visible line
 would show with the key it shows, and only differing lines are refreshed. A tick that changes
 nothing refreshes nothing, and rows scrolled out of view are never rendered.
+
+The row cursor and the sort are part of that key and of the row order: moving the cursor repaints
+the two lines it leaves and enters; ``s`` / ``S`` reorder the rows once, and the order then holds
+from tick to tick (ties keep the default order: open first, newest first).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
 from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.reactive import var
 from textual.scroll_view import ScrollView
@@ -22,6 +30,7 @@ from textual.strip import Strip
 from wsmon.core.closecodes import close_code_label, expected_close
 from wsmon.core.sanitize import visible
 from wsmon.core.state import Connection, ConnState, State
+from wsmon.ui.filtering import matches, parse_query
 from wsmon.ui.format import coarse_age, count
 
 
@@ -48,9 +57,11 @@ TABLE_WIDTH = sum(column.width + 1 for column in COLUMNS)
 FIXED_LINES = 2  # the count line and the column titles stay put while the rows scroll
 OWN_MARK = "◆"
 VIRTUAL_STEP = 64
+DOUBLE_PRESS_S = 0.5  # g pressed twice within this goes to the top, as in less and k9s
+ASCENDING, DESCENDING = "▲", "▼"
 
-RowKey = tuple[str, int, str]
-_UNPAINTED = ("", -1, "")
+RowKey = tuple[str, int, str, bool]  # conn id, its updated_seq, its coarse age, under the cursor
+_UNPAINTED = ("", -1, "", False)
 
 
 def row_age(conn: Connection, now: float) -> str:
@@ -61,6 +72,14 @@ def row_age(conn: Connection, now: float) -> str:
     return coarse_age(end - conn.opened_mono)
 
 
+def row_seconds(conn: Connection, now: float) -> float:
+    """The age row_age shows, as a number to sort by (-1 for a row that never opened)."""
+    if conn.opened_mono is None:
+        return -1.0
+    end = conn.closed_mono if conn.state == ConnState.CLOSED and conn.closed_mono is not None else now
+    return end - conn.opened_mono
+
+
 def _order_key(conn: Connection) -> tuple[int, float, str]:
     # Open first, newest first; then closed, most recently closed first. Traffic does not move a row,
     # so fifty busy connections do not reshuffle the screen four times a second.
@@ -69,14 +88,27 @@ def _order_key(conn: Connection) -> tuple[int, float, str]:
     return (0, -(conn.opened_mono if conn.opened_mono is not None else float("inf")), conn.id)
 
 
-def _matches(conn: Connection, needle: str) -> bool:
-    return (
-        needle in conn.id.lower()
-        or needle in conn.server_conn.lower()  # the server log's id of a tapped connection finds it too
-        or needle in conn.peer.lower()
-        or needle in conn.state.lower()
-        or needle in close_code_label(conn.close_code).lower()
-    )
+_STATE_ORDER = {state: n for n, state in enumerate(ConnState)}
+SortKey = Callable[[Connection, float], str | int | float | tuple[bool, int]]
+
+
+class SortBy(NamedTuple):
+    column: int  # index in COLUMNS
+    key: SortKey
+    descending: bool  # its natural direction: counts and ages largest first, text A to Z
+
+
+# What `s` cycles through after the default order, in column order.
+SORTS: tuple[SortBy, ...] = (
+    SortBy(1, lambda conn, _now: conn.id.lower(), descending=False),
+    SortBy(2, lambda conn, _now: conn.peer.lower(), descending=False),
+    SortBy(3, lambda conn, _now: _STATE_ORDER[conn.state], descending=False),
+    SortBy(4, row_seconds, descending=True),
+    SortBy(5, lambda conn, _now: conn.msgs_in, descending=True),
+    SortBy(6, lambda conn, _now: conn.msgs_out, descending=True),
+    SortBy(7, lambda conn, _now: (conn.close_code is None, conn.close_code or 0), descending=False),
+    SortBy(8, lambda conn, _now: conn.closed_by, descending=False),
+)
 
 
 def _fit(text: str, column: Column) -> str:
@@ -85,8 +117,36 @@ def _fit(text: str, column: Column) -> str:
     return set_cell_size(text, column.width)
 
 
-class ConnectionsTable(ScrollView, can_focus=True):
+def header_text(sort: SortBy | None, reverse: bool) -> str:
+    """The column titles, the sorted one with its direction (in its column, or the gap beside it)."""
+    cells: list[str] = []
+    for number, column in enumerate(COLUMNS):
+        if sort is None or sort.column != number:
+            cells.append(_fit(column.title, column) + " ")
+            continue
+        arrow = DESCENDING if sort.descending != reverse else ASCENDING
+        if column.right:
+            cells.append((arrow + column.title).rjust(column.width) + " ")
+        else:
+            cells.append((column.title + arrow).ljust(column.width + 1))
+    return "".join(cells).rstrip()
+
+
+class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
     """Every connection State knows of, open first; feed it with ``update_from(state)`` on a timer."""
+
+    # Its own keys only: the cursor replaces ScrollView's scrolling keys, and ← → belong to the replay.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j,down", "cursor(1)", "Down", show=False, tooltip="move the row cursor down"),
+        Binding("k,up", "cursor(-1)", "Up", show=False, tooltip="move the row cursor up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, tooltip="move the cursor a page down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, tooltip="move the cursor a page up"),
+        Binding("g", "top_pending", "Top", show=False, key_display="g g", tooltip="the first row"),
+        Binding("home", "top", "Top", show=False, tooltip="the first row"),
+        Binding("G,end", "bottom", "Bottom", show=False, tooltip="the last row"),
+        Binding("s", "sort", "Sort", tooltip="sort by the next column (id … closed by, then the default)"),
+        Binding("S", "reverse_sort", "Reverse sort", show=False, tooltip="reverse the order"),
+    ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "connections-table--summary",
@@ -95,6 +155,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         "connections-table--own",
         "connections-table--transient",
         "connections-table--bad-close",
+        "connections-table--cursor",
     }
 
     DEFAULT_CSS = """
@@ -111,18 +172,19 @@ class ConnectionsTable(ScrollView, can_focus=True):
         & > .connections-table--own { color: $text-primary; text-style: italic; }
         & > .connections-table--transient { color: $text-warning; }
         & > .connections-table--bad-close { color: $text-error; }
+        & > .connections-table--cursor { background: $block-cursor-background; }
         &:focus { border: round $accent; }
     }
     """
 
     filter_text: var[str] = var("")
-    """Show only rows whose id, peer, state or close code contains this (case-insensitive)."""
+    """Show only the rows this query keeps (wsmon.ui.filtering: `code:1006 state:closed peer:10.0.`)."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._state: State | None = None
         self._rows: list[Connection] = []
-        self._rows_stamp: tuple[int, str] | None = None
+        self._rows_stamp: tuple[object, ...] | None = None
         self._last_view: tuple[object, ...] | None = None
         self._now = 0.0
         self._summary = ""
@@ -131,6 +193,12 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self._fixed_strips: dict[int, tuple[str, Strip]] = {}
         self._styles: dict[str, Style] = {}
         self._painted_width = 0
+        self._query = parse_query("")
+        self._sort: SortBy | None = None
+        self._reverse = False
+        self._cursor = 0  # index in _rows
+        self._cursor_id: str | None = None  # the row the user put the cursor on; it follows that row
+        self._g_pressed_at = float("-inf")
 
     def on_mount(self) -> None:
         self.border_title = "Connections"
@@ -141,7 +209,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         """Recompute the row order if State moved, then refresh only the lines that would change."""
         self._state = state
         self._now = state.last_mono
-        stamp = (state.seq, self.filter_text)
+        stamp = (state.seq, self.filter_text, self._sort, self._reverse)
         view = (stamp, self.scroll_offset.y, self.size)
         if view == self._last_view:
             return  # same State, same viewport: every line already shows (or is queued to show) this
@@ -169,27 +237,125 @@ class ConnectionsTable(ScrollView, can_focus=True):
     def summary(self) -> str:
         return self._summary
 
+    @property
+    def cursor_row(self) -> str | None:
+        """The id of the connection under the cursor (None while the table is empty)."""
+        return self._rows[self._cursor].id if self._cursor < len(self._rows) else None
+
+    @property
+    def sort_title(self) -> str:
+        """The sorted column's title and direction, e.g. 'msgs in ▼'; '' in the default order."""
+        sort = self._sort
+        if sort is None:
+            return "default, reversed" if self._reverse else ""
+        return f"{COLUMNS[sort.column].title} {DESCENDING if sort.descending != self._reverse else ASCENDING}"
+
+    # --- keys ------------------------------------------------------------------------------------
+
+    def action_cursor(self, delta: int) -> None:
+        self.move_cursor(self._cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self._cursor + direction * max(1, self.size.height - FIXED_LINES))
+
+    def action_top(self) -> None:
+        self.move_cursor(0)
+
+    def action_bottom(self) -> None:
+        self.move_cursor(len(self._rows) - 1)
+
+    def action_top_pending(self) -> None:
+        now = time.monotonic()
+        if now - self._g_pressed_at <= DOUBLE_PRESS_S:
+            self._g_pressed_at = float("-inf")
+            self.move_cursor(0)
+        else:
+            self._g_pressed_at = now
+
+    def action_sort(self) -> None:
+        """The next column in SORTS, in its natural direction; after the last, the default order."""
+        at = SORTS.index(self._sort) if self._sort is not None else -1
+        self._sort = SORTS[at + 1] if at + 1 < len(SORTS) else None
+        self._reverse = False
+        self._reorder()
+
+    def action_reverse_sort(self) -> None:
+        self._reverse = not self._reverse
+        self._reorder()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is not None and offset.y >= FIXED_LINES:
+            index = self.scroll_offset.y + offset.y - FIXED_LINES
+            if index < len(self._rows):
+                self.move_cursor(index)
+
+    def move_cursor(self, index: int) -> None:
+        """Put the cursor on the row at this index (clamped), scrolled into view; it then follows that row."""
+        if not self._rows:
+            return
+        index = min(max(index, 0), len(self._rows) - 1)
+        self._cursor = index
+        self._cursor_id = self._rows[index].id
+        visible = max(1, self.size.height - FIXED_LINES)
+        top = self.scroll_offset.y
+        if index < top:
+            self.scroll_to(y=index, animate=False, immediate=True)
+        elif index >= top + visible:
+            self.scroll_to(y=index - visible + 1, animate=False, immediate=True)
+        self._last_view = None
+        if self._state is not None:
+            self.update_from(self._state)
+
+    def _reorder(self) -> None:
+        self._rows_stamp = None
+        self._last_view = None
+        self._fixed_strips.pop(1, None)
+        self.refresh(Region(0, 1, max(self.size.width, 1), 1))
+        if self._state is not None:
+            self.update_from(self._state)
+
     # --- diffing ---------------------------------------------------------------------------------
 
     def _ordered_rows(self, state: State) -> list[Connection]:
-        needle = self.filter_text.strip().lower()
+        query = self._query
         # A tapped connection is also in the server's log: show it once, as the tap saw it on the wire.
         conns = [conn for conn in state.connections.values() if not conn.mirror_of]
-        rows = [conn for conn in conns if _matches(conn, needle)] if needle else conns
+        rows = [conn for conn in conns if matches(conn, query)] if query else conns
         rows.sort(key=_order_key)
+        sort = self._sort
+        if sort is not None:
+            now = self._now
+            # Python's sort is stable, also reversed: ties keep the default order, so rows do not swap.
+            rows.sort(key=lambda conn: sort.key(conn, now), reverse=sort.descending != self._reverse)
+        elif self._reverse:
+            rows.reverse()
+        self._follow_cursor(rows)
         return rows
+
+    def _follow_cursor(self, rows: list[Connection]) -> None:
+        """Keep the cursor on the row the user chose when rows move; clamp it when that row has gone."""
+        wanted = self._cursor_id
+        if wanted is not None:
+            for index, conn in enumerate(rows):
+                if conn.id == wanted:
+                    self._cursor = index
+                    return
+        self._cursor = min(self._cursor, max(len(rows) - 1, 0))
 
     def _summary_text(self, state: State) -> str:
         closed = sum(
             1 for conn in state.connections.values() if conn.state == ConnState.CLOSED and not conn.mirror_of
         )
         text = f"{count(state.open_count)} open · peak {count(state.peak_open)} · {count(closed)} closed kept"
+        if self._sort is not None or self._reverse:
+            text += f" · sorted by {self.sort_title}"
         if self.filter_text:
             text += f" · showing {count(len(self._rows))} matching '{self.filter_text}'"
         return text + f"   {OWN_MARK} wsmon's own probe"
 
-    def _row_key(self, conn: Connection) -> RowKey:
-        return (conn.id, conn.updated_seq, row_age(conn, self._now))
+    def _row_key(self, conn: Connection, index: int) -> RowKey:
+        return (conn.id, conn.updated_seq, row_age(conn, self._now), index == self._cursor)
 
     def _refresh_changed_lines(self) -> None:
         visible = self.size.height - FIXED_LINES
@@ -203,7 +369,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         for line in range(visible + 1):
             index = top + line
             if line < visible:
-                key = self._row_key(rows[index]) if index < len(rows) else None
+                key = self._row_key(rows[index], index) if index < len(rows) else None
                 changed = shown.get(line, _UNPAINTED) != key
             else:
                 changed = False  # one past the end closes the last run
@@ -215,6 +381,9 @@ class ConnectionsTable(ScrollView, can_focus=True):
                 run_start = None
 
     def watch_filter_text(self) -> None:
+        self._query = parse_query(self.filter_text)
+        self._cursor = 0
+        self._cursor_id = None
         self._rows_stamp = None
         self._last_view = None
         self.scroll_to(y=0, animate=False)
@@ -264,12 +433,12 @@ class ConnectionsTable(ScrollView, can_focus=True):
             self._shown[line] = None
             return Strip.blank(width, self._style("base"))
         conn = self._rows[index]
-        key = self._row_key(conn)
+        key = self._row_key(conn, index)
         cached = self._strips.get(conn.id)
         if cached is not None and cached[0] == key:
             strip = cached[1]
         else:
-            strip = self._render_row(conn, key[2], width)
+            strip = self._render_row(conn, key[2], width, cursor=key[3])
             self._strips[conn.id] = (key, strip)
             if len(self._strips) > 4 * max(self.size.height, 64):
                 self._forget_offscreen_strips()
@@ -282,7 +451,7 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self._strips = {conn_id: entry for conn_id, entry in self._strips.items() if conn_id in keep}
 
     def _fixed_line(self, y: int, width: int) -> Strip:
-        text = self._summary if y == 0 else " ".join(_fit(c.title, c) for c in COLUMNS)
+        text = self._summary if y == 0 else header_text(self._sort, self._reverse)
         cached = self._fixed_strips.get(y)
         if cached is not None and cached[0] == text:
             return cached[1]
@@ -291,13 +460,15 @@ class ConnectionsTable(ScrollView, can_focus=True):
         self._fixed_strips[y] = (text, strip)
         return strip
 
-    def _render_row(self, conn: Connection, age: str, width: int) -> Strip:
+    def _render_row(self, conn: Connection, age: str, width: int, *, cursor: bool) -> Strip:
         if conn.state == ConnState.CLOSED:
             row_style = self._style("closed")
         elif conn.own:
             row_style = self._style("own")
         else:
             row_style = self._style("base")
+        if cursor:
+            row_style += self._style("cursor")
         cells = (
             OWN_MARK if conn.own else " ",
             visible(conn.id),

@@ -1,0 +1,241 @@
+"""Keys and commands of the live dashboard: the row cursor (j/k, g g, G, pages, mouse), s / S sorting,
+the help generated from the bindings, and wsmon's commands in the ctrl+p palette."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+from textual.binding import Binding, BindingType
+from textual.command import CommandPalette
+from textual.geometry import Region
+from ui_support import ReducerFeed, screen_clock, settle, widget_text
+
+from wsmon.core import events as ev
+from wsmon.ui.app import WsmonApp
+from wsmon.ui.help_screen import HelpScreen, declared_bindings
+from wsmon.ui.widgets import CloseCodesPanel, ConnectionsTable
+from wsmon.ui.widgets.connections_table import DOUBLE_PRESS_S, FIXED_LINES
+
+SIZE = (160, 50)
+at = screen_clock()
+
+
+def five_connections() -> ReducerFeed:
+    """c-0 … c-4 opened a second apart (shown newest first); c-1 closed 1006, c-3 busy."""
+    feed = ReducerFeed()
+    feed.apply(
+        *(ev.ConnectionOpened(**at(float(i)), conn=f"c-{i}", peer=f"10.0.0.{i}:4100{i}") for i in range(5)),
+        ev.Traffic(**at(6.0), conn="c-3", msgs_in=7, msgs_out=2),
+        ev.ConnectionClosed(**at(7.0), conn="c-1", code=1006, closed_by="neither"),
+    )
+    return feed
+
+
+async def test_j_k_arrows_g_g_and_shift_g_move_the_row_cursor() -> None:
+    app = WsmonApp(five_connections())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        assert table.row_ids == ["c-4", "c-3", "c-2", "c-0", "c-1"]
+        assert table.cursor_row == "c-4"
+        await pilot.press("j", "j")
+        assert table.cursor_row == "c-2"
+        await pilot.press("k")
+        assert table.cursor_row == "c-3"
+        await pilot.press("down", "down", "down", "down")
+        assert table.cursor_row == "c-1"  # the last row, and no further
+        await pilot.press("up")
+        assert table.cursor_row == "c-0"
+        await pilot.press("G")
+        assert table.cursor_row == "c-1"
+        await pilot.press("g", "g")
+        assert table.cursor_row == "c-4"
+        await pilot.press("end")
+        assert table.cursor_row == "c-1"
+        await pilot.press("home")
+        assert table.cursor_row == "c-4"
+        await pilot.press("pagedown")
+        assert table.cursor_row == "c-1"
+
+
+async def test_a_single_g_does_nothing_and_two_slow_ones_do_not_go_to_the_top() -> None:
+    app = WsmonApp(five_connections())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        await pilot.press("G", "g")
+        assert table.cursor_row == "c-1"
+        await pilot.pause(DOUBLE_PRESS_S + 0.2)
+        await pilot.press("g")
+        assert table.cursor_row == "c-1"  # the first g was too long ago
+        await pilot.press("g")
+        assert table.cursor_row == "c-4"
+
+
+async def test_the_cursor_stays_on_its_connection_when_rows_move_and_a_click_moves_it() -> None:
+    feed = five_connections()
+    app = WsmonApp(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        await pilot.press("j")
+        assert table.cursor_row == "c-3"
+        feed.apply(ev.ConnectionOpened(**at(8.0), conn="c-5", peer="10.0.0.5:1"))  # a new top row
+        await settle(app, pilot)
+        assert table.row_ids[0] == "c-5" and table.cursor_row == "c-3"
+        # The border, then the count line and the titles: the third row is at y = 1 + FIXED_LINES + 2.
+        await pilot.click(ConnectionsTable, offset=(5, 1 + FIXED_LINES + 2))
+        assert table.cursor_row == table.row_ids[2]
+
+
+async def test_moving_the_cursor_repaints_only_the_two_lines_it_leaves_and_enters() -> None:
+    app = WsmonApp(five_connections())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        regions: list[Region] = []
+        original = table.refresh
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            regions.extend(args)
+            return original(*args, **kwargs)
+
+        table.refresh = spy  # type: ignore[method-assign]
+        table.action_cursor(2)
+        assert regions == [
+            Region(0, FIXED_LINES, table.size.width, 1),
+            Region(0, FIXED_LINES + 2, table.size.width, 1),
+        ]
+
+
+async def test_s_cycles_the_sort_column_and_shift_s_reverses_it_and_the_titles_say_so() -> None:
+    app = WsmonApp(five_connections())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        await pilot.press("s")
+        await pilot.pause()
+        assert table.sort_title == "id ▲" and table.row_ids == ["c-0", "c-1", "c-2", "c-3", "c-4"]
+        titles = widget_text(table).splitlines()[2]
+        assert "id▲" in titles and "sorted by id ▲" in widget_text(table)
+        await pilot.press("S")
+        await pilot.pause()
+        assert table.sort_title == "id ▼" and table.row_ids == ["c-4", "c-3", "c-2", "c-1", "c-0"]
+        assert "id▼" in widget_text(table).splitlines()[2]
+        await pilot.press("s", "s", "s", "s")  # peer, state, age, msgs in
+        await pilot.pause()
+        assert table.sort_title == "msgs in ▼"
+        assert "▼msgs in" in widget_text(table).splitlines()[2]
+        # c-3 has the most; the rest tie at 0 and keep the default order (open newest first, then closed).
+        assert table.row_ids == ["c-3", "c-4", "c-2", "c-0", "c-1"]
+        await pilot.press(*"ssss")  # msgs out, last close, closed by, then the default order
+        await pilot.pause()
+        assert table.sort_title == "" and table.row_ids == ["c-4", "c-3", "c-2", "c-0", "c-1"]
+        assert "▲" not in widget_text(table).splitlines()[2] and "▼" not in widget_text(table).splitlines()[2]
+
+
+async def test_the_sorted_order_holds_across_refreshes() -> None:
+    feed = five_connections()
+    app = WsmonApp(feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        await pilot.press("s", "s", "s")  # state: ties everywhere
+        order = table.row_ids
+        assert order == ["c-4", "c-3", "c-2", "c-0", "c-1"]
+        for second in range(9, 15):
+            feed.apply(ev.Traffic(**at(float(second)), conn="c-0", msgs_in=1))
+            await settle(app, pilot)
+            assert table.row_ids == order
+
+
+async def test_help_lists_every_binding_of_the_app_and_the_table() -> None:
+    app = WsmonApp(five_connections())
+    async with app.run_test(size=(200, 80)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = widget_text(app.screen.query_one("VerticalScroll"))
+        for binding in (*declared_bindings(WsmonApp), *declared_bindings(ConnectionsTable)):
+            assert binding.description in text, binding
+            assert app.get_key_display(binding) in text, binding
+        for term in ("◆", "tap:", "closed kept", "neither", "BREACH", "WARN", "5-sample mean", "✓ ▲ ✗"):
+            assert term in text
+        assert "g g" in text and ":" in text and "Seek" in text
+
+
+class AppWithAnotherKey(WsmonApp):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("x", "bell", "Ring the bell", tooltip="a test's own key")
+    ]
+
+
+async def test_help_is_generated_from_the_bindings() -> None:
+    app = AppWithAnotherKey(ReducerFeed())
+    async with app.run_test(size=(200, 80)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        text = widget_text(app.screen.query_one("VerticalScroll"))
+        assert "Other" in text and "Ring the bell — a test's own key" in text
+        assert "Quit" in text  # the app's own bindings are still there
+
+
+async def test_wsmon_commands_are_in_the_palette_by_name() -> None:
+    app = WsmonApp(five_connections())
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for name in (
+            "Panel: Close codes",
+            "Panel: Logs",
+            "Pause / resume",
+            "Filter connections",
+            "Theme: dark",
+        ):
+            assert name in titles
+        assert "Seek (replay)" not in titles  # replay only
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"Panel: Close codes")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.maximized is app.query_one(CloseCodesPanel)
+        await pilot.press("ctrl+p", *"Pause / resume")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.feed.paused
+
+
+async def test_a_toast_when_a_target_goes_down_or_comes_back_and_when_a_limit_is_breached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feed = ReducerFeed()
+    feed.apply(
+        ev.TargetAdded(**at(0.0), target="redis", kind="redis", address="redis://127.0.0.1:6379"),
+        ev.TargetUp(**at(0.1), target="redis", detail="7.2.4"),
+    )
+    app = WsmonApp(feed)
+    toasts: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        monkeypatch.setattr(app, "notify", lambda message, **_: toasts.append(message))
+        await settle(app, pilot)
+        assert toasts == []  # what was already so when the dashboard opened is not news
+        feed.apply(ev.TargetDown(**at(1.0), target="redis", error="connection refused", kind="refused"))
+        await settle(app, pilot)
+        assert toasts == ["redis DOWN: connection refused"]
+        feed.apply(ev.TargetUp(**at(2.0), target="redis", detail="7.2.4"))
+        await settle(app, pilot)
+        assert toasts[-1] == "redis is back UP"
+        feed.apply(
+            ev.AlertRaised(
+                **at(3.0), figure="cpu_percent", level="breach", value=80.0, limit=50.0, message="CPU 80 %"
+            )
+        )
+        await settle(app, pilot)
+        assert toasts[-1] == "BREACH CPU 80 %"
+        await settle(app, pilot)
+        assert len(toasts) == 3  # once, not every frame
