@@ -72,17 +72,23 @@ class StreamFeed(SyntheticFeed):
             elif pick < 45:
                 events.append(ev.LatencySample(wall=0.0, mono=mono, kind="delivery", ms=2.0 + n % 40))
             elif pick < 47:
-                events.append(ev.DeliveryFailed(wall=0.0, mono=mono, message_id=f"m{n}", conn=conn, reason="timeout"))
+                events.append(
+                    ev.DeliveryFailed(wall=0.0, mono=mono, message_id=f"m{n}", conn=conn, reason="timeout")
+                )
             elif pick < 48:
                 code = CLOSE_CODES[n % len(CLOSE_CODES)]
-                events.append(ev.ConnectionClosed(wall=0.0, mono=mono, conn=conn, code=code, closed_by="client"))
+                events.append(
+                    ev.ConnectionClosed(wall=0.0, mono=mono, conn=conn, code=code, closed_by="client")
+                )
             elif pick == 48:
                 events.append(ev.Traffic(wall=0.0, mono=mono, conn=conn, msgs_out=1, bytes_out=130))
             else:
                 # New connections at a trickle: closed ones are kept too, so the tracked count only grows.
                 self._next_conn += 1
                 events.append(
-                    ev.ConnectionOpened(wall=0.0, mono=mono, conn=f"new-{self._next_conn}", peer="10.2.0.1:40000")
+                    ev.ConnectionOpened(
+                        wall=0.0, mono=mono, conn=f"new-{self._next_conn}", peer="10.2.0.1:40000"
+                    )
                 )
         self._batches += 1
         if self._batches % round(1 / BATCH_S) == 0:  # a process sample a second
@@ -159,7 +165,9 @@ def verdict(value: float, goal: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=5_000.0, help="events per second")
     parser.add_argument("--frames", type=int, default=60)

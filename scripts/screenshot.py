@@ -51,8 +51,8 @@ def readme_block(plain: str, seconds: float) -> str:
     return "\n".join(
         [
             START,
-            f"`wsmon demo`, {seconds:g} seconds after it started, captured from a {SIZE[0]}×{SIZE[1]} tmux pane by "
-            "`python scripts/screenshot.py` (in colour: [docs/screenshot.svg](docs/screenshot.svg)):",
+            f"`wsmon demo`, {seconds:g} seconds after it started, captured from a {SIZE[0]}×{SIZE[1]} tmux "
+            "pane by `python scripts/screenshot.py` (in colour: [docs/screenshot.svg](docs/screenshot.svg)):",
             "",
             "```text",
             *lines,
@@ -69,8 +69,12 @@ def write_svg(styled: str, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=13.0, help="how long the demo runs before the capture")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=13.0, help="how long the demo runs before the capture"
+    )
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--svg", type=Path, default=ROOT / "docs" / "screenshot.svg")
     args = parser.parse_args(argv)
