@@ -46,8 +46,6 @@ CLOSE_CODES = (1000, 1001, 1006, 1008, 1011, 1013)
 class StreamFeed(SyntheticFeed):
     """SyntheticFeed's opened connections, a pause that really pauses, and a mixed stream at a rate."""
 
-    notice = ""
-
     def __init__(self, connections: int, rate: float) -> None:
         super().__init__(connections)
         self.per_batch = max(1, round(rate * BATCH_S))
