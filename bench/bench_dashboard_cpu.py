@@ -218,8 +218,9 @@ class Tmux:
     def pane_pid(self) -> int:
         return int(self._tmux("list-panes", "-t", self.name, "-F", "#{pane_pid}").split()[0])
 
-    def capture(self) -> str:
-        return self._tmux("capture-pane", "-p", "-t", self.name)
+    def capture(self, *, styles: bool = False) -> str:
+        """The pane's screen as text; with `styles`, with the SGR sequences of its colours too."""
+        return self._tmux("capture-pane", "-p", *(["-e"] if styles else []), "-t", self.name)
 
     def send_keys(self, *keys: str) -> None:
         self._tmux("send-keys", "-t", self.name, *keys)
@@ -284,9 +285,11 @@ class Watched:
 
 
 @contextlib.contextmanager
-def dashboard(name: str, argv: Sequence[str], cwd: Path, subcommand: str) -> Iterator[tuple[Tmux, Watched]]:
+def dashboard(
+    name: str, argv: Sequence[str], cwd: Path, subcommand: str, size: tuple[int, int] = TERMINAL_SIZE
+) -> Iterator[tuple[Tmux, Watched]]:
     """wsmon with its dashboard in a tmux pane; on exit: `q`, then make sure every process is gone."""
-    term = Tmux(name, argv, cwd)
+    term = Tmux(name, argv, cwd, size)
     watched: Watched | None = None
     try:
         watched = Watched(find_wsmon(term.pane_pid(), subcommand))

@@ -151,6 +151,7 @@ class SyntheticFeed:
 
     mode = "live"
     paused = False
+    notice = ""
     limits = DEFAULT_LIMITS
     title = "bench · ws://127.0.0.1:9/"
 
