@@ -231,8 +231,12 @@ async def test_a_malformed_theme_asked_for_starts_the_default_and_says_so(own_co
     user_theme(own_config_dir, "broken.toml", BROKEN.replace("#0178D4", "blurple"))
     app = WsmonApp(ReducerFeed(), themes=dashboard_themes("broken"))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await pilot.pause(0.5)  # the toast is mounted after the first frame
         assert app.theme == DEFAULT_THEME
+        # The toast is mounted after the first frame; on a loaded machine that can take a while.
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if "blurple" in screen_text(app.export_screenshot()):
+                break
         assert "blurple" in screen_text(app.export_screenshot())
 
 
