@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from helpers import wait_until
 from layout_script import crowded_session
+from textual.containers import Vertical
+from textual.widgets import Static
 from ui_support import ReducerFeed, screen_lines, settle
 
 from wsmon.core.reducer import Reducer
@@ -174,3 +176,21 @@ def capture(session: str) -> str:
 
 def alive(session: str) -> bool:
     return subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
+
+
+async def test_help_wraps_at_spaces_on_a_narrow_terminal() -> None:
+    feed = ReducerFeed()
+    feed.apply(*crowded_session())
+    app = WsmonApp(feed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        texts = [static.render() for static in app.screen.query(Static)]
+        words = {word for text in texts for word in str(getattr(text, "plain", text)).split()}
+        box = app.screen.query_one(Vertical).region
+        lines = screen_lines(app)[box.y : box.bottom]
+        shown = [word for line in lines for word in line[box.x : box.right].strip("│╭╮╰╯─ ").split()]
+    assert shown, "no help on screen"
+    cut = [word for word in shown if word not in words]
+    assert not cut, f"words cut on the help screen: {cut}"

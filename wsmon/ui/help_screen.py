@@ -44,6 +44,7 @@ class HelpScreen(ModalScreen[None]):
     }
     HelpScreen Static {
         width: auto;
+        max-width: 100%;  /* on a narrow terminal a line wraps at a space instead of being cut */
     }
     """
 
