@@ -25,6 +25,7 @@ from ui_support import ReducerFeed, screen_lines, settle
 from wsmon.core.reducer import Reducer
 from wsmon.store import RecordedTarget, RecordingWriter, new_header
 from wsmon.ui.app import WsmonApp
+from wsmon.ui.layout import hidden_note, rows_to_drop
 from wsmon.ui.widgets import LogPanel
 
 # Each target's state, in its full form (`websocket: UP 15s`) or its narrow one (`ws UP 15s`).
@@ -194,3 +195,44 @@ async def test_help_wraps_at_spaces_on_a_narrow_terminal() -> None:
     assert shown, "no help on screen"
     cut = [word for word in shown if word not in words]
     assert not cut, f"words cut on the help screen: {cut}"
+
+
+async def test_rows_dropped_for_room_come_back_when_the_terminal_grows() -> None:
+    feed = ReducerFeed()
+    feed.apply(*crowded_session())
+    app = WsmonApp(feed)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        assert "Logs hidden · 7 to show" in "\n".join(screen_lines(app))
+        await pilot.resize_terminal(200, 60)
+        await pilot.pause()
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert "hidden" not in "\n".join(lines)
+        assert "MessageDeliveryError: Connection not open" in "\n".join(lines)
+        assert_key_text_whole(lines)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        await pilot.pause()
+        lines = screen_lines(app)
+        assert "Logs hidden · 7 to show" in "\n".join(lines)
+        assert_key_text_whole(lines)
+
+
+def test_rows_are_dropped_least_important_first_and_only_as_needed() -> None:
+    every = frozenset({"panels", "targets", "logs"})
+    assert rows_to_drop(100, every, crowded=False) == ()
+    # 7 for the table, 14 + 12 + 8 below it: one row short of room drops only the log.
+    assert [row.name for row in rows_to_drop(7 + 14 + 12 + 8 - 1, every, crowded=False)] == ["logs"]
+    assert [row.name for row in rows_to_drop(20, every, crowded=True)] == ["logs", "targets"]
+    assert [row.name for row in rows_to_drop(10, every, crowded=True)] == ["logs", "targets", "panels"]
+    # A row with nothing to show takes no room and is never named as hidden.
+    assert [row.name for row in rows_to_drop(7 + 10 + 5, frozenset({"panels", "logs"}), crowded=True)] == []
+    assert [row.name for row in rows_to_drop(12, frozenset({"panels", "logs"}), crowded=True)] == [
+        "logs",
+        "panels",
+    ]
+    assert (
+        hidden_note(rows_to_drop(10, frozenset({"panels", "logs"}), crowded=True))[0]
+        == "Logs hidden · 7 to show"
+    )
