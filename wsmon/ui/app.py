@@ -26,6 +26,7 @@ from wsmon.core.state import State
 from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
+from wsmon.ui.layout import ROWS, hidden_note, rows_to_drop
 from wsmon.ui.seek_screen import SeekScreen
 from wsmon.ui.themes import ThemeSetup, WsmonTheme, default_catalogue
 from wsmon.ui.widgets import (
@@ -33,6 +34,7 @@ from wsmon.ui.widgets import (
     ConnectionsTable,
     FailuresPanel,
     HeaderBar,
+    HiddenNote,
     HttpPanel,
     LimitsStrip,
     LogPanel,
@@ -151,6 +153,7 @@ class WsmonApp(App[int]):
             placeholder="filter: code:1006 state:closed peer:10.0. by:neither, or ids, codes, reasons",
             id="filter",
         )
+        yield HiddenNote(id="hidden")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -221,10 +224,10 @@ class WsmonApp(App[int]):
         redis.update_from(state)
         postgres.update_from(state, feed.limits)
         http.update_from(state)
-        row = self.query_one("#targets", Horizontal)
-        shown = redis.display or postgres.display or http.display
-        if row.display != shown:
-            row.display = shown
+        # A class, not display: a short terminal hides the row by the app's class (wsmon.tcss).
+        self.query_one("#targets", Horizontal).set_class(
+            redis.display or postgres.display or http.display, "-shown"
+        )
 
     def _toast_changes(self, state: State) -> None:
         """A toast when a target goes down or comes back, and when a figure reaches breach.
@@ -253,11 +256,33 @@ class WsmonApp(App[int]):
             self.notify(visible(f"BREACH {alert.message or figure}"), severity="error", markup=False)
 
     def _fit_rows(self, height: int | None = None) -> None:
-        """Mark the app crowded when the extra rows would squeeze the connections table (wsmon.tcss)."""
-        extra_rows = self.query_one("#targets", Horizontal).display or self.query_one(LogPanel).display
-        crowded = extra_rows and (self.size.height if height is None else height) < CROWDED_BELOW
+        """Mark the app crowded when the extra rows would squeeze the connections table, and drop rows
+        (wsmon.ui.layout) a short terminal has no room for (wsmon.tcss)."""
+        height = self.size.height if height is None else height
+        shown = frozenset(
+            name
+            for name, present in (
+                ("panels", True),
+                ("targets", self.query_one("#targets", Horizontal).has_class("-shown")),
+                ("logs", self.query_one(LogPanel).has_class("-has-lines")),
+            )
+            if present
+        )
+        crowded = len(shown) > 1 and height < CROWDED_BELOW
         if self.has_class("-crowded") != crowded:
             self.set_class(crowded, "-crowded")
+        # The header and the strip are laid out for the width: their line counts are their heights.
+        fixed = sum(
+            panel.text.count("\n") + 1 for panel in (self.query_one(HeaderBar), self.query_one(LimitsStrip))
+        )
+        dropped = rows_to_drop(height - fixed - 1, shown, crowded=crowded)  # 1: the footer
+        for row in ROWS:
+            if self.has_class(f"-hide-{row.name}") != (row in dropped):
+                self.set_class(row in dropped, f"-hide-{row.name}")
+        self.query_one(HiddenNote).update_from(hidden_note(dropped))
+
+    def on_fitted_panel_refitted(self) -> None:
+        self._fit_rows()
 
     def on_resize(self, event: events.Resize) -> None:
         # This runs before App's own handler has taken the new size: read it from the event.
@@ -330,7 +355,7 @@ class WsmonApp(App[int]):
             self.screen.minimize()
             return
         panel = self.query_one(PANELS[digit][0], Widget)
-        if not panel.display:
+        if not (panel.display or panel.has_class("-has-lines")):  # the log panel, hidden for room
             self.notify(f"{panel.border_title}: nothing to show yet", timeout=2)
             return
         self.screen.maximize(panel, container=False)

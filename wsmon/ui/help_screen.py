@@ -140,7 +140,8 @@ class HelpScreen(ModalScreen[None]):
         padding: 0 1;
     }
     HelpScreen Static {
-        width: 100%;
+        width: auto;
+        max-width: 100%;  /* on a narrow terminal a line wraps at a space instead of being cut */
     }
     """
 

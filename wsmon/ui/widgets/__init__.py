@@ -4,6 +4,7 @@ from wsmon.ui.widgets.close_codes import CloseCodesPanel
 from wsmon.ui.widgets.connections_table import ConnectionsTable
 from wsmon.ui.widgets.failures import FailuresPanel
 from wsmon.ui.widgets.header_bar import HeaderBar
+from wsmon.ui.widgets.hidden_note import HiddenNote
 from wsmon.ui.widgets.http_panel import HttpPanel
 from wsmon.ui.widgets.limits_strip import LimitsStrip
 from wsmon.ui.widgets.log_panel import LogPanel
@@ -18,6 +19,7 @@ __all__ = [
     "ConnectionsTable",
     "FailuresPanel",
     "HeaderBar",
+    "HiddenNote",
     "HttpPanel",
     "LimitsStrip",
     "LogPanel",

@@ -1,4 +1,8 @@
-"""The top bar: what is watched, live or replay, how long, and each target's up/down state."""
+"""The top bar: what is watched, live or replay, how long, and each target's up/down state.
+
+On a narrow terminal the targets' line is abbreviated before it is wrapped (``websocket`` → ``ws``, no
+colons, ``probe p95``), so every target's state stays whole on the screen.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,22 @@ from textual.content import Content
 
 from wsmon.core.state import PROBE_CONNECT, State, TargetState
 from wsmon.ui.format import clock, coarse_age, count
+from wsmon.ui.widgets.fitted_panel import FittedPanel, fits, pack
 from wsmon.ui.widgets.target_panel import down_word
-from wsmon.ui.widgets.text_panel import TextPanel
 
 # Kinds the user expects to see even when nobody configured them, so a missing one is visible.
 EXPECTED_KINDS = ("redis", "postgres")
+# Names shortened on a narrow terminal; a name the user chose is kept as it is.
+SHORT_NAMES = {"websocket": "ws"}
+
+Part = str | tuple[str, str]
 
 
-class HeaderBar(TextPanel):
+class HeaderBar(FittedPanel):
     DEFAULT_CSS = """
     HeaderBar {
         dock: top;
-        height: 2;
+        height: auto;
         background: $panel;
         padding: 0 1;
     }
@@ -48,7 +56,9 @@ class HeaderBar(TextPanel):
             for t in state.targets.values()
         )
         key = (title, mode, paused, speed, progress, notice, clock(state.duration_s), state.seq, targets)
-        return self.show(key, lambda: self._build(state, title, mode, paused, speed, progress, notice))
+        return self.show_fitted(
+            key, lambda width: self._build(state, title, mode, paused, speed, progress, notice, width)
+        )
 
     def _build(
         self,
@@ -58,43 +68,51 @@ class HeaderBar(TextPanel):
         paused: bool,
         speed: float | None,
         progress: float | None,
-        notice: str = "",
+        notice: str,
+        width: int,
     ) -> Content:
-        top: list[str | tuple[str, str] | Content] = [("wsmon ", "bold $accent"), (title, "bold")]
+        mode_part: list[Part] = []
         if mode == "replay":
-            top.append(("  REPLAY", "bold $warning"))
+            mode_part.append(("REPLAY", "bold $warning"))
             if speed is not None:
-                top.append(f" ×{speed:g}")
+                mode_part.append(f" ×{speed:g}")
             if progress is not None:
-                top.append(f" {progress * 100:.0f} %")
+                mode_part.append(f" {progress * 100:.0f} %")
         else:
-            top.append(("  LIVE", "bold $success"))
+            mode_part.append(("LIVE", "bold $success"))
+        top = [Content.assemble(("wsmon ", "bold $accent"), (title, "bold")), Content.assemble(*mode_part)]
         if paused:
-            top.append(("  ⏸ PAUSED", "reverse $warning"))
-        top.append(f"  elapsed {clock(state.duration_s)}  events {count(state.seq)}")
+            top.append(Content.assemble(("⏸ PAUSED", "reverse $warning")))
+        top += [Content(f"elapsed {clock(state.duration_s)}"), Content(f"events {count(state.seq)}")]
         if notice:  # e.g. "recording stopped: disk full"
-            top.append((f"  {notice}", "bold $error"))
-        return Content.assemble(*top, "\n", self._targets_line(state))
+            top.append(Content.assemble((notice, "bold $error")))
+        targets = self._target_units(state, short=False)
+        if not fits(targets, width, "   "):
+            targets = self._target_units(state, short=True)
+        lines = pack(top, width) + pack(targets, width, "   " if fits(targets, width, "   ") else "  ")
+        return Content("\n").join(lines)
 
     @staticmethod
-    def _targets_line(state: State) -> Content:
-        parts: list[str | tuple[str, str]] = []
+    def _target_units(state: State, *, short: bool) -> list[Content]:
+        units: list[Content] = []
         now = state.last_mono
         for target in state.targets.values():
-            parts.extend(_target_parts(target, now))
+            parts = _target_parts(target, now, short=short)
             if target.kind == "websocket" and target.up:
-                parts.extend(_probe_handshake(state))
-            parts.append("   ")
+                parts.extend(_probe_handshake(state, short=short))
+            units.append(Content.assemble(*parts))
         kinds = {target.kind for target in state.targets.values()}
         for kind in EXPECTED_KINDS:
             if kind not in kinds:
-                parts.extend([(f"{kind}: ", "bold"), ("not configured", "$text-muted"), "   "])
-        if not parts:
-            return Content("no targets yet")
-        return Content.assemble(*parts[:-1])
+                units.append(
+                    Content.assemble(
+                        (f"{kind}{'' if short else ':'} ", "bold"), ("not configured", "$text-muted")
+                    )
+                )
+        return units or [Content("no targets yet")]
 
 
-def _probe_handshake(state: State) -> list[str | tuple[str, str]]:
+def _probe_handshake(state: State, *, short: bool) -> list[Part]:
     """wsmon's own probes' handshake p95 over the last minute, labelled as the probe's: it is not the
     clients' connect time, which the limits strip shows (from a tap) and the connect_ms limit judges."""
     dist = state.latency.get(PROBE_CONNECT)
@@ -103,12 +121,13 @@ def _probe_handshake(state: State) -> list[str | tuple[str, str]]:
     p95 = dist.window_percentiles(state.last_mono, (95,))[0]
     if math.isnan(p95):
         return []
-    return [(f" · probe handshake p95 {p95:.1f} ms", "$text-muted")]
+    label = "probe" if short else "probe handshake"
+    return [(f" · {label} p95 {p95:.1f} ms", "$text-muted")]
 
 
-def _target_parts(target: TargetState, now: float) -> list[str | tuple[str, str]]:
+def _target_parts(target: TargetState, now: float, *, short: bool) -> list[Part]:
     since = f" {coarse_age(now - target.since_mono)}" if target.since_mono is not None else ""
-    name = (f"{target.name}: ", "bold")
+    name = (f"{SHORT_NAMES.get(target.name, target.name)} " if short else f"{target.name}: ", "bold")
     if target.starting:  # wsmon is starting it: not an outage yet
         return [name, ("STARTING", "bold $warning"), since]
     if target.up is None:

@@ -1,4 +1,8 @@
-"""One line of every limit's live value and level, and the alerts that are active now."""
+"""Every limit's live value and level, and the alerts that are active now.
+
+The figures are laid out for the width, each with its label kept whole on one line, so none is cut at
+any size; an alert's headline and its history wrap the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from textual.content import Content
 from wsmon.core.limits import Limit, alert_headline, judged_value, live_value, shown_value, worst_of
 from wsmon.core.state import State
 from wsmon.ui.format import LEVEL_STYLES, LevelSymbols, coarse_age, level_symbols
+from wsmon.ui.widgets.fitted_panel import FittedPanel, pack
 from wsmon.ui.widgets.resources import current_level
-from wsmon.ui.widgets.text_panel import TextPanel
 
 SHORT_LABELS = {
     "connect_ms": "connect p95",
@@ -24,7 +28,7 @@ SHORT_LABELS = {
 }
 
 
-class LimitsStrip(TextPanel):
+class LimitsStrip(FittedPanel):
     DEFAULT_CSS = """
     LimitsStrip {
         height: auto;
@@ -58,7 +62,9 @@ class LimitsStrip(TextPanel):
             self._figures = tuple(_figure(state, limit) for limit in limits)
         figures = self._figures
         symbols = level_symbols(self)
-        return self.show((figures, alerts, symbols), lambda: _build(figures, alerts, limits, symbols))
+        return self.show_fitted(
+            (figures, alerts, symbols), lambda width: _build(figures, alerts, limits, symbols, width)
+        )
 
 
 def _figure(state: State, limit: Limit) -> Figure:
@@ -76,30 +82,41 @@ Alert = tuple[str, str, str, str, float | None, float]
 
 
 def _build(
-    figures: tuple[Figure, ...], alerts: tuple[Alert, ...], limits: tuple[Limit, ...], symbols: LevelSymbols
+    figures: tuple[Figure, ...],
+    alerts: tuple[Alert, ...],
+    limits: tuple[Limit, ...],
+    symbols: LevelSymbols,
+    width: int,
 ) -> Content:
-    parts: list[str | tuple[str, str]] = []
-    for figure, shown, level, _ in figures:
-        parts.append((f"{SHORT_LABELS.get(figure, figure)} ", "$text-muted"))
-        parts.append((symbols.mark(level) + shown, LEVEL_STYLES.get(level, "")))
-        parts.append("  ")
-    if alerts:
-        # Lead with the figure as it is now; the value it was raised at (and the worst) is history.
-        current = {figure: (shown, value) for figure, shown, _, value in figures}
-        by_figure = {limit.figure: limit for limit in limits}
-        for figure, level, message, since, worst, raised_at in alerts:
-            parts.append("\n")
-            # A theme without level symbols marks every alert the same way.
-            parts.append((f"{symbols.mark(level) or '▲ '}{level.upper()} ", LEVEL_STYLES.get(level, "")))
-            limit = by_figure.get(figure)
-            if limit is None:  # an alert on a figure these limits do not know: all we have is its message
-                parts.append(f"{message or figure} for {since}")
-                continue
-            now, value = current.get(figure, ("—", None))
-            worst = worst_of(limit, worst, value) if worst is not None else None
-            headline, history = alert_headline(limit, "no data" if now == "—" else now, worst, raised_at)
-            parts.append(f"{headline} for {since}")
-            parts.append((f" · {history}", "$text-muted"))
-    else:
-        parts.append(("\nno active alerts", "$text-muted"))
-    return Content.assemble(*parts)
+    units = [
+        Content.assemble(
+            (f"{SHORT_LABELS.get(figure, figure)} ", "$text-muted"),
+            (symbols.mark(level) + shown, LEVEL_STYLES.get(level, "")),
+        )
+        for figure, shown, level, _ in figures
+    ]
+    lines = pack(units, width)
+    if not alerts:
+        return Content("\n").join([*lines, Content.styled("no active alerts", "$text-muted")])
+    # Lead with the figure as it is now; the value it was raised at (and the worst) is history.
+    current = {figure: (shown, value) for figure, shown, _, value in figures}
+    by_figure = {limit.figure: limit for limit in limits}
+    for figure, level, message, since, worst, raised_at in alerts:
+        # A theme without level symbols marks every alert the same way.
+        mark = (f"{symbols.mark(level) or '▲ '}{level.upper()} ", LEVEL_STYLES.get(level, ""))
+        limit = by_figure.get(figure)
+        if limit is None:  # an alert on a figure these limits do not know: all we have is its message
+            lines += pack([Content.assemble(mark, f"{message or figure} for {since}")], width)
+            continue
+        now, value = current.get(figure, ("—", None))
+        worst = worst_of(limit, worst, value) if worst is not None else None
+        headline, history = alert_headline(limit, "no data" if now == "—" else now, worst, raised_at)
+        lines += pack(
+            [
+                Content.assemble(mark, f"{headline} for {since}"),
+                Content.styled(f"· {history}", "$text-muted"),
+            ],
+            width,
+            " ",
+        )
+    return Content("\n").join(lines)

@@ -46,8 +46,8 @@ class LogPanel(TextPanel):
 
     def update_from(self, state: State) -> bool:
         logs = state.logs
-        if self.display != bool(logs):
-            self.display = bool(logs)
+        # A class, not display: a short terminal hides the panel by the app's class (wsmon.tcss).
+        self.set_class(bool(logs), "-has-lines")
         if not logs:
             return False
         # The list is trimmed from the front, so its length alone can repeat; with the newest entry

@@ -43,6 +43,8 @@ class TextPanel(Widget):
         # Only a change in line count can change an auto height; otherwise a repaint is enough.
         relayout = content.plain.count("\n") != self._content.plain.count("\n")
         self._content = content
+        if relayout:  # Textual keeps a widget's auto height per width until told it changed
+            self.clear_cached_dimensions()
         self.refresh(layout=relayout)
         return True
 
