@@ -228,6 +228,7 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
         state.opened_total += 1
         if state.open_count > state.peak_open:
             state.peak_open = state.open_count
+        state.timeline.opened_or_closed(e.mono, e.wall, state.open_count)
     conn.state = _OPEN
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
@@ -267,6 +268,7 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
         codes[e.code] = codes.get(e.code, 0) + 1
         by = state.closed_by
         by[e.closed_by] = by.get(e.closed_by, 0) + 1
+        state.timeline.closed(e.mono, e.wall, state.open_count, e.code)
     if first_close and state.tapped_logs:
         witnesses.match_close(state, conn, e)
     # Bounded memory: forget the oldest closed connections, as a terminal forgets scrollback.
@@ -285,6 +287,7 @@ def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
     if e.own:
         return
     state.connect_failed += 1
+    state.timeline.bucket(e.mono, e.wall, state.open_count).connect_failures += 1
     kinds = state.connect_fail_kinds
     kinds[e.kind] = kinds.get(e.kind, 0) + 1
 
@@ -303,6 +306,7 @@ def _traffic(state: State, e: ev.Traffic) -> None:
     state.msgs_out += e.msgs_out
     state.bytes_in += e.bytes_in
     state.bytes_out += e.bytes_out
+    state.timeline.bucket(e.mono, e.wall, state.open_count).msgs += e.msgs_in + e.msgs_out
     second = int(e.mono)
     per_second = state.msgs_by_second
     count = per_second.get(second, 0) + e.msgs_in + e.msgs_out
@@ -339,6 +343,7 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
     if e.message_id and not _first_witness(state, e.message_id):
         return
     state.delivery_failed += 1
+    state.timeline.bucket(e.mono, e.wall, state.open_count).delivery_failures += 1
     reason = e.reason or "unknown"
     reasons = state.failure_reasons
     reasons[reason] = reasons.get(reason, 0) + 1
@@ -359,6 +364,7 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1
+        state.timeline.latency_sample(e.mono, e.wall, state.open_count, e.ms)
 
 
 # --- resources -----------------------------------------------------------------------------------
