@@ -11,7 +11,7 @@ import pytest
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer, fold
-from wsmon.core.state import State, decode_state, encode_state
+from wsmon.core.state import decode_state, encode_state
 from wsmon.core.timeline import COARSE_BUCKETS, COARSE_SECONDS, FINE_SECONDS
 from wsmon.store import RecordingReader, RecordingWriter, new_header
 
