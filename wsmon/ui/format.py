@@ -75,6 +75,11 @@ def shows_utc(node: DOMNode) -> bool:
     return getattr(node.app, "utc_times", False) is True
 
 
+def clock_time(wall: float, utc: bool) -> str:
+    """HH:MM:SS in local time or UTC, for columns of times whose zone is said once (z toggles it)."""
+    return time.strftime("%H:%M:%S", time.gmtime(wall) if utc else time.localtime(wall))
+
+
 def wall_clock(wall: float, utc: bool) -> str:
     """A wall-clock time with its zone: '14:03:07 UTC', or local with the zone's abbreviation."""
     if utc:
