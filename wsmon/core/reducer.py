@@ -306,8 +306,14 @@ def _traffic(state: State, e: ev.Traffic) -> None:
     state.msgs_out += e.msgs_out
     state.bytes_in += e.bytes_in
     state.bytes_out += e.bytes_out
-    state.timeline.bucket(e.mono, e.wall, state.open_count).msgs += e.msgs_in + e.msgs_out
     second = int(e.mono)
+    timeline = state.timeline
+    fine = timeline.fine
+    # The common case inline: this runs for every traffic report.
+    bucket = (
+        fine[-1] if fine and fine[-1].start == second else timeline.bucket(e.mono, e.wall, state.open_count)
+    )
+    bucket.msgs += e.msgs_in + e.msgs_out
     per_second = state.msgs_by_second
     count = per_second.get(second, 0) + e.msgs_in + e.msgs_out
     per_second[second] = count
@@ -361,10 +367,20 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     dist = state.latency.get(kind)
     if dist is None:
         dist = state.latency[kind] = Distribution()
-    dist.add(e.mono, e.ms)
+    key = dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1
-        state.timeline.latency_sample(e.mono, e.wall, state.open_count, e.ms)
+        timeline = state.timeline
+        fine = timeline.fine
+        second = int(e.mono)
+        # The common case inline: this runs for every delivery.
+        bucket = (
+            fine[-1]
+            if fine and fine[-1].start == second
+            else timeline.bucket(e.mono, e.wall, state.open_count)
+        )
+        latency = bucket.latency
+        latency[key] = latency.get(key, 0) + 1
 
 
 # --- resources -----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import math
 import msgspec
 
 from wsmon.core.closecodes import CloseClass, close_class
-from wsmon.core.percentiles import bucket_of, bucket_value
+from wsmon.core.percentiles import bucket_value
 
 FINE_SECONDS = 600
 COARSE_SECONDS = 60
@@ -138,11 +138,6 @@ class Timeline(msgspec.Struct, gc=False):
                 self.first_abnormal_wall = wall
             if self.last_abnormal_wall is None or wall > self.last_abnormal_wall:
                 self.last_abnormal_wall = wall
-
-    def latency_sample(self, mono: float, wall: float, open_now: int, ms: float) -> None:
-        latency = self.bucket(mono, wall, open_now).latency
-        key = bucket_of(ms)
-        latency[key] = latency.get(key, 0) + 1
 
     def seconds(self, last: int, end: int) -> list[Bucket | None]:
         """The ``last`` one-second buckets up to and including second ``end``: None where nothing
