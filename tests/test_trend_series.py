@@ -4,12 +4,16 @@ bounded over a long session, the same after record → replay (the panel: test_u
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from test_witnesses import sessions
 
 from wsmon.core import events as ev
+from wsmon.core.closecodes import close_class
 from wsmon.core.reducer import Reducer, fold
 from wsmon.core.state import decode_state, encode_state
 from wsmon.core.timeline import COARSE_BUCKETS, COARSE_SECONDS, FINE_SECONDS
@@ -112,3 +116,22 @@ def test_replay_gives_the_same_series_as_live(tmp_path: Path) -> None:
     assert fold(reader.iter_events()).timeline == live.timeline
     middle = len(events) // 2 + 3  # from a keyframe, then events
     assert reader.state_at_seq(middle).timeline == fold(events[:middle]).timeline
+
+
+@settings(max_examples=200, deadline=None)
+@given(sessions())
+def test_the_series_count_a_connection_once_whatever_its_witnesses(
+    session: tuple[bool, bool, object, list[ev.Event]],
+) -> None:
+    """A tap's and a server log's view of one connection: one close in its second, and the open count
+    the totals have (witnesses._mirror takes the log's row out of both)."""
+    state = fold(session[3])
+    closes: Counter[str] = Counter()
+    for bucket in state.timeline.fine:
+        closes.update(bucket.closes)
+    expected: Counter[str] = Counter()
+    for code, n in state.close_codes.items():
+        expected[close_class(code).value] += n
+    assert closes == expected
+    if state.timeline.fine:
+        assert state.timeline.fine[-1].open == state.open_count

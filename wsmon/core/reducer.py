@@ -218,6 +218,7 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
     was_counted = conn.counted and conn.state in (_OPEN, _CLOSING)
+    open_before = state.open_count
     if e.local:
         witnesses.remember_peer(state, e.local, e.conn, own=e.own, mono=e.mono)
     conn.own = conn.own or e.own
@@ -228,6 +229,8 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
         state.opened_total += 1
         if state.open_count > state.peak_open:
             state.peak_open = state.open_count
+    # Also when a witness match took a log row out of the count (witnesses._mirror).
+    if state.open_count != open_before:
         state.timeline.opened_or_closed(e.mono, e.wall, state.open_count)
     conn.state = _OPEN
     conn.peer = e.peer or conn.peer
@@ -270,7 +273,10 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
         by[e.closed_by] = by.get(e.closed_by, 0) + 1
         state.timeline.closed(e.mono, e.wall, state.open_count, e.code)
     if first_close and state.tapped_logs:
+        open_before = state.open_count
         witnesses.match_close(state, conn, e)
+        if state.open_count != open_before:
+            state.timeline.opened_or_closed(e.mono, e.wall, state.open_count)
     # Bounded memory: forget the oldest closed connections, as a terminal forgets scrollback.
     order = state.closed_order
     if len(order) > 2 * MAX_CLOSED_KEPT:

@@ -139,6 +139,24 @@ class Timeline(msgspec.Struct, gc=False):
             if self.last_abnormal_wall is None or wall > self.last_abnormal_wall:
                 self.last_abnormal_wall = wall
 
+    def uncount_close(self, mono: float, code: int) -> None:
+        """A close counted twice (the tap's and the server log's view of one connection) counts once.
+
+        The first and last abnormal times stay: the other witness's close of the same connection,
+        matched by code and time, is the one that counts."""
+        second = int(mono)
+        for b in reversed(self.fine):
+            if b.start == second:
+                name = close_class(code).value
+                left = b.closes.get(name, 0) - 1
+                if left > 0:
+                    b.closes[name] = left
+                else:
+                    b.closes.pop(name, None)
+                return
+            if b.start < second:
+                return
+
     def seconds(self, last: int, end: int) -> list[Bucket | None]:
         """The ``last`` one-second buckets up to and including second ``end``: None where nothing
         happened (and for seconds older than the fine ring)."""
