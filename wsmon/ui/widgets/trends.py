@@ -21,7 +21,7 @@ from wsmon.ui.format import LEVEL_STYLES, level_symbols, shows_utc, wall_clock
 from wsmon.ui.widgets.resources import limit_for
 
 BLOCKS = "▁▂▃▄▅▆▇█"
-LABEL_WIDTH = 16
+LABEL_WIDTH = 19  # "closes server error", the longest label
 VALUE_WIDTH = 9
 PREFIX = LABEL_WIDTH + VALUE_WIDTH + 1
 MIN_CHART = 10
@@ -149,7 +149,10 @@ def _row(
 ) -> Content:
     # The scale reaches at least the limit, so a series under its limit never looks like one over it.
     top = max(max(values, default=0.0), floor)
-    parts: list[tuple[str, str] | str] = [(f"{label:<{LABEL_WIDTH}}", "bold"), f"{value:>{VALUE_WIDTH}} "]
+    parts: list[tuple[str, str] | str] = [
+        (f"{label[:LABEL_WIDTH]:<{LABEL_WIDTH}}", "bold"),
+        f"{value[-VALUE_WIDTH:]:>{VALUE_WIDTH}} ",
+    ]
     for i, v in enumerate(values):
         cell = " " if v <= 0 or top <= 0 else BLOCKS[min(len(BLOCKS) - 1, int(v / top * len(BLOCKS)))]
         parts.append((cell, marked_style) if marked is not None and marked(i) else cell)
