@@ -47,7 +47,8 @@ class Distribution(msgspec.Struct, gc=False):
     window_t: list[float] = []
     window_v: list[float] = []
 
-    def add(self, mono: float, ms: float) -> None:
+    def add(self, mono: float, ms: float) -> int:
+        """Count the sample; returns its histogram bucket (the reducer's per-second series reuse it)."""
         self.count += 1
         self.total += ms
         if ms < self.minimum:
@@ -67,6 +68,7 @@ class Distribution(msgspec.Struct, gc=False):
             # Beyond this rate the window holds the newest samples only (it covers less than a minute).
             del times[: WINDOW_MAX_SAMPLES // 2]
             del self.window_v[: WINDOW_MAX_SAMPLES // 2]
+        return b
 
     def trim(self, now: float) -> None:
         """Drop window samples older than WINDOW_S before ``now``."""

@@ -218,6 +218,7 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn = _connection(state, e.conn)
     was_counted = conn.counted and conn.state in (_OPEN, _CLOSING)
+    open_before = state.open_count
     if e.local:
         witnesses.remember_peer(state, e.local, e.conn, own=e.own, mono=e.mono)
     conn.own = conn.own or e.own
@@ -228,6 +229,9 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
         state.opened_total += 1
         if state.open_count > state.peak_open:
             state.peak_open = state.open_count
+    # Also when a witness match took a log row out of the count (witnesses._mirror).
+    if state.open_count != open_before:
+        state.timeline.opened_or_closed(e.mono, e.wall, state.open_count)
     conn.state = _OPEN
     conn.peer = e.peer or conn.peer
     conn.path = e.path or conn.path
@@ -267,8 +271,12 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
         codes[e.code] = codes.get(e.code, 0) + 1
         by = state.closed_by
         by[e.closed_by] = by.get(e.closed_by, 0) + 1
+        state.timeline.closed(e.mono, e.wall, state.open_count, e.code)
     if first_close and state.tapped_logs:
+        open_before = state.open_count
         witnesses.match_close(state, conn, e)
+        if state.open_count != open_before:
+            state.timeline.opened_or_closed(e.mono, e.wall, state.open_count)
     # Bounded memory: forget the oldest closed connections, as a terminal forgets scrollback.
     order = state.closed_order
     if len(order) > 2 * MAX_CLOSED_KEPT:
@@ -285,6 +293,7 @@ def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
     if e.own:
         return
     state.connect_failed += 1
+    state.timeline.bucket(e.mono, e.wall, state.open_count).connect_failures += 1
     kinds = state.connect_fail_kinds
     kinds[e.kind] = kinds.get(e.kind, 0) + 1
 
@@ -304,6 +313,13 @@ def _traffic(state: State, e: ev.Traffic) -> None:
     state.bytes_in += e.bytes_in
     state.bytes_out += e.bytes_out
     second = int(e.mono)
+    timeline = state.timeline
+    fine = timeline.fine
+    # The common case inline: this runs for every traffic report.
+    bucket = (
+        fine[-1] if fine and fine[-1].start == second else timeline.bucket(e.mono, e.wall, state.open_count)
+    )
+    bucket.msgs += e.msgs_in + e.msgs_out
     per_second = state.msgs_by_second
     count = per_second.get(second, 0) + e.msgs_in + e.msgs_out
     per_second[second] = count
@@ -339,6 +355,7 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
     if e.message_id and not _first_witness(state, e.message_id):
         return
     state.delivery_failed += 1
+    state.timeline.bucket(e.mono, e.wall, state.open_count).delivery_failures += 1
     reason = e.reason or "unknown"
     reasons = state.failure_reasons
     reasons[reason] = reasons.get(reason, 0) + 1
@@ -356,9 +373,20 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     dist = state.latency.get(kind)
     if dist is None:
         dist = state.latency[kind] = Distribution()
-    dist.add(e.mono, e.ms)
+    key = dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1
+        timeline = state.timeline
+        fine = timeline.fine
+        second = int(e.mono)
+        # The common case inline: this runs for every delivery.
+        bucket = (
+            fine[-1]
+            if fine and fine[-1].start == second
+            else timeline.bucket(e.mono, e.wall, state.open_count)
+        )
+        latency = bucket.latency
+        latency[key] = latency.get(key, 0) + 1
 
 
 # --- resources -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import msgspec
 
 from wsmon.core.events import AlertLevel, HttpSample, PostgresSample, ProcessSample, RedisSample, SlowlogEntry
 from wsmon.core.percentiles import Distribution
+from wsmon.core.timeline import Timeline
 
 
 class ConnState(StrEnum):
@@ -258,6 +259,8 @@ class State(msgspec.Struct, gc=False):
     redis_used_mib: Series = msgspec.field(default_factory=Series)
     tests: dict[str, TestRecord] = {}  # the observed test suite's tests by name, in start order
     test_run: TestRunRecord | None = None  # set when the watched test command ended (wsmon run)
+    # The users' figures second by second (core.timeline); a recording older than it reads as empty.
+    timeline: Timeline = msgspec.field(default_factory=Timeline)
 
     @property
     def duration_s(self) -> float:

@@ -61,6 +61,8 @@ def _mirror(state: State, log_row: Connection, witness: Connection) -> None:
             state.open_count -= 1
         elif log_row.state == _CLOSED and log_row.close_code is not None:
             _uncount_close(state, log_row.close_code, log_row.closed_by)
+            if log_row.closed_mono is not None:
+                state.timeline.uncount_close(log_row.closed_mono, log_row.close_code)
     log_row.mirror_of = witness.id
     log_row.covered_by = ""
     log_row.own = log_row.own or witness.own

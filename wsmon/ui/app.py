@@ -41,6 +41,7 @@ from wsmon.ui.widgets import (
     PostgresPanel,
     RedisPanel,
     ResourcesPanel,
+    TrendsPanel,
 )
 
 # Digit → the panel it maximises, and its name in the palette; 0 goes back to all panels.
@@ -53,6 +54,7 @@ PANELS: dict[str, tuple[str, str]] = {
     "6": ("#postgres", "PostgreSQL"),
     "7": ("#logs", "Logs"),
     "8": ("#http", "HTTP"),
+    "9": ("#trends", "Trends"),  # shown only maximised
 }
 # At the default 2 frames a second: the table every frame, the figures and the log tail once a second.
 FIGURES_EVERY = 2
@@ -60,14 +62,16 @@ LOGS_EVERY = 2
 REPLAY_ACTIONS = frozenset({"step", "faster", "slower", "anomaly", "seek"})
 # The help's sections, by action; a binding whose action is not here is listed under "Other".
 KEY_SECTIONS: dict[str, str] = {
-    **dict.fromkeys(("quit", "help", "filter", "back", "pause", "cycle_theme", "command_palette"), "Session"),
+    **dict.fromkeys(
+        ("quit", "help", "filter", "back", "pause", "cycle_theme", "toggle_utc", "command_palette"), "Session"
+    ),
     "panel": "Panels",
     **dict.fromkeys(REPLAY_ACTIONS, "Replay (wsmon replay FILE)"),
 }
 SECTION_ORDER = ("Session", "Connections table", "Panels", "Replay (wsmon replay FILE)", "Other")
 PANEL_HELP = (
-    "maximise 1 connections, 2 close codes, 3 failures, 4 resources, 5 Redis, 6 PostgreSQL, 7 logs, 8 HTTP; "
-    "0 all"
+    "maximise 1 connections, 2 close codes, 3 failures, 4 resources, 5 Redis, 6 PostgreSQL, 7 logs, 8 HTTP, "
+    "9 trends; 0 all"
 )
 # Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
 # so the connections table keeps a few rows.
@@ -110,6 +114,7 @@ class WsmonApp(App[int]):
         Binding(
             "t", "cycle_theme", "Theme", show=False, tooltip="the next of wsmon's themes; kept for next time"
         ),
+        Binding("z", "toggle_utc", "Local/UTC", show=False, tooltip="wall-clock times in local time or UTC"),
     ]
 
     def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> None:
@@ -132,6 +137,7 @@ class WsmonApp(App[int]):
         self._behind = False  # a throttled panel skipped the last frame: catch up even if nothing new
         self._stopping = False
         self._feed_worker: Worker[None] | None = None
+        self.utc_times = False  # wall-clock times in local time with its zone; z: UTC (format.shows_utc)
         # What the last toast check saw: each target's up/down, and the figures in breach.
         self._seen: tuple[dict[str, bool | None], frozenset[str]] | None = None
 
@@ -149,6 +155,7 @@ class WsmonApp(App[int]):
             yield PostgresPanel(id="postgres")
             yield HttpPanel(id="http")
         yield LogPanel(id="logs")
+        yield TrendsPanel(id="trends")
         yield Input(
             placeholder="filter: code:1006 state:closed peer:10.0. by:neither, or ids, codes, reasons",
             id="filter",
@@ -210,6 +217,7 @@ class WsmonApp(App[int]):
             self.query_one(CloseCodesPanel).update_from(state)
             self.query_one(FailuresPanel).update_from(state, feed.limits)
             self.query_one(ResourcesPanel).update_from(state, feed.limits)
+            self.query_one(TrendsPanel).update_from(state, feed.limits)
             self._update_targets(state, feed)
             self._toast_changes(state)
         if logs and not frozen:
@@ -355,10 +363,17 @@ class WsmonApp(App[int]):
             self.screen.minimize()
             return
         panel = self.query_one(PANELS[digit][0], Widget)
-        if not (panel.display or panel.has_class("-has-lines")):  # the log panel, hidden for room
+        # The log panel may be hidden for room; the trends panel is only ever shown maximised.
+        if not (panel.display or panel.has_class("-has-lines") or isinstance(panel, TrendsPanel)):
             self.notify(f"{panel.border_title}: nothing to show yet", timeout=2)
             return
         self.screen.maximize(panel, container=False)
+
+    def action_toggle_utc(self) -> None:
+        self.utc_times = not self.utc_times
+        self.notify(f"times in {'UTC' if self.utc_times else 'local time'}", timeout=2)
+        self._stamp = None  # repaint even if nothing else changed since the last frame
+        self.refresh_from_state()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -429,6 +444,7 @@ class WsmonApp(App[int]):
                 lambda digit=digit: self.toggle_panel(digit),
             )
         yield SystemCommand("Pause / resume", "space", self.action_pause)
+        yield SystemCommand("Times: local / UTC", "z", self.action_toggle_utc)
         yield SystemCommand(
             "Filter connections", "/ — code:1006 state:closed peer:10.0. …", self.action_filter
         )

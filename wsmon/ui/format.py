@@ -1,8 +1,9 @@
-"""Small text formatters shared by the widgets: coarse ages, counts, how a level looks."""
+"""Small text formatters shared by the widgets: coarse ages, counts, wall-clock times, how a level looks."""
 
 from __future__ import annotations
 
 import math
+import time
 from typing import NamedTuple
 
 from textual.dom import DOMNode
@@ -67,3 +68,20 @@ def percent(ratio: float) -> str:
         return "—"
     value = ratio * 100.0
     return f"{value:.2f} %" if value >= 99 else f"{value:.1f} %"
+
+
+def shows_utc(node: DOMNode) -> bool:
+    """Whether the node's app shows wall-clock times in UTC (z toggles it) rather than local time."""
+    return getattr(node.app, "utc_times", False) is True
+
+
+def clock_time(wall: float, utc: bool) -> str:
+    """HH:MM:SS in local time or UTC, for columns of times whose zone is said once (z toggles it)."""
+    return time.strftime("%H:%M:%S", time.gmtime(wall) if utc else time.localtime(wall))
+
+
+def wall_clock(wall: float, utc: bool) -> str:
+    """A wall-clock time with its zone: '14:03:07 UTC', or local with the zone's abbreviation."""
+    if utc:
+        return time.strftime("%H:%M:%S UTC", time.gmtime(wall))
+    return time.strftime("%H:%M:%S %Z", time.localtime(wall))

@@ -13,6 +13,7 @@ from wsmon.ui.widgets.redis_panel import RedisPanel
 from wsmon.ui.widgets.resources import ResourcesPanel
 from wsmon.ui.widgets.target_panel import TargetPanel
 from wsmon.ui.widgets.text_panel import TextPanel
+from wsmon.ui.widgets.trends import TrendsPanel
 
 __all__ = [
     "CloseCodesPanel",
@@ -28,4 +29,5 @@ __all__ = [
     "ResourcesPanel",
     "TargetPanel",
     "TextPanel",
+    "TrendsPanel",
 ]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from textual.content import Content
 
 from wsmon.core.limits import DEFAULT_LIMITS, TOO_FEW, Limit, ratio_counts, too_few, too_few_text
 from wsmon.core.state import State
-from wsmon.ui.format import count, percent
+from wsmon.ui.format import clock_time, count, percent, shows_utc
 from wsmon.ui.widgets.text_panel import TextPanel
 
 RECENT_SHOWN = 8
@@ -29,11 +27,12 @@ class FailuresPanel(TextPanel):
 
     def update_from(self, state: State, limits: tuple[Limit, ...] = DEFAULT_LIMITS) -> bool:
         success = _success_text(state, limits)
-        key = (state.delivered, state.delivery_failed, success)
-        return self.show(key, lambda: self._build(state, success))
+        utc = shows_utc(self)
+        key = (state.delivered, state.delivery_failed, success, utc)
+        return self.show(key, lambda: self._build(state, success, utc))
 
     @staticmethod
-    def _build(state: State, success: str) -> Content:
+    def _build(state: State, success: str, utc: bool) -> Content:
         failed = state.delivery_failed
         # "n = 10, too few to judge" is too long to share the line, and is a different kind of statement.
         unjudged = TOO_FEW in success
@@ -50,7 +49,7 @@ class FailuresPanel(TextPanel):
         )
         lines = [summary, Content(f"by reason: {reasons}"), Content.styled("recent", "bold")]
         for failure in reversed(state.failures[-RECENT_SHOWN:]):
-            stamp = time.strftime("%H:%M:%S", time.localtime(failure.wall))
+            stamp = clock_time(failure.wall, utc)
             lines.append(
                 Content.assemble(
                     (stamp, "$text-muted"),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from textual.content import Content
 
 from wsmon.core.sanitize import visible
 from wsmon.core.state import LogEntry, State
-from wsmon.ui.format import count
+from wsmon.ui.format import clock_time, count, shows_utc
 from wsmon.ui.widgets.text_panel import TextPanel
 
 LINES_KEPT = 200  # enough to fill a maximised panel on a tall terminal
@@ -40,6 +38,7 @@ class LogPanel(TextPanel):
         self._lines: list[Content] = []
         # Lines already styled, by entry: a new log line styles one line, not LINES_KEPT of them.
         self._styled: dict[int, tuple[LogEntry, Content]] = {}
+        self._utc = False  # what the styled lines' times are in (z toggles it)
 
     def on_mount(self) -> None:
         self.border_title = "Logs"
@@ -52,15 +51,19 @@ class LogPanel(TextPanel):
             return False
         # The list is trimmed from the front, so its length alone can repeat; with the newest entry
         # (compared by identity first) it cannot.
-        key = (len(logs), logs[-1])
+        utc = shows_utc(self)
+        key = (len(logs), logs[-1], utc)
         if key == self._key:
             return False
+        if utc != self._utc:
+            self._utc = utc
+            self._styled = {}  # every line's time changes zone
         self._key = key
-        self._build(state)
+        self._build(state, utc)
         self.refresh()  # the height is fixed by the layout: a new line never needs a relayout
         return True
 
-    def _build(self, state: State) -> None:
+    def _build(self, state: State, utc: bool) -> None:
         title = "Logs · " + _counts(state.log_counts)
         if self.border_title != title:
             self.border_title = title
@@ -71,7 +74,7 @@ class LogPanel(TextPanel):
         for entry in state.logs[-LINES_KEPT:]:
             hit = styled.get(id(entry))
             # Identity, not just the id: a trimmed entry's id may be reused by a new one.
-            line = hit[1] if hit is not None and hit[0] is entry else _line(entry, origin)
+            line = hit[1] if hit is not None and hit[0] is entry else _line(entry, origin, utc)
             kept[id(entry)] = (entry, line)
             lines.append(line)
         self._styled = kept
@@ -102,8 +105,8 @@ def _counts(counts: dict[str, int]) -> str:
     return " · ".join(f"{level} {count(counts[level])}" for level in (*known, *others))
 
 
-def _line(entry: LogEntry, origin: float) -> Content:
-    stamp = time.strftime("%H:%M:%S", time.localtime(origin + entry.mono))
+def _line(entry: LogEntry, origin: float, utc: bool) -> Content:
+    stamp = clock_time(origin + entry.mono, utc)
     style = LEVEL_LINE_STYLES.get(entry.level, "")
     source = f" {visible(entry.source)}" if entry.source else ""
     # Log lines are a stranger's text (and maybe from an old recording): shown, never obeyed.
