@@ -23,6 +23,7 @@ from textual.worker import Worker
 from wsmon.core.limits import BREACH
 from wsmon.core.sanitize import visible
 from wsmon.core.state import State
+from wsmon.ui.connection_screen import ConnectionScreen
 from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
@@ -348,6 +349,10 @@ class WsmonApp(App[int]):
             self.query_one(ConnectionsTable).focus()
         elif self.screen.maximized is not None:
             self.screen.minimize()
+
+    @on(ConnectionsTable.RowOpened)
+    def _open_connection(self, message: ConnectionsTable.RowOpened) -> None:
+        self.push_screen(ConnectionScreen(message.conn_id, lambda: self.feed.state))
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
