@@ -322,6 +322,12 @@ class WsmonApp(App[int]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(key_sections(self.key_help_groups(), self.get_key_display)))
 
+    def action_open_connection(self) -> None:
+        """Enter in the connections table (its binding): the cursor row's drill-down."""
+        conn_id = self.query_one(ConnectionsTable).cursor_row
+        if conn_id is not None:
+            self.push_screen(ConnectionScreen(conn_id, lambda: self.feed.state))
+
     def action_pause(self) -> None:
         self.feed.toggle_pause()
         self.refresh_from_state()
@@ -349,10 +355,6 @@ class WsmonApp(App[int]):
             self.query_one(ConnectionsTable).focus()
         elif self.screen.maximized is not None:
             self.screen.minimize()
-
-    @on(ConnectionsTable.RowOpened)
-    def _open_connection(self, message: ConnectionsTable.RowOpened) -> None:
-        self.push_screen(ConnectionScreen(message.conn_id, lambda: self.feed.state))
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

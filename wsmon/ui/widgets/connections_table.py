@@ -23,7 +23,6 @@ from rich.style import Style
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -149,19 +148,12 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("S", "reverse_sort", "Reverse sort", show=False, tooltip="reverse the order"),
         Binding(
             "enter",
-            "open_row",
+            "app.open_connection",
             "Open",
             show=False,
             tooltip="open the cursor row's connection: summary, timeline",
         ),
     ]
-
-    class RowOpened(Message):
-        """Enter on a row: the app opens that connection's screen (it holds the feed the screen reads)."""
-
-        def __init__(self, conn_id: str) -> None:
-            super().__init__()
-            self.conn_id = conn_id
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "connections-table--summary",
@@ -266,11 +258,6 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         return f"{COLUMNS[sort.column].title} {DESCENDING if sort.descending != self._reverse else ASCENDING}"
 
     # --- keys ------------------------------------------------------------------------------------
-
-    def action_open_row(self) -> None:
-        conn_id = self.cursor_row
-        if conn_id is not None:
-            self.post_message(self.RowOpened(conn_id))
 
     def action_cursor(self, delta: int) -> None:
         self.move_cursor(self._cursor + delta)
