@@ -81,7 +81,7 @@ def test_bounded_per_connection_and_forgotten_with_the_connection() -> None:
         for i in range(1, 3 * timeline.MAX_TIMELINE_ENTRIES)
     ]
     state = fold(events)
-    assert len(state.timelines["c0"]) <= 2 * timeline.MAX_TIMELINE_ENTRIES
+    assert len(state.timelines["c0"]) <= timeline.MAX_TIMELINE_ENTRIES * 5 // 4
     assert state.timelines["c0"][-1].data["message_id"] == f"m{3 * timeline.MAX_TIMELINE_ENTRIES - 1}"
     closes: list[ev.Event] = []
     for i in range(2 * MAX_CLOSED_KEPT + 1):
@@ -109,3 +109,18 @@ def test_json_lines_and_summary() -> None:
     summary = timeline.summary(state, "c1")
     assert "4000 Application-defined" in summary and "bye 4000" in summary and "server" in summary
     assert "handshake   12.5 ms" in summary and "in          3 msgs, 60 B" in summary
+
+
+def test_many_connections_keep_fewer_entries_each_within_the_budget() -> None:
+    assert timeline.entries_cap(1) == timeline.MAX_TIMELINE_ENTRIES
+    assert timeline.entries_cap(10_000) == timeline.TIMELINE_BUDGET // 10_000
+    assert timeline.entries_cap(10**7) == timeline.MIN_TIMELINE_ENTRIES
+    conns = 4 * timeline.TIMELINE_BUDGET // timeline.MAX_TIMELINE_ENTRIES  # a cap of 50 each
+    events: list[ev.Event] = [ev.ConnectionOpened(**at(0.0), conn=f"c{i}") for i in range(conns)]
+    events += [
+        ev.DeliveryFailed(**at(1.0 + i), message_id=f"m{i}", conn="c0", reason="x")
+        for i in range(timeline.MAX_TIMELINE_ENTRIES)
+    ]
+    state = fold(events)
+    assert len(state.timelines["c0"]) <= 50 * 5 // 4
+    assert state.timelines["c0"][-1].data["message_id"] == f"m{timeline.MAX_TIMELINE_ENTRIES - 1}"

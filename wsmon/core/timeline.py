@@ -1,9 +1,10 @@
 """A connection's story: the events about it, in order, for the drill-down screen and its export.
 
 Part of the reducer (pure, no I/O): the reducer's connection handlers call ``note`` with what they just
-folded. Bounded twice over: at most MAX_TIMELINE_ENTRIES entries a connection (the newest), and only for
-the connections State keeps — when the reducer forgets a closed connection, ``forget`` drops its
-timeline too. An entry keeps its facts as data, not text, so the per-event cost is one small Struct;
+folded. Bounded three times over: at most MAX_TIMELINE_ENTRIES entries a connection (the newest); fewer
+when many connections are kept, so that all timelines together stay near TIMELINE_BUDGET entries; and
+only for the connections State keeps — when the reducer forgets a closed connection, ``forget`` drops
+its timeline too. An entry keeps its facts as data, not text, so the per-event cost is one small Struct;
 ``describe`` writes the line a person reads.
 """
 
@@ -15,9 +16,14 @@ from wsmon.core.closecodes import close_code_label
 from wsmon.core.state import State, TimelineEntry
 from wsmon.core.wallclock import clock_of, iso_utc
 
-# The newest entries kept for each connection; the list is trimmed to this once it holds twice as many,
-# so trimming costs nothing per event on average.
+# The newest entries kept for each connection; a list is trimmed to its cap once it holds a quarter more,
+# so trimming is rare, and the cap is never exceeded by more than that quarter.
 MAX_TIMELINE_ENTRIES = 200
+# All connections' entries together (an entry is ~260 bytes: ~52 MB): with 10,000 connections kept, each
+# keeps its newest 20 (MIN_TIMELINE_ENTRIES), not 200 — memory and keyframes do not grow with the
+# number of connections times 200.
+TIMELINE_BUDGET = 200_000
+MIN_TIMELINE_ENTRIES = 20
 # A connection's traffic is one entry per this many seconds, not one per Traffic event (the tap flushes
 # one a second per connection): a timeline of 200 seconds would say little, and keyframes carry every
 # timeline, so their size is what this window keeps down (bench/bench_pipeline.py, file B/event).
@@ -39,8 +45,15 @@ def note(state: State, conn_id: str, wall: float, kind: str, data: dict[str, Val
     if entries is None:
         entries = state.timelines[conn_id] = []
     entries.append(TimelineEntry(wall, kind, data))
-    if len(entries) > 2 * MAX_TIMELINE_ENTRIES:
-        del entries[:-MAX_TIMELINE_ENTRIES]
+    if len(entries) > MIN_TIMELINE_ENTRIES:
+        cap = entries_cap(len(state.connections))
+        if len(entries) > cap + cap // 4:
+            del entries[:-cap]
+
+
+def entries_cap(kept_connections: int) -> int:
+    """How many entries each connection keeps, with this many connections kept."""
+    return min(MAX_TIMELINE_ENTRIES, max(MIN_TIMELINE_ENTRIES, TIMELINE_BUDGET // max(kept_connections, 1)))
 
 
 def traffic(
@@ -163,6 +176,7 @@ def json_lines(state: State, conn_id: str) -> bytes:
 __all__ = [
     "MAX_TIMELINE_ENTRIES",
     "describe",
+    "entries_cap",
     "forget",
     "json_lines",
     "log_line_conns",
