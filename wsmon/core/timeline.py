@@ -29,7 +29,8 @@ MIN_TIMELINE_ENTRIES = 20
 # timeline, so their size is what this window keeps down (bench/bench_pipeline.py, file B/event).
 TRAFFIC_WINDOW_S = 60.0
 # A log line's field names that carry a connection's id (normalised: lower case, no '_' or '-'): a log
-# line is about a connection when one of these holds an id State tracks.
+# line is about a connection when one of these holds an id State tracks. The names the log parser reads
+# a connection's id from (sources.logs.vocabulary.CONN_NAMES), repeated: the core imports no source.
 _CONN_FIELD_NAMES = frozenset(
     {
         "conn", "connid", "connectionid", "connection", "socketid", "socket", "clientid", "client", "sid",
