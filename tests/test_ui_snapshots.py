@@ -87,3 +87,16 @@ def test_the_main_screen_paused_with_its_help(snap_compare: Any) -> None:
     feed.apply(*troubled_session())
     app = WsmonApp(feed)
     assert snap_compare(app, terminal_size=SIZE, run_before=before(app), press=["space", "question_mark"])
+
+
+def test_the_drill_down_of_an_abnormally_closed_connection(snap_compare: Any) -> None:
+    feed = ReducerFeed()
+    feed.apply(*troubled_session())
+    app = WsmonApp(feed)
+
+    async def open_c1(pilot: Pilot[Any]) -> None:
+        await settle(app, pilot)
+        await pilot.press("G", "k", "enter")  # c2, c1, c0 are the closed rows, newest first: c1
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_c1)

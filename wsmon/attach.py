@@ -48,7 +48,6 @@ def build_sources(options: AttachOptions) -> list[Source]:
             spec.upstream,
             target=tap_names(options)[number - 1],
             interval=options.interval,
-            capture_payloads=options.capture_payloads,
             rules=options.delivery_rules,
             delivery_timeout_s=options.delivery_timeout,
             # The tap fronts the server whose log wsmon reads: the tap's rows own the counts.

@@ -72,9 +72,6 @@ class AttachOptions(msgspec.Struct, kw_only=True):
     feeds: Annotated[list[FeedSpec], _targets(
         "Events published by the server: redis://host/db#channel, …#stream:KEY, postgresql://…#channel.",
         feed_specs, flag="--feed", click={"multiple": True, "metavar": "SPEC"})] = []
-    capture_payloads: Annotated[bool, Option(
-        "attach", "Keep message payloads (redacted).", v.boolean,
-        click={"is_flag": True, "default": None})] = False
     redis: Annotated[str | None, _targets(
         "Redis URL, e.g. redis://127.0.0.1:6379/0 (or REDIS_URL).",
         v.urls("redis", "rediss", "unix"), env="REDIS_URL")] = None

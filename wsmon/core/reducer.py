@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar, cast
 
 from wsmon.core import events as ev
-from wsmon.core import witnesses
+from wsmon.core import story, witnesses
 from wsmon.core.percentiles import Distribution
 from wsmon.core.state import (
     MAX_CLOSED_KEPT,
@@ -213,6 +213,7 @@ def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
     conn.path = e.path or conn.path
     conn.source = e.source or conn.source
     conn.updated_seq = state.seq
+    story.note(state, e.conn, e.wall, "connecting", {"peer": e.peer})
 
 
 def _opened(state: State, e: ev.ConnectionOpened) -> None:
@@ -239,6 +240,9 @@ def _opened(state: State, e: ev.ConnectionOpened) -> None:
     conn.opened_mono = e.mono
     conn.handshake_ms = e.handshake_ms
     conn.updated_seq = state.seq
+    story.note(
+        state, e.conn, e.wall, "open", {"peer": e.peer, "path": e.path, "handshake_ms": e.handshake_ms}
+    )
 
 
 def _closing(state: State, e: ev.ConnectionClosing) -> None:
@@ -247,6 +251,7 @@ def _closing(state: State, e: ev.ConnectionClosing) -> None:
         conn.state = _CLOSING
         conn.closed_by = e.by
         conn.updated_seq = state.seq
+        story.note(state, e.conn, e.wall, "closing", {"by": e.by})
 
 
 def _closed(state: State, e: ev.ConnectionClosed) -> None:
@@ -266,6 +271,9 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
     conn.closed_by = e.closed_by
     conn.source = conn.source or e.source
     conn.updated_seq = state.seq
+    story.note(
+        state, e.conn, e.wall, "close", {"code": e.code, "reason": e.reason, "closed_by": e.closed_by}
+    )
     if conn.counted:
         codes = state.close_codes
         codes[e.code] = codes.get(e.code, 0) + 1
@@ -287,6 +295,7 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
             old = conns.get(conn_id)
             if old is not None and old.state == _CLOSED:
                 del conns[conn_id]
+                story.forget(state, conn_id)
 
 
 def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
@@ -306,6 +315,7 @@ def _traffic(state: State, e: ev.Traffic) -> None:
         conn.bytes_in += e.bytes_in
         conn.bytes_out += e.bytes_out
         conn.updated_seq = state.seq
+        story.traffic(state, e.conn, e.wall, e.msgs_in, e.msgs_out, e.bytes_in, e.bytes_out)
     if e.own or (conn is not None and not conn.counted):
         return
     state.msgs_in += e.msgs_in
@@ -361,6 +371,10 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
     reasons[reason] = reasons.get(reason, 0) + 1
     failures = state.failures
     failures.append(DeliveryFailure(e.mono, e.wall, e.message_id, e.conn, reason, e.source))
+    if e.conn in state.connections:
+        story.note(
+            state, e.conn, e.wall, "delivery_failed", {"message_id": e.message_id, "reason": reason}
+        )
     if len(failures) > 2 * MAX_FAILURES_KEPT:
         del failures[:-MAX_FAILURES_KEPT]
 
@@ -449,6 +463,11 @@ def _log(state: State, e: ev.LogLine) -> None:
     counts[e.level] = counts.get(e.level, 0) + 1
     logs = state.logs
     logs.append(LogEntry(e.mono, e.level, e.text, e.source, e.fields))
+    if e.fields:
+        for conn_id in story.log_line_conns(state, e.fields):
+            story.note(
+                state, conn_id, e.wall, "log", {"level": e.level, "text": e.text, "source": e.source}
+            )
     if len(logs) > 2 * MAX_LOG_LINES:
         del logs[:-MAX_LOG_LINES]
 

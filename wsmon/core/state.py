@@ -145,6 +145,14 @@ class LogEntry(msgspec.Struct, gc=False):
     fields: dict[str, str] = {}  # the line's structured fields (LogLine.fields): ids, the error text
 
 
+class TimelineEntry(msgspec.Struct, gc=False):
+    """One event of a connection's story (core.story): what happened, and its facts."""
+
+    wall: float
+    kind: str  # connecting, open, traffic, delivery_failed, log, closing, close
+    data: dict[str, str | int | float | None] = {}
+
+
 class MarkerEntry(msgspec.Struct, gc=False):
     mono: float
     wall: float
@@ -220,6 +228,8 @@ class State(msgspec.Struct, gc=False):
     log_closes: dict[int, list[tuple[float, str]]] = {}
     delivery_refs: dict[str, bool] = {}  # recent message ids whose delivery or failure is counted
     connect_fail_kinds: dict[str, int] = {}
+    # Each kept connection's recent events (core.story, bounded there): the drill-down's story.
+    timelines: dict[str, list[TimelineEntry]] = {}
 
     delivered: int = 0
     delivery_failed: int = 0

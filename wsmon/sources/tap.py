@@ -77,7 +77,6 @@ class TapSource(Source):
         interval: float = 1.0,
         ssl_context: ssl.SSLContext | None = None,
         rules: DeliveryRules | None = None,
-        capture_payloads: bool = False,
         delivery_timeout_s: float = 5.0,
         covers: Sequence[str] = (),
         starting: bool = False,
@@ -100,8 +99,6 @@ class TapSource(Source):
         self.ssl_context = ssl_context if secure else None
         self.rules = rules if rules is not None else DeliveryRules()
         self.matcher = DeliveryMatcher(self.rules, timeout_s=delivery_timeout_s)
-        # Payload capture (with redaction) is planned; until then no payload ever leaves the parser.
-        self.capture_payloads = capture_payloads
         self.listening = asyncio.Event()
         self._emit: Emit = _drop
         self._conn_ids = itertools.count(1)

@@ -23,6 +23,7 @@ from textual.worker import Worker
 from wsmon.core.limits import BREACH
 from wsmon.core.sanitize import visible
 from wsmon.core.state import State
+from wsmon.ui.connection_screen import ConnectionScreen
 from wsmon.ui.feed import Feed, ReplayControls
 from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
@@ -353,6 +354,12 @@ class WsmonApp(App[int]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(key_sections(self.key_help_groups(), self.get_key_display)))
+
+    def action_open_connection(self) -> None:
+        """Enter in the connections table (its binding): the cursor row's drill-down."""
+        conn_id = self.query_one(ConnectionsTable).cursor_row
+        if conn_id is not None:
+            self.push_screen(ConnectionScreen(conn_id, lambda: self.feed.state))
 
     def action_pause(self) -> None:
         self.feed.toggle_pause()

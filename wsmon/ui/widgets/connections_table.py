@@ -146,6 +146,13 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         Binding("G,end", "bottom", "Bottom", show=False, tooltip="the last row"),
         Binding("s", "sort", "Sort", tooltip="sort by the next column (id … closed by, then the default)"),
         Binding("S", "reverse_sort", "Reverse sort", show=False, tooltip="reverse the order"),
+        Binding(
+            "enter",
+            "app.open_connection",
+            "Open",
+            show=False,
+            tooltip="open the cursor row's connection: summary, timeline",
+        ),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {

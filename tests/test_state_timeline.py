@@ -1,0 +1,126 @@
+"""A connection's timeline (core.story), folded by the reducer: bounded, log lines matched, closes."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import T0, at
+
+from wsmon.core import events as ev
+from wsmon.core import story
+from wsmon.core.reducer import fold
+from wsmon.core.state import MAX_CLOSED_KEPT, State, decode_state, encode_state
+
+
+def _kinds(state: State, conn: str) -> list[str]:
+    return [entry.kind for entry in state.timelines.get(conn, [])]
+
+
+STORY: list[ev.Event] = [
+    ev.ConnectionOpened(
+        **at(1.0), conn="c1", peer="10.0.0.1:5000", path="/ws", handshake_ms=12.5, source="tap"
+    ),
+    ev.Traffic(**at(2.0), conn="c1", msgs_in=2, bytes_in=40, msgs_out=1, bytes_out=10),
+    ev.Traffic(**at(3.0), conn="c1", msgs_in=1, bytes_in=20),
+    ev.DeliveryFailed(**at(4.0), message_id="m-7", conn="c1", reason="recipient gone"),
+    ev.LogLine(**at(5.0), level="error", text="write failed for c1", source="app", fields={"conn_id": "c1"}),
+    ev.LogLine(**at(5.5), level="info", text="unrelated", source="app", fields={"user": "c1"}),
+    ev.ConnectionClosed(**at(6.0), conn="c1", code=4000, reason="bye 4000", closed_by="server", source="tap"),
+]
+
+
+def test_a_connections_story_in_order_with_facts() -> None:
+    state = fold(STORY)
+    assert _kinds(state, "c1") == ["open", "traffic", "delivery_failed", "log", "close"]
+    entries = state.timelines["c1"]
+    assert entries[0].wall == T0 + 1.0 and entries[0].data["handshake_ms"] == 12.5
+    # Traffic within a minute is one entry: the sums of its events.
+    assert entries[1].data["msgs_in"] == 3 and entries[1].data["bytes_in"] == 60
+    assert entries[1].data["until"] == T0 + 3.0
+    assert entries[2].data == {"message_id": "m-7", "reason": "recipient gone"}
+    assert entries[3].data["text"] == "write failed for c1"  # "user": "c1" is not a connection field
+    assert entries[4].data == {"code": 4000, "reason": "bye 4000", "closed_by": "server"}
+    lines = [story.describe(entry) for entry in entries]
+    assert lines[0] == "opened from 10.0.0.1:5000 /ws, handshake 12.5 ms"
+    assert lines[2] == "delivery of m-7 failed: recipient gone"
+    assert lines[4] == 'closed 4000 "bye 4000" by server'
+
+
+def test_traffic_after_a_minute_or_another_event_starts_a_new_entry() -> None:
+    state = fold(
+        [
+            ev.ConnectionOpened(**at(0.0), conn="c1"),
+            ev.Traffic(**at(1.0), conn="c1", msgs_in=1),
+            ev.Traffic(**at(70.0), conn="c1", msgs_in=1),
+            ev.DeliveryFailed(**at(71.0), message_id="m", conn="c1", reason="timeout"),
+            ev.Traffic(**at(72.0), conn="c1", msgs_in=1),
+        ]
+    )
+    assert _kinds(state, "c1") == ["open", "traffic", "traffic", "delivery_failed", "traffic"]
+
+
+def test_a_log_line_about_the_servers_view_joins_the_tapped_rows_timeline() -> None:
+    state = fold(
+        [
+            ev.TargetAdded(**at(0.0), target="tap", kind="tap", covers=["app"]),
+            ev.ConnectionOpened(
+                **at(1.0), conn="t1", peer="10.0.0.9:1", source="tap", local="127.0.0.1:7001"
+            ),
+            ev.ConnectionOpened(**at(1.1), conn="s-1", peer="127.0.0.1:7001", source="app"),
+            ev.LogLine(**at(2.0), level="warn", text="slow consumer", source="app", fields={"conn": "s-1"}),
+        ]
+    )
+    assert state.connections["s-1"].mirror_of == "t1"
+    assert _kinds(state, "t1")[-1] == "log" and _kinds(state, "s-1")[-1] == "log"
+
+
+def test_bounded_per_connection_and_forgotten_with_the_connection() -> None:
+    events: list[ev.Event] = [ev.ConnectionOpened(**at(0.0), conn="c0")]
+    events += [
+        ev.DeliveryFailed(**at(float(i)), message_id=f"m{i}", conn="c0", reason="x")
+        for i in range(1, 3 * story.MAX_TIMELINE_ENTRIES)
+    ]
+    state = fold(events)
+    assert len(state.timelines["c0"]) <= story.MAX_TIMELINE_ENTRIES * 5 // 4
+    assert state.timelines["c0"][-1].data["message_id"] == f"m{3 * story.MAX_TIMELINE_ENTRIES - 1}"
+    closes: list[ev.Event] = []
+    for i in range(2 * MAX_CLOSED_KEPT + 1):
+        closes += [
+            ev.ConnectionOpened(**at(1000.0 + i), conn=f"x{i}"),
+            ev.ConnectionClosed(**at(1000.5 + i), conn=f"x{i}", code=1000),
+        ]
+    fold(closes, state)
+    assert set(state.timelines) <= set(state.connections)
+    assert "x0" not in state.timelines and f"x{2 * MAX_CLOSED_KEPT}" in state.timelines
+
+
+def test_the_timeline_survives_a_keyframe_and_old_keyframes_read() -> None:
+    state = fold(STORY)
+    assert decode_state(encode_state(state)).timelines == state.timelines
+    assert decode_state(encode_state(State())).timelines == {}
+
+
+def test_json_lines_and_summary() -> None:
+    state = fold(STORY)
+    lines = [json.loads(line) for line in story.json_lines(state, "c1").decode().splitlines()]
+    assert [line["kind"] for line in lines] == _kinds(state, "c1")
+    assert lines[0]["time"] == "2025-06-15T15:06:41.000Z" and lines[0]["conn"] == "c1"
+    assert lines[-1]["reason"] == "bye 4000"
+    summary = story.summary(state, "c1")
+    assert "4000 Application-defined" in summary and "bye 4000" in summary and "server" in summary
+    assert "handshake   12.5 ms" in summary and "in          3 msgs, 60 B" in summary
+
+
+def test_many_connections_keep_fewer_entries_each_within_the_budget() -> None:
+    assert story.entries_cap(1) == story.MAX_TIMELINE_ENTRIES
+    assert story.entries_cap(10_000) == story.TIMELINE_BUDGET // 10_000
+    assert story.entries_cap(10**7) == story.MIN_TIMELINE_ENTRIES
+    conns = 4 * story.TIMELINE_BUDGET // story.MAX_TIMELINE_ENTRIES  # a cap of 50 each
+    events: list[ev.Event] = [ev.ConnectionOpened(**at(0.0), conn=f"c{i}") for i in range(conns)]
+    events += [
+        ev.DeliveryFailed(**at(1.0 + i), message_id=f"m{i}", conn="c0", reason="x")
+        for i in range(story.MAX_TIMELINE_ENTRIES)
+    ]
+    state = fold(events)
+    assert len(state.timelines["c0"]) <= 50 * 5 // 4
+    assert state.timelines["c0"][-1].data["message_id"] == f"m{story.MAX_TIMELINE_ENTRIES - 1}"

@@ -1,0 +1,187 @@
+"""A connection's story: the events about it, in order, for the drill-down screen and its export.
+
+Part of the reducer (pure, no I/O): the reducer's connection handlers call ``note`` with what they just
+folded. Bounded three times over: at most MAX_TIMELINE_ENTRIES entries a connection (the newest); fewer
+when many connections are kept, so that all timelines together stay near TIMELINE_BUDGET entries; and
+only for the connections State keeps — when the reducer forgets a closed connection, ``forget`` drops
+its timeline too. An entry keeps its facts as data, not text, so the per-event cost is one small Struct;
+``describe`` writes the line a person reads.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from wsmon.core.closecodes import close_code_label
+from wsmon.core.state import State, TimelineEntry
+from wsmon.core.wallclock import clock_of, iso_utc
+
+# The newest entries kept for each connection; a list is trimmed to its cap once it holds a quarter more,
+# so trimming is rare, and the cap is never exceeded by more than that quarter.
+MAX_TIMELINE_ENTRIES = 200
+# All connections' entries together (an entry is ~260 bytes: ~52 MB): with 10,000 connections kept, each
+# keeps its newest 20 (MIN_TIMELINE_ENTRIES), not 200 — memory and keyframes do not grow with the
+# number of connections times 200.
+TIMELINE_BUDGET = 200_000
+MIN_TIMELINE_ENTRIES = 20
+# A connection's traffic is one entry per this many seconds, not one per Traffic event (the tap flushes
+# one a second per connection): a timeline of 200 seconds would say little, and keyframes carry every
+# timeline, so their size is what this window keeps down (bench/bench_pipeline.py, file B/event).
+TRAFFIC_WINDOW_S = 60.0
+# A log line's field names that carry a connection's id (normalised: lower case, no '_' or '-'): a log
+# line is about a connection when one of these holds an id State tracks. The names the log parser reads
+# a connection's id from (sources.logs.vocabulary.CONN_NAMES), repeated: the core imports no source.
+_CONN_FIELD_NAMES = frozenset(
+    {
+        "conn", "connid", "connectionid", "connection", "socketid", "socket", "clientid", "client", "sid",
+        "wsid", "websocketid", "connectionkey", "clientkey", "peerid",
+    }
+)  # fmt: skip
+
+Value = str | int | float | None
+
+
+def note(state: State, conn_id: str, wall: float, kind: str, data: dict[str, Value]) -> None:
+    entries = state.timelines.get(conn_id)
+    if entries is None:
+        entries = state.timelines[conn_id] = []
+    entries.append(TimelineEntry(wall, kind, data))
+    if len(entries) > MIN_TIMELINE_ENTRIES:
+        cap = entries_cap(len(state.connections))
+        if len(entries) > cap + cap // 4:
+            del entries[:-cap]
+
+
+def entries_cap(kept_connections: int) -> int:
+    """How many entries each connection keeps, with this many connections kept."""
+    return min(MAX_TIMELINE_ENTRIES, max(MIN_TIMELINE_ENTRIES, TIMELINE_BUDGET // max(kept_connections, 1)))
+
+
+def traffic(
+    state: State, conn_id: str, wall: float, msgs_in: int, msgs_out: int, bytes_in: int, bytes_out: int
+) -> None:
+    """Added to the connection's last traffic entry while that is the newest entry and younger than
+    TRAFFIC_WINDOW_S; ``until`` is the wall time of the last Traffic event folded into it."""
+    entries = state.timelines.get(conn_id)
+    if entries:
+        last = entries[-1]
+        if last.kind == "traffic" and wall - last.wall < TRAFFIC_WINDOW_S:
+            d = last.data
+            d["msgs_in"] = _int(d.get("msgs_in")) + msgs_in
+            d["msgs_out"] = _int(d.get("msgs_out")) + msgs_out
+            d["bytes_in"] = _int(d.get("bytes_in")) + bytes_in
+            d["bytes_out"] = _int(d.get("bytes_out")) + bytes_out
+            d["until"] = wall
+            return
+    data: dict[str, Value] = {
+        "msgs_in": msgs_in,
+        "msgs_out": msgs_out,
+        "bytes_in": bytes_in,
+        "bytes_out": bytes_out,
+        "until": wall,
+    }
+    note(state, conn_id, wall, "traffic", data)
+
+
+def _int(value: Value) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def forget(state: State, conn_id: str) -> None:
+    state.timelines.pop(conn_id, None)
+
+
+def log_line_conns(state: State, fields: dict[str, str]) -> list[str]:
+    """The tracked connections a log line names in its fields, and the tap or probe row each is the
+    server's view of (the row a person opens)."""
+    out: list[str] = []
+    conns = state.connections
+    for key, value in fields.items():
+        conn = conns.get(value)
+        if conn is None or key.replace("_", "").replace("-", "").lower() not in _CONN_FIELD_NAMES:
+            continue
+        for conn_id in (conn.id, conn.mirror_of):
+            if conn_id and conn_id not in out:
+                out.append(conn_id)
+    return out
+
+
+def describe(entry: TimelineEntry) -> str:
+    """One line of the timeline, as a person reads it (wire and log text not yet made visible)."""
+    d = entry.data
+    kind = entry.kind
+    if kind == "connecting":
+        return f"connecting from {d.get('peer') or '?'}"
+    if kind == "open":
+        ms = d.get("handshake_ms")
+        handshake = f", handshake {ms:.1f} ms" if isinstance(ms, float | int) else ""
+        return f"opened from {d.get('peer') or '?'} {d.get('path') or ''}".rstrip() + handshake
+    if kind == "traffic":
+        parts = []
+        if d.get("msgs_in"):
+            parts.append(f"in {d['msgs_in']} msgs {d.get('bytes_in', 0)} B")
+        if d.get("msgs_out"):
+            parts.append(f"out {d['msgs_out']} msgs {d.get('bytes_out', 0)} B")
+        until = d.get("until")
+        span = f" over {until - entry.wall:.0f} s" if isinstance(until, float) and until > entry.wall else ""
+        return "traffic " + (", ".join(parts) or "none") + span
+    if kind == "delivery_failed":
+        return f"delivery of {d.get('message_id') or '?'} failed: {d.get('reason')}"
+    if kind == "log":
+        return f"log {d.get('level')}: {d.get('text')}"
+    if kind == "closing":
+        return f"closing, started by {d.get('by')}"
+    if kind == "close":
+        reason = f' "{d["reason"]}"' if d.get("reason") else ""
+        return f"closed {d.get('code')}{reason} by {d.get('closed_by')}"
+    return f"{kind} {msgspec.json.encode(d).decode()}"
+
+
+def summary(state: State, conn_id: str) -> str:
+    """The connection's facts, one per line, as `c` copies them (wire text not yet made visible)."""
+    conn = state.connections.get(conn_id)
+    if conn is None:
+        return f"connection {conn_id}: no longer kept"
+    to_iso = clock_of(state)
+    handshake = "—" if conn.handshake_ms is None else f"{conn.handshake_ms:.1f} ms"
+    lines = [
+        f"connection {conn.id}",
+        f"peer        {conn.peer or '—'} {conn.path}".rstrip(),
+        f"state       {conn.state.value}" + (" (wsmon's own probe)" if conn.own else ""),
+        f"opened at   {to_iso(conn.opened_mono) or '—'}",
+        f"handshake   {handshake}",
+        f"in          {conn.msgs_in} msgs, {conn.bytes_in} B",
+        f"out         {conn.msgs_out} msgs, {conn.bytes_out} B",
+    ]
+    if conn.state == "CLOSED":
+        lines += [
+            f"closed at   {to_iso(conn.closed_mono) or '—'}",
+            f"close       {close_code_label(conn.close_code)}",
+            f"reason      {conn.close_reason or '—'}",
+            f"closed by   {conn.closed_by or '—'}",
+        ]
+    if conn.server_conn:
+        lines.append(f"server id   {conn.server_conn}")
+    return "\n".join(lines)
+
+
+def json_lines(state: State, conn_id: str) -> bytes:
+    """The connection's timeline as JSON Lines: one object an event, with its UTC time (`e` exports)."""
+    out = []
+    for entry in state.timelines.get(conn_id, ()):
+        record = {"conn": conn_id, "time": iso_utc(entry.wall), "wall": entry.wall, "kind": entry.kind}
+        out.append(msgspec.json.encode(record | entry.data))
+    return b"".join(line + b"\n" for line in out)
+
+
+__all__ = [
+    "MAX_TIMELINE_ENTRIES",
+    "describe",
+    "entries_cap",
+    "forget",
+    "json_lines",
+    "log_line_conns",
+    "note",
+    "summary",
+    "traffic",
+]

@@ -1,0 +1,134 @@
+"""The drill-down: Enter on a connections-table row opens this screen with that connection's story.
+
+Its summary (core.story.summary) and its timeline (State.timelines, the newest entries the reducer
+keeps), each entry with its UTC wall-clock time. It reads the same State as the dashboard, so it follows
+a live session and a replay alike. `c` copies the summary (OSC 52) and also writes it to
+``$XDG_STATE_HOME/wsmon/copied.txt`` (default ``~/.local/state/wsmon/``), because a terminal that ignores
+OSC 52 says nothing; `e` writes the timeline as JSON Lines to ``wsmon-<conn>.jsonl`` in the current
+directory, never over an existing file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from wsmon.core import story
+from wsmon.core.sanitize import visible
+from wsmon.core.state import State
+
+COPIED_FILE = "copied.txt"
+# A connection id in a file name: anything but these becomes '_', so an id from the wire names no path.
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def state_dir() -> Path:
+    """Where wsmon keeps what a user may want back later (XDG base directory spec)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "wsmon"
+
+
+def export_path(conn_id: str, directory: Path) -> Path:
+    """``wsmon-<conn>.jsonl``, or ``wsmon-<conn>-2.jsonl`` … when that exists."""
+    stem = f"wsmon-{_UNSAFE_IN_NAME.sub('_', conn_id)[:80]}"
+    path = directory / f"{stem}.jsonl"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"{stem}-{n}.jsonl"
+    return path
+
+
+def _clock(wall: float) -> str:
+    return datetime.fromtimestamp(wall, tz=UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
+
+
+class ConnectionScreen(Screen[None]):
+    """One connection's summary and timeline; Esc returns to the dashboard."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back", tooltip="return to the dashboard"),
+        Binding("c", "copy", "Copy summary", tooltip="copy the summary (OSC 52; also written to a file)"),
+        Binding("e", "export", "Export", tooltip="write this connection's events as JSON Lines"),
+    ]
+
+    DEFAULT_CSS = """
+    ConnectionScreen {
+        & #conn-summary { border: round $primary-darken-1; height: auto; padding: 0 1; }
+        & #conn-timeline-box { border: round $primary-darken-1; height: 1fr; }
+        & #conn-timeline { padding: 0 1; }
+    }
+    """
+
+    def __init__(self, conn_id: str, state: Callable[[], State]) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+        self._state = state
+        self._shown_seq = -1
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="conn-summary", markup=False)
+        with VerticalScroll(id="conn-timeline-box"):
+            yield Static(id="conn-timeline", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#conn-summary").border_title = f"Connection {visible(self.conn_id)}"
+        self.query_one("#conn-timeline-box").border_title = "Timeline (UTC)"
+        self.refresh_from_state()
+        self.set_interval(0.5, self.refresh_from_state)
+
+    @property
+    def summary_text(self) -> str:
+        return visible(story.summary(self._state(), self.conn_id), keep_newlines=True)
+
+    @property
+    def timeline_text(self) -> str:
+        entries = self._state().timelines.get(self.conn_id, [])
+        if not entries:
+            return "no events kept for this connection"
+        return "\n".join(f"{_clock(entry.wall)}  {visible(story.describe(entry))}" for entry in entries)
+
+    def refresh_from_state(self) -> None:
+        state = self._state()
+        if state.seq == self._shown_seq:
+            return
+        self._shown_seq = state.seq
+        self.query_one("#conn-summary", Static).update(self.summary_text)
+        self.query_one("#conn-timeline", Static).update(self.timeline_text)
+
+    def action_copy(self) -> None:
+        text = story.summary(self._state(), self.conn_id)
+        self.app.copy_to_clipboard(text)
+        path = state_dir() / COPIED_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.notify(visible(f"copied (OSC 52); could not also write {path}: {exc}"), markup=False)
+            return
+        self.notify(visible(f"copied (OSC 52); also in {path}"), timeout=4, markup=False)
+
+    def action_export(self) -> None:
+        path = export_path(self.conn_id, Path.cwd())
+        try:
+            # 'x': never over a file that appeared since export_path looked.
+            with path.open("xb") as out:
+                out.write(story.json_lines(self._state(), self.conn_id))
+        except OSError as exc:
+            self.notify(visible(f"export failed: {exc}"), severity="error", timeout=6, markup=False)
+            return
+        self.notify(visible(f"exported to {path}"), timeout=4, markup=False)
+
+
+__all__ = ["ConnectionScreen", "export_path", "state_dir"]
