@@ -32,6 +32,7 @@ from wsmon.core.sanitize import visible
 from wsmon.core.state import Connection, ConnState, State
 from wsmon.ui.filtering import matches, parse_query
 from wsmon.ui.format import coarse_age, count
+from wsmon.ui.widgets.row_order import DefaultOrder
 
 
 class Column(NamedTuple):
@@ -78,14 +79,6 @@ def row_seconds(conn: Connection, now: float) -> float:
         return -1.0
     end = conn.closed_mono if conn.state == ConnState.CLOSED and conn.closed_mono is not None else now
     return end - conn.opened_mono
-
-
-def _order_key(conn: Connection) -> tuple[int, float, str]:
-    # Open first, newest first; then closed, most recently closed first. Traffic does not move a row,
-    # so fifty busy connections do not reshuffle the screen four times a second.
-    if conn.state == ConnState.CLOSED:
-        return (1, -(conn.closed_mono or 0.0), conn.id)
-    return (0, -(conn.opened_mono if conn.opened_mono is not None else float("inf")), conn.id)
 
 
 _STATE_ORDER = {state: n for n, state in enumerate(ConnState)}
@@ -191,6 +184,7 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         super().__init__(id=id, classes=classes)
         self._state: State | None = None
         self._rows: list[Connection] = []
+        self._default_order = DefaultOrder()
         self._rows_stamp: tuple[object, ...] | None = None
         self._last_view: tuple[object, ...] | None = None
         self._now = 0.0
@@ -225,15 +219,21 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._rows_stamp = stamp
             self._rows = self._ordered_rows(state)
             self._summary = self._summary_text(state)
-            # A new virtual size relayouts the whole screen, and rows come and go every second; growing
-            # in steps of VIRTUAL_STEP rows (the tail below the last row is blank) relayouts rarely.
-            rows = len(self._rows) + FIXED_LINES
-            height = -(-rows // VIRTUAL_STEP) * VIRTUAL_STEP
-            if self.virtual_size.height != height:
-                self.virtual_size = Size(TABLE_WIDTH, height)
+            self._fit_virtual_height(len(self._rows) + FIXED_LINES)
         if self._fixed_strips.get(0, ("",))[0] != self._summary:
             self.refresh(Region(0, 0, max(self.size.width, 1), 1))
         self._refresh_changed_lines()
+
+    def _fit_virtual_height(self, rows: int) -> None:
+        # A new virtual size relayouts the whole screen (~30 ms with 10,000 rows), and rows come and go
+        # every second. The height keeps slack (the tail below the last row is blank, and scrolling
+        # stops at the last row, see max_scroll_y) proportional to the rows, and changes only when the
+        # rows outgrow it or leave twice the slack unused: 100 new rows a second relayout once in ~7 s.
+        slack = max(VIRTUAL_STEP, rows // 16)
+        if rows <= self.virtual_size.height <= rows + 2 * slack:
+            return
+        height = -(-(rows + slack) // VIRTUAL_STEP) * VIRTUAL_STEP
+        self.virtual_size = Size(TABLE_WIDTH, height)
 
     @property
     def row_ids(self) -> list[str]:
@@ -326,10 +326,9 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _ordered_rows(self, state: State) -> list[Connection]:
         query = self._query
-        # A tapped connection is also in the server's log: show it once, as the tap saw it on the wire.
-        conns = [conn for conn in state.connections.values() if not conn.mirror_of]
+        # A tapped connection is also in the server's log: DefaultOrder shows it once, as the tap saw it.
+        conns = self._default_order.rows(state)
         rows = [conn for conn in conns if matches(conn, query)] if query else conns
-        rows.sort(key=_order_key)
         sort = self._sort
         if sort is not None:
             now = self._now
@@ -351,9 +350,7 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._cursor = min(self._cursor, max(len(rows) - 1, 0))
 
     def _summary_text(self, state: State) -> str:
-        closed = sum(
-            1 for conn in state.connections.values() if conn.state == ConnState.CLOSED and not conn.mirror_of
-        )
+        closed = self._default_order.closed
         text = f"{count(state.open_count)} open · peak {count(state.peak_open)} · {count(closed)} closed kept"
         if self._sort is not None or self._reverse:
             text += f" · sorted by {self.sort_title}"
