@@ -55,7 +55,7 @@ def paused_app(recording: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Replay
 def test_the_bar_s_parts() -> None:
     assert utc_clock(T0) == "15:06:40 UTC"
     assert span_label(1.0) == "1 s" and span_label(10.0) == "10 s" and span_label(60.0) == "1 min"
-    assert track(0.0, 5.0, 10.0, [10.0], 11) == "━━━━━●────◆"
+    assert track(0.0, 5.0, 10.0, [10.0], 11) == "━━━━━●────⚑"
     assert track(0.0, 0.0, 0.0, [], 3) == "━━●"  # a recording of one instant is all played
 
 
@@ -112,7 +112,7 @@ async def test_m_bookmarks_into_the_sidecar_the_palette_lists_it_and_b_jumps(
         saved = json.loads(sidecar_path(recording).read_text())
         assert saved["bookmarks"] == [{"seq": 4, "mono": 20.0, "wall": T0 + 20.0}]
         await pilot.pause()
-        assert "◆ 1" in app.query_one(ReplayBar).text
+        assert "⚑ 1" in app.query_one(ReplayBar).text
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert f"bookmark {AT_20S}" in titles and "Add bookmark (replay)" in titles
         await pilot.press("comma", "comma")

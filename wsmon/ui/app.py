@@ -137,7 +137,7 @@ class WsmonApp(App[int]):
             "m",
             "bookmark",
             "Bookmark",
-            tooltip="bookmark this moment, kept in FILE.bookmarks.json; ctrl+p lists them",
+            tooltip="this moment, kept beside the recording; ctrl+p lists them",
         ),
         Binding("b", "next_bookmark(1)", "Next bookmark", show=False, tooltip="jump to the next bookmark"),
         Binding(

@@ -1,5 +1,5 @@
 """The replay's time bar: the recording's start, where the replay is and its end (UTC wall-clock), how far
-along, the span ← / → step by, and the bookmarks (◆ on the bar).
+along, the span ← / → step by, and the bookmarks (⚑ on the bar).
 
 Shown only in a replay. The header keeps its percentage; this bar says *when*, which is what a reader
 compares with a report or a log ("when did the 1006s start?").
@@ -27,7 +27,7 @@ def span_label(seconds: float) -> str:
 
 
 def track(start: float, now: float, end: float, marks: list[float], cells: int) -> str:
-    """``cells`` of ━ (played) and ─ (to come), ● where the replay is, ◆ at each bookmark."""
+    """``cells`` of ━ (played) and ─ (to come), ● where the replay is, ⚑ at each bookmark."""
     length = end - start
 
     def cell(wall: float) -> int:
@@ -37,7 +37,7 @@ def track(start: float, now: float, end: float, marks: list[float], cells: int) 
     at = cell(now)
     line = ["━" if i < at else "─" for i in range(cells)]
     for mark in marks:
-        line[cell(mark)] = "◆"
+        line[cell(mark)] = "⚑"
     line[at] = "●"
     return "".join(line)
 
@@ -61,17 +61,20 @@ class ReplayBar(FittedPanel):
     def _build(
         self, walls: tuple[float, float, float] | None, span_s: float, bookmarks: list[float], width: int
     ) -> Content:
-        keys = Content(f"step {span_label(span_s)} ([ ])   ◆ {len(bookmarks)} (m, b/B)")
+        # The keys are in the footer and the help; an 80-column bar has room for the figures only.
+        keys = Content(f"step {span_label(span_s)}   ⚑ {len(bookmarks)}")
         if walls is None:
             return Content("empty recording   ") + keys
         start, now, end = walls
         ends = (Content(utc_clock(start)), Content(utc_clock(end)))
-        here = Content.styled(utc_clock(now), "bold")
-        fixed = sum(part.cell_length for part in ends) + here.cell_length + keys.cell_length + 4 * 3
+        here = Content.styled(f"now {utc_clock(now)}", "bold")
+        # The bar between the start and the end, a space either side; three between the groups.
+        fixed = sum(part.cell_length for part in ends) + 2 + here.cell_length + keys.cell_length + 2 * 3
         cells = width - fixed if width > 0 else 40
         if cells >= MIN_BAR:
-            bar = Content(track(start, now, end, bookmarks, cells))
-            return Content("   ").join([here, ends[0], bar, ends[1], keys]).rstrip()
+            line = Content(track(start, now, end, bookmarks, cells))
+            timeline = Content(" ").join([ends[0], line, ends[1]])
+            return Content("   ").join([here, timeline, keys])
         # Narrow: the times and the span whole, the bar on a line of its own when it has room.
         lines = pack([here, Content(f"{utc_clock(start)} → {utc_clock(end)}"), keys], width, "   ")
         if width >= MIN_BAR:
