@@ -2,6 +2,10 @@
 
 It never does I/O and never reacts per event: a timer at ``refresh_hz`` reads ``feed.state``, and
 each widget compares what it would show with what it shows, repainting only what changed.
+
+Over 500 lines because the bindings, their actions and the palette's commands are kept side by side: help
+and ctrl+p are generated from them, and a key reads best next to what it does. The replay's actions
+(step, span, bookmarks, anomalies, seek, speed) are the block to move into a module of their own next.
 """
 
 from __future__ import annotations
