@@ -19,8 +19,9 @@ from wsmon.store import RecordingWriter, new_header
 from wsmon.store import bookmarks as sidecar
 from wsmon.store.bookmarks import Bookmark, load_bookmarks, save_bookmarks, sidecar_path
 from wsmon.ui.app import WsmonApp
+from wsmon.ui.format import wall_clock
 from wsmon.ui.widgets import ReplayBar
-from wsmon.ui.widgets.replay_bar import span_label, track, utc_clock
+from wsmon.ui.widgets.replay_bar import span_label, track
 
 EVENTS: list[ev.Event] = [
     ev.ConnectionOpened(**at(1.0), conn="c1", peer="10.0.0.1:1"),
@@ -31,7 +32,7 @@ EVENTS: list[ev.Event] = [
     ev.DeliveryFailed(**at(30.0), message_id="msg_9", reason="Connection not open"),
     ev.Marker(**at(40.0), text="the end"),
 ]
-AT_20S = utc_clock(T0 + 20.0)
+AT_20S = wall_clock(T0 + 20.0, utc=False)  # local time with its zone until z
 
 
 @pytest.fixture
@@ -53,7 +54,6 @@ def paused_app(recording: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Replay
 
 
 def test_the_bar_s_parts() -> None:
-    assert utc_clock(T0) == "15:06:40 UTC"
     assert span_label(1.0) == "1 s" and span_label(10.0) == "10 s" and span_label(60.0) == "1 min"
     assert track(0.0, 5.0, 10.0, [10.0], 11) == "━━━━━●────⚑"
     assert track(0.0, 0.0, 0.0, [], 3) == "━━●"  # a recording of one instant is all played
@@ -65,7 +65,11 @@ async def test_left_and_right_step_by_the_span_and_brackets_change_it(
     feed, app, _ = paused_app(recording, monkeypatch)
     async with app.run_test(size=(160, 50)) as pilot:
         bar = app.query_one(ReplayBar)
-        assert utc_clock(T0 + 1) in bar.text and utc_clock(T0 + 40) in bar.text and "step 1 s" in bar.text
+        assert (
+            wall_clock(T0 + 1, False) in bar.text
+            and wall_clock(T0 + 40, False) in bar.text
+            and "step 1 s" in bar.text
+        )
         await pilot.press("right")  # 1 s: from the first event (1 s) to 2 s
         assert feed.engine.position == 2 and feed.engine.clock == 2.0
         await pilot.press("right_square_bracket")
@@ -75,7 +79,11 @@ async def test_left_and_right_step_by_the_span_and_brackets_change_it(
         assert feed.engine.position == 3 and feed.engine.clock == 12.0
         await pilot.press("right")
         await pilot.pause()
-        assert feed.engine.position == 4 and "15:07:02 UTC" in bar.text  # T0 + 22 s, on the bar
+        assert feed.engine.position == 4 and f"now {wall_clock(T0 + 22, False)}" in bar.text
+        await pilot.press("z")
+        await pilot.pause()
+        assert "now 15:07:02 UTC" in bar.text and "15:06:41 UTC" in bar.text and "15:07:20 UTC" in bar.text
+        await pilot.press("z")
         await pilot.press("left")
         assert feed.engine.position == 3 and feed.engine.clock == 12.0
         await pilot.press("right_square_bracket", "right_square_bracket")  # kept at 1 min

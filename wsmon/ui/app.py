@@ -28,7 +28,7 @@ from wsmon.core.limits import BREACH
 from wsmon.core.sanitize import visible
 from wsmon.core.state import State
 from wsmon.ui.feed import Feed, ReplayControls
-from wsmon.ui.format import LevelSymbols
+from wsmon.ui.format import LevelSymbols, wall_clock
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
 from wsmon.ui.layout import ROWS, hidden_note, rows_to_drop
 from wsmon.ui.seek_screen import SeekScreen
@@ -48,7 +48,6 @@ from wsmon.ui.widgets import (
     ResourcesPanel,
     TrendsPanel,
 )
-from wsmon.ui.widgets.replay_bar import utc_clock
 
 # Digit → the panel it maximises, and its name in the palette; 0 goes back to all panels.
 PANELS: dict[str, tuple[str, str]] = {
@@ -464,7 +463,7 @@ class WsmonApp(App[int]):
             return
         wall, warning = self._replay.add_bookmark()
         if warning is None:
-            self.notify(f"bookmark {utc_clock(wall)}", timeout=3)
+            self.notify(f"bookmark {wall_clock(wall, self.utc_times)}", timeout=3)
         else:
             self.notify(visible(warning), severity="warning", timeout=6, markup=False)
         self.refresh_from_state()
@@ -474,7 +473,10 @@ class WsmonApp(App[int]):
             return
         wall = self._replay.next_bookmark(direction)
         later = "later" if direction > 0 else "earlier"
-        self.notify(f"bookmark {utc_clock(wall)}" if wall is not None else f"no {later} bookmark", timeout=3)
+        self.notify(
+            f"bookmark {wall_clock(wall, self.utc_times)}" if wall is not None else f"no {later} bookmark",
+            timeout=3,
+        )
         self.refresh_from_state()
 
     def _goto_bookmark(self, index: int) -> None:
@@ -545,7 +547,7 @@ class WsmonApp(App[int]):
             )
             for index, wall in enumerate(self._replay.bookmarks()):
                 yield SystemCommand(
-                    f"bookmark {utc_clock(wall)}",
+                    f"bookmark {wall_clock(wall, self.utc_times)}",
                     "seek there (b / B: next / previous)",
                     lambda index=index: self._goto_bookmark(index),
                 )

@@ -1,5 +1,5 @@
-"""The replay's time bar: the recording's start, where the replay is and its end (UTC wall-clock), how far
-along, the span ← / → step by, and the bookmarks (⚑ on the bar).
+"""The replay's time bar: the recording's start, where the replay is and its end (wall-clock with the zone:
+local, or UTC after z), how far along, the span ← / → step by, and the bookmarks (⚑ on the bar).
 
 Shown only in a replay. The header keeps its percentage; this bar says *when*, which is what a reader
 compares with a report or a log ("when did the 1006s start?").
@@ -7,19 +7,13 @@ compares with a report or a log ("when did the 1006s start?").
 
 from __future__ import annotations
 
-import time
-
 from textual.content import Content
 
+from wsmon.ui.format import shows_utc, wall_clock
 from wsmon.ui.widgets.fitted_panel import FittedPanel, pack
 
 # Under this many cells the bar says nothing a percentage does not: the times go on their own line.
 MIN_BAR = 10
-
-
-def utc_clock(wall: float) -> str:
-    """'14:03:07 UTC' for a UTC epoch time."""
-    return time.strftime("%H:%M:%S", time.gmtime(wall)) + " UTC"
 
 
 def span_label(seconds: float) -> str:
@@ -55,19 +49,25 @@ class ReplayBar(FittedPanel):
         self, walls: tuple[float, float, float] | None, *, span_s: float, bookmarks: list[float]
     ) -> bool:
         # Whole seconds: the clock moves every frame while playing, the text only once a second.
-        key = (None if walls is None else tuple(int(w) for w in walls), span_s, tuple(bookmarks))
-        return self.show_fitted(key, lambda width: self._build(walls, span_s, bookmarks, width))
+        utc = shows_utc(self)
+        key = (None if walls is None else tuple(int(w) for w in walls), span_s, tuple(bookmarks), utc)
+        return self.show_fitted(key, lambda width: self._build(walls, span_s, bookmarks, utc, width))
 
     def _build(
-        self, walls: tuple[float, float, float] | None, span_s: float, bookmarks: list[float], width: int
+        self,
+        walls: tuple[float, float, float] | None,
+        span_s: float,
+        bookmarks: list[float],
+        utc: bool,
+        width: int,
     ) -> Content:
         # The keys are in the footer and the help; an 80-column bar has room for the figures only.
         keys = Content(f"step {span_label(span_s)}   ⚑ {len(bookmarks)}")
         if walls is None:
             return Content("empty recording   ") + keys
         start, now, end = walls
-        ends = (Content(utc_clock(start)), Content(utc_clock(end)))
-        here = Content.styled(f"now {utc_clock(now)}", "bold")
+        ends = (Content(wall_clock(start, utc)), Content(wall_clock(end, utc)))
+        here = Content.styled(f"now {wall_clock(now, utc)}", "bold")
         # The bar between the start and the end, a space either side; three between the groups.
         fixed = sum(part.cell_length for part in ends) + 2 + here.cell_length + keys.cell_length + 2 * 3
         cells = width - fixed if width > 0 else 40
@@ -76,7 +76,7 @@ class ReplayBar(FittedPanel):
             timeline = Content(" ").join([ends[0], line, ends[1]])
             return Content("   ").join([here, timeline, keys])
         # Narrow: the times and the span whole, the bar on a line of its own when it has room.
-        lines = pack([here, Content(f"{utc_clock(start)} → {utc_clock(end)}"), keys], width, "   ")
+        lines = pack([here, ends[0] + " → " + ends[1], keys], width, "   ")
         if width >= MIN_BAR:
             lines.append(Content(track(start, now, end, bookmarks, width)))
         return Content("\n").join(lines)
