@@ -1,4 +1,4 @@
-"""Replay in the dashboard: n / N jump between anomalies, : seeks, ← → step — on a real recording."""
+"""Replay in the dashboard: n / N jump between anomalies, : seeks, , . step an event — on a real recording."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ async def test_n_and_shift_n_jump_between_anomalies_and_colon_seeks(recording: P
         await pilot.press(*"75%", "enter")
         await pilot.pause()
         assert feed.engine.position == 6  # 30 s of 1..40 s: everything up to the failure
-        await pilot.press("left")
+        await pilot.press("comma")  # one event back (← / → step by time: tests/test_replay_time.py)
         assert feed.engine.position == 5
         await pilot.press("q")
 

@@ -10,9 +10,10 @@ from wsmon.core import events as ev
 from wsmon.core.closecodes import close_code_label, expected_close
 from wsmon.core.limits import DEFAULT_LIMITS, Limit
 from wsmon.core.state import State
+from wsmon.store.bookmarks import Bookmark, load_bookmarks, save_bookmarks, sidecar_path
 from wsmon.store.reader import RecordingReader
 from wsmon.store.replay import ReplayEngine
-from wsmon.ui.feed import ReplayControls
+from wsmon.ui.feed import SPANS_S, ReplayControls
 
 FRAME_S = 0.05
 
@@ -30,6 +31,12 @@ class ReplayFeed(ReplayControls):
         self.title = f"replay · {path.name}"
         self._stopping = asyncio.Event()
         self._anomalies: list[tuple[int, float, str]] | None = None
+        self.path = path
+        self._span_s = SPANS_S[0]
+        self._bookmarks, warning = load_bookmarks(path)
+        self._notes = [warning] if warning else []
+        # A sidecar wsmon cannot read may be someone's to mend: never written over.
+        self._sidecar_unreadable = warning is not None
 
     @property
     def state(self) -> State:
@@ -85,6 +92,76 @@ class ReplayFeed(ReplayControls):
         if first is None or last is None:
             return
         self.engine.seek_time(first + min(parse_seek(text, last - first), last - first))
+
+    # --- time: the replay bar, stepping by a span, bookmarks ------------------------------------
+
+    @property
+    def span_s(self) -> float:
+        return self._span_s
+
+    def change_span(self, direction: int) -> float:
+        at = SPANS_S.index(self._span_s) + (1 if direction > 0 else -1)
+        self._span_s = SPANS_S[min(max(at, 0), len(SPANS_S) - 1)]
+        return self._span_s
+
+    def step_time(self, direction: int) -> None:
+        """Pause, then seek ``span_s`` forward or back from the replay clock (keyframe, then fold)."""
+        self.engine.paused = True
+        self.engine.seek_time(self.engine.clock + (self._span_s if direction > 0 else -self._span_s))
+
+    def _wall_at(self, mono: float) -> float:
+        # Wall time advances with the monotonic clock between the first event and any other: one
+        # offset, rather than the nearest event's wall, keeps the bar steady between events.
+        first_mono, first_wall = self.reader.first_mono, self.reader.first_wall
+        if first_mono is None or first_wall is None:
+            return 0.0
+        return first_wall + (mono - first_mono)
+
+    @property
+    def wall_times(self) -> tuple[float, float, float] | None:
+        first, last = self.reader.first_mono, self.reader.last_mono
+        if first is None or last is None:
+            return None
+        return self._wall_at(first), self._wall_at(self.engine.clock), self._wall_at(last)
+
+    def bookmarks(self) -> list[float]:
+        return [mark.wall for mark in self._bookmarks]
+
+    def add_bookmark(self) -> tuple[float, str | None]:
+        mark = Bookmark(self.engine.position, self.engine.clock, self._wall_at(self.engine.clock))
+        if mark not in self._bookmarks:
+            self._bookmarks = sorted([*self._bookmarks, mark])
+        if self._sidecar_unreadable:
+            sidecar = sidecar_path(self.path)
+            return mark.wall, f"bookmark kept for this session only: {sidecar} is left as it is"
+        try:
+            save_bookmarks(self.path, self._bookmarks)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            return mark.wall, f"bookmark kept for this session only: cannot write beside {self.path} ({why})"
+        return mark.wall, None
+
+    def goto_bookmark(self, index: int) -> None:
+        mark = self._bookmarks[index]
+        self.engine.paused = True
+        self.engine.seek_seq(mark.seq)
+        self.engine.clock = mark.mono
+
+    def next_bookmark(self, direction: int) -> float | None:
+        here = (self.engine.clock, self.engine.position)
+        places = [(mark.mono, mark.seq) for mark in self._bookmarks]
+        if direction > 0:
+            index = next((i for i, place in enumerate(places) if place > here), None)
+        else:
+            index = next((i for i in reversed(range(len(places))) if places[i] < here), None)
+        if index is None:
+            return None
+        self.goto_bookmark(index)
+        return self._bookmarks[index].wall
+
+    def take_notes(self) -> list[str]:
+        notes, self._notes = self._notes, []
+        return notes
 
     @property
     def speed(self) -> float:

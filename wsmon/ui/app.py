@@ -2,6 +2,10 @@
 
 It never does I/O and never reacts per event: a timer at ``refresh_hz`` reads ``feed.state``, and
 each widget compares what it would show with what it shows, repainting only what changed.
+
+Over 500 lines because the bindings, their actions and the palette's commands are kept side by side: help
+and ctrl+p are generated from them, and a key reads best next to what it does. The replay's actions
+(step, span, bookmarks, anomalies, seek, speed) are the block to move into a module of their own next.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from wsmon.core.sanitize import visible
 from wsmon.core.state import State
 from wsmon.ui.connection_screen import ConnectionScreen
 from wsmon.ui.feed import Feed, ReplayControls
-from wsmon.ui.format import LevelSymbols
+from wsmon.ui.format import LevelSymbols, wall_clock
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
 from wsmon.ui.layout import ROWS, hidden_note, rows_to_drop
 from wsmon.ui.seek_screen import SeekScreen
@@ -41,6 +45,7 @@ from wsmon.ui.widgets import (
     LogPanel,
     PostgresPanel,
     RedisPanel,
+    ReplayBar,
     ResourcesPanel,
     TrendsPanel,
 )
@@ -60,7 +65,9 @@ PANELS: dict[str, tuple[str, str]] = {
 # At the default 2 frames a second: the table every frame, the figures and the log tail once a second.
 FIGURES_EVERY = 2
 LOGS_EVERY = 2
-REPLAY_ACTIONS = frozenset({"step", "faster", "slower", "anomaly", "seek"})
+REPLAY_ACTIONS = frozenset(
+    {"step", "step_time", "span", "faster", "slower", "anomaly", "seek", "bookmark", "next_bookmark"}
+)
 # The help's sections, by action; a binding whose action is not here is listed under "Other".
 KEY_SECTIONS: dict[str, str] = {
     **dict.fromkeys(
@@ -84,7 +91,7 @@ class WsmonApp(App[int]):
     CSS_PATH = Path(__file__).with_name("wsmon.tcss")
     TITLE = "wsmon"
     ESCAPE_TO_MINIMIZE = False  # esc is "back", which also restores a maximised panel
-    ALLOW_IN_MAXIMIZED_VIEW = "HeaderBar, LimitsStrip, Footer, #filter"
+    ALLOW_IN_MAXIMIZED_VIEW = "HeaderBar, LimitsStrip, ReplayBar, Footer, #filter"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
@@ -104,14 +111,42 @@ class WsmonApp(App[int]):
             Binding(digit, f"panel('{digit}')", "Panels", show=digit == "1", tooltip=PANEL_HELP)
             for digit in (*PANELS, "0")
         ),
-        Binding("left", "step(-1)", "Step back", priority=True, tooltip="one event back"),
-        Binding("right", "step(1)", "Step", priority=True, tooltip="one event forward"),
+        Binding("left", "step_time(-1)", "Back", priority=True, tooltip="back by the span on the replay bar"),
+        Binding(
+            "right", "step_time(1)", "Forward", priority=True, tooltip="forward by the span on the replay bar"
+        ),
+        Binding(
+            "left_square_bracket",
+            "span(-1)",
+            "Shorter span",
+            show=False,
+            tooltip="← / → step 1 s, 10 s, 1 min",
+        ),
+        Binding(
+            "right_square_bracket",
+            "span(1)",
+            "Longer span",
+            show=False,
+            tooltip="← / → step 1 s, 10 s, 1 min",
+        ),
+        Binding("comma", "step(-1)", "Event back", show=False, tooltip="one event back"),
+        Binding("full_stop", "step(1)", "Event forward", show=False, tooltip="one event forward"),
         Binding("plus", "faster", "Faster", priority=True, tooltip="double the replay speed"),
         Binding("minus", "slower", "Slower", priority=True, tooltip="halve the replay speed"),
         Binding("n", "anomaly(1)", "Next anomaly", tooltip="abnormal close, delivery failure, alert, outage"),
         Binding("N", "anomaly(-1)", "Previous anomaly", show=False),
         # Not g: g g is the top of the table, as in less and k9s; ':' goes to a place, as in vi.
         Binding("colon", "seek", "Seek", tooltip="go to a moment: 50%, 1:30 or 90s from the start"),
+        Binding(
+            "m",
+            "bookmark",
+            "Bookmark",
+            tooltip="this moment, kept beside the recording; ctrl+p lists them",
+        ),
+        Binding("b", "next_bookmark(1)", "Next bookmark", show=False, tooltip="jump to the next bookmark"),
+        Binding(
+            "B", "next_bookmark(-1)", "Previous bookmark", show=False, tooltip="jump to the previous bookmark"
+        ),
         Binding(
             "t", "cycle_theme", "Theme", show=False, tooltip="the next of wsmon's themes; kept for next time"
         ),
@@ -145,6 +180,8 @@ class WsmonApp(App[int]):
     def compose(self) -> ComposeResult:
         yield HeaderBar(id="header")
         yield LimitsStrip(id="limits")
+        if self._replay is not None:
+            yield ReplayBar(id="replay-bar")
         yield ConnectionsTable(id="connections")
         with Horizontal(id="panels"):
             yield CloseCodesPanel(id="close-codes")
@@ -172,6 +209,8 @@ class WsmonApp(App[int]):
         self.query_one(ConnectionsTable).focus()
         for note in self._theme_notes:
             self.notify(note, severity="error", timeout=10, markup=False)
+        for note in self._replay.take_notes() if self._replay is not None else ():
+            self.notify(visible(note), severity="warning", timeout=10, markup=False)
         # Subscribed only now, so the theme set at start is not taken for a choice to remember.
         self.theme_changed_signal.subscribe(self, self._theme_changed)
 
@@ -194,6 +233,8 @@ class WsmonApp(App[int]):
         replay = self._replay
         speed = replay.speed if replay is not None else None
         progress = replay.progress if replay is not None else None
+        if replay is not None:
+            self._update_replay_bar(replay)
         # A live pause freezes the screen (as in top); the session and the recording go on.
         frozen = feed.paused and replay is None
         stamp = (None if frozen else state.seq, feed.paused, speed, progress, self._stopping)
@@ -224,6 +265,12 @@ class WsmonApp(App[int]):
         if logs and not frozen:
             self.query_one(LogPanel).update_from(state)
         self._fit_rows()
+
+    def _update_replay_bar(self, replay: ReplayControls) -> None:
+        # Every frame, not only when events arrive: the replay's clock moves between them.
+        self.query_one(ReplayBar).update_from(
+            replay.wall_times, span_s=replay.span_s, bookmarks=replay.bookmarks()
+        )
 
     def _update_targets(self, state: State, feed: Feed) -> None:
         """The Redis, PostgreSQL and HTTP panels, and their row, which shows when any of them does."""
@@ -280,10 +327,9 @@ class WsmonApp(App[int]):
         crowded = len(shown) > 1 and height < CROWDED_BELOW
         if self.has_class("-crowded") != crowded:
             self.set_class(crowded, "-crowded")
-        # The header and the strip are laid out for the width: their line counts are their heights.
-        fixed = sum(
-            panel.text.count("\n") + 1 for panel in (self.query_one(HeaderBar), self.query_one(LimitsStrip))
-        )
+        # The header, the strip and the replay bar are laid out for the width: their lines are their heights.
+        bars = (*self.query(HeaderBar), *self.query(LimitsStrip), *self.query(ReplayBar))
+        fixed = sum(bar.text.count("\n") + 1 for bar in bars)
         dropped = rows_to_drop(height - fixed - 1, shown, crowded=crowded)  # 1: the footer
         for row in ROWS:
             if self.has_class(f"-hide-{row.name}") != (row in dropped):
@@ -409,6 +455,42 @@ class WsmonApp(App[int]):
             self._replay.step(n)
             self.refresh_from_state()
 
+    def action_step_time(self, direction: int) -> None:
+        if self._replay is not None:
+            self._replay.step_time(direction)
+            self.refresh_from_state()
+
+    def action_span(self, direction: int) -> None:
+        if self._replay is not None:
+            self._replay.change_span(direction)
+            self.refresh_from_state()
+
+    def action_bookmark(self) -> None:
+        if self._replay is None:
+            return
+        wall, warning = self._replay.add_bookmark()
+        if warning is None:
+            self.notify(f"bookmark {wall_clock(wall, self.utc_times)}", timeout=3)
+        else:
+            self.notify(visible(warning), severity="warning", timeout=6, markup=False)
+        self.refresh_from_state()
+
+    def action_next_bookmark(self, direction: int) -> None:
+        if self._replay is None:
+            return
+        wall = self._replay.next_bookmark(direction)
+        later = "later" if direction > 0 else "earlier"
+        self.notify(
+            f"bookmark {wall_clock(wall, self.utc_times)}" if wall is not None else f"no {later} bookmark",
+            timeout=3,
+        )
+        self.refresh_from_state()
+
+    def _goto_bookmark(self, index: int) -> None:
+        if self._replay is not None:
+            self._replay.goto_bookmark(index)
+            self.refresh_from_state()
+
     def action_anomaly(self, direction: int) -> None:
         """Jump to the next (1) or previous (-1) abnormal close, delivery failure, alert or outage."""
         if self._replay is None:
@@ -467,6 +549,15 @@ class WsmonApp(App[int]):
             yield SystemCommand("Seek (replay)", ": — 50%, 1:30 or 90s", self.action_seek)
             yield SystemCommand("Next anomaly (replay)", "n", lambda: self.action_anomaly(1))
             yield SystemCommand("Previous anomaly (replay)", "N", lambda: self.action_anomaly(-1))
+            yield SystemCommand(
+                "Add bookmark (replay)", "m — kept beside the recording", self.action_bookmark
+            )
+            for index, wall in enumerate(self._replay.bookmarks()):
+                yield SystemCommand(
+                    f"bookmark {wall_clock(wall, self.utc_times)}",
+                    "seek there (b / B: next / previous)",
+                    lambda index=index: self._goto_bookmark(index),
+                )
 
     def _set_theme(self, name: str) -> None:
         self.theme = name

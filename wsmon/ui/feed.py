@@ -14,6 +14,8 @@ from wsmon.core.limits import Limit
 from wsmon.core.state import State
 
 Mode = Literal["live", "replay"]
+# The spans ← / → step a replay by, shortest first; [ and ] move along them.
+SPANS_S: tuple[float, ...] = (1.0, 10.0, 60.0)
 
 
 @runtime_checkable
@@ -89,3 +91,45 @@ class ReplayControls(abc.ABC):
     @abc.abstractmethod
     def seek_text(self, text: str) -> None:
         """Seek to "50%", "1:30" or "90s" from the start; ValueError with a one-line message."""
+
+    # --- time: the replay bar, stepping by a span, bookmarks ------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def span_s(self) -> float:
+        """How far ← / → step, in seconds of the recording (one of SPANS_S)."""
+
+    @abc.abstractmethod
+    def change_span(self, direction: int) -> float:
+        """The next longer (1) or shorter (-1) span, kept at the ends; the span now."""
+
+    @abc.abstractmethod
+    def step_time(self, direction: int) -> None:
+        """Pause, then go ``span_s`` forward (1) or back (-1) in the recording's time."""
+
+    @property
+    @abc.abstractmethod
+    def wall_times(self) -> tuple[float, float, float] | None:
+        """The recording's start, the replay's current time and its end, as UTC epoch seconds;
+        None for an empty recording."""
+
+    @abc.abstractmethod
+    def bookmarks(self) -> list[float]:
+        """Every bookmark's wall time (UTC epoch seconds), earliest first."""
+
+    @abc.abstractmethod
+    def add_bookmark(self) -> tuple[float, str | None]:
+        """Bookmark where the replay is; its wall time, and a one-line warning when it could not be
+        saved (it is kept for this session all the same)."""
+
+    @abc.abstractmethod
+    def goto_bookmark(self, index: int) -> None:
+        """Pause at the ``index``-th bookmark (of ``bookmarks()``)."""
+
+    @abc.abstractmethod
+    def next_bookmark(self, direction: int) -> float | None:
+        """Pause at the next (1) or previous (-1) bookmark; its wall time, or None when there is none."""
+
+    @abc.abstractmethod
+    def take_notes(self) -> list[str]:
+        """One-line warnings from opening the replay (a malformed bookmarks sidecar), once."""

@@ -54,6 +54,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("STARTING · pending", "wsmon is starting it (not an outage) · configured, not heard from yet"),
     ("not configured", "no Redis or PostgreSQL target was given"),
     ("LIVE · REPLAY ×2 57 %", "a live session · a recording replayed at twice its speed, 57 % of the way"),
+    ("━━●── ⚑ 1", "the replay bar: played · now · to come · a bookmark (m), with the count"),
     ("⏸ PAUSED", "live: the screen is frozen, the session and the recording go on; replay: its clock stops"),
     ("▁▂▃▅▇", "sparklines: the last three minutes, one sample a second"),
     ("…", "text cut to fit: maximise the panel (1–8) to read more"),

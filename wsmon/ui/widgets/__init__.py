@@ -10,6 +10,7 @@ from wsmon.ui.widgets.limits_strip import LimitsStrip
 from wsmon.ui.widgets.log_panel import LogPanel
 from wsmon.ui.widgets.postgres_panel import PostgresPanel
 from wsmon.ui.widgets.redis_panel import RedisPanel
+from wsmon.ui.widgets.replay_bar import ReplayBar
 from wsmon.ui.widgets.resources import ResourcesPanel
 from wsmon.ui.widgets.target_panel import TargetPanel
 from wsmon.ui.widgets.text_panel import TextPanel
@@ -26,6 +27,7 @@ __all__ = [
     "LogPanel",
     "PostgresPanel",
     "RedisPanel",
+    "ReplayBar",
     "ResourcesPanel",
     "TargetPanel",
     "TextPanel",
