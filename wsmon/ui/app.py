@@ -3,9 +3,9 @@
 It never does I/O and never reacts per event: a timer at ``refresh_hz`` reads ``feed.state``, and
 each widget compares what it would show with what it shows, repainting only what changed.
 
-Over 500 lines because the bindings, their actions and the palette's commands are kept side by side: help
-and ctrl+p are generated from them, and a key reads best next to what it does. The replay's actions
-(step, span, bookmarks, anomalies, seek, speed) are the block to move into a module of their own next.
+The replay's actions and palette commands (step, span, bookmarks, anomalies, seek, speed) are in
+``replay_actions.py``, the base class this app builds on; their bindings stay here with the others, so
+help and ctrl+p, generated from the bindings, list every key in one place.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual import events, on
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
@@ -29,10 +29,10 @@ from wsmon.core.sanitize import visible
 from wsmon.core.state import State
 from wsmon.ui.connection_screen import ConnectionScreen
 from wsmon.ui.feed import Feed, ReplayControls
-from wsmon.ui.format import LevelSymbols, wall_clock
+from wsmon.ui.format import LevelSymbols
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
 from wsmon.ui.layout import ROWS, hidden_note, rows_to_drop
-from wsmon.ui.seek_screen import SeekScreen
+from wsmon.ui.replay_actions import ReplayActions
 from wsmon.ui.themes import ThemeSetup, WsmonTheme, default_catalogue
 from wsmon.ui.widgets import (
     CloseCodesPanel,
@@ -86,7 +86,7 @@ PANEL_HELP = (
 CROWDED_BELOW = 48
 
 
-class WsmonApp(App[int]):
+class WsmonApp(ReplayActions):
     # Absolute, because Textual resolves a relative CSS_PATH beside whichever module subclasses the app.
     CSS_PATH = Path(__file__).with_name("wsmon.tcss")
     TITLE = "wsmon"
@@ -450,71 +450,6 @@ class WsmonApp(App[int]):
     def _filter_submitted(self) -> None:
         self.query_one(ConnectionsTable).focus()
 
-    def action_step(self, n: int) -> None:
-        if self._replay is not None:
-            self._replay.step(n)
-            self.refresh_from_state()
-
-    def action_step_time(self, direction: int) -> None:
-        if self._replay is not None:
-            self._replay.step_time(direction)
-            self.refresh_from_state()
-
-    def action_span(self, direction: int) -> None:
-        if self._replay is not None:
-            self._replay.change_span(direction)
-            self.refresh_from_state()
-
-    def action_bookmark(self) -> None:
-        if self._replay is None:
-            return
-        wall, warning = self._replay.add_bookmark()
-        if warning is None:
-            self.notify(f"bookmark {wall_clock(wall, self.utc_times)}", timeout=3)
-        else:
-            self.notify(visible(warning), severity="warning", timeout=6, markup=False)
-        self.refresh_from_state()
-
-    def action_next_bookmark(self, direction: int) -> None:
-        if self._replay is None:
-            return
-        wall = self._replay.next_bookmark(direction)
-        later = "later" if direction > 0 else "earlier"
-        self.notify(
-            f"bookmark {wall_clock(wall, self.utc_times)}" if wall is not None else f"no {later} bookmark",
-            timeout=3,
-        )
-        self.refresh_from_state()
-
-    def _goto_bookmark(self, index: int) -> None:
-        if self._replay is not None:
-            self._replay.goto_bookmark(index)
-            self.refresh_from_state()
-
-    def action_anomaly(self, direction: int) -> None:
-        """Jump to the next (1) or previous (-1) abnormal close, delivery failure, alert or outage."""
-        if self._replay is None:
-            return
-        label = self._replay.next_anomaly(direction)
-        self.notify(label or ("no later anomaly" if direction > 0 else "no earlier anomaly"), timeout=4)
-        self.refresh_from_state()
-
-    def action_seek(self) -> None:
-        replay = self._replay
-        if replay is None:
-            return
-
-        def done(text: str | None) -> None:
-            if not text:
-                return
-            try:
-                replay.seek_text(text)
-            except ValueError as exc:
-                self.notify(str(exc), severity="error", timeout=4)
-            self.refresh_from_state()
-
-        self.push_screen(SeekScreen(), done)
-
     def toggle_panel(self, digit: str) -> None:
         """Maximise the panel, or restore all panels when it already is."""
         if self.screen.maximized is self.query_one(PANELS[digit][0], Widget):
@@ -545,32 +480,11 @@ class WsmonApp(App[int]):
             yield SystemCommand(
                 f"Theme: {name}", "kept for next time", lambda name=name: self._set_theme(name)
             )
-        if self._replay is not None:
-            yield SystemCommand("Seek (replay)", ": — 50%, 1:30 or 90s", self.action_seek)
-            yield SystemCommand("Next anomaly (replay)", "n", lambda: self.action_anomaly(1))
-            yield SystemCommand("Previous anomaly (replay)", "N", lambda: self.action_anomaly(-1))
-            yield SystemCommand(
-                "Add bookmark (replay)", "m — kept beside the recording", self.action_bookmark
-            )
-            for index, wall in enumerate(self._replay.bookmarks()):
-                yield SystemCommand(
-                    f"bookmark {wall_clock(wall, self.utc_times)}",
-                    "seek there (b / B: next / previous)",
-                    lambda index=index: self._goto_bookmark(index),
-                )
+        yield from self.replay_commands()
 
     def _set_theme(self, name: str) -> None:
         self.theme = name
 
-    def action_faster(self) -> None:
-        if self._replay is not None:
-            self._replay.faster()
-            self.refresh_from_state()
-
-    def action_slower(self) -> None:
-        if self._replay is not None:
-            self._replay.slower()
-            self.refresh_from_state()
 
 
 def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> int:
