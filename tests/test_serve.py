@@ -179,6 +179,13 @@ def test_serve_live_shows_the_attached_targets_in_the_browser() -> None:
     assert "Connections" in text
 
 
+@pytest.mark.slow
+def test_serve_demo_shows_a_demo_of_its_own_in_the_browser() -> None:
+    with serving("--demo", "--clients", "5") as address, browser() as devtools:
+        text = asyncio.run(screen_text(devtools, address, ["wsmon demo", "LIVE", "Connections"]))
+    assert "Close codes" in text
+
+
 @pytest.mark.parametrize(
     ("serve_args", "same_as"),
     [
@@ -186,6 +193,7 @@ def test_serve_live_shows_the_attached_targets_in_the_browser() -> None:
         (["x.wsmon", "--speed", "100"], ["replay", "x.wsmon", "--speed", "100"]),
         ([], ["attach"]),
         (["--bogus"], ["attach", "--bogus"]),
+        (["--demo", "--clients", "0"], ["demo", "--clients", "0"]),
         (
             ["ws://127.0.0.1:1/ws", "--limit", "nonsense"],
             ["attach", "ws://127.0.0.1:1/ws", "--limit", "nonsense"],
@@ -216,6 +224,23 @@ def test_serve_refuses_what_would_run_once_per_viewer(tmp_path: Path, args: list
     result = run_wsmon(
         "serve", "ws://127.0.0.1:1/ws", *args, cwd=tmp_path, env=clean_env(tmp_path), timeout=30
     )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"wsmon: error: {refused}") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (["--record", "x.wsmon"], "--record"),
+        (["--prometheus", "127.0.0.1:1"], "--prometheus"),
+        (["--alert-cmd", "true"], "--alert-cmd"),
+        (["--headless"], "--headless"),
+    ],
+)
+def test_serve_demo_refuses_what_would_run_once_per_viewer(
+    tmp_path: Path, args: list[str], refused: str
+) -> None:
+    result = run_wsmon("serve", "--demo", *args, cwd=tmp_path, env=clean_env(tmp_path), timeout=30)
     assert result.returncode == 2
     assert result.stderr.startswith(f"wsmon: error: {refused}") and result.stderr.count("\n") == 1
 

@@ -2,7 +2,9 @@
 screenshots committed in tests/__snapshots__/ (pytest-textual-snapshot).
 
 The script has fixed times and the dashboard is drawn in UTC, so a picture changes only when what the
-dashboard draws does. After a deliberate change of the screen, look at the new picture and rewrite them:
+dashboard draws does. The main screen is drawn once per shipped theme and once under NO_COLOR, each with
+XDG_CONFIG_HOME in a temporary folder: no user theme is loaded and no choice is remembered.
+After a deliberate change of the screen, look at the new picture and rewrite them:
 
     python -m pytest tests/test_ui_snapshots.py --snapshot-update
 """
@@ -18,6 +20,7 @@ from textual.pilot import Pilot
 from ui_support import ReducerFeed, screen_clock, settle
 
 from wsmon.core import events as ev
+from wsmon.themes import builtin_theme_files, dashboard_themes
 from wsmon.ui.app import WsmonApp
 
 SIZE = (160, 50)
@@ -32,6 +35,15 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def own_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """The user's themes and remembered choice would change the picture: a config folder of the test's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+
+
+SHIPPED_THEMES = [name.removesuffix(".toml") for name, _ in builtin_theme_files()]
 
 
 def troubled_session() -> list[ev.Event]:
@@ -68,6 +80,17 @@ def troubled_session() -> list[ev.Event]:
     return out
 
 
+def breached_session() -> list[ev.Event]:
+    """The troubled session with a limit breached too, so a theme's picture shows all three levels."""
+    at = screen_clock()
+    return [
+        *troubled_session(),
+        ev.AlertRaised(
+            **at(9.5), figure="db", level="breach", value=250.0, limit=200.0, message="db p95 250 ms"
+        ),
+    ]
+
+
 def before(app: WsmonApp) -> Callable[[Pilot[Any]], Any]:
     async def draw(pilot: Pilot[Any]) -> None:
         await settle(app, pilot)
@@ -100,3 +123,22 @@ def test_the_drill_down_of_an_abnormally_closed_connection(snap_compare: Any) ->
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_c1)
+
+
+@pytest.mark.parametrize("theme", SHIPPED_THEMES)
+@pytest.mark.usefixtures("own_config")
+def test_the_main_screen_in_each_theme(snap_compare: Any, theme: str) -> None:
+    feed = ReducerFeed()
+    feed.apply(*breached_session())
+    app = WsmonApp(feed, themes=dashboard_themes(theme))
+    assert snap_compare(app, terminal_size=SIZE, run_before=before(app))
+
+
+@pytest.mark.usefixtures("own_config")
+def test_the_main_screen_under_no_color(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")  # Textual reads it when the app is made
+    feed = ReducerFeed()
+    feed.apply(*breached_session())
+    app = WsmonApp(feed, themes=dashboard_themes())
+    assert app.no_color
+    assert snap_compare(app, terminal_size=SIZE, run_before=before(app))

@@ -1,12 +1,15 @@
 """`wsmon serve`: the dashboard in a browser (textual-serve), for sharing a screen during an incident.
 
 textual-serve runs one command per browser connection, so every viewer gets a dashboard process of their
-own: for a FILE, `wsmon replay FILE`; for live targets, `wsmon attach` with the same options. The live
+own: for a FILE, `wsmon replay FILE`; with --demo, `wsmon demo` with the same options, so each viewer has
+a demo server and load generator of their own on free ports; for live targets, `wsmon attach` with the
+same options. The live
 viewers therefore watch the same targets, each with its own probes and its own State, and nothing
 starts, listens or records once per viewer: options that would (a server command, a tap, Prometheus,
 a recording, alerts, stdin as a log) are refused, whether they come from a flag, a variable or
-wsmon.toml. The options after `serve` are parsed by `attach` or `replay` themselves before the web server
-starts, so a bad option or FILE gets the very error that command gives.
+wsmon.toml (a demo viewer's recording, alerts and Prometheus port likewise). The options after `serve` are
+parsed by `attach`, `replay` or `demo` themselves before the web server starts, so a bad option or FILE
+gets the very error that command gives.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import click
 
 from wsmon.cli.common import fail, main, settings_or_fail
-from wsmon.cli.live import attach, attach_options
+from wsmon.cli.live import attach, attach_options, demo
 from wsmon.cli.recordings import replay
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -41,7 +44,8 @@ NOT_PER_VIEWER = {
 @main.command(
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": True},
     epilog="Every option of `wsmon attach` (see wsmon attach --help), or a FILE and the options of "
-    "`wsmon replay`, may follow; --web-host and --web-port are serve's own (attach has a --port).",
+    "`wsmon replay`, or --demo and the options of `wsmon demo`, may follow; --web-host, --web-port and "
+    "--demo are serve's own (attach has a --port).",
 )
 @click.option(
     "--web-host",
@@ -53,18 +57,33 @@ NOT_PER_VIEWER = {
     "--web-port", type=click.IntRange(0, 65535), default=0, help="Port to listen on (default: a free one)."
 )
 @click.option("--public", is_flag=True, help="Allow --web-host to be an address others can reach.")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ATTACH OPTIONS | FILE]")
+@click.option(
+    "--demo",
+    "serve_demo",
+    is_flag=True,
+    help="Serve `wsmon demo` (its options may follow): each viewer gets its own demo server and clients.",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ATTACH OPTIONS | FILE | DEMO OPTIONS]")
 @click.pass_context
-def serve(ctx: click.Context, web_host: str, web_port: int, public: bool, args: tuple[str, ...]) -> None:
-    """Serve the dashboard to a browser on 127.0.0.1: of live targets (same options as attach), or of FILE.
+def serve(
+    ctx: click.Context, web_host: str, web_port: int, public: bool, serve_demo: bool, args: tuple[str, ...]
+) -> None:
+    """Serve the dashboard to a browser on 127.0.0.1: of live targets (same options as attach), of FILE,
+    or of the demo (--demo).
 
-    Every browser connection runs its own dashboard: `wsmon replay FILE`, or `wsmon attach` with these
-    options, watching the same targets and recording nothing. Anyone who can reach the address sees
-    what the dashboard shows; to share it, use an SSH tunnel rather than --public.
+    Every browser connection runs its own dashboard: `wsmon replay FILE`; `wsmon demo` with these
+    options, its own demo server and load generator on free ports; or `wsmon attach` with these options,
+    watching the same targets and recording nothing. Anyone who can reach the address sees what the
+    dashboard shows; to share it, use an SSH tunnel rather than --public.
     """
     if web_host not in LOOPBACK and not public:
         fail(f"--web-host {web_host}: not a loopback address; add --public to expose the dashboard there")
-    if _is_file(args):
+    each = "each browser tab runs its own"
+    if serve_demo:
+        verb, title = "demo", "wsmon demo"
+        each += " demo server and load generator, on free ports"
+        _check_demo(ctx, args)
+    elif _is_file(args):
         verb, title = "replay", f"wsmon replay {args[0]}"
         _check_replay(ctx, args)
     else:
@@ -73,7 +92,7 @@ def serve(ctx: click.Context, web_host: str, web_port: int, public: bool, args: 
     port = web_port or _free_port(web_host)
     command = shlex.join([sys.executable, "-m", "wsmon", verb, *args])
     address = f"http://{_url_host(web_host)}:{port}"
-    click.echo(f"wsmon serve: {title} on {address} (each browser tab runs its own; Ctrl+C stops)")
+    click.echo(f"wsmon serve: {title} on {address} ({each}; Ctrl+C stops)")
     exposed = web_host not in LOOPBACK
     where = (
         f"on {web_host}, open to the network"
@@ -134,6 +153,16 @@ def _check_attach(ctx: click.Context, args: tuple[str, ...]) -> None:
             fail(f"{why}: not with serve; run `wsmon attach` for that, and serve the rest")
     if "-" in options.logs:
         fail("--log -: a browser's dashboard has no stdin to read; give the log's file")
+
+
+def _check_demo(ctx: click.Context, args: tuple[str, ...]) -> None:
+    """What `wsmon demo` checks before it starts, and what its viewers would each do once too many."""
+    with demo.make_context("demo", list(args), parent=ctx.parent) as sub:
+        params: dict[str, Any] = dict(sub.params)
+    settings_or_fail(params["limit_flags"])
+    for key in ("record", "alert_cmd", "alert_webhook", "prometheus", "headless"):
+        if params.get(key):
+            fail(f"{NOT_PER_VIEWER[key]}: not with serve --demo; run `wsmon demo` for that")
 
 
 def _free_port(host: str) -> int:
