@@ -284,7 +284,7 @@ def test_a_kept_lines_ids_and_error_reach_the_state_and_the_log_panel() -> None:
     reducer.apply_many(parse(line))
     entry = reducer.state.logs[-1]
     assert entry.fields["messageId"] == "m5" and entry.fields["error"].startswith("WebSocket is not open")
-    shown = _line(entry, 0.0).plain
+    shown = _line(entry, 0.0, False).plain
     assert "messageId=m5" in shown and "connectionId=c3" in shown and "error=WebSocket is not open" in shown
     assert "service=" not in shown  # only the fields that say which and what went wrong
 
