@@ -6,6 +6,10 @@ fixed window after a warm-up; the demo server and the load generator are its chi
 beside it so a reader can tell whether the machine was saturated while measuring.
 
     python bench/bench_dashboard_cpu.py [--seconds 30] [--warmup 5] [--clients 50 1000] [--rate-1000 0.5]
+                                        [--panel 9]
+
+`--panel DIGIT` presses that digit once the dashboard is up, so the window measures that panel maximised:
+9 is the Trends charts, which are drawn only maximised ("the charts on" of issue 12).
 
 The helpers here (/proc readers, the tmux session, the measurement loop) are reused by bench_attach.py.
 """
@@ -372,6 +376,9 @@ def run_dashboard_case(
 ) -> Row:
     name = f"demo{clients}{'' if tap is not False else 'notap'}"
     with dashboard(name, demo_argv(clients, rate, tap is not False), tmp, "demo") as (term, watched):
+        if args.panel is not None:
+            wait_until(lambda: "wsmon" in term.capture(), 15, "the dashboard to draw")
+            term.send_keys(args.panel)
         time.sleep(args.warmup)
         watched.snapshot()
         try:
@@ -385,7 +392,8 @@ def run_dashboard_case(
     print(screen_head(screen))
     if "LIVE" not in screen and "wsmon" not in screen:
         raise RuntimeError("the dashboard did not draw (no header on the captured screen)")
-    return Row(case_name("dashboard", clients, rate, tap), result, goal_for(clients))
+    kind = "dashboard" if args.panel is None else f"dashboard, panel {args.panel} maximised"
+    return Row(case_name(kind, clients, rate, tap), result, goal_for(clients))
 
 
 def run_headless_case(
@@ -406,7 +414,7 @@ def run_headless_case(
 def print_table(rows: list[Row]) -> None:
     print()
     header = (
-        f"{'case':<44} {'wsmon CPU':>10} {'goal':>7} {'verdict':>11} {'RSS':>8} {'peak':>8} "
+        f"{'case':<62} {'wsmon CPU':>10} {'goal':>7} {'verdict':>11} {'RSS':>8} {'peak':>8} "
         f"{'server':>8} {'loadgen':>8} {'machine':>8}"
     )
     print(header)
@@ -415,7 +423,7 @@ def print_table(rows: list[Row]) -> None:
         m = row.measured
         goal = f"≤{row.goal:g} %" if row.goal is not None else "—"
         print(
-            f"{row.case:<44} {m.wsmon.cpu_percent:>8.1f} % {goal:>7} {row.verdict:>11} "
+            f"{row.case:<62} {m.wsmon.cpu_percent:>8.1f} % {goal:>7} {row.verdict:>11} "
             f"{m.wsmon.rss_mib:>5.0f} MiB {m.wsmon.rss_peak_mib:>4.0f} MiB "
             f"{m.others.get('demo server', 0):>6.1f} % {m.others.get('load generator', 0):>6.1f} % "
             f"{m.machine_busy_percent:>6.0f} %"
@@ -438,6 +446,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=0.5,
         help="msg/s per client above 50 clients, so the server and load generator leave wsmon a core",
+    )
+    parser.add_argument(
+        "--panel", choices=list("123456789"), help="maximise this panel (9: the Trends charts) for the window"
     )
     parser.add_argument("--no-headless", action="store_true", help="skip the headless comparison runs")
     parser.add_argument("--tap-only", action="store_true", help="skip the --no-tap runs")

@@ -153,9 +153,20 @@ def _row(
         (f"{label[:LABEL_WIDTH]:<{LABEL_WIDTH}}", "bold"),
         f"{value[-VALUE_WIDTH:]:>{VALUE_WIDTH}} ",
     ]
+    # One part a run of equally styled cells, not one a cell: a span a column made the terminal's
+    # rendering of this panel the largest part of the dashboard's CPU (docs/performance.md).
+    run: list[str] = []
+    run_style = ""
     for i, v in enumerate(values):
         cell = " " if v <= 0 or top <= 0 else BLOCKS[min(len(BLOCKS) - 1, int(v / top * len(BLOCKS)))]
-        parts.append((cell, marked_style) if marked is not None and marked(i) else cell)
+        style = marked_style if marked is not None and marked(i) else ""
+        if style != run_style and run:
+            parts.append(("".join(run), run_style) if run_style else "".join(run))
+            run = []
+        run_style = style
+        run.append(cell)
+    if run:
+        parts.append(("".join(run), run_style) if run_style else "".join(run))
     return Content.assemble(*parts)
 
 
