@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TypedDict
 
 from wsmon.core.events import Event
+from wsmon.core.reducer import Reducer
+from wsmon.store import RecordedTarget, RecordingWriter, new_header
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40Z: the wall time a scripted session starts at
 # Targets a developer may have in the environment: a test of the command must not watch them.
@@ -100,3 +102,19 @@ def run_wsmon(
         timeout=timeout,
         check=False,
     )
+
+
+def write_recording(
+    path: Path, events: list[Event], *, batch: int = 100, keyframe_every: int = 250
+) -> Reducer:
+    """Write ``events`` as the live session does: apply, append, flush with the State every batch."""
+    reducer = Reducer()
+    header = new_header("test", targets=[RecordedTarget(name="ws", kind="websocket", address="ws://h/")])
+    with RecordingWriter(path, header, keyframe_every=keyframe_every) as writer:
+        for start in range(0, len(events), batch):
+            for event in events[start : start + batch]:
+                reducer.apply(event)
+                writer.append(event)
+            writer.flush(reducer.state)
+        writer.close(reducer.state)
+    return reducer

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from fuzzing import examples, unsafe_characters
-from helpers import T0, at
+from helpers import T0, at, write_recording
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_recording import write_recording
 
 from wsmon.attach import CheckRow
 from wsmon.core import baseline

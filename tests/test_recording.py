@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import write_recording
 
 from wsmon.core import events as ev
 from wsmon.core.events import from_dict
-from wsmon.core.reducer import Reducer, fold
+from wsmon.core.reducer import fold
 from wsmon.store import (
     FORMAT_VERSION,
     RecordedTarget,
@@ -77,21 +78,6 @@ def sample_events(count: int, start: int = 0) -> list[ev.Event]:
                 out.append(ev.AlertRaised(**t, figure="cpu_percent", level="warn", value=45.0, limit=50.0))
     return out
 
-
-def write_recording(
-    path: Path, events: list[ev.Event], *, batch: int = 100, keyframe_every: int = 250
-) -> Reducer:
-    """Write ``events`` as the live session does: apply, append, flush with the State every batch."""
-    reducer = Reducer()
-    header = new_header("test", targets=[RecordedTarget(name="ws", kind="websocket", address="ws://h/")])
-    with RecordingWriter(path, header, keyframe_every=keyframe_every) as writer:
-        for start in range(0, len(events), batch):
-            for event in events[start : start + batch]:
-                reducer.apply(event)
-                writer.append(event)
-            writer.flush(reducer.state)
-        writer.close(reducer.state)
-    return reducer
 
 
 def test_round_trip_keeps_every_event_the_header_and_the_state(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from helpers import run_wsmon
-from test_recording import sample_events, write_recording
+from helpers import run_wsmon, write_recording
+from test_recording import sample_events
 
 from wsmon.core.reducer import Reducer
 from wsmon.store import RecordingWriter, new_header

@@ -20,9 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import write_recording
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_recording import sample_events, write_recording
+from test_recording import sample_events
 
 from wsmon.store import RecordingError, RecordingReader, ReplayEngine, export_jsonl
 

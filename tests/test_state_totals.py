@@ -12,10 +12,11 @@ from typing import Any
 
 import msgspec
 import pytest
+from helpers import write_recording
 from ui_support import ReducerFeed, settle
 
 from wsmon.core import events as ev
-from wsmon.core.reducer import Reducer, fold
+from wsmon.core.reducer import fold
 from wsmon.core.state import MAX_SLOWLOG_KEPT, State
 from wsmon.replay_feed import ReplayFeed
 from wsmon.store import RecordingReader, RecordingWriter, new_header
@@ -84,15 +85,7 @@ def totals(state: State) -> tuple[int, list[str], int]:
 def recording(tmp_path: Path) -> Path:
     """Written as a session writes it, half a second's events at a time, with keyframes every 100."""
     path = tmp_path / "totals.wsmon"
-    events = session_events()
-    reducer = Reducer()
-    with RecordingWriter(path, new_header("totals"), keyframe_every=100) as writer:
-        for start in range(0, len(events), 7):
-            chunk = events[start : start + 7]
-            reducer.apply_many(chunk)
-            writer.extend(chunk)
-            writer.flush(reducer.state)
-        writer.close(reducer.state)
+    write_recording(path, session_events(), batch=7, keyframe_every=100)
     return path
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from helpers import write_recording
 from hypothesis import given, settings
 from test_witnesses import sessions
 
@@ -17,7 +18,7 @@ from wsmon.core.closecodes import close_class
 from wsmon.core.reducer import Reducer, fold
 from wsmon.core.state import decode_state, encode_state
 from wsmon.core.timeline import COARSE_BUCKETS, COARSE_SECONDS, FINE_SECONDS
-from wsmon.store import RecordingReader, RecordingWriter, new_header
+from wsmon.store import RecordingReader
 
 T0 = 1_750_000_000.0  # 2025-06-15 15:06:40 UTC
 MONO0 = 1000
@@ -102,15 +103,7 @@ def test_old_keyframes_without_the_series_still_read() -> None:
 def test_replay_gives_the_same_series_as_live(tmp_path: Path) -> None:
     path = tmp_path / "trend.wsmon"
     events = script()
-    reducer = Reducer()
-    with RecordingWriter(path, new_header("trend"), keyframe_every=50) as writer:
-        for start in range(0, len(events), 9):
-            chunk = events[start : start + 9]
-            reducer.apply_many(chunk)
-            writer.extend(chunk)
-            writer.flush(reducer.state)
-        writer.close(reducer.state)
-    live = reducer.state
+    live = write_recording(path, events, batch=9, keyframe_every=50).state
     reader = RecordingReader(path)
     assert reader.state_at_seq(reader.event_count).timeline == live.timeline
     assert fold(reader.iter_events()).timeline == live.timeline
