@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ from wsmon.sources.postgres import PostgresSource
 from wsmon.sources.probe import ProbeConfig, ProbeSource
 from wsmon.sources.process import ProcessSource, pid_from_name, pid_from_port
 from wsmon.sources.redis_source import RedisSource
-from wsmon.sources.server import ServerSource
+from wsmon.sources.server import ServerSource, check_program
 from wsmon.sources.tap import TapSource
 
 CHECK_TIMEOUT_S = 10.0
@@ -218,19 +217,11 @@ async def _check_process(options: AttachOptions) -> CheckResult:
 
 async def _check_server_command(command: str) -> CheckResult:
     """`--server CMD` is started by wsmon later: what can be checked now is that its program exists."""
-    started = time.perf_counter()
     try:
         argv = shlex.split(command)
     except ValueError as exc:
         return CheckResult(ok=False, error=f"not a command line: {exc}", kind="usage")
-    program = argv[0] if argv else ""
-    found = shutil.which(program) if program else None
-    ms = (time.perf_counter() - started) * 1000.0
-    if found is None:
-        error = "empty command" if not program else f"{program}: no such executable"
-        hint = "check the program's name and PATH, or give its full path"
-        return CheckResult(ok=False, latency_ms=ms, error=error, hint=hint, kind="missing")
-    return CheckResult(ok=True, latency_ms=ms)
+    return check_program(argv)
 
 
 async def _check_log_file(path: str) -> CheckResult:

@@ -191,15 +191,7 @@ class ServerSource(Source):
 
     async def check(self) -> CheckResult:
         """The server is started later, by the session: what can be checked now is that its program exists."""
-        started = time.perf_counter()
-        program = self.argv[0] if self.argv else ""
-        found = shutil.which(program) if program else None
-        ms = (time.perf_counter() - started) * 1000.0
-        if found is None:
-            error = "empty command" if not program else f"{program}: no such executable"
-            hint = "check the program's name and PATH, or give its full path"
-            return CheckResult(ok=False, latency_ms=ms, error=error, hint=hint, kind="missing")
-        return CheckResult(ok=True, latency_ms=ms)
+        return check_program(self.argv)
 
     async def stop(self) -> None:
         """SIGTERM to the server's process group, SIGKILL if it is still there after stop_timeout."""
@@ -218,3 +210,16 @@ class ServerSource(Source):
         except TimeoutError:
             _signal_group(proc.pid, signal.SIGKILL)
             await self._exited()
+
+
+def check_program(argv: list[str]) -> CheckResult:
+    """Whether a command line's program can be found (on PATH, or as given), for `wsmon check`."""
+    started = time.perf_counter()
+    program = argv[0] if argv else ""
+    found = shutil.which(program) if program else None
+    ms = (time.perf_counter() - started) * 1000.0
+    if found is None:
+        error = "empty command" if not program else f"{program}: no such executable"
+        hint = "check the program's name and PATH, or give its full path"
+        return CheckResult(ok=False, latency_ms=ms, error=error, hint=hint, kind="missing")
+    return CheckResult(ok=True, latency_ms=ms)
