@@ -150,6 +150,18 @@ async def test_a_scrape_during_a_session_shows_the_live_figures() -> None:
         httpx.get(f"http://{host}:{port}/metrics", timeout=2)
 
 
+async def scrape_once(state: State) -> str:
+    """/metrics of an exporter serving ``state`` alone, scraped once over real HTTP."""
+    exporter = PrometheusExporter("127.0.0.1", 0, state_getter=lambda: state)
+    exporter.start()
+    host, port = exporter.address
+    try:
+        async with httpx.AsyncClient(trust_env=False) as client:
+            return (await client.get(f"http://{host}:{port}/metrics", timeout=5)).text
+    finally:
+        await exporter.stop()
+
+
 async def test_exporter_without_a_session_reads_a_state_and_keeps_secrets_out_of_labels() -> None:
     state = fold(
         [
@@ -157,14 +169,7 @@ async def test_exporter_without_a_session_reads_a_state_and_keeps_secrets_out_of
             ev.TargetUp(wall=1, mono=2, target="redis://:hunter2@cache:6379"),
         ]
     )
-    exporter = PrometheusExporter("127.0.0.1", 0, state_getter=lambda: state)
-    exporter.start()
-    host, port = exporter.address
-    try:
-        async with httpx.AsyncClient(trust_env=False) as client:
-            text = (await client.get(f"http://{host}:{port}/metrics", timeout=5)).text
-    finally:
-        await exporter.stop()
+    text = await scrape_once(state)
 
     assert "hunter2" not in text
     samples = parse(text)
@@ -203,12 +208,5 @@ async def test_deadlocks_are_the_running_total_of_every_sample_not_the_last_ones
             ev.PostgresSample(wall=1, mono=4, target="postgres", select1_ms=1.0),
         ]
     )
-    exporter = PrometheusExporter("127.0.0.1", 0, state_getter=lambda: state)
-    exporter.start()
-    host, port = exporter.address
-    try:
-        async with httpx.AsyncClient(trust_env=False) as client:
-            text = (await client.get(f"http://{host}:{port}/metrics", timeout=5)).text
-    finally:
-        await exporter.stop()
+    text = await scrape_once(state)
     assert value(parse(text), "wsmon_postgres_deadlocks", target="postgres") == 5
