@@ -18,9 +18,10 @@ Custom rules (``rules``) are tried before the built-in recognisers. This module 
 itself (``LogParser``: the pre-filter, the order of the recognisers, what each one makes); a line is
 decoded in ``lines``, what it says is read in ``text`` and ``fields``, and remembered in ``memos``.
 """
+
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,14 @@ class LogParser:
 
     def parse(self, line: str) -> list[ev.Event]:
         return self._explain(line)[0]
+
+    def parse_many(self, blocks: Iterable[str]) -> list[ev.Event]:
+        """The events of several lines (a read chunk's), in their order: ``parse`` for each, in one call."""
+        events: list[ev.Event] = []
+        explain = self._explain
+        for block in blocks:
+            events += explain(block)[0]
+        return events
 
     def explain(self, line: str) -> Explanation:
         events, why = self._explain(line)
