@@ -304,11 +304,11 @@ def first_key_value(text: str) -> int:
 
 def key_values(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for match in _KV.finditer(text):
-        value = match.group(2)
+    # findall: the pairs in one call, no match object each (a key=value line has a dozen of them)
+    for key, value in _KV.findall(text):
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
-        out[match.group(1)] = value
+        out[key] = value
         if len(out) >= MAX_FIELDS:
             break
     return out
