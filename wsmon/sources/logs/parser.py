@@ -98,25 +98,29 @@ class LogParser:
         return self._explain(line)[0]
 
     def parse_many(self, blocks: Iterable[str]) -> list[ev.Event]:
-        """The events of several lines (a read chunk's), in their order: ``parse`` for each, in one call."""
+        """The events of several lines (a read chunk's), in their order: ``parse`` for each, in one call,
+        all stamped with one reading of the clock (the lines were read at one time)."""
         events: list[ev.Event] = []
         explain = self._explain
+        at = self.clock()
         for block in blocks:
-            events += explain(block)[0]
+            events += explain(block, at=at)[0]
         return events
 
     def explain(self, line: str) -> Explanation:
         events, why = self._explain(line)
         return Explanation(events, why)
 
-    def _explain(self, line: str, *, shortcuts: bool = True) -> tuple[list[ev.Event], str]:
+    def _explain(
+        self, line: str, *, shortcuts: bool = True, at: tuple[float, float] | None = None
+    ) -> tuple[list[ev.Event], str]:
         """(events, why): ``parse`` needs no Explanation made for each line. Without ``shortcuts`` (the
         pre-filter and the quiet JSON line) every line goes through the recognisers: the full path the
-        fast one is tested against (tests/test_logparse_fastpath.py)."""
+        fast one is tested against (tests/test_logparse_fastpath.py). ``at``: the clock, read already."""
         block = line.rstrip("\r\n")
         if not block or block.isspace():
             return [], "blank"
-        wall, mono = self.clock()
+        wall, mono = self.clock() if at is None else at
         try:
             if shortcuts and "\n" not in block and not self.rules:
                 if block[0] == "{":
