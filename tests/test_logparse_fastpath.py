@@ -303,3 +303,20 @@ def test_the_pre_filter_keeps_no_line_with_a_word_of_the_vocabulary_from_the_rec
         else:
             lines.append(f"2026-12-02 03:00:00,000 {level.upper()} [router] {words()}")
     assert_same(lines)
+
+
+CUE_PIECES = (
+    *vocab.CUES, "co", "nn", "not", "no", " such", "suc", "h", "ACK", "Conn", "\u212a", "\u0130",
+    "é", "\u017f", "-", "_", "=", ":", "/", " ", "\t", "\n", "0", "42", "c-17", "\x1b[31m",
+    '"', "{", "\ud800",
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(CUE_PIECES), st.text(max_size=6)), max_size=14).map("".join))
+def test_a_text_lines_cues_found_word_by_word_are_those_the_scan_finds(text: str) -> None:
+    """The text pre-filter looks for cues word by word (remembered per word); it must find a cue exactly
+    where the scan of the whole line does, across separators, digits and non-ASCII letters."""
+    for lowered in (text.lower(), text):
+        assert vocab.line_has_cue(lowered) == vocab.has_cue(lowered), lowered
+        assert vocab.line_has_cue(lowered) == vocab.has_cue(lowered), lowered  # remembered now

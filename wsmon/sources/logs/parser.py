@@ -182,7 +182,7 @@ class LogParser:
         """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
         plain = strip_ansi(block)
         lowered = plain.lower()
-        if vocab.has_cue(lowered) or "warn" in lowered or "err" in lowered or "crit" in lowered:
+        if "warn" in lowered or "err" in lowered or "crit" in lowered or vocab.line_has_cue(lowered):
             return None
         level = _level_said(plain, lowered) or "info"
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
