@@ -356,6 +356,8 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(args.lines, args.repeats)))
         return 0
+    if args.base is not None and not (args.base / "wsmon" / "sources" / "logs" / "source.py").is_file():
+        parser.error(f"--base {args.base}: no wsmon checkout with wsmon/sources/logs there")
 
     here = Path(__file__).resolve().parent.parent
     print(f"{args.lines:,} lines a mix; lines per CPU second, best of {args.rounds} rounds × {args.repeats}")
