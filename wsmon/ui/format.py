@@ -20,14 +20,15 @@ LEVEL_STYLES: dict[str, str] = {
 
 
 class LevelSymbols(NamedTuple):
-    """What a theme draws beside a judged figure, so levels differ by more than colour ("" for none)."""
+    """What a theme draws beside a judged figure and before an alert, so levels never differ by colour
+    alone: every theme has them (these, unless its file names its own)."""
 
-    ok: str = ""
-    warn: str = ""
-    breach: str = ""
+    ok: str = "✓"
+    warn: str = "▲"
+    breach: str = "✗"
 
     def mark(self, level: str) -> str:
-        """The level's symbol and a space, or "" where the theme has none (or there is no level)."""
+        """The level's symbol and a space, or "" for a figure with no level (a capacity target)."""
         symbol = getattr(self, level, "") if level in self._fields else ""
         return f"{symbol} " if symbol else ""
 
