@@ -3,10 +3,6 @@ z shows every wall-clock time on the dashboard in UTC or in local time."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
-import pytest
 from test_trend_series import ABNORMAL_FROM, T0, script
 from ui_support import ReducerFeed, screen_lines, settle
 
@@ -15,16 +11,6 @@ from wsmon.ui.app import WsmonApp
 from wsmon.ui.widgets import FailuresPanel, LogPanel, TrendsPanel
 
 FIRST_1006 = T0 + ABNORMAL_FROM + 0.7  # 15:07:20 UTC, 20:37:20 in India (no daylight saving)
-
-
-@pytest.fixture
-def india(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Local time five and a half hours from UTC, so local and UTC differ in every digit that matters."""
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 async def test_the_trends_panel_shows_when_the_1006s_started(india: None) -> None:

@@ -427,6 +427,8 @@ class WsmonApp(ReplayActions):
         self.notify(f"times in {'UTC' if self.utc_times else 'local time'}", timeout=2)
         self._stamp = None  # repaint even if nothing else changed since the last frame
         self.refresh_from_state()
+        if isinstance(self.screen, ConnectionScreen):  # z from the drill-down: its times now, too
+            self.screen.refresh_from_state()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from textual.dom import DOMNode
@@ -86,3 +87,16 @@ def wall_clock(wall: float, utc: bool) -> str:
     if utc:
         return time.strftime("%H:%M:%S UTC", time.gmtime(wall))
     return time.strftime("%H:%M:%S %Z", time.localtime(wall))
+
+
+def wall_clock_ms(wall: float, utc: bool, *, date: bool = False) -> str:
+    """HH:MM:SS.mmm in local time or UTC, the zone said once beside the column (zone_name); with
+    ``date``, '2025-06-15 15:06:40.000 UTC', the date and the zone's name included."""
+    moment = datetime.fromtimestamp(wall, tz=UTC) if utc else datetime.fromtimestamp(wall).astimezone()
+    stamp = moment.strftime("%Y-%m-%d %H:%M:%S.%f" if date else "%H:%M:%S.%f")[:-3]
+    return f"{stamp} {moment.tzname()}" if date else stamp
+
+
+def zone_name(wall: float, utc: bool) -> str:
+    """'UTC', or 'local time, CET': the zone the times of a column are in (at ``wall``)."""
+    return "UTC" if utc else f"local time, {time.strftime('%Z', time.localtime(wall))}"
