@@ -82,6 +82,11 @@ def clock_time(wall: float, utc: bool) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(wall) if utc else time.localtime(wall))
 
 
+def wall_date(wall: float, utc: bool) -> str:
+    """The day of a wall-clock time, 2025-06-15, in local time or UTC."""
+    return time.strftime("%Y-%m-%d", time.gmtime(wall) if utc else time.localtime(wall))
+
+
 def wall_clock(wall: float, utc: bool) -> str:
     """A wall-clock time with its zone: '14:03:07 UTC', or local with the zone's abbreviation."""
     if utc:
