@@ -131,7 +131,7 @@ async def test_m_bookmarks_into_the_sidecar_the_palette_lists_it_and_b_jumps(
         await pilot.pause()
         assert "⚑ 1" in app.query_one(ReplayBar).text
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        assert f"bookmark {AT_20S}" in titles and "Add bookmark (replay)" in titles
+        assert f"bookmark {AT_20S}" in titles and "Add marker: a bookmark (replay)" in titles
         await pilot.press("comma", "comma")
         await pilot.press("ctrl+p", *f"bookmark {AT_20S}")
         await pilot.pause(0.5)

@@ -28,11 +28,10 @@ from textual.widgets import Footer, Static
 from wsmon.core import story
 from wsmon.core.sanitize import visible
 from wsmon.core.state import State
+from wsmon.ui.exports import new_path, write_new
 from wsmon.ui.format import shows_utc, wall_clock_ms, zone_name
 
 COPIED_FILE = "copied.txt"
-# A connection id in a file name: anything but these becomes '_', so an id from the wire names no path.
-_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
 # The summary's times as core.wallclock.iso_utc writes them, shown in the zone z chooses.
 _ISO_UTC = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\b")
 
@@ -45,13 +44,7 @@ def state_dir() -> Path:
 
 def export_path(conn_id: str, directory: Path) -> Path:
     """``wsmon-<conn>.jsonl``, or ``wsmon-<conn>-2.jsonl`` … when that exists."""
-    stem = f"wsmon-{_UNSAFE_IN_NAME.sub('_', conn_id)[:80]}"
-    path = directory / f"{stem}.jsonl"
-    n = 1
-    while path.exists():
-        n += 1
-        path = directory / f"{stem}-{n}.jsonl"
-    return path
+    return new_path(directory, f"wsmon-{conn_id[:80]}")
 
 
 def in_zone(text: str, utc: bool) -> str:
@@ -139,12 +132,9 @@ class ConnectionScreen(Screen[None]):
 
     def action_export(self) -> None:
         path = export_path(self.conn_id, Path.cwd())
-        try:
-            # 'x': never over a file that appeared since export_path looked.
-            with path.open("xb") as out:
-                out.write(story.json_lines(self._state(), self.conn_id))
-        except OSError as exc:
-            self.notify(visible(f"export failed: {exc}"), severity="error", timeout=6, markup=False)
+        problem = write_new(path, story.json_lines(self._state(), self.conn_id))
+        if problem is not None:
+            self.notify(visible(f"export failed: {problem}"), severity="error", timeout=6, markup=False)
             return
         self.notify(visible(f"exported to {path}"), timeout=4, markup=False)
 

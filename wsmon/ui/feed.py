@@ -60,6 +60,16 @@ class Feed(Protocol):
         ...
 
 
+class LiveMarkers(abc.ABC):
+    """What a live session adds to its Feed: a marker put into it from the dashboard (m, ctrl+p), applied
+    and recorded like the markers a test suite sends (WSMON_MARKERS), so the report and a replay show it.
+    The dashboard offers the key only to a feed that is one."""
+
+    @abc.abstractmethod
+    def marker(self, text: str) -> None:
+        """A Marker event with ``text``, now, into the session (its State and its recording)."""
+
+
 class ReplayControls(abc.ABC):
     """What a replay adds to its Feed: the keys that move through the recording, and what the header
     shows of where it is. The dashboard offers these keys only to a feed that is one."""

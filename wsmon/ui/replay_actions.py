@@ -107,7 +107,11 @@ class ReplayActions(App[int]):
         yield SystemCommand("Seek (replay)", ": — 50%, 1:30 or 90s", self.action_seek)
         yield SystemCommand("Next anomaly (replay)", "n", lambda: self.action_anomaly(1))
         yield SystemCommand("Previous anomaly (replay)", "N", lambda: self.action_anomaly(-1))
-        yield SystemCommand("Add bookmark (replay)", "m — kept beside the recording", self.action_bookmark)
+        yield SystemCommand(
+            "Add marker: a bookmark (replay)",
+            "m — this moment, kept beside the recording",
+            self.action_bookmark,
+        )
         for index, wall in enumerate(self._replay.bookmarks()):
             yield SystemCommand(
                 f"bookmark {wall_clock(wall, self.utc_times)}",

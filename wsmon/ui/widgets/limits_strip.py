@@ -66,6 +66,11 @@ class LimitsStrip(FittedPanel):
             (figures, alerts, symbols), lambda width: _build(figures, alerts, limits, symbols, width)
         )
 
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        """Each limit's figure as the strip shows it now: (figure, as shown, level, value)."""
+        return self._figures
+
 
 def _figure(state: State, limit: Limit) -> Figure:
     value = live_value(state, limit)
