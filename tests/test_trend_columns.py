@@ -59,10 +59,14 @@ def test_older_minutes_spread_over_narrower_columns_keep_their_counts() -> None:
     length = FINE_SECONDS + 300
     events += [ev.Traffic(**at(s + 0.2), conn="c0", msgs_in=6) for s in range(length)]
     events += [ev.ConnectionClosed(**at(30 + i + 0.5), conn=f"c{i}", code=1006) for i in range(12)]
+    slow = (100, 101, 850, 851, 852)  # delivery p95 80 ms: two seconds of an older minute, three recent
+    events += [ev.LatencySample(**at(s + 0.3), kind="delivery", ms=80.0, ref=f"m{s}") for s in slow]
     timeline = fold(sorted(events, key=lambda event: event.mono)).timeline
     assert timeline.coarse, "the script must reach past the fine ring"
-    drawn = chart(timeline, 100, 1000 + length - 1)
+    drawn = chart(timeline, 100, 1000 + length - 1, p95_limit=50.0)
     assert drawn.span_s == 10
+    assert (drawn.over.seconds, drawn.over.minutes) == (3, 1)
+    assert drawn.over.first_wall == at(80.0)["wall"]  # the start of the minute from second 1080
     assert sum(sum(c.closes.values()) for c in drawn.columns) == pytest.approx(12)
     assert drawn.first <= 1000  # all of it
     old = drawn.columns[(1100 - drawn.first) // 10]  # in the minute from second 1080, kept whole

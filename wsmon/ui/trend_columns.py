@@ -28,11 +28,21 @@ class Column:
 
 
 @dataclass
+class OverLimit:
+    """The spans in the window whose delivery p95 was above a limit: seconds, (older) minutes, the first."""
+
+    seconds: int = 0
+    minutes: int = 0
+    first_wall: float | None = None
+
+
+@dataclass
 class Chart:
     span_s: int  # seconds a column
     first: int  # the monotonic second the first column starts at
     columns: list[Column]
     open_now: int  # open connections at the last change up to the end
+    over: OverLimit  # of the p95 limit chart() was given
 
 
 def column_span(history_s: int, width: int) -> int:
@@ -40,9 +50,10 @@ def column_span(history_s: int, width: int) -> int:
     return next((span for span in COLUMN_SPANS_S if span * width >= history_s), COLUMN_SPANS_S[-1])
 
 
-def chart(timeline: Timeline, width: int, end: int) -> Chart:
+def chart(timeline: Timeline, width: int, end: int, p95_limit: float = float("inf")) -> Chart:
     """``width`` columns ending with the one that holds second ``end``, wide enough for all the history
-    kept. Columns start at multiples of their span, so a column's content does not shift every second."""
+    kept, and how long delivery p95 was above ``p95_limit`` in them. Columns start at multiples of their
+    span, so a column's content does not shift every second."""
     buckets = [*timeline.coarse, *timeline.fine]
     oldest = buckets[0].start if buckets else end
     span = column_span(end - oldest + 1, width)
@@ -50,6 +61,7 @@ def chart(timeline: Timeline, width: int, end: int) -> Chart:
     columns = [Column() for _ in range(width)]
     seen: list[int | None] = [None] * width  # the open count at each column's last change in it
     carried = 0  # open connections before the first column
+    over = OverLimit()
     for b in buckets:
         last = b.start + b.span - 1
         if last < first:
@@ -57,20 +69,32 @@ def chart(timeline: Timeline, width: int, end: int) -> Chart:
             continue
         if b.start > end:
             break
-        _spread(b, columns, seen, first, span, min(last, end))
+        p95 = b.latency_p95() if b.latency else None
+        _spread(b, p95, columns, seen, first, span, min(last, end))
+        if p95 is not None and p95 > p95_limit:
+            over.first_wall = b.wall if over.first_wall is None else over.first_wall
+            if b.span == 1:
+                over.seconds += 1
+            else:
+                over.minutes += 1
     open_now = carried
     for column, last_open in zip(columns, seen, strict=True):
         column.open = max(column.open, open_now)
         if last_open is not None:
             open_now = last_open
-    return Chart(span_s=span, first=first, columns=columns, open_now=open_now)
+    return Chart(span_s=span, first=first, columns=columns, open_now=open_now, over=over)
 
 
 def _spread(
-    b: Bucket, columns: list[Column], seen: list[int | None], first: int, span: int, last: int
+    b: Bucket,
+    p95: float | None,
+    columns: list[Column],
+    seen: list[int | None],
+    first: int,
+    span: int,
+    last: int,
 ) -> None:
-    """Add one bucket to the columns its seconds (up to ``last``) fall in."""
-    p95 = b.latency_p95()
+    """Add one bucket (its delivery p95 worked out once) to the columns its seconds (to ``last``) fall in."""
     msgs, failures = b.msgs / b.span, b.failures / b.span  # per second: a minute's mean, a second's own
     start = max(b.start, first)
     for index in range((start - first) // span, (last - first) // span + 1):
@@ -98,4 +122,4 @@ def duration(seconds: int) -> str:
     return f"{hours} h" + (f" {rest} min" if rest else "")
 
 
-__all__ = ["COLUMN_SPANS_S", "Chart", "Column", "chart", "column_span", "duration"]
+__all__ = ["COLUMN_SPANS_S", "Chart", "Column", "OverLimit", "chart", "column_span", "duration"]

@@ -19,9 +19,9 @@ from textual.widget import Widget
 from wsmon.core.closecodes import EXPECTED_CLASSES, CloseClass
 from wsmon.core.limits import BREACH, DEFAULT_LIMITS, WARN, Limit, format_value
 from wsmon.core.state import State
-from wsmon.core.timeline import Bucket, Timeline
+from wsmon.core.timeline import Timeline
 from wsmon.ui.format import LEVEL_STYLES, level_symbols, shows_utc, wall_clock
-from wsmon.ui.trend_columns import Chart, Column, chart, duration
+from wsmon.ui.trend_columns import Chart, Column, OverLimit, chart, duration
 from wsmon.ui.widgets.replay_bar import span_label
 from wsmon.ui.widgets.resources import limit_for
 
@@ -80,10 +80,10 @@ def trends_content(state: State, limits: tuple[Limit, ...], width: int, node: Wi
     timeline = state.timeline
     utc = shows_utc(node)
     end = int(state.last_mono)
-    drawn = chart(timeline, width, end)
+    delivery = limit_for_figure(limits, "delivery_ms")
+    drawn = chart(timeline, width, end, delivery.value)
     columns = drawn.columns
     breach_style = LEVEL_STYLES[BREACH]
-    delivery = limit_for_figure(limits, "delivery_ms")
     capacity = limit_for(limits, "capacity")
 
     msgs = [c.msgs for c in columns]
@@ -116,7 +116,7 @@ def trends_content(state: State, limits: tuple[Limit, ...], width: int, node: Wi
     )
     lines.extend(_close_rows(columns))
     lines.append(_axis(drawn.first, end, width, state, utc))
-    lines.extend(_notes(state, drawn.first, end, delivery, capacity, utc, node))
+    lines.extend(_notes(state, drawn.over, delivery, capacity, utc, node))
     return Content("\n").join(lines)
 
 
@@ -208,28 +208,9 @@ def _axis(first: int, end: int, width: int, state: State, utc: bool) -> Content:
     return Content.styled(f"{'':<{PREFIX}}{start}{'':<{gap}}{stop}", MUTED)
 
 
-def _over_limit(timeline: Timeline, first: int, end: int, limit: float) -> tuple[int, int, Bucket | None]:
-    """Seconds and (older) minutes in the window whose delivery p95 was above ``limit``, and the first."""
-    seconds = minutes = 0
-    earliest: Bucket | None = None
-    for b in (*timeline.coarse, *timeline.fine):
-        if b.start + b.span <= first or b.start > end:
-            continue
-        p95 = b.latency_p95() if b.latency else None
-        if p95 is None or p95 <= limit:
-            continue
-        earliest = earliest or b
-        if b.span == 1:
-            seconds += 1
-        else:
-            minutes += 1
-    return seconds, minutes, earliest
-
-
 def _notes(
     state: State,
-    first: int,
-    end: int,
+    over: OverLimit,
     delivery: Limit,
     capacity: Limit,
     utc: bool,
@@ -240,14 +221,13 @@ def _notes(
     mark = level_symbols(node).mark(BREACH)
     lines: list[Content] = []
     limit_text = format_value(delivery.value, delivery.unit)
-    seconds, minutes, earliest = _over_limit(timeline, first, end, delivery.value)
-    if earliest is not None:
-        spans = [f"{seconds} s"] if seconds else []
-        spans += [f"{minutes} one-minute span{'s' if minutes > 1 else ''}"] if minutes else []
+    if over.first_wall is not None:
+        spans = [f"{over.seconds} s"] if over.seconds else []
+        spans += [f"{over.minutes} one-minute span{'s' if over.minutes > 1 else ''}"] if over.minutes else []
         lines.append(
             Content.styled(
                 f"{mark}delivery p95 over its {limit_text} limit for {' and '.join(spans)},"
-                f" from {wall_clock(earliest.wall, utc)}",
+                f" from {wall_clock(over.first_wall, utc)}",
                 breach_style,
             )
         )
