@@ -140,3 +140,20 @@ async def test_export_view_and_add_marker_in_a_replay(
         await pilot.pause()
         assert len(feed.bookmarks()) == 2
         await pilot.press("q")
+
+
+async def test_the_recording_s_markers_are_in_the_palette_and_seek_there(recording: Path) -> None:
+    feed = ReplayFeed(recording)
+    feed.engine.paused = True
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("z")
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "marker 15:07:05 UTC: half way" in titles and "marker 15:07:20 UTC: the end" in titles
+        await pilot.press("ctrl+p", *"marker 15:07:05")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert feed.engine.position == 5 and feed.paused  # just after the marker "half way"
+        assert [marker.text for marker in feed.state.markers] == ["half way"]
+        await pilot.press("q")

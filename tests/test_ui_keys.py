@@ -14,6 +14,7 @@ from textual.geometry import Region
 from ui_support import ReducerFeed, screen_clock, settle, widget_text
 
 from wsmon.core import events as ev
+from wsmon.replay_feed import ReplayFeed
 from wsmon.session import Session
 from wsmon.store import RecordingReader
 from wsmon.ui.app import MARKER_TEXT, WsmonApp
@@ -321,6 +322,7 @@ async def test_m_in_a_live_session_puts_a_marker_into_its_recording(
         await pilot.pause()
     texts = [event.text for event in RecordingReader(path).iter_events() if isinstance(event, ev.Marker)]
     assert texts == ["deploy 42", MARKER_TEXT, "from the palette"]
+    assert [text for _, text in ReplayFeed(path).markers()] == texts  # a replay's palette lists them
 
 
 async def test_m_is_no_marker_where_the_feed_takes_none() -> None:

@@ -156,7 +156,7 @@ class WsmonApp(ReplayActions):
             "marker",
             "Marker",
             tooltip="live: a marker, now, in the session and its recording, as a test suite's markers "
-            "(the report lists them)",
+            "(the report and a replay's ctrl+p list them)",
         ),
         Binding("b", "next_bookmark(1)", "Next bookmark", show=False, tooltip="jump to the next bookmark"),
         Binding(

@@ -141,5 +141,14 @@ class ReplayControls(abc.ABC):
         """Pause at the next (1) or previous (-1) bookmark; its wall time, or None when there is none."""
 
     @abc.abstractmethod
+    def markers(self) -> list[tuple[float, str]]:
+        """Every marker in the recording (a test suite's, m on a live dashboard): wall time (UTC epoch
+        seconds) and text, earliest first."""
+
+    @abc.abstractmethod
+    def goto_marker(self, index: int) -> None:
+        """Pause just after the ``index``-th marker (of ``markers()``)."""
+
+    @abc.abstractmethod
     def take_notes(self) -> list[str]:
         """One-line warnings from opening the replay (a malformed bookmarks sidecar), once."""
