@@ -27,10 +27,11 @@ def session(minutes: int, latencies: int) -> Reducer:
     for i in range(50):
         reducer.apply(ev.ConnectionOpened(wall=WALL0 + i / 100, mono=MONO0 + i / 100, conn=f"c{i}"))
     for s in range(minutes * 60):
-        at = {"wall": WALL0 + s + 0.2, "mono": MONO0 + s + 0.2}
-        reducer.apply(ev.Traffic(**at, conn="c0", msgs_in=10))
+        wall, mono = WALL0 + s + 0.2, MONO0 + s + 0.2
+        reducer.apply(ev.Traffic(wall=wall, mono=mono, conn="c0", msgs_in=10))
         for k in range(latencies):
-            reducer.apply(ev.LatencySample(**at, kind="delivery", ms=5.0 + (k * 7 + s) % 40, ref=f"m{s}-{k}"))
+            ms = 5.0 + (k * 7 + s) % 40
+            reducer.apply(ev.LatencySample(wall=wall, mono=mono, kind="delivery", ms=ms, ref=f"m{s}-{k}"))
     return reducer
 
 
