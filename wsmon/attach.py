@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wsmon.config import AttachOptions
+from wsmon.core.events import LogLine
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_argv, redact_url
+from wsmon.outputs.publish import Publisher
 from wsmon.session import Session, Source
-from wsmon.sources.base import CheckResult
+from wsmon.sources.base import CheckResult, now
 from wsmon.sources.feeds import FeedSource, FeedSpec
 from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logs.source import LogFileSource, StdinLogSource
@@ -173,7 +176,7 @@ def build_attach_session(
     options: AttachOptions, *, limits: tuple[Limit, ...], record: Path | None, duration: float | None
 ) -> Session:
     title = "attach · " + (redact_url(options.url) if options.url else ", ".join(options.configured()))
-    return Session(
+    session = Session(
         build_sources(options),
         title=title,
         limits=limits,
@@ -183,6 +186,19 @@ def build_attach_session(
         duration=duration,
         starting=starting_targets(options),
     )
+    if options.publish:
+        session.sinks.append(publisher(options.publish, options.node or socket.gethostname(), session))
+    return session
+
+
+def publisher(url: str, node: str, session: Session) -> Publisher:
+    """`--publish`: the session's events to the fleet's stream; its outages are the session's log lines."""
+
+    def report(text: str) -> None:
+        wall, mono = now()
+        session.emit(LogLine(wall=wall, mono=mono, level="warn", text=text, source="wsmon"))
+
+    return Publisher(url, node, on_error=report)
 
 
 # --- check -----------------------------------------------------------------------------------------

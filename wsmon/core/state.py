@@ -61,6 +61,7 @@ class Connection(msgspec.Struct, gc=False):
     server_conn: str = ""
     # A server-log row of a server a tap covers, not (yet) matched to a tap row: shown, never counted.
     covered_by: str = ""
+    node: str = ""  # the fleet node it is on (core.fleet): "" outside a fleet
 
     @property
     def counted(self) -> bool:
