@@ -117,8 +117,11 @@ def report(
     """
 
     from wsmon.core import baseline as baselines
+    from wsmon.core.fleet import NODE_KIND
+    from wsmon.core.fleetreport import node_reports
     from wsmon.core.report import build_report
     from wsmon.render.baseline import render_with_report
+    from wsmon.render.fleet import fleet_exit_code, render_fleet
     from wsmon.render.report import render, verdict_line
     from wsmon.store.format import RecordingError
     from wsmon.store.reader import RecordingReader
@@ -144,6 +147,10 @@ def report(
     result = report_of(reader, state, limits, source=str(file))
     result.warnings = [w for w in reader.warnings if w.startswith(UNREADABLE_BATCHES)]
     text, code = render(result, fmt), result.exit_code
+    if any(target.kind == NODE_KIND for target in state.targets.values()):
+        # A fleet's recording: each node judged on its own too (core/fleetreport.py).
+        nodes = node_reports(reader.iter_events(), limits, source=str(file), header=header_of(reader))
+        text, code = render_fleet(result, nodes, fmt), fleet_exit_code(result, nodes)
     if baseline is not None:
         try:
             default_tolerance, tolerances = baseline_tolerances(settings())

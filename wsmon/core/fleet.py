@@ -3,14 +3,13 @@
 layout — and how a node's event becomes the fleet's: its connection ids, targets, sources and message
 ids prefixed ``NODE/``, so two nodes never collide and every row, target and log line says its node.
 
-Pure: no I/O. ``node_of`` and ``events_of_node`` read the node back out, for the State's rows and for
-the report's per-node figures.
+Pure: no I/O. ``node_of_event`` reads the node back out, for the report's per-node figures
+(core/fleetreport.py).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -24,6 +23,8 @@ NODE_KIND = "node"  # the TargetAdded kind of a node: its UP/DOWN is its heartbe
 SEPARATOR = "/"
 _NODE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # The fields that name something of the node's own: prefixed so nodes never collide.
+LOST_EVENTS = "lost_events"  # the LogLine field of the events a node lost (its full outage buffer)
+LOST_ENTRIES = "lost_entries"  # ... of the entries trimmed from its stream before the fleet read them
 _PREFIXED = ("conn", "target", "source", "ref", "message_id")
 _TARGET_EVENTS = (ev.TargetAdded, ev.TargetUp, ev.TargetDown, ev.Hint)
 
@@ -78,29 +79,16 @@ def node_prefix(name: str) -> str:
 
 
 def node_of_event(event: ev.Event) -> str:
-    """The node an event of a fleet recording came from; "" for the fleet's own (its Redis, alerts)."""
+    """The node an event of a fleet recording came from, or a name that is no node (the caller keeps
+    only known nodes): a node's own target events carry its bare name; its gap lines their source."""
     if isinstance(event, _TARGET_EVENTS) and SEPARATOR not in event.target:
-        return ""  # a node's own target is its name; the fleet's is "fleet": told apart by the caller
+        return event.target
     for name in _FIELDS[type(event)]:
         found = node_prefix(getattr(event, name))
         if found:
             return found
-    if isinstance(event, ev.LogLine | ev.Marker):
-        head = event.source if isinstance(event, ev.LogLine) else event.text.partition(":")[0]
-        return head if _NODE_NAME.fullmatch(head) else ""
+    if isinstance(event, ev.LogLine):
+        return event.source
+    if isinstance(event, ev.Marker):
+        return event.text.partition(":")[0]
     return ""
-
-
-def nodes_in(events: Iterable[ev.Event]) -> list[str]:
-    """The nodes a fleet recording holds, in the order they were added."""
-    return [e.target for e in events if isinstance(e, ev.TargetAdded) and e.kind == NODE_KIND]
-
-
-def events_of_node(events: Iterable[ev.Event], node: str) -> Iterator[ev.Event]:
-    """A fleet recording's events of one node: its own, its node target's UP/DOWN, and its gaps."""
-    for event in events:
-        own = (
-            isinstance(event, ev.TargetAdded | ev.TargetUp | ev.TargetDown | ev.Hint) and event.target == node
-        )
-        if own or node_of_event(event) == node:
-            yield event

@@ -32,7 +32,16 @@ from redis.backoff import NoBackoff
 from redis.typing import KeyT, StreamIdT
 
 from wsmon.core import events as ev
-from wsmon.core.fleet import FORMAT, NODE_KIND, REGISTRY, check_node_name, stream_key, to_fleet
+from wsmon.core.fleet import (
+    FORMAT,
+    LOST_ENTRIES,
+    LOST_EVENTS,
+    NODE_KIND,
+    REGISTRY,
+    check_node_name,
+    stream_key,
+    to_fleet,
+)
 from wsmon.core.redact import redact_url
 from wsmon.sources.base import (
     Backoff,
@@ -213,22 +222,18 @@ class FleetSource(Source):
             return
         node.seen_mono = mono
         node.status.mark_up(emit, "heartbeat")
+        if run == node.run and seq <= node.seq:
+            return  # read before: a Redis restored from disk can deliver its last entries again
         if run == node.run and seq > node.seq + 1:
             missed = seq - node.seq - 1
             node.lost_entries += missed
-            self._lost(
-                emit,
-                node,
-                f"node {node.name} lost {missed} entries: trimmed from its stream before they were read",
-            )
+            text = f"node {node.name} lost {missed} entries: trimmed from its stream before they were read"
+            self._lost(emit, node, text, {LOST_ENTRIES: str(missed)})
         node.run, node.seq = run, seq
         if gap:
             node.lost_events += gap
-            self._lost(
-                emit,
-                node,
-                f"node {node.name} lost {gap} events: its buffer was full while Redis was unreachable",
-            )
+            text = f"node {node.name} lost {gap} events: its buffer was full while Redis was unreachable"
+            self._lost(emit, node, text, {LOST_EVENTS: str(gap)})
         if node.offset is None or sent_mono < node.sent_mono or mono - sent_mono < node.offset:
             node.offset = mono - sent_mono  # the quickest delivery seen; a node's clock that restarted, anew
         node.sent_mono = sent_mono
@@ -247,11 +252,11 @@ class FleetSource(Source):
             if node.status.up and silent > MISSED_HEARTBEATS * node.heartbeat_s:
                 node.status.mark_down(emit, f"no heartbeat for {silent:.1f} s", "heartbeat")
 
-    def _lost(self, emit: Emit, node: Node, text: str) -> None:
+    def _lost(self, emit: Emit, node: Node, text: str, fields: dict[str, str]) -> None:
+        """Said in the log (and counted by the report from ``fields``): a loss is never silent."""
         wall, mono = now()
-        emit(
-            ev.LogLine(wall=wall, mono=max(mono, self._last_mono), level="error", text=text, source=node.name)
-        )
+        at = max(mono, self._last_mono)
+        emit(ev.LogLine(wall=wall, mono=at, level="error", text=text, source=node.name, fields=fields))
 
     def _warn_once(self, emit: Emit, name: str, text: str) -> None:
         node = self.nodes.get(name)
