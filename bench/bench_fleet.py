@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,9 +35,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
+from bench_attach import accepts, free_port
+from bench_dashboard_cpu import wait_until
 
 from wsmon.core import events as ev
 from wsmon.core.fleet import stream_key
@@ -50,20 +52,8 @@ PUBLISH_GOAL = 50_000
 LATENCY_GOAL_MS = 1000.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
+def wait_port(port: int) -> None:
+    wait_until(lambda: accepts(port), 20, f"something to listen on {port}", step=0.05)
 
 
 @contextmanager
