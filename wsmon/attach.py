@@ -186,19 +186,20 @@ def build_attach_session(
         duration=duration,
         starting=starting_targets(options),
     )
-    if options.publish:
-        session.sinks.append(publisher(options.publish, options.node or socket.gethostname(), session))
+    add_publisher(session, options)
     return session
 
 
-def publisher(url: str, node: str, session: Session) -> Publisher:
+def add_publisher(session: Session, options: AttachOptions) -> None:
     """`--publish`: the session's events to the fleet's stream; its outages are the session's log lines."""
+    if not options.publish:
+        return
 
     def report(text: str) -> None:
         wall, mono = now()
         session.emit(LogLine(wall=wall, mono=mono, level="warn", text=text, source="wsmon"))
 
-    return Publisher(url, node, on_error=report)
+    session.sinks.append(Publisher(options.publish, options.node or socket.gethostname(), on_error=report))
 
 
 # --- check -----------------------------------------------------------------------------------------
@@ -298,6 +299,8 @@ async def run_checks(options: AttachOptions) -> list[CheckRow]:
         jobs.append((name, path, _check_log_file(path)))
     for number, feed in enumerate(options.feeds, 1):
         jobs.append((_numbered("feed", len(options.feeds), number), feed.shown, _feed_check(feed)))
+    if options.publish:
+        jobs.append(("publish", redact_url(options.publish), RedisSource(options.publish).check()))
     if options.url:
         jobs.append(("websocket", redact_url(options.url), ProbeSource(_probe_config(options)).check()))
     locatable = options.pid is not None or options.process is not None or options.process_port() is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -16,6 +17,8 @@ from wsmon.cli.common import (
     limit_option,
     main,
     output_options,
+    recording_exit,
+    run_headless,
     settings_or_fail,
     theme_choice,
     theme_option,
@@ -76,5 +79,28 @@ def fleet(
         duration=duration,
     )
     add_outputs(session, alert_cmd, alert_webhook, prometheus)
+    if headless:
+        sys.exit(_headless(session, record))
     chosen = theme_choice(theme, lambda: settings)
     sys.exit(watch_live(session, headless, record, source="fleet", theme=chosen))
+
+
+def _headless(session: Any, record: Path | None) -> int:
+    """Watch until stopped, then print the fleet's report with each node judged on its own."""
+    from wsmon.core.fleetreport import NodeSplit
+    from wsmon.core.report import build_report
+    from wsmon.core.sink import Sink
+    from wsmon.render.fleet import fleet_exit_code, render_fleet
+
+    split = NodeSplit()
+
+    class _Split(Sink):
+        def on_event(self, event: Any) -> None:
+            split.apply(event)
+
+    session.sinks.append(_Split())
+    run_headless(session.run, session.stop)
+    report = build_report(session.state, session.limits, source="fleet")
+    nodes = split.reports(session.limits, source="fleet")
+    click.echo(render_fleet(report, nodes, "text"))
+    return recording_exit(session, record) or fleet_exit_code(report, nodes)

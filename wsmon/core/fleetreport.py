@@ -22,6 +22,42 @@ class NodeReport(msgspec.Struct, kw_only=True):
     lost_entries: int  # batches trimmed from its stream before the fleet read them
 
 
+class NodeSplit:
+    """A fleet's events folded node by node, as they come (a live fleet) or from its recording."""
+
+    def __init__(self) -> None:
+        self.reducers: dict[str, Reducer] = {}
+        self.lost: dict[str, list[int]] = {}  # node -> [events, entries]
+
+    def apply(self, event: ev.Event) -> None:
+        if isinstance(event, ev.TargetAdded) and event.kind == NODE_KIND:
+            self.reducers.setdefault(event.target, Reducer())
+            self.lost.setdefault(event.target, [0, 0])
+        node = node_of_event(event)
+        reducer = self.reducers.get(node)
+        if reducer is None:
+            return
+        reducer.apply(event)
+        if isinstance(event, ev.LogLine) and event.source == node and event.fields:
+            # Only the fleet's own lines carry the node's bare name as their source.
+            self.lost[node][0] += _count(event.fields.get(LOST_EVENTS, ""))
+            self.lost[node][1] += _count(event.fields.get(LOST_ENTRIES, ""))
+
+    def reports(
+        self, limits: tuple[Limit, ...], *, source: str = "", header: Mapping[str, Any] | None = None
+    ) -> list[NodeReport]:
+        """One report a node, in the order the nodes joined; [] when no node was seen."""
+        return [
+            NodeReport(
+                node=name,
+                report=build_report(reducer.state, limits, source=f"{source} · node {name}", header=header),
+                lost_events=self.lost[name][0],
+                lost_entries=self.lost[name][1],
+            )
+            for name, reducer in self.reducers.items()
+        ]
+
+
 def node_reports(
     events: Iterable[ev.Event],
     limits: tuple[Limit, ...],
@@ -29,31 +65,11 @@ def node_reports(
     source: str = "",
     header: Mapping[str, Any] | None = None,
 ) -> list[NodeReport]:
-    """One report a node, in the order the nodes joined; [] for a recording that is no fleet's."""
-    reducers: dict[str, Reducer] = {}
-    lost: dict[str, list[int]] = {}
+    """A fleet recording's events, one report a node; [] for a recording that is no fleet's."""
+    split = NodeSplit()
     for event in events:
-        if isinstance(event, ev.TargetAdded) and event.kind == NODE_KIND:
-            reducers.setdefault(event.target, Reducer())
-            lost.setdefault(event.target, [0, 0])
-        node = node_of_event(event)
-        reducer = reducers.get(node)
-        if reducer is None:
-            continue
-        reducer.apply(event)
-        if isinstance(event, ev.LogLine) and event.source == node and event.fields:
-            # Only the fleet's own lines carry the node's bare name as their source.
-            lost[node][0] += _count(event.fields.get(LOST_EVENTS, ""))
-            lost[node][1] += _count(event.fields.get(LOST_ENTRIES, ""))
-    return [
-        NodeReport(
-            node=name,
-            report=build_report(reducer.state, limits, source=f"{source} · node {name}", header=header),
-            lost_events=lost[name][0],
-            lost_entries=lost[name][1],
-        )
-        for name, reducer in reducers.items()
-    ]
+        split.apply(event)
+    return split.reports(limits, source=source, header=header)
 
 
 def _count(text: str) -> int:
