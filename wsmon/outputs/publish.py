@@ -91,6 +91,8 @@ class Publisher(Sink):
         self._run = os.urandom(4).hex()  # an agent restart starts its numbering again
         self._full = asyncio.Event()
         self._stopping = False
+        # One round at a time: stop()'s final rounds must not send (and then drop) what run()'s is sending.
+        self._sending = asyncio.Lock()
         self.connected = asyncio.Event()  # set while Redis takes our entries (tests wait for it)
 
     # --- the Sink ---------------------------------------------------------------------------------
@@ -115,11 +117,14 @@ class Publisher(Sink):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.batch_s)
                 self._full.clear()
-                heartbeat_due = time.monotonic() - last_sent >= self.heartbeat_s
+                # A batch early rather than late: the fleet calls a node down after two intervals'
+                # silence, and a heartbeat sent a little late under load must not come near that.
+                heartbeat_due = time.monotonic() - last_sent >= self.heartbeat_s - self.batch_s
                 if not self._buffer and not self.dropped and not heartbeat_due:
                     continue
                 try:
-                    await self._send(client, registered=not was_down and self.connected.is_set())
+                    async with self._sending:
+                        await self._send(client, registered=not was_down and self.connected.is_set())
                 except (aioredis.RedisError, OSError) as error:
                     self.connected.clear()
                     if not was_down:
@@ -140,13 +145,13 @@ class Publisher(Sink):
         """Send what is buffered (bounded by the session's stop timeout), then end ``run``."""
         client = self._client()
         try:
-            while self._buffer or self.dropped:
-                await self._send(client, registered=False)
-            # The goodbye: the fleet shows the node down at once, as stopped rather than silent.
-            await client.xadd(
-                self.key, {**self._entry(self._seq + 1, [], 0), "end": b"1"}, maxlen=self.maxlen
-            )
-            self._seq += 1
+            async with self._sending:
+                while self._buffer or self.dropped:
+                    await self._send(client, registered=False)
+                # The goodbye: the fleet shows the node down at once, as stopped rather than silent.
+                goodbye = {**self._entry(self._seq + 1, [], 0), "end": b"1"}
+                await client.xadd(self.key, goodbye, maxlen=self.maxlen)
+                self._seq += 1
         except (aioredis.RedisError, OSError) as error:
             self.on_error(f"publish to {redact_url(self.url)}: {len(self._buffer)} events unsent: {error}")
         finally:
