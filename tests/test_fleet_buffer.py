@@ -80,3 +80,28 @@ async def test_an_unreadable_entry_is_a_warning_and_the_stream_goes_on() -> None
     finally:
         await client.aclose()
         server.close()
+
+
+async def test_a_silent_node_is_down_and_up_again_when_its_heartbeat_returns() -> None:
+    server = PrivateRedis()
+    await asyncio.to_thread(server.start)
+    try:
+        publisher = Publisher(server.url, "node-z")
+        task = asyncio.create_task(publisher.run())
+        collector = Collector()
+        async with running(FleetSource(server.url), collector):
+            await collector.wait_for(ev.TargetUp, lambda e: e.target == "node-z")
+            task.cancel()  # the agent goes silent without a goodbye, as a killed one does
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            down = await collector.wait_for(ev.TargetDown, lambda e: e.target == "node-z", timeout=5)
+            mark = len(collector.events)
+            task = asyncio.create_task(Publisher(server.url, "node-z").run())
+            await collector.wait_for(ev.TargetUp, lambda e: e.target == "node-z", after=mark)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert isinstance(down, ev.TargetDown)
+        assert down.kind == "heartbeat" and down.error.startswith("no heartbeat for")
+    finally:
+        server.close()
