@@ -105,3 +105,25 @@ async def test_a_silent_node_is_down_and_up_again_when_its_heartbeat_returns() -
         assert down.kind == "heartbeat" and down.error.startswith("no heartbeat for")
     finally:
         server.close()
+
+
+async def test_two_viewers_of_one_fleet_each_see_every_event() -> None:
+    server = PrivateRedis()
+    await asyncio.to_thread(server.start)
+    try:
+        publisher = Publisher(server.url, "node-w")
+        for number in range(300):
+            publisher.on_event(_marker(number))
+        task = asyncio.create_task(publisher.run())
+        first, second = Collector(), Collector()
+        async with running(FleetSource(server.url), first), running(FleetSource(server.url), second):
+            for viewer in (first, second):
+                await viewer.wait_for(ev.Marker, lambda e: e.text == "node-w: m299")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        expected = [f"node-w: m{n}" for n in range(300)]
+        assert [e.text for e in first.of(ev.Marker)] == expected
+        assert [e.text for e in second.of(ev.Marker)] == expected
+    finally:
+        server.close()

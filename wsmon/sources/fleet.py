@@ -69,8 +69,9 @@ _ReadReply = list[tuple[bytes, _Entries]]
 
 
 def default_group() -> str:
-    """A group of this viewer alone (user, host, process): two viewers never split one fleet's entries."""
-    return f"wsmon-{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}"
+    """A group of this viewer alone (user, host, process, and a random part for two in one process):
+    two viewers never split one fleet's entries."""
+    return f"wsmon-{getpass.getuser()}@{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 @dataclass
