@@ -40,6 +40,11 @@ async def test_the_table_has_a_node_column_and_one_id_on_two_nodes_is_two_rows()
         assert "1000 Normal Closure" in rows["node-a"] and "1006 Abnormal Closure" in rows["node-b"]
         # The id column shows the node's own id; the node says where it is.
         assert all(row.startswith("c1 ") for row in rows.values())
+        # Peers are prefixed in State (a node's rows match only its witnesses), shown as its node saw them.
+        assert all(row.split()[1] == "10.0.0.7:5000" for row in rows.values())
+        app.query_one(ConnectionsTable).filter_text = "peer:10.0.0.7 id:c1 code:1006"
+        await settle(app, pilot)
+        assert app.query_one(ConnectionsTable).row_ids == ["node-b/c1"]
     state = feed.state
     assert {conn.id: conn.node for conn in state.connections.values()} == {
         "node-a/c1": "node-a",

@@ -25,7 +25,9 @@ _NODE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # The fields that name something of the node's own: prefixed so nodes never collide.
 LOST_EVENTS = "lost_events"  # the LogLine field of the events a node lost (its full outage buffer)
 LOST_ENTRIES = "lost_entries"  # ... of the entries trimmed from its stream before the fleet read them
-_PREFIXED = ("conn", "target", "source", "ref", "message_id")
+# Peers too: the reducer matches a server log's row to a tap's or probe's by the address each saw, and
+# two machines can see the same 127.0.0.1:PORT; prefixed, a node's rows match only its own.
+_PREFIXED = ("conn", "target", "source", "ref", "message_id", "peer", "local")
 _TARGET_EVENTS = (ev.TargetAdded, ev.TargetUp, ev.TargetDown, ev.Hint)
 
 

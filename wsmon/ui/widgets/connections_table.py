@@ -493,8 +493,8 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
             row_style += self._style("cursor")
         cells = (
             OWN_MARK if conn.own else " ",
-            visible(conn.id.removeprefix(conn.node + "/") if conn.node else conn.id),
-            visible(conn.peer) or "—",
+            visible(conn.node_id),
+            visible(conn.node_peer) or "—",
             conn.state,
             age,
             count(conn.msgs_in),
