@@ -20,6 +20,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import msgspec
 import redis.asyncio as aioredis
@@ -29,7 +30,7 @@ from redis.typing import EncodableT, FieldT
 
 from wsmon.core.events import Event
 from wsmon.core.fleet import FORMAT, REGISTRY, check_node_name, stream_key
-from wsmon.core.redact import redact_url
+from wsmon.core.redact import MASK, redact_url
 from wsmon.core.sink import Sink
 
 BATCH_S = 0.1
@@ -128,7 +129,9 @@ class Publisher(Sink):
                 except (aioredis.RedisError, OSError) as error:
                     self.connected.clear()
                     if not was_down:
-                        self.on_error(f"publish to {redact_url(self.url)}: {error}; buffering events")
+                        self.on_error(
+                            f"publish to {redact_url(self.url)}: {self._masked(error)}; buffering events"
+                        )
                     was_down = True
                     await asyncio.sleep(RETRY_S)
                     continue
@@ -153,11 +156,18 @@ class Publisher(Sink):
                 await client.xadd(self.key, goodbye, maxlen=self.maxlen)
                 self._seq += 1
         except (aioredis.RedisError, OSError) as error:
-            self.on_error(f"publish to {redact_url(self.url)}: {len(self._buffer)} events unsent: {error}")
+            unsent = len(self._buffer)
+            self.on_error(f"publish to {redact_url(self.url)}: {unsent} events unsent: {self._masked(error)}")
         finally:
             self._stopping = True
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    def _masked(self, error: BaseException) -> str:
+        """The error's text without the URL's password, should the client library echo it."""
+        text = str(error) or type(error).__name__
+        password = urlsplit(self.url).password
+        return text.replace(password, MASK) if password else text
 
     # --- sending ----------------------------------------------------------------------------------
 
