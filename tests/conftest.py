@@ -35,6 +35,7 @@ SERIAL_FILES = frozenset(
     {
         "test_cli_attach.py",
         "test_demo_ratio_alerts.py",
+        "test_fleet.py",
         "test_memory.py",
         "test_orphans.py",
         "test_probe_own_latency.py",

@@ -72,6 +72,8 @@ def samples(tmp_path: Path) -> dict[str, tuple[list[str], Any, Any]]:
         "headers": (["--header", "X-Client: wsmon"], ["X-Client: wsmon"], [("X-Client", "wsmon")]),
         "subprotocols": (["--subprotocol", "chat.v1"], ["chat.v1"], ["chat.v1"]),
         "origin": (["--origin", "https://a.example"], "https://a.example", "https://a.example"),
+        "publish": (["--publish", "redis://h:1/0"], "redis://h:1/0", "redis://h:1/0"),
+        "node": (["--node", "node-a"], "node-a", "node-a"),
         "theme": (["--theme", "light"], "light", "light"),
     }
 
@@ -115,7 +117,7 @@ def write_toml(path: Path, section: str, key: str, value: Any) -> None:
 def test_every_setting_has_a_key_a_section_a_help_and_a_flag_or_says_why_not() -> None:
     keys = [setting.key for setting in SETTINGS]
     assert len(keys) == len(set(keys))
-    assert set(SECTIONS.values()) == {"targets", "probe", "attach", "metrics", "ui"}
+    assert set(SECTIONS.values()) == {"targets", "probe", "attach", "metrics", "ui", "fleet"}
     for setting in SETTINGS:
         assert setting.option.help.strip(), setting.key
         assert callable(setting.option.parse), setting.key

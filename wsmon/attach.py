@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 import os
 import shlex
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wsmon.config import AttachOptions
+from wsmon.core.events import LogLine
 from wsmon.core.limits import Limit
 from wsmon.core.redact import redact_argv, redact_url
+from wsmon.outputs.publish import Publisher
 from wsmon.session import Session, Source
-from wsmon.sources.base import CheckResult
+from wsmon.sources.base import CheckResult, now
 from wsmon.sources.feeds import FeedSource, FeedSpec
 from wsmon.sources.http import HealthSource, MetricsSource
 from wsmon.sources.logs.source import LogFileSource, StdinLogSource
@@ -173,7 +176,7 @@ def build_attach_session(
     options: AttachOptions, *, limits: tuple[Limit, ...], record: Path | None, duration: float | None
 ) -> Session:
     title = "attach · " + (redact_url(options.url) if options.url else ", ".join(options.configured()))
-    return Session(
+    session = Session(
         build_sources(options),
         title=title,
         limits=limits,
@@ -183,6 +186,20 @@ def build_attach_session(
         duration=duration,
         starting=starting_targets(options),
     )
+    add_publisher(session, options)
+    return session
+
+
+def add_publisher(session: Session, options: AttachOptions) -> None:
+    """`--publish`: the session's events to the fleet's stream; its outages are the session's log lines."""
+    if not options.publish:
+        return
+
+    def report(text: str) -> None:
+        wall, mono = now()
+        session.emit(LogLine(wall=wall, mono=mono, level="warn", text=text, source="wsmon"))
+
+    session.sinks.append(Publisher(options.publish, options.node or socket.gethostname(), on_error=report))
 
 
 # --- check -----------------------------------------------------------------------------------------
@@ -282,6 +299,8 @@ async def run_checks(options: AttachOptions) -> list[CheckRow]:
         jobs.append((name, path, _check_log_file(path)))
     for number, feed in enumerate(options.feeds, 1):
         jobs.append((_numbered("feed", len(options.feeds), number), feed.shown, _feed_check(feed)))
+    if options.publish:
+        jobs.append(("publish", redact_url(options.publish), RedisSource(options.publish).check()))
     if options.url:
         jobs.append(("websocket", redact_url(options.url), ProbeSource(_probe_config(options)).check()))
     locatable = options.pid is not None or options.process is not None or options.process_port() is not None

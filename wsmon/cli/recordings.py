@@ -48,7 +48,6 @@ def replay(
     FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
     by time): it is replayed on its own timestamps, and ends at its end unless --follow.
     """
-    from wsmon.render.report import render_text
     from wsmon.store.format import RecordingError
 
     if _saved_logs(file, more_logs):
@@ -69,8 +68,9 @@ def replay(
             limits = tuple(reader.header.limits) or settings_or_fail(()).limits
             report = report_of(reader, engine.state, limits, source=str(file))
             report.warnings = [w for w in reader.warnings if w.startswith(UNREADABLE_BATCHES)]
-            click.echo(render_text(report))
-            sys.exit(report.exit_code)
+            text, code = rendered_with_nodes(reader, engine.state, report, limits, "text")
+            click.echo(text)
+            sys.exit(code)
         from wsmon.replay_feed import ReplayFeed
 
         feed = ReplayFeed(file, speed=speed)
@@ -119,7 +119,7 @@ def report(
     from wsmon.core import baseline as baselines
     from wsmon.core.report import build_report
     from wsmon.render.baseline import render_with_report
-    from wsmon.render.report import render, verdict_line
+    from wsmon.render.report import verdict_line
     from wsmon.store.format import RecordingError
     from wsmon.store.reader import RecordingReader
 
@@ -143,7 +143,7 @@ def report(
     limits = settings().limits if limit_flags else (tuple(reader.header.limits) or settings().limits)
     result = report_of(reader, state, limits, source=str(file))
     result.warnings = [w for w in reader.warnings if w.startswith(UNREADABLE_BATCHES)]
-    text, code = render(result, fmt), result.exit_code
+    text, code = rendered_with_nodes(reader, state, result, limits, fmt)
     if baseline is not None:
         try:
             default_tolerance, tolerances = baseline_tolerances(settings())
@@ -328,3 +328,18 @@ def _replay_log(paths: list[Path], *, headless: bool, speed: float, follow: bool
         feed = ReplayFeed(recording, speed=speed)
         run_dashboard(feed, theme_choice(theme, lambda: settings))
         feed.reader.close()
+
+
+def rendered_with_nodes(reader: Any, state: Any, report: Any, limits: Any, fmt: str) -> tuple[str, int]:
+    """The report as ``fmt`` and its exit code; for a fleet's recording (a node target in its State)
+    each node judged on its own too (core/fleetreport.py), and a breach on any node is the run's."""
+    from wsmon.core.fleet import NODE_KIND
+    from wsmon.render.report import render
+
+    if not any(target.kind == NODE_KIND for target in state.targets.values()):
+        return render(report, fmt), report.exit_code
+    from wsmon.core.fleetreport import node_reports
+    from wsmon.render.fleet import fleet_exit_code, render_fleet
+
+    nodes = node_reports(reader.iter_events(), limits, source=report.session.source, header=header_of(reader))
+    return render_fleet(report, nodes, fmt), fleet_exit_code(report, nodes)

@@ -38,6 +38,7 @@ NOT_PER_VIEWER = {
     "alert_cmd": "--alert-cmd (every viewer would run it for each alert)",
     "alert_webhook": "--alert-webhook (every viewer would post each alert)",
     "headless": "--headless (a browser shows the dashboard)",
+    "publish": "--publish (every viewer would publish the node's events again)",
 }
 
 

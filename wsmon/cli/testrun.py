@@ -106,7 +106,7 @@ def run(
     targets did not answer or the run was interrupted; --breach-exit-code (default 1) when the tests
     passed but a limit was breached; otherwise 0.
     """
-    from wsmon.attach import build_sources, starting_targets, targets_of
+    from wsmon.attach import add_publisher, build_sources, starting_targets, targets_of
     from wsmon.run import TestRun, default_record_path
     from wsmon.session import Session
     from wsmon.sources.markers import TestMarkerSource
@@ -141,6 +141,7 @@ def run(
         starting=starting_targets(options),
     )
     add_outputs(session, flags.get("alert_cmd"), flags.get("alert_webhook"), flags.get("prometheus"))
+    add_publisher(session, options)
     headless = not tui
     test_output = test_output or (record.with_suffix(".log") if tui else None)
     test_run = TestRun(

@@ -122,6 +122,11 @@ class AttachOptions(msgspec.Struct, kw_only=True):
     first_exchange: Annotated[list[ExchangeStep], _probe(
         "Messages exchanged right after the handshake, before the probe counts as open.",
         v.first_exchange, flag=None)] = []
+    publish: Annotated[str | None, Option(
+        "fleet", "Publish this session's events to a Redis Stream for `wsmon fleet`, e.g. redis://host:6379/0.",
+        v.urls("redis", "rediss", "unix"))] = None
+    node: Annotated[str | None, Option(
+        "fleet", "This node's name in the fleet (default: the host name).", v.node_name)] = None
     theme: Annotated[str | None, Option(
         "ui", "The dashboard's theme (default: the one last chosen with t, else dark).",
         v.string_of("a theme name"), click={"metavar": "NAME"})] = None

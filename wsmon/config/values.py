@@ -14,6 +14,7 @@ from types import UnionType
 from typing import Any, TypeVar
 
 from wsmon.config.settings import ConfigError, Settings
+from wsmon.core.fleet import check_node_name
 from wsmon.core.redact import redact_header, redact_url
 from wsmon.core.sanitize import shown_key
 from wsmon.sources.probe import ExchangeStep
@@ -224,6 +225,15 @@ def urls(*schemes: str) -> Parser[str]:
 def string_of(expected: str) -> Parser[str]:
     """A string, described as ``expected`` when it is not one."""
     return lambda value, where: expect(value, str, where, expected)
+
+
+def node_name(value: Any, where: str) -> str:
+    """A fleet node's name (``--node``): it prefixes the node's connection ids as NODE/ID."""
+    expect(value, str, where, "a node name")
+    try:
+        return check_node_name(value)
+    except ValueError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def choice_of(*choices: str) -> Parser[str]:

@@ -12,6 +12,7 @@ from typing import TypeVar, cast
 
 from wsmon.core import events as ev
 from wsmon.core import story, witnesses
+from wsmon.core.fleet import NODE_KIND
 from wsmon.core.percentiles import Distribution
 from wsmon.core.state import (
     MAX_CLOSED_KEPT,
@@ -202,8 +203,17 @@ def _hint(state: State, e: ev.Hint) -> None:
 def _connection(state: State, conn_id: str) -> Connection:
     conn = state.connections.get(conn_id)
     if conn is None:
-        conn = state.connections[conn_id] = Connection(id=conn_id, state=_CONNECTING)
+        conn = state.connections[conn_id] = Connection(
+            id=conn_id, state=_CONNECTING, node=_node(state, conn_id)
+        )
     return conn
+
+
+def _node(state: State, conn_id: str) -> str:
+    """The fleet node of a ``NODE/ID`` connection, when NODE is a node target (core.fleet)."""
+    head, sep, _ = conn_id.partition("/")
+    target = state.targets.get(head) if sep else None
+    return head if target is not None and target.kind == NODE_KIND else ""
 
 
 def _connecting(state: State, e: ev.ConnectionConnecting) -> None:
@@ -271,9 +281,7 @@ def _closed(state: State, e: ev.ConnectionClosed) -> None:
     conn.closed_by = e.closed_by
     conn.source = conn.source or e.source
     conn.updated_seq = state.seq
-    story.note(
-        state, e.conn, e.wall, "close", {"code": e.code, "reason": e.reason, "closed_by": e.closed_by}
-    )
+    story.note(state, e.conn, e.wall, "close", {"code": e.code, "reason": e.reason, "closed_by": e.closed_by})
     if conn.counted:
         codes = state.close_codes
         codes[e.code] = codes.get(e.code, 0) + 1
@@ -372,9 +380,7 @@ def _delivery_failed(state: State, e: ev.DeliveryFailed) -> None:
     failures = state.failures
     failures.append(DeliveryFailure(e.mono, e.wall, e.message_id, e.conn, reason, e.source))
     if e.conn in state.connections:
-        story.note(
-            state, e.conn, e.wall, "delivery_failed", {"message_id": e.message_id, "reason": reason}
-        )
+        story.note(state, e.conn, e.wall, "delivery_failed", {"message_id": e.message_id, "reason": reason})
     if len(failures) > 2 * MAX_FAILURES_KEPT:
         del failures[:-MAX_FAILURES_KEPT]
 
@@ -465,9 +471,7 @@ def _log(state: State, e: ev.LogLine) -> None:
     logs.append(LogEntry(e.mono, e.level, e.text, e.source, e.fields))
     if e.fields:
         for conn_id in story.log_line_conns(state, e.fields):
-            story.note(
-                state, conn_id, e.wall, "log", {"level": e.level, "text": e.text, "source": e.source}
-            )
+            story.note(state, conn_id, e.wall, "log", {"level": e.level, "text": e.text, "source": e.source})
     if len(logs) > 2 * MAX_LOG_LINES:
         del logs[:-MAX_LOG_LINES]
 

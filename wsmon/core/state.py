@@ -61,6 +61,17 @@ class Connection(msgspec.Struct, gc=False):
     server_conn: str = ""
     # A server-log row of a server a tap covers, not (yet) matched to a tap row: shown, never counted.
     covered_by: str = ""
+    node: str = ""  # the fleet node it is on (core.fleet): "" outside a fleet
+
+    @property
+    def node_id(self) -> str:
+        """The id on its own node (``c12`` of a fleet's ``node-a/c12``); the id outside a fleet."""
+        return self.id.removeprefix(self.node + "/") if self.node else self.id
+
+    @property
+    def node_peer(self) -> str:
+        """The peer as its node saw it (a fleet prefixes peers by node, so nodes never share one)."""
+        return self.peer.removeprefix(self.node + "/") if self.node else self.peer
 
     @property
     def counted(self) -> bool:

@@ -87,6 +87,14 @@ async def poll_forever(interval: float, one_pass: Callable[[], Awaitable[bool]])
         await asyncio.sleep(max(delay, 0.0))
 
 
+def raise_if_cancelled() -> None:
+    """redis-py can swallow a cancellation that lands as a command starts (the command then returns
+    normally), which would leave a reading loop running for ever after wsmon asked it to stop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 STOPPED = "stopped"  # the TargetDown kind of a process that is alive but frozen (SIGSTOP)
 
 

@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
-from wsmon.sources.base import Backoff, CheckResult, Emit, Retell, Source, now
+from wsmon.sources.base import Backoff, CheckResult, Emit, Retell, Source, now, raise_if_cancelled
 from wsmon.sources.logs.rules import lenient_event
 from wsmon.sources.postgres import PostgresSource, classify_postgres_error, connect_postgres
 from wsmon.sources.redis_source import RedisSource, classify_redis_error
@@ -169,14 +169,6 @@ def decode_feed_message(raw: bytes | str | Mapping[Any, Any], *, target: str, cl
     return msgspec.structs.replace(event, **changes) if changes else event
 
 
-def _raise_if_cancelled() -> None:
-    """redis-py can swallow a cancellation that lands as a command starts (the command then returns
-    normally), which would leave the feed running for ever after wsmon asked it to stop."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 def _finite(number: int | float) -> bool:
     try:
         return math.isfinite(number)
@@ -223,7 +215,7 @@ class FeedSource(Source):
             try:
                 await receive(emit, backoff)
             except Exception as error:
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 self.subscribed.clear()
                 classify = classify_postgres_error if self.spec.kind == "postgres" else classify_redis_error
                 kind, text = classify(error)
@@ -259,7 +251,7 @@ class FeedSource(Source):
             self._mark_up(emit, backoff, f"subscribed to {self.spec.name}")
             while True:
                 message = await pubsub.get_message(timeout=1.0)
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 if message is not None and message.get("type") == "message":
                     emit(decode_feed_message(message["data"], target=self.target, clock=now))
         finally:
@@ -280,7 +272,7 @@ class FeedSource(Source):
             while True:
                 # After a reconnect this goes on from the last entry seen: nothing sent meanwhile is lost.
                 reply = await client.xread({key: self._last_id}, count=100, block=STREAM_BLOCK_MS)
-                _raise_if_cancelled()
+                raise_if_cancelled()
                 for _stream, entries in cast("_XReadReply", reply or []):
                     for entry_id, fields in entries:
                         self._last_id = entry_id

@@ -66,9 +66,9 @@ def _field_matches(conn: Connection, term: Term) -> bool:
         case "state":
             return conn.state.lower() == value
         case "peer":
-            return conn.peer.lower().startswith(value)
+            return conn.node_peer.lower().startswith(value)
         case "id":
-            return conn.id.lower().startswith(value) or (
+            return conn.node_id.lower().startswith(value) or (
                 bool(conn.server_conn) and conn.server_conn.lower().startswith(value)
             )
         case "reason":

@@ -28,6 +28,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from wsmon.core.closecodes import close_code_label, expected_close
+from wsmon.core.fleet import NODE_KIND
 from wsmon.core.sanitize import visible
 from wsmon.core.state import Connection, ConnState, State
 from wsmon.ui.filtering import matches, parse_query
@@ -52,6 +53,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("last close", 26),
     Column("closed by", 9),
 )
+# A fleet's rows (core.fleet) also say their node, in a last column shown only then; their id column
+# shows the node's own id.
+NODE_COLUMN = Column("node", 16)
 _CLOSE_COLUMN = 7
 _STATE_COLUMN = 3
 TABLE_WIDTH = sum(column.width + 1 for column in COLUMNS)
@@ -111,11 +115,12 @@ def _fit(text: str, column: Column) -> str:
 
 
 def row_cells(conn: Connection, age: str) -> tuple[str, ...]:
-    """A row's cells as the table shows them (before fitting to the columns), one a COLUMNS entry."""
+    """A row's cells as the table shows them (before fitting to the columns), one a COLUMNS entry; a
+    fleet's rows show the node's own id and peer (the node is a column of its own)."""
     return (
         OWN_MARK if conn.own else " ",
-        visible(conn.id),
-        visible(conn.peer) or "—",
+        visible(conn.node_id),
+        visible(conn.node_peer) or "—",
         conn.state,
         age,
         count(conn.msgs_in),
@@ -125,7 +130,7 @@ def row_cells(conn: Connection, age: str) -> tuple[str, ...]:
     )
 
 
-def header_text(sort: SortBy | None, reverse: bool) -> str:
+def header_text(sort: SortBy | None, reverse: bool, *, nodes: bool = False) -> str:
     """The column titles, the sorted one with its direction (in its column, or the gap beside it)."""
     cells: list[str] = []
     for number, column in enumerate(COLUMNS):
@@ -137,6 +142,8 @@ def header_text(sort: SortBy | None, reverse: bool) -> str:
             cells.append((arrow + column.title).rjust(column.width) + " ")
         else:
             cells.append((column.title + arrow).ljust(column.width + 1))
+    if nodes:
+        cells.append(_fit(NODE_COLUMN.title, NODE_COLUMN))
     return "".join(cells).rstrip()
 
 
@@ -215,6 +222,7 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._cursor = 0  # index in _rows
         self._cursor_id: str | None = None  # the row the user put the cursor on; it follows that row
         self._g_pressed_at = float("-inf")
+        self._fleet = False  # a fleet's State: the node column is shown
 
     def on_mount(self) -> None:
         self.border_title = "Connections"
@@ -225,6 +233,13 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         """Recompute the row order if State moved, then refresh only the lines that would change."""
         self._state = state
         self._now = state.last_mono
+        nodes = any(target.kind == NODE_KIND for target in state.targets.values())
+        if nodes != self._fleet:
+            self._fleet = nodes
+            self._strips.clear()
+            self._fixed_strips.clear()
+            self._last_view = None
+            self.virtual_size = Size(self._table_width, self.virtual_size.height)
         stamp = (state.seq, self.filter_text, self._sort, self._reverse)
         view = (stamp, self.scroll_offset.y, self.size)
         if view == self._last_view:
@@ -248,7 +263,11 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         if rows <= self.virtual_size.height <= rows + 2 * slack:
             return
         height = -(-(rows + slack) // VIRTUAL_STEP) * VIRTUAL_STEP
-        self.virtual_size = Size(TABLE_WIDTH, height)
+        self.virtual_size = Size(self._table_width, height)
+
+    @property
+    def _table_width(self) -> int:
+        return TABLE_WIDTH + (NODE_COLUMN.width + 1 if self._fleet else 0)
 
     @property
     def row_ids(self) -> list[str]:
@@ -474,7 +493,7 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._strips = {conn_id: entry for conn_id, entry in self._strips.items() if conn_id in keep}
 
     def _fixed_line(self, y: int, width: int) -> Strip:
-        text = self._summary if y == 0 else header_text(self._sort, self._reverse)
+        text = self._summary if y == 0 else header_text(self._sort, self._reverse, nodes=self._fleet)
         cached = self._fixed_strips.get(y)
         if cached is not None and cached[0] == text:
             return cached[1]
@@ -504,6 +523,9 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
                 style = row_style + self._style("transient")
             segments.append(Segment(_fit(text, column) + " ", style))
             used += column.width + 1
+        if self._fleet:
+            segments.append(Segment(_fit(visible(conn.node), NODE_COLUMN) + " ", row_style))
+            used += NODE_COLUMN.width + 1
         if used < width:
             segments.append(Segment(" " * (width - used), row_style))
         return Strip(segments, max(used, width)).crop(0, width)
