@@ -59,6 +59,44 @@ def test_traffic_after_a_minute_or_another_event_starts_a_new_entry() -> None:
     assert _kinds(state, "c1") == ["open", "traffic", "traffic", "delivery_failed", "traffic"]
 
 
+def _delivered(t: float, conn: str, ms: float, ack_conn: str = "") -> ev.LatencySample:
+    return ev.LatencySample(**at(t), kind="delivery", ms=ms, ref=f"m{t}", conn=conn, ack_conn=ack_conn)
+
+
+def test_successful_deliveries_are_summed_a_window_at_a_time_and_each_failure_told() -> None:
+    state = fold(
+        [
+            ev.ConnectionOpened(**at(0.0), conn="c1"),
+            ev.ConnectionOpened(**at(0.0), conn="c2"),
+            _delivered(1.0, "c1", 8.4),
+            ev.Traffic(**at(1.5), conn="c1", msgs_in=3),  # traffic and deliveries interleave: both sum on
+            _delivered(2.0, "c1", 3.1, ack_conn="c2"),
+            ev.Traffic(**at(2.5), conn="c1", msgs_in=2),
+            _delivered(3.0, "c1", 5.0, ack_conn="c2"),
+            ev.DeliveryFailed(**at(4.0), message_id="lost", conn="c1", reason="no acknowledgement"),
+            _delivered(5.0, "c1", 7.0),  # after the failure: a new window, so the story stays in order
+            _delivered(70.0, "c1", 1.0, ack_conn="c2"),  # a minute later: a new window
+            _delivered(71.0, "c1", 2.0, ack_conn="c3"),
+            _delivered(72.0, "nobody", 2.0),  # a connection State does not keep: no story
+            ev.LatencySample(**at(73.0), kind="delivery", ms=4.0),  # no connection named: counted only
+        ]
+    )
+    kinds = ["open", "deliveries", "traffic", "delivery_failed", "deliveries", "deliveries"]
+    assert _kinds(state, "c1") == kinds
+    first = state.timelines["c1"][1]
+    assert first.data == {
+        "count": 3, "min_ms": 3.1, "max_ms": 8.4, "until": T0 + 3.0, "acked_elsewhere": 2, "ack_conn": "c2"
+    }  # fmt: skip
+    assert state.timelines["c1"][2].data["msgs_in"] == 5
+    lines = [story.describe(entry) for entry in state.timelines["c1"]]
+    assert lines[1] == "delivered 3 msgs, 3.1–8.4 ms, 2 acked on c2"
+    assert lines[4] == "delivered 1 msg, 7.0 ms"
+    assert lines[5] == "delivered 2 msgs, 1.0–2.0 ms, acked on other connections"
+    assert "nobody" not in state.timelines and state.delivered == 8
+    only_elsewhere = fold([ev.ConnectionOpened(**at(0.0), conn="a"), _delivered(1.0, "a", 2.5, "b")])
+    assert story.describe(only_elsewhere.timelines["a"][-1]) == "delivered 1 msg, 2.5 ms, acked on b"
+
+
 def test_a_log_line_about_the_servers_view_joins_the_tapped_rows_timeline() -> None:
     state = fold(
         [

@@ -390,6 +390,8 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     key = dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1
+        if e.conn and e.conn in state.connections:
+            story.delivered(state, e.conn, e.wall, e.ms, e.ack_conn)
         timeline = state.timeline
         fine = timeline.fine
         second = int(e.mono)

@@ -1,11 +1,14 @@
 """A connection's story: the events about it, in order, for the drill-down screen and its export.
 
 Part of the reducer (pure, no I/O): the reducer's connection handlers call ``note`` with what they just
-folded. Bounded three times over: at most MAX_TIMELINE_ENTRIES entries a connection (the newest); fewer
-when many connections are kept, so that all timelines together stay near TIMELINE_BUDGET entries; and
-only for the connections State keeps — when the reducer forgets a closed connection, ``forget`` drops
-its timeline too. An entry keeps its facts as data, not text, so the per-event cost is one small Struct;
-``describe`` writes the line a person reads.
+folded. What happens often is summed a window at a time: a connection's traffic, and its successful
+deliveries (how many, the least and most latency, where the acks came back) in ``deliveries``
+entries; a failed delivery is always an entry of its own. Bounded three times over: at most
+MAX_TIMELINE_ENTRIES entries a connection (the newest); fewer when many connections are kept, so that
+all timelines together stay near TIMELINE_BUDGET entries; and only for the connections State keeps —
+when the reducer forgets a closed connection, ``forget`` drops its timeline too. An entry keeps its
+facts as data, not text, so the per-event cost is one small Struct; ``describe`` writes the line a
+person reads.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ MAX_TIMELINE_ENTRIES = 200
 # number of connections times 200.
 TIMELINE_BUDGET = 200_000
 MIN_TIMELINE_ENTRIES = 20
-# A connection's traffic is one entry per this many seconds, not one per Traffic event (the tap flushes
-# one a second per connection): a timeline of 200 seconds would say little, and keyframes carry every
-# timeline, so their size is what this window keeps down (bench/bench_pipeline.py, file B/event).
+# A connection's traffic and its deliveries are an entry each per this many seconds, not one per event
+# (the tap flushes traffic once a second per connection): a timeline of 200 seconds would say little,
+# and keyframes carry every timeline, so their size is what this window keeps down
+# (bench/bench_pipeline.py, file B/event).
 TRAFFIC_WINDOW_S = 60.0
 # A log line's field names that carry a connection's id (normalised: lower case, no '_' or '-'): a log
 # line is about a connection when one of these holds an id State tracks. The names the log parser reads
@@ -57,16 +61,37 @@ def entries_cap(kept_connections: int) -> int:
     return min(MAX_TIMELINE_ENTRIES, max(MIN_TIMELINE_ENTRIES, TIMELINE_BUDGET // max(kept_connections, 1)))
 
 
+# Entries that sum a window of events rather than tell one: another of their kinds may follow one of
+# them and the window still adds up (traffic and deliveries interleave every second); any other entry
+# (a log line, a failed delivery, the close) ends the windows before it, so the story stays in order.
+_SUMMING = frozenset({"traffic", "deliveries"})
+
+
+def _window(entries: list[TimelineEntry], kind: str, wall: float) -> dict[str, Value] | None:
+    """The data of the ``kind`` entry still summing at ``wall``: among the newest summing entries and
+    younger than TRAFFIC_WINDOW_S."""
+    for i in range(len(entries) - 1, -1, -1):
+        entry = entries[i]
+        if entry.kind == kind:
+            return entry.data if wall - entry.wall < TRAFFIC_WINDOW_S else None
+        if entry.kind not in _SUMMING:
+            return None
+    return None
+
+
 def traffic(
     state: State, conn_id: str, wall: float, msgs_in: int, msgs_out: int, bytes_in: int, bytes_out: int
 ) -> None:
-    """Added to the connection's last traffic entry while that is the newest entry and younger than
-    TRAFFIC_WINDOW_S; ``until`` is the wall time of the last Traffic event folded into it."""
+    """Added to the connection's traffic entry of the current window (TRAFFIC_WINDOW_S); ``until`` is
+    the wall time of the last Traffic event folded into it."""
     entries = state.timelines.get(conn_id)
     if entries:
         last = entries[-1]
-        if last.kind == "traffic" and wall - last.wall < TRAFFIC_WINDOW_S:
-            d = last.data
+        # The common case first, without a call: this runs for every Traffic event.
+        d = last.data if last.kind == "traffic" and wall - last.wall < TRAFFIC_WINDOW_S else None
+        if d is None and last.kind in _SUMMING:
+            d = _window(entries, "traffic", wall)
+        if d is not None:
             d["msgs_in"] = _int(d.get("msgs_in")) + msgs_in
             d["msgs_out"] = _int(d.get("msgs_out")) + msgs_out
             d["bytes_in"] = _int(d.get("bytes_in")) + bytes_in
@@ -83,8 +108,41 @@ def traffic(
     note(state, conn_id, wall, "traffic", data)
 
 
+def delivered(state: State, conn_id: str, wall: float, ms: float, ack_conn: str) -> None:
+    """A successful delivery of a message sent on ``conn_id``, counted in the connection's deliveries
+    entry of the current window with the least and most latency; ``ack_conn`` is the connection its
+    ack came back on when another one. A failed delivery is an entry of its own (``delivery_failed``)."""
+    entries = state.timelines.get(conn_id)
+    d = _window(entries, "deliveries", wall) if entries else None
+    if d is None:
+        data: dict[str, Value] = {"count": 1, "min_ms": ms, "max_ms": ms, "until": wall}
+        if ack_conn:
+            data["acked_elsewhere"] = 1
+            data["ack_conn"] = ack_conn
+        note(state, conn_id, wall, "deliveries", data)
+        return
+    d["count"] = _int(d.get("count")) + 1
+    d["min_ms"] = min(_float(d.get("min_ms"), ms), ms)
+    d["max_ms"] = max(_float(d.get("max_ms"), ms), ms)
+    d["until"] = wall
+    if ack_conn:
+        d["acked_elsewhere"] = _int(d.get("acked_elsewhere")) + 1
+        # One other connection is named; acks from several say so rather than naming the last one.
+        if d.get("ack_conn", ack_conn) != ack_conn:
+            ack_conn = _SEVERAL
+        d["ack_conn"] = ack_conn
+
+
+# What ``ack_conn`` holds when a window's acks came back on more than one other connection.
+_SEVERAL = "*"
+
+
 def _int(value: Value) -> int:
     return value if isinstance(value, int) else 0
+
+
+def _float(value: Value, default: float) -> float:
+    return value if isinstance(value, float | int) else default
 
 
 def forget(state: State, conn_id: str) -> None:
@@ -125,6 +183,8 @@ def describe(entry: TimelineEntry) -> str:
         until = d.get("until")
         span = f" over {until - entry.wall:.0f} s" if isinstance(until, float) and until > entry.wall else ""
         return "traffic " + (", ".join(parts) or "none") + span
+    if kind == "deliveries":
+        return _describe_deliveries(d)
     if kind == "delivery_failed":
         return f"delivery of {d.get('message_id') or '?'} failed: {d.get('reason')}"
     if kind == "log":
@@ -135,6 +195,20 @@ def describe(entry: TimelineEntry) -> str:
         reason = f' "{d["reason"]}"' if d.get("reason") else ""
         return f"closed {d.get('code')}{reason} by {d.get('closed_by')}"
     return f"{kind} {msgspec.json.encode(d).decode()}"
+
+
+def _describe_deliveries(d: dict[str, Value]) -> str:
+    """E.g. "delivered 12 msgs, 3.1–8.4 ms, acked on c2"."""
+    count = _int(d.get("count"))
+    low, high = _float(d.get("min_ms"), 0.0), _float(d.get("max_ms"), 0.0)
+    text = f"delivered {count} msg{'' if count == 1 else 's'}, "
+    text += f"{low:.1f} ms" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}–{high:.1f} ms"
+    elsewhere = _int(d.get("acked_elsewhere"))
+    if elsewhere:
+        where = d.get("ack_conn")
+        on = "on other connections" if where == _SEVERAL else f"on {where}"
+        text += f", acked {on}" if elsewhere == count else f", {elsewhere} acked {on}"
+    return text
 
 
 def summary(state: State, conn_id: str) -> str:
@@ -176,6 +250,7 @@ def json_lines(state: State, conn_id: str) -> bytes:
 
 __all__ = [
     "MAX_TIMELINE_ENTRIES",
+    "delivered",
     "describe",
     "entries_cap",
     "forget",
