@@ -9,7 +9,7 @@ from helpers import T0, at
 from wsmon.core import events as ev
 from wsmon.core import story
 from wsmon.core.reducer import fold
-from wsmon.core.state import MAX_CLOSED_KEPT, State, decode_state, encode_state
+from wsmon.core.state import MAX_CLOSED_KEPT, State, TimelineEntry, decode_state, encode_state
 
 
 def _kinds(state: State, conn: str) -> list[str]:
@@ -35,8 +35,8 @@ def test_a_connections_story_in_order_with_facts() -> None:
     entries = state.timelines["c1"]
     assert entries[0].wall == T0 + 1.0 and entries[0].data["handshake_ms"] == 12.5
     # Traffic within a minute is one entry: the sums of its events.
-    assert entries[1].data["msgs_in"] == 3 and entries[1].data["bytes_in"] == 60
-    assert entries[1].data["until"] == T0 + 3.0
+    assert story.facts(entries[1])["msgs_in"] == 3 and story.facts(entries[1])["bytes_in"] == 60
+    assert story.facts(entries[1])["until"] == T0 + 3.0
     assert entries[2].data == {"message_id": "m-7", "reason": "recipient gone"}
     assert entries[3].data["text"] == "write failed for c1"  # "user": "c1" is not a connection field
     assert entries[4].data == {"code": 4000, "reason": "bye 4000", "closed_by": "server"}
@@ -84,10 +84,10 @@ def test_successful_deliveries_are_summed_a_window_at_a_time_and_each_failure_to
     kinds = ["open", "deliveries", "traffic", "delivery_failed", "deliveries", "deliveries"]
     assert _kinds(state, "c1") == kinds
     first = state.timelines["c1"][1]
-    assert first.data == {
+    assert story.facts(first) == {
         "count": 3, "min_ms": 3.1, "max_ms": 8.4, "until": T0 + 3.0, "acked_elsewhere": 2, "ack_conn": "c2"
     }  # fmt: skip
-    assert state.timelines["c1"][2].data["msgs_in"] == 5
+    assert story.facts(state.timelines["c1"][2])["msgs_in"] == 5
     lines = [story.describe(entry) for entry in state.timelines["c1"]]
     assert lines[1] == "delivered 3 msgs, 3.1–8.4 ms, 2 acked on c2"
     assert lines[4] == "delivered 1 msg, 7.0 ms"
@@ -136,6 +136,12 @@ def test_the_timeline_survives_a_keyframe_and_old_keyframes_read() -> None:
     state = fold(STORY)
     assert decode_state(encode_state(state)).timelines == state.timelines
     assert decode_state(encode_state(State())).timelines == {}
+    # Keyframes written before the summing entries held Structs keep a traffic entry's facts as a map.
+    before = State(
+        timelines={"c1": [TimelineEntry(T0, "traffic", {"msgs_in": 2, "bytes_in": 40, "until": T0 + 5.0})]}
+    )
+    (entry,) = decode_state(encode_state(before)).timelines["c1"]
+    assert story.describe(entry) == "traffic in 2 msgs 40 B over 5 s"
 
 
 def test_json_lines_and_summary() -> None:

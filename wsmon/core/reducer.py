@@ -308,40 +308,48 @@ def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
 
 
 def _traffic(state: State, e: ev.Traffic) -> None:
+    # Runs for most events: each field is read once into a local.
+    msgs_in, msgs_out, bytes_in, bytes_out = e.msgs_in, e.msgs_out, e.bytes_in, e.bytes_out
     conn = state.connections.get(e.conn)
     if conn is not None:
-        conn.msgs_in += e.msgs_in
-        conn.msgs_out += e.msgs_out
-        conn.bytes_in += e.bytes_in
-        conn.bytes_out += e.bytes_out
+        conn.msgs_in += msgs_in
+        conn.msgs_out += msgs_out
+        conn.bytes_in += bytes_in
+        conn.bytes_out += bytes_out
         conn.updated_seq = state.seq
-        story.traffic(state, e.conn, e.wall, e.msgs_in, e.msgs_out, e.bytes_in, e.bytes_out)
-    if e.own or (conn is not None and not conn.counted):
+        story.traffic(state, e.conn, e.wall, msgs_in, msgs_out, bytes_in, bytes_out)
+        if not conn.counted:
+            return
+    if e.own:
         return
-    state.msgs_in += e.msgs_in
-    state.msgs_out += e.msgs_out
-    state.bytes_in += e.bytes_in
-    state.bytes_out += e.bytes_out
-    second = int(e.mono)
+    state.msgs_in += msgs_in
+    state.msgs_out += msgs_out
+    state.bytes_in += bytes_in
+    state.bytes_out += bytes_out
+    mono = e.mono
+    second = int(mono)
+    msgs = msgs_in + msgs_out
     timeline = state.timeline
     fine = timeline.fine
     # The common case inline: this runs for every traffic report.
     bucket = (
-        fine[-1] if fine and fine[-1].start == second else timeline.bucket(e.mono, e.wall, state.open_count)
+        fine[-1] if fine and fine[-1].start == second else timeline.bucket(mono, e.wall, state.open_count)
     )
-    bucket.msgs += e.msgs_in + e.msgs_out
+    bucket.msgs += msgs
     per_second = state.msgs_by_second
-    count = per_second.get(second, 0) + e.msgs_in + e.msgs_out
+    count = per_second.get(second, 0) + msgs
     per_second[second] = count
     if len(per_second) > 1200:
         for old in [s for s in per_second if s < second - 600]:
             del per_second[old]
     # A second counts towards the peak only once it is complete: the one before this event's, or this
-    # event's own second when the event arrived late (the session's now has already moved past it).
+    # event's own second when the event arrived late (the session's now has already moved past it:
+    # int(last_mono) > second, which for these positive times is last_mono >= second + 1).
+    peak = state.peak_msgs_per_s
     previous = per_second.get(second - 1, 0)
-    if previous > state.peak_msgs_per_s:
-        state.peak_msgs_per_s = previous
-    if second < int(state.last_mono) and count > state.peak_msgs_per_s:
+    if previous > peak:
+        state.peak_msgs_per_s = peak = previous
+    if count > peak and state.last_mono >= second + 1:
         state.peak_msgs_per_s = count
 
 

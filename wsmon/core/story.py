@@ -16,7 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from wsmon.core.closecodes import close_code_label
-from wsmon.core.state import State, TimelineEntry
+from wsmon.core.state import DeliverySums, State, TimelineEntry, TrafficSums
 from wsmon.core.wallclock import clock_of, iso_utc
 
 # The newest entries kept for each connection; a list is trimmed to its cap once it holds a quarter more,
@@ -43,9 +43,10 @@ _CONN_FIELD_NAMES = frozenset(
 )  # fmt: skip
 
 Value = str | int | float | None
+Facts = dict[str, Value] | TrafficSums | DeliverySums
 
 
-def note(state: State, conn_id: str, wall: float, kind: str, data: dict[str, Value]) -> None:
+def note(state: State, conn_id: str, wall: float, kind: str, data: Facts) -> None:
     entries = state.timelines.get(conn_id)
     if entries is None:
         entries = state.timelines[conn_id] = []
@@ -65,15 +66,17 @@ def entries_cap(kept_connections: int) -> int:
 # them and the window still adds up (traffic and deliveries interleave every second); any other entry
 # (a log line, a failed delivery, the close) ends the windows before it, so the story stays in order.
 _SUMMING = frozenset({"traffic", "deliveries"})
+# What DeliverySums.ack_conn holds when a window's acks came back on more than one other connection.
+SEVERAL = "*"
 
 
-def _window(entries: list[TimelineEntry], kind: str, wall: float) -> dict[str, Value] | None:
-    """The data of the ``kind`` entry still summing at ``wall``: among the newest summing entries and
-    younger than TRAFFIC_WINDOW_S."""
+def _window(entries: list[TimelineEntry], kind: str, wall: float) -> TimelineEntry | None:
+    """The ``kind`` entry still summing at ``wall``: among the newest summing entries and younger than
+    TRAFFIC_WINDOW_S."""
     for i in range(len(entries) - 1, -1, -1):
         entry = entries[i]
         if entry.kind == kind:
-            return entry.data if wall - entry.wall < TRAFFIC_WINDOW_S else None
+            return entry if wall - entry.wall < TRAFFIC_WINDOW_S else None
         if entry.kind not in _SUMMING:
             return None
     return None
@@ -82,30 +85,26 @@ def _window(entries: list[TimelineEntry], kind: str, wall: float) -> dict[str, V
 def traffic(
     state: State, conn_id: str, wall: float, msgs_in: int, msgs_out: int, bytes_in: int, bytes_out: int
 ) -> None:
-    """Added to the connection's traffic entry of the current window (TRAFFIC_WINDOW_S); ``until`` is
-    the wall time of the last Traffic event folded into it."""
+    """Added to the connection's traffic entry of the current window (TRAFFIC_WINDOW_S)."""
     entries = state.timelines.get(conn_id)
     if entries:
-        last = entries[-1]
-        # The common case first, without a call: this runs for every Traffic event.
-        d = last.data if last.kind == "traffic" and wall - last.wall < TRAFFIC_WINDOW_S else None
-        if d is None and last.kind in _SUMMING:
-            d = _window(entries, "traffic", wall)
-        if d is not None:
-            d["msgs_in"] = _int(d.get("msgs_in")) + msgs_in
-            d["msgs_out"] = _int(d.get("msgs_out")) + msgs_out
-            d["bytes_in"] = _int(d.get("bytes_in")) + bytes_in
-            d["bytes_out"] = _int(d.get("bytes_out")) + bytes_out
-            d["until"] = wall
-            return
-    data: dict[str, Value] = {
-        "msgs_in": msgs_in,
-        "msgs_out": msgs_out,
-        "bytes_in": bytes_in,
-        "bytes_out": bytes_out,
-        "until": wall,
-    }
-    note(state, conn_id, wall, "traffic", data)
+        entry = entries[-1]
+        # The common cases without a call (this runs for every Traffic event): the traffic entry is
+        # the newest, or the one before the window's deliveries entry.
+        if entry.kind == "deliveries" and len(entries) > 1:
+            entry = entries[-2]
+        if entry.kind != "traffic":
+            entry = _window(entries, "traffic", wall) if entries[-1].kind in _SUMMING else None
+        if entry is not None and wall - entry.wall < TRAFFIC_WINDOW_S:
+            sums = entry.data
+            if isinstance(sums, TrafficSums):
+                sums.msgs_in += msgs_in
+                sums.msgs_out += msgs_out
+                sums.bytes_in += bytes_in
+                sums.bytes_out += bytes_out
+                sums.span_ms = round((wall - entry.wall) * 1000)
+                return
+    note(state, conn_id, wall, "traffic", TrafficSums(msgs_in, msgs_out, bytes_in, bytes_out))
 
 
 def delivered(state: State, conn_id: str, wall: float, ms: float, ack_conn: str) -> None:
@@ -113,28 +112,49 @@ def delivered(state: State, conn_id: str, wall: float, ms: float, ack_conn: str)
     entry of the current window with the least and most latency; ``ack_conn`` is the connection its
     ack came back on when another one. A failed delivery is an entry of its own (``delivery_failed``)."""
     entries = state.timelines.get(conn_id)
-    d = _window(entries, "deliveries", wall) if entries else None
-    if d is None:
-        data: dict[str, Value] = {"count": 1, "min_ms": ms, "max_ms": ms, "until": wall}
-        if ack_conn:
-            data["acked_elsewhere"] = 1
-            data["ack_conn"] = ack_conn
-        note(state, conn_id, wall, "deliveries", data)
+    entry = _window(entries, "deliveries", wall) if entries else None
+    sums = entry.data if entry is not None else None
+    us = round(ms * 1000)
+    if entry is None or not isinstance(sums, DeliverySums):
+        elsewhere = 1 if ack_conn else 0
+        note(state, conn_id, wall, "deliveries", DeliverySums(1, us, us, 0, elsewhere, ack_conn))
         return
-    d["count"] = _int(d.get("count")) + 1
-    d["min_ms"] = min(_float(d.get("min_ms"), ms), ms)
-    d["max_ms"] = max(_float(d.get("max_ms"), ms), ms)
-    d["until"] = wall
+    sums.count += 1
+    if us < sums.min_us:
+        sums.min_us = us
+    if us > sums.max_us:
+        sums.max_us = us
+    sums.span_ms = round((wall - entry.wall) * 1000)
     if ack_conn:
-        d["acked_elsewhere"] = _int(d.get("acked_elsewhere")) + 1
+        sums.acked_elsewhere += 1
         # One other connection is named; acks from several say so rather than naming the last one.
-        if d.get("ack_conn", ack_conn) != ack_conn:
-            ack_conn = _SEVERAL
-        d["ack_conn"] = ack_conn
+        if sums.ack_conn != ack_conn:
+            sums.ack_conn = SEVERAL if sums.ack_conn else ack_conn
 
 
-# What ``ack_conn`` holds when a window's acks came back on more than one other connection.
-_SEVERAL = "*"
+def facts(entry: TimelineEntry) -> dict[str, Value]:
+    """An entry's facts as a dict, whatever form they are kept in: latencies in ms, and the wall time
+    of the last event a summing entry counts as ``until``."""
+    data = entry.data
+    if isinstance(data, dict):
+        return data
+    until = entry.wall + data.span_ms / 1000
+    if isinstance(data, TrafficSums):
+        return {
+            "msgs_in": data.msgs_in,
+            "msgs_out": data.msgs_out,
+            "bytes_in": data.bytes_in,
+            "bytes_out": data.bytes_out,
+            "until": until,
+        }
+    return {
+        "count": data.count,
+        "min_ms": data.min_us / 1000,
+        "max_ms": data.max_us / 1000,
+        "until": until,
+        "acked_elsewhere": data.acked_elsewhere,
+        "ack_conn": data.ack_conn,
+    }
 
 
 def _int(value: Value) -> int:
@@ -166,7 +186,7 @@ def log_line_conns(state: State, fields: dict[str, str]) -> list[str]:
 
 def describe(entry: TimelineEntry) -> str:
     """One line of the timeline, as a person reads it (wire and log text not yet made visible)."""
-    d = entry.data
+    d = facts(entry)
     kind = entry.kind
     if kind == "connecting":
         return f"connecting from {d.get('peer') or '?'}"
@@ -206,7 +226,7 @@ def _describe_deliveries(d: dict[str, Value]) -> str:
     elsewhere = _int(d.get("acked_elsewhere"))
     if elsewhere:
         where = d.get("ack_conn")
-        on = "on other connections" if where == _SEVERAL else f"on {where}"
+        on = "on other connections" if where == SEVERAL else f"on {where}"
         text += f", acked {on}" if elsewhere == count else f", {elsewhere} acked {on}"
     return text
 
@@ -244,7 +264,7 @@ def json_lines(state: State, conn_id: str) -> bytes:
     out = []
     for entry in state.timelines.get(conn_id, ()):
         record = {"conn": conn_id, "time": iso_utc(entry.wall), "wall": entry.wall, "kind": entry.kind}
-        out.append(msgspec.json.encode(record | entry.data))
+        out.append(msgspec.json.encode(record | facts(entry)))
     return b"".join(line + b"\n" for line in out)
 
 
@@ -253,6 +273,7 @@ __all__ = [
     "delivered",
     "describe",
     "entries_cap",
+    "facts",
     "forget",
     "json_lines",
     "log_line_conns",
