@@ -38,7 +38,9 @@ SERIES_LEN = 600
 PROBE_CONNECT = "probe_connect"
 
 
-class Connection(msgspec.Struct, gc=False):
+class Connection(msgspec.Struct, gc=False, omit_defaults=True):
+    # omit_defaults here, in LogEntry and in timeline.Bucket: most of their fields hold the default,
+    # and every keyframe carries every row (a keyframe with all fields still decodes the same).
     id: str
     state: ConnState = ConnState.OPEN
     peer: str = ""
@@ -137,7 +139,7 @@ class ActiveAlert(msgspec.Struct, gc=False):
     message: str = ""
 
 
-class LogEntry(msgspec.Struct, gc=False):
+class LogEntry(msgspec.Struct, gc=False, omit_defaults=True):
     mono: float
     level: str
     text: str

@@ -26,7 +26,7 @@ COARSE_BUCKETS = 1440
 _TRIM_SLACK = 60
 
 
-class Bucket(msgspec.Struct, gc=False):
+class Bucket(msgspec.Struct, gc=False, omit_defaults=True):
     """One span of the session: ``start`` is the monotonic second it begins at, ``wall`` that instant's
     wall-clock time. ``open`` is the open connections at the span's last change (carried forward by the
     reader across spans with no change)."""
