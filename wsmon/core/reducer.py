@@ -336,17 +336,23 @@ def _traffic(state: State, e: ev.Traffic) -> None:
         fine[-1] if fine and fine[-1].start == second else timeline.bucket(mono, e.wall, state.open_count)
     )
     bucket.msgs += msgs
-    per_second = state.msgs_by_second
-    count = per_second.get(second, 0) + msgs
-    per_second[second] = count
-    if len(per_second) > 1200:
-        for old in [s for s in per_second if s < second - 600]:
-            del per_second[old]
+    # A second's count is its bucket's (core.timeline); msgs_by_second only holds what a keyframe
+    # written before brought (State.msgs_in_second). An event older than the fine ring lands in its
+    # oldest bucket: it counts alone.
+    if bucket.start == second:
+        count = bucket.msgs
+        before = fine[-2] if bucket is fine[-1] and len(fine) > 1 else timeline.at(second - 1)
+    else:
+        count, before = msgs, None
+    previous = before.msgs if before is not None and before.start == second - 1 else 0
+    legacy = state.msgs_by_second
+    if legacy:
+        count = max(count, legacy.get(second, 0))
+        previous = max(previous, legacy.get(second - 1, 0))
     # A second counts towards the peak only once it is complete: the one before this event's, or this
     # event's own second when the event arrived late (the session's now has already moved past it:
     # int(last_mono) > second, which for these positive times is last_mono >= second + 1).
     peak = state.peak_msgs_per_s
-    previous = per_second.get(second - 1, 0)
     if previous > peak:
         state.peak_msgs_per_s = peak = previous
     if count > peak and state.last_mono >= second + 1:

@@ -271,6 +271,8 @@ class State(msgspec.Struct, gc=False):
     msgs_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    # Messages a second as keyframes written before the per-second series kept them; nothing adds to it
+    # now (a second's count is its timeline bucket's msgs), so it only fills from such a keyframe.
     msgs_by_second: dict[int, int] = {}
     peak_msgs_per_s: int = 0
 
@@ -307,11 +309,17 @@ class State(msgspec.Struct, gc=False):
 
     def messages_per_s(self, window_s: int = 5) -> float:
         """Mean over the last complete seconds; the current second is still filling."""
-        if not self.msgs_by_second:
-            return 0.0
         now = int(self.last_mono)
-        total = sum(self.msgs_by_second.get(s, 0) for s in range(now - window_s, now))
-        return total / window_s
+        return sum(self.msgs_in_second(s) for s in range(now - window_s, now)) / window_s
+
+    def msgs_in_second(self, second: int) -> int:
+        """Messages counted in ``second`` (of the last ten minutes): its timeline bucket's, or what a
+        keyframe written before the per-second series holds (the larger: a keyframe of this session's
+        first builds holds both, counting the same messages)."""
+        bucket = self.timeline.at(second)
+        count = bucket.msgs if bucket is not None else 0
+        legacy = self.msgs_by_second
+        return max(count, legacy.get(second, 0)) if legacy else count
 
     def delivery_success(self) -> float:
         attempts = self.delivered + self.delivery_failed

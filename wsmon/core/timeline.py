@@ -163,6 +163,13 @@ class Timeline(msgspec.Struct, gc=False):
         by_second = {b.start: b for b in self.fine[-last:] if end - last < b.start <= end}
         return [by_second.get(s) for s in range(end - last + 1, end + 1)]
 
+    def at(self, second: int) -> Bucket | None:
+        """The one-second bucket of ``second``, None when nothing happened in it (or it left the ring)."""
+        for b in reversed(self.fine):
+            if b.start <= second:
+                return b if b.start == second else None
+        return None
+
     def open_before(self, second: int) -> int:
         """Open connections at the last change before ``second`` (0 when none is kept)."""
         for b in reversed(self.fine):
