@@ -12,6 +12,8 @@ No deadline in either: the test machines are shared and loaded, so a slow exampl
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if Path(str(item.fspath)).name in SERIAL_FILES:
             item.add_marker(pytest.mark.serial)
+
+
+@pytest.fixture
+def india(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Local time five and a half hours from UTC, so local and UTC differ in every digit that matters."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

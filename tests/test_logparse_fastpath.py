@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from wsmon.core import events as ev
 from wsmon.sources.logs import memos
 from wsmon.sources.logs import text as free_text
+from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.parser import LogParser
 
 WORDS = (
@@ -265,3 +266,57 @@ def test_the_ascii_shortcuts_find_what_the_case_insensitive_patterns_find(text: 
     assert free_text._text_close_code(text, lowered) == _close_code_before(text)
     assert free_text._close_context(text, lowered) == bool(free_text._CLOSE_CONTEXT.search(text))
     assert free_text._closer_said(lowered) == _closer_before(lowered)
+
+
+def test_the_pre_filter_keeps_no_line_with_a_word_of_the_vocabulary_from_the_recognisers() -> None:
+    """Lines made of the vocabulary's own words (every cue, every gate word of the recognisers), in
+    any case, coloured or not, in JSON, logfmt and plain text: the fast path makes what the full path
+    makes, so a word the pre-filter did not know would show here as a lost event."""
+    rng = random.Random(29)
+    vocabulary = sorted(
+        {*vocab.CUES, *vocab.STRONG_GATE, *vocab.WEAK_GATE, *vocab.CLOSE_GATE, *vocab.OPEN_GATE,
+         *vocab.DELIVERED_GATE, "connection stats", "message", "client", "socket", "code 1006", "in 4 ms"}
+    )  # fmt: skip
+    chatter = ("heartbeat", "request completed", "GET /api/devices/7", "cache hit", "200 OK", "queue depth 3")
+
+    def words() -> str:
+        picked = [rng.choice(vocabulary) for _ in range(rng.randint(0, 3))]
+        picked += [rng.choice(chatter) for _ in range(rng.randint(1, 2))]
+        rng.shuffle(picked)
+        said = " ".join(picked)
+        said = rng.choice((said, said.upper(), said.title()))
+        return f"\x1b[33m{said}\x1b[39m" if rng.random() < 0.1 else said
+
+    lines = []
+    for n in range(6_000):
+        conn, level = f"c{n % 40}", rng.choice(("info", "debug", "warn", "error", "INFO"))
+        shape = rng.random()
+        if shape < 0.4:
+            record = {"level": level, rng.choice(("msg", "message", "event")): words(), "connectionId": conn}
+            if rng.random() < 0.3:
+                record[rng.choice(("code", "latency_ms", "error", "messageId"))] = rng.choice(
+                    (1006, 4.5, "EPIPE", "m1")
+                )
+            lines.append(json.dumps(record))
+        elif shape < 0.7:
+            lines.append(f'time=2026-12-02T03:00:00Z level={level} msg="{words()}" conn={conn}')
+        else:
+            lines.append(f"2026-12-02 03:00:00,000 {level.upper()} [router] {words()}")
+    assert_same(lines)
+
+
+CUE_PIECES = (
+    *vocab.CUES, "co", "nn", "not", "no", " such", "suc", "h", "ACK", "Conn", "\u212a", "\u0130",
+    "é", "\u017f", "-", "_", "=", ":", "/", " ", "\t", "\n", "0", "42", "c-17", "\x1b[31m",
+    '"', "{", "\ud800",
+)  # fmt: skip
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(CUE_PIECES), st.text(max_size=6)), max_size=14).map("".join))
+def test_a_text_lines_cues_found_word_by_word_are_those_the_scan_finds(text: str) -> None:
+    """The text pre-filter looks for cues word by word (remembered per word); it must find a cue exactly
+    where the scan of the whole line does, across separators, digits and non-ASCII letters."""
+    for lowered in (text.lower(), text):
+        assert vocab.line_has_cue(lowered) == vocab.has_cue(lowered), lowered
+        assert vocab.line_has_cue(lowered) == vocab.has_cue(lowered), lowered  # remembered now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -102,4 +103,57 @@ async def test_the_table_keys_and_the_palette_work_in_a_replay(recording: Path) 
         await pilot.press("enter")
         await pilot.pause()
         assert feed.engine.position == 6
+        await pilot.press("q")
+
+
+async def test_export_view_and_add_marker_in_a_replay(
+    recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Export view writes the replay's rows as shown; m and the palette's Add marker are bookmarks here."""
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.chdir(out)
+    feed = ReplayFeed(recording)
+    feed.engine.paused = True
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("n")  # the 1006 close
+        app.refresh_from_state()
+        await pilot.pause()
+        assert not app.check_action("marker", ())  # a recording is not written to: m is the bookmark
+        await pilot.press("ctrl+p", *"Export view")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        [path] = out.glob("wsmon-view-*.jsonl")
+        view, *rows = (json.loads(line) for line in path.read_text().splitlines())
+        assert view["mode"] == "replay" and view["at"] == "2025-06-15T15:07:00.000Z"  # T0 + 20 s
+        assert [row["id"] for row in rows] == app.query_one(ConnectionsTable).row_ids == ["c2", "c1"]
+        assert rows[0]["last_close"].startswith("1006") and rows[0]["closed_by"] == "neither"
+        await pilot.press("m")
+        await pilot.pause()
+        assert len(feed.bookmarks()) == 1
+        await pilot.press("n")
+        await pilot.press("ctrl+p", *"Add marker: a bookmark")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(feed.bookmarks()) == 2
+        await pilot.press("q")
+
+
+async def test_the_recording_s_markers_are_in_the_palette_and_seek_there(recording: Path) -> None:
+    feed = ReplayFeed(recording)
+    feed.engine.paused = True
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("z")
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "marker 15:07:05 UTC: half way" in titles and "marker 15:07:20 UTC: the end" in titles
+        await pilot.press("ctrl+p", *"marker 15:07:05")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert feed.engine.position == 5 and feed.paused  # just after the marker "half way"
+        assert [marker.text for marker in feed.state.markers] == ["half way"]
         await pilot.press("q")

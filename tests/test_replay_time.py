@@ -21,7 +21,7 @@ from wsmon.store.bookmarks import Bookmark, load_bookmarks, save_bookmarks, side
 from wsmon.ui.app import WsmonApp
 from wsmon.ui.format import wall_clock
 from wsmon.ui.widgets import ReplayBar
-from wsmon.ui.widgets.replay_bar import span_label, track
+from wsmon.ui.widgets.replay_bar import dated_times, span_label, track
 
 EVENTS: list[ev.Event] = [
     ev.ConnectionOpened(**at(1.0), conn="c1", peer="10.0.0.1:1"),
@@ -59,6 +59,14 @@ def test_the_bar_s_parts() -> None:
     assert track(0.0, 0.0, 0.0, [], 3) == "━━●"  # a recording of one instant is all played
 
 
+def test_the_bar_dates_the_start_and_every_time_when_the_recording_crosses_midnight() -> None:
+    midnight = 1_750_032_000.0  # 2025-06-16T00:00:00Z
+    one_day = dated_times(midnight - 30, midnight - 20, midnight - 10, utc=True)
+    assert one_day == ("2025-06-15 23:59:30 UTC", "23:59:40 UTC", "23:59:50 UTC")
+    two_days = dated_times(midnight - 30, midnight - 20, midnight + 10, utc=True)
+    assert two_days == ("2025-06-15 23:59:30 UTC", "2025-06-15 23:59:40 UTC", "2025-06-16 00:00:10 UTC")
+
+
 async def test_left_and_right_step_by_the_span_and_brackets_change_it(
     recording: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,6 +91,7 @@ async def test_left_and_right_step_by_the_span_and_brackets_change_it(
         await pilot.press("z")
         await pilot.pause()
         assert "now 15:07:02 UTC" in bar.text and "15:06:41 UTC" in bar.text and "15:07:20 UTC" in bar.text
+        assert "2025-06-15 15:06:41 UTC" in bar.text and bar.text.count("2025-06-15") == 1  # once: one day
         await pilot.press("z")
         await pilot.press("left")
         assert feed.engine.position == 3 and feed.engine.clock == 12.0
@@ -122,7 +131,7 @@ async def test_m_bookmarks_into_the_sidecar_the_palette_lists_it_and_b_jumps(
         await pilot.pause()
         assert "⚑ 1" in app.query_one(ReplayBar).text
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        assert f"bookmark {AT_20S}" in titles and "Add bookmark (replay)" in titles
+        assert f"bookmark {AT_20S}" in titles and "Add marker: a bookmark (replay)" in titles
         await pilot.press("comma", "comma")
         await pilot.press("ctrl+p", *f"bookmark {AT_20S}")
         await pilot.pause(0.5)

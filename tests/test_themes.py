@@ -109,7 +109,7 @@ def test_the_default_theme_keeps_the_look_wsmon_had() -> None:
     assert variables["wsmon-ok-style"] == before["success"]
     assert variables["wsmon-warn-style"] == before["warning"]
     assert variables["wsmon-breach-style"] == f"bold {before['error']}"
-    assert dark.symbols == LevelSymbols()
+    assert dark.symbols == LevelSymbols(ok="✓", warn="▲", breach="✗")
 
 
 def test_the_app_s_own_default_is_the_shipped_dark_file() -> None:
@@ -133,6 +133,8 @@ MALFORMED = [
     ("colour Textual rejects", BROKEN.replace("#0178D4", "blurple"), "primary"),
     ("missing required", BROKEN.replace('breach = "#aa0000"\n', ""), "breach"),
     ("unknown symbol level", BROKEN + '[symbols]\nfine = "✓"\n', "symbols.fine"),
+    ("empty symbol", BROKEN + '[symbols]\nwarn = ""\n', "symbols.warn"),
+    ("two levels, one symbol", BROKEN + '[symbols]\nbreach = "▲"\n', "symbols.breach"),
     ("bad text style", BROKEN + '[text-style]\nbreach = "blink"\n', "text-style.breach"),
     ("reserved variable", BROKEN + '[variables]\nwsmon-ok = "red"\n', "variables.wsmon-ok"),
 ]
@@ -247,27 +249,23 @@ async def test_a_malformed_theme_asked_for_starts_the_default_and_says_so(
         assert "'blurple' is not a colour" in "\n".join(screen_lines(app))
 
 
-async def test_colour_blind_safe_marks_ok_warn_and_breach_with_symbols() -> None:
-    app = WsmonApp(one_of_each_level(), themes=dashboard_themes("colour-blind-safe"))
+@pytest.mark.parametrize("name", SHIPPED)
+async def test_every_theme_marks_each_level_by_its_own_symbol(name: str) -> None:
+    """Levels never differ by colour alone: a warn alert line and a breach one start differently."""
+    app = WsmonApp(one_of_each_level(), themes=dashboard_themes(name))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         text = app.query_one(LimitsStrip).text
-        assert "connect p95 ✓ " in text
-        assert "delivery p95 ▲ " in text
-        assert "e2e p95 ✗ " in text
+        assert "connect p95 ✓ " in text and "delivery p95 ▲ " in text and "e2e p95 ✗ " in text
         assert "\n✗ BREACH " in text and "\n▲ WARN " in text
-        await pilot.press("t")  # on to high-contrast, which draws levels without symbols
-        await pilot.pause()
-        assert "✓" not in app.query_one(LimitsStrip).text
 
 
-async def test_the_default_theme_draws_no_symbols() -> None:
-    app = WsmonApp(one_of_each_level())
+async def test_textual_s_own_themes_draw_the_symbols_too() -> None:
+    app = WsmonApp(one_of_each_level(), themes=dashboard_themes("nord"))
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         text = app.query_one(LimitsStrip).text
-        assert not {"✓", "✗"} & set(text)
-        assert "\n▲ BREACH " in text and "\n▲ WARN " in text
+        assert "\n✗ BREACH " in text and "\n▲ WARN " in text
 
 
 async def test_under_no_color_a_breach_is_bold_and_reversed_and_levels_carry_symbols(

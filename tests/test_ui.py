@@ -74,10 +74,10 @@ async def test_cpu_at_sixty_percent_is_a_breach() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         resources = widget_text(app.query_one(ResourcesPanel))
-        assert "CPU 60.0 % of one core  BREACH" in resources
-        assert "RSS 100 MiB  OK" in resources
+        assert "CPU 60.0 % of one core  ✗ BREACH" in resources
+        assert "RSS 100 MiB  ✓ OK" in resources
         limits = app.query_one(LimitsStrip).text
-        assert "CPU 60.0 %" in limits
+        assert "CPU ✗ 60.0 %" in limits
 
 
 async def test_targets_down_show_their_error_and_missing_kinds_show_not_configured() -> None:

@@ -111,6 +111,35 @@ async def test_enter_opens_the_cursor_rows_connection_in_a_replay(
         await _drill(app, pilot, tmp_path, toasts)
 
 
+async def test_the_drill_down_s_times_follow_z(india: None) -> None:
+    feed = ReducerFeed()
+    feed.apply(*EVENTS)
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("G", "enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConnectionScreen)
+
+        def shown() -> tuple[str, str]:
+            summary = widget_text(screen.query_one("#conn-summary"))
+            return summary, widget_text(screen.query_one("#conn-timeline-box"))
+
+        summary, timeline = shown()
+        assert "opened at   2025-06-15 20:36:42.000 IST" in summary  # T0 + 2 s, local (UTC+5:30)
+        assert "closed at   2025-06-15 20:36:45.000 IST" in summary
+        assert "Timeline (local time, IST" in timeline and "20:36:42.000  " in timeline
+        assert "Z" not in summary.replace("Application-defined", "")
+        await pilot.press("z")
+        await pilot.pause()
+        summary, timeline = shown()
+        assert "opened at   2025-06-15 15:06:42.000 UTC" in summary
+        assert "Timeline (UTC" in timeline and "15:06:42.000  " in timeline and "20:36" not in timeline
+        await pilot.press("c")  # the copy stays in ISO 8601 UTC, whatever the screen shows
+        assert "2025-06-15T15:06:42.000Z" in app.clipboard
+
+
 def test_export_names_never_overwrite_and_never_leave_the_directory(tmp_path: Path) -> None:
     assert export_path("../etc/x", tmp_path) == tmp_path / "wsmon-.._etc_x.jsonl"
     (tmp_path / "wsmon-a.jsonl").touch()

@@ -3,6 +3,8 @@ the help generated from the bindings, and wsmon's commands in the ctrl+p palette
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -12,9 +14,13 @@ from textual.geometry import Region
 from ui_support import ReducerFeed, screen_clock, settle, widget_text
 
 from wsmon.core import events as ev
-from wsmon.ui.app import WsmonApp
+from wsmon.replay_feed import ReplayFeed
+from wsmon.session import Session
+from wsmon.store import RecordingReader
+from wsmon.ui.app import MARKER_TEXT, WsmonApp
 from wsmon.ui.help_screen import HelpScreen, declared_bindings
-from wsmon.ui.widgets import CloseCodesPanel, ConnectionsTable
+from wsmon.ui.seek_screen import MarkerScreen
+from wsmon.ui.widgets import CloseCodesPanel, ConnectionsTable, HeaderBar, LimitsStrip
 from wsmon.ui.widgets.connections_table import DOUBLE_PRESS_S, FIXED_LINES
 
 SIZE = (160, 50)
@@ -239,3 +245,91 @@ async def test_a_toast_when_a_target_goes_down_or_comes_back_and_when_a_limit_is
         assert toasts[-1] == "BREACH CPU 80 %"
         await settle(app, pilot)
         assert len(toasts) == 3  # once, not every frame
+
+
+async def test_export_view_writes_the_rows_as_filtered_and_sorted_and_the_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = WsmonApp(five_connections())
+    toasts: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        monkeypatch.setattr(app, "notify", lambda message, **_: toasts.append(str(message)))
+        await pilot.press("s", "s")  # by peer, A to Z
+        await pilot.press("slash", *"state:open", "enter")
+        await settle(app, pilot)
+        table = app.query_one(ConnectionsTable)
+        assert table.row_ids == ["c-0", "c-2", "c-3", "c-4"]  # not the default order, c-1 filtered out
+        await pilot.press("ctrl+p", *"Export view")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        [path] = tmp_path.glob("wsmon-view-*.jsonl")
+        assert path.name in toasts[-1] and "4 rows" in toasts[-1]
+        view, *rows = (json.loads(line) for line in path.read_text().splitlines())
+        assert [row["id"] for row in rows] == table.row_ids
+        shown = widget_text(table).splitlines()
+        for row in rows:  # each line as the screen shows it, cell for cell
+            line = next(line for line in shown if f" {row['id']} " in line)
+            cells = [row[key] for key in ("id", "peer", "state", "age", "msgs_in", "msgs_out")]
+            assert line.split()[1 : 1 + len(cells)] == cells, (line, row)
+        assert rows[2]["msgs_in"] == "7" and rows[2]["own"] is False
+        assert view["kind"] == "view" and view["filter"] == "state:open" and view["sort"] == "peer ▲"
+        assert view["summary"] == table.summary and view["mode"] == "live"
+        assert view["header"] == app.query_one(HeaderBar).text.splitlines()
+        strip = app.query_one(LimitsStrip).text
+        assert view["limits"] and all(
+            f"{f['label']} {f['shown']}" in strip.replace("✓ ", "") for f in view["limits"]
+        )
+        await pilot.press("ctrl+p", *"Export view")  # again, the same second: a new file, the first kept
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert len(list(tmp_path.glob("wsmon-view-*.jsonl"))) == 2
+
+
+async def test_m_in_a_live_session_puts_a_marker_into_its_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "live.wsmon"
+    session = Session([], title="test · markers", record=path)
+    app = WsmonApp(session)
+    toasts: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        monkeypatch.setattr(app, "notify", lambda message, **_: toasts.append(str(message)))
+        assert app.check_action("marker", ()) and not app.check_action("bookmark", ())
+        await pilot.press("m")
+        await pilot.pause()
+        assert isinstance(app.screen, MarkerScreen)
+        await pilot.press(*"deploy 42", "enter")
+        await pilot.pause()
+        assert [m.text for m in session.state.markers] == ["deploy 42"]
+        assert toasts[-1].endswith(": deploy 42")
+        await pilot.press("m", "enter")  # nothing typed: the default text
+        await pilot.press("m", "escape")  # cancelled: no marker
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Add marker" in titles and "Add marker: a bookmark (replay)" not in titles
+        await pilot.press("ctrl+p", *"Add marker")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MarkerScreen)
+        await pilot.press(*"from the palette", "enter")
+        await pilot.pause()
+        await pilot.press("q")
+        await pilot.pause()
+    texts = [event.text for event in RecordingReader(path).iter_events() if isinstance(event, ev.Marker)]
+    assert texts == ["deploy 42", MARKER_TEXT, "from the palette"]
+    assert [text for _, text in ReplayFeed(path).markers()] == texts  # a replay's palette lists them
+
+
+async def test_m_is_no_marker_where_the_feed_takes_none() -> None:
+    app = WsmonApp(ReducerFeed())  # a feed that is not a live session (as `replay LOG --follow`)
+    async with app.run_test(size=SIZE) as pilot:
+        assert not app.check_action("marker", ())
+        await pilot.press("m")
+        await pilot.pause()
+        assert not isinstance(app.screen, MarkerScreen)
+        assert "Add marker" not in [command.title for command in app.get_system_commands(app.screen)]

@@ -38,20 +38,20 @@ TARGET_STATES = (
     r"postgres:? DOWN 14s \(connection refused\)",
 )
 BREACHES = (
-    "▲ BREACH Message delivery success 87.0 % (limit > 99.90 %) for ",
+    "✗ BREACH Message delivery success 87.0 % (limit > 99.90 %) for ",
     "· worst 87.0 % · raised at 87.0 %",
-    "▲ BREACH WebSocket connect time 208.0 ms (limit < 100.0 ms) for ",
+    "✗ BREACH WebSocket connect time 208.0 ms (limit < 100.0 ms) for ",
     "· worst 208.0 ms · raised at 195.0 ms",
 )
 FIGURES = (
-    "connect p95 208.0 ms",
-    "delivery p95 10.0 ms",
+    "connect p95 ✗ 208.0 ms",
+    "delivery p95 ✓ 10.0 ms",
     "db p95 —",
     "e2e p95 —",
     "connect ok n = 30, too few to judge",
-    "delivery ok 87.0 %",
-    "RSS 180 MiB",
-    "CPU 35.0 %",
+    "delivery ok ✗ 87.0 %",
+    "RSS ✓ 180 MiB",
+    "CPU ✓ 35.0 %",
     "conns 27",
     "throughput 0 msg/s",
 )

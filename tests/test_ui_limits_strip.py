@@ -56,7 +56,7 @@ async def test_an_alert_line_leads_with_the_current_value_then_worst_and_raised_
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         lines = strip_lines(app)
-        alert = next(line for line in lines if line.startswith("▲ BREACH"))
-        assert alert.startswith("▲ BREACH Message delivery success 87.8 % (limit > 99.90 %) for 41m")
+        alert = next(line for line in lines if line.startswith("✗ BREACH"))
+        assert alert.startswith("✗ BREACH Message delivery success 87.8 % (limit > 99.90 %) for 41m")
         assert alert.endswith("· worst 50.0 % · raised at 50.0 %")
-        assert "delivery ok 87.8 %" in app.query_one(LimitsStrip).text
+        assert "delivery ok ✗ 87.8 %" in app.query_one(LimitsStrip).text

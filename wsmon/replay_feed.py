@@ -30,7 +30,7 @@ class ReplayFeed(ReplayControls):
         self.limits = limits or recorded
         self.title = f"replay · {path.name}"
         self._stopping = asyncio.Event()
-        self._anomalies: list[tuple[int, float, str]] | None = None
+        self._index: tuple[list[tuple[int, float, str]], list[tuple[int, float, str]]] | None = None
         self.path = path
         self._span_s = SPANS_S[0]
         self._bookmarks, warning = load_bookmarks(path)
@@ -61,14 +61,28 @@ class ReplayFeed(ReplayControls):
 
     def anomalies(self) -> list[tuple[int, float, str]]:
         """(events applied after it, its time, label) of every anomaly; read once, on first use."""
-        if self._anomalies is None:
-            found = []
+        return self._indexed()[0]
+
+    def _indexed(self) -> tuple[list[tuple[int, float, str]], list[tuple[int, float, str]]]:
+        """The anomalies (n / N) and the markers (the palette), from one pass over the recording."""
+        if self._index is None:
+            found: list[tuple[int, float, str]] = []
+            markers: list[tuple[int, float, str]] = []  # (events applied after it, wall, text)
             for seq, event in enumerate(self.reader.iter_events(), 1):
                 label = describe_anomaly(event)
                 if label is not None:
                     found.append((seq, event.mono, label))
-            self._anomalies = found
-        return self._anomalies
+                if isinstance(event, ev.Marker):
+                    markers.append((seq, event.wall, event.text))
+            self._index = (found, markers)
+        return self._index
+
+    def markers(self) -> list[tuple[float, str]]:
+        return [(wall, text) for _, wall, text in self._indexed()[1]]
+
+    def goto_marker(self, index: int) -> None:
+        self.engine.paused = True
+        self.engine.seek_seq(self._indexed()[1][index][0])
 
     def next_anomaly(self, direction: int) -> str | None:
         """Seek to the next (1) or previous (-1) anomaly and pause there; its label, or None."""

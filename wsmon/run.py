@@ -29,6 +29,7 @@ from wsmon.core.testresults.junit import JUnitError, parse_junit
 from wsmon.session import Session
 from wsmon.sources.base import now
 from wsmon.sources.markers import TestMarkerSource
+from wsmon.ui.feed import LiveMarkers
 
 READY_POLL_S = 0.1
 PYTEST_NO_TESTS = 5  # pytest's exit code when it collected no tests
@@ -170,7 +171,7 @@ def place_results(
     return placed
 
 
-class TestRun:
+class TestRun(LiveMarkers):
     """Runs the test command inside a session; also usable as the dashboard's feed (``--tui``)."""
 
     __test__ = False
@@ -225,6 +226,9 @@ class TestRun:
 
     def toggle_pause(self) -> None:
         self.session.toggle_pause()
+
+    def marker(self, text: str) -> None:
+        self.session.marker(text)
 
     def stop(self) -> None:
         """Interrupt the run: the test command gets SIGTERM; the recording and report still happen."""

@@ -28,6 +28,7 @@ from wsmon.memory import pin_mmap_threshold
 from wsmon.sources.base import Source, now
 from wsmon.store.format import FORMAT_VERSION, RecordedTarget, RecordingError, RecordingHeader
 from wsmon.store.writer import RecordingWriter
+from wsmon.ui.feed import LiveMarkers
 
 TICK_S = 0.25
 STARTUP_TIMEOUT_S = 30.0  # a target wsmon starts that has not answered by then is DOWN
@@ -35,8 +36,8 @@ SOURCE_RESTART_S = 2.0
 STOP_TIMEOUT_S = 8.0
 
 
-class Session:
-    """Implements the UI's Feed protocol (wsmon.ui.feed.Feed) for a live run."""
+class Session(LiveMarkers):
+    """Implements the UI's Feed protocol (wsmon.ui.feed.Feed) for a live run, and its markers (m)."""
 
     mode = "live"
 

@@ -16,9 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_logparse_fastpath import assert_same
 
 from wsmon.core import events as ev
 from wsmon.sources.logs.explain import Explained, explain_lines
+from wsmon.sources.logs.folding import StackFolder
 
 pytestmark = pytest.mark.slow
 
@@ -90,3 +92,13 @@ def test_each_line_of_a_real_logger_is_recognised_as_what_it_says(
         for v in only(crashed, ev.LogLine).fields.values()  # type: ignore[attr-defined]
     )
     assert kinds(redis) == ["log"], redis  # the server connecting to Redis is no WebSocket connection
+
+
+@pytest.mark.parametrize("lines", NODE_STYLES + PYTHON_STYLES, indirect=True)
+def test_the_fast_path_makes_what_the_full_path_makes_of_each_real_loggers_lines(lines: list[str]) -> None:
+    """Differential: every line a real logger wrote, and every block folded from them, through the
+    pre-filter and the memos and through the full path with nothing remembered, make the same events
+    (chatter the pre-filter keeps: the same text and level; tests/test_logparse_fastpath.py)."""
+    assert_same(lines)
+    folder = StackFolder()
+    assert_same([*folder.feed_many(lines), *folder.flush()])

@@ -31,9 +31,11 @@ from pathlib import Path
 import pytest
 from fidelity_client import Tally, drive
 from helpers import free_port
+from test_logparse_fastpath import assert_same
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import Reducer
+from wsmon.sources.logs.folding import StackFolder
 from wsmon.store.reader import RecordingReader
 
 pytestmark = pytest.mark.slow
@@ -275,3 +277,18 @@ def test_counts_from_the_servers_log_equal_the_clients_tally(
         crash = [line for line in logs if "MessageDeliveryError" in line.text and "\n" in line.text]
         assert len(crash) == 1 and crash[0].level == "fatal", [line.text[:80] for line in logs]
         assert "throw new MessageDeliveryError" in crash[0].text  # the source line is part of the crash
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_fast_path_makes_what_the_full_path_makes_of_each_servers_log(
+    stack: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Differential, on what each real stack wrote (its request lines, its library's own lines, its
+    crash): every line and every folded block, through the pre-filter and the memos, makes what the
+    full path makes with nothing remembered (tests/test_logparse_fastpath.py)."""
+    _, log = save_servers_log(STACKS[stack], tmp_path, env)
+    lines = log.read_bytes().decode("utf-8", "replace").splitlines()
+    assert len(lines) >= 20, lines
+    assert_same(lines)
+    folder = StackFolder()
+    assert_same([*folder.feed_many(lines), *folder.flush()])

@@ -139,7 +139,7 @@ def parse_theme(text: str, origin: str) -> WsmonTheme:
         theme=theme,
         colours={level: colours[level] for level in LEVELS},
         styles=_per_level(data, "text-style", _text_style, fail),
-        symbols=LevelSymbols(**_per_level(data, "symbols", _symbol, fail)),
+        symbols=_symbols(data, fail),
         muted=colours.get("muted"),
         origin=origin,
     )
@@ -186,6 +186,19 @@ def _variables(table: object, fail: Callable[[str, str], ThemeError]) -> dict[st
     return out
 
 
+def _symbols(data: Mapping[str, Any], fail: Callable[[str, str], ThemeError]) -> LevelSymbols:
+    """The file's symbols over the standard ✓ ▲ ✗; two levels with one symbol would differ by colour alone."""
+    symbols = LevelSymbols(**_per_level(data, "symbols", _symbol, fail))
+    seen: dict[str, str] = {}
+    for level, symbol in zip(LEVELS, (symbols.ok, symbols.warn, symbols.breach), strict=True):
+        if symbol in seen:
+            raise fail(
+                f"symbols.{level}", f"{symbol!r} is {seen[symbol]}'s too: levels must differ by symbol"
+            )
+        seen[symbol] = level
+    return symbols
+
+
 def _text_style(value: str) -> str | None:
     words = value.split()
     return " ".join(words) if all(word in TEXT_STYLES for word in words) else None
@@ -193,7 +206,9 @@ def _text_style(value: str) -> str | None:
 
 def _symbol(value: str) -> str | None:
     return (
-        value if len(value) <= MAX_SYMBOL_CHARS and value.isprintable() and value.strip() == value else None
+        value
+        if 0 < len(value) <= MAX_SYMBOL_CHARS and value.isprintable() and value.strip() == value
+        else None
     )
 
 
@@ -216,7 +231,7 @@ def _per_level(
             what = (
                 f"words from {', '.join(sorted(TEXT_STYLES))}"
                 if table_name == "text-style"
-                else (f"at most {MAX_SYMBOL_CHARS} visible characters")
+                else (f"1 to {MAX_SYMBOL_CHARS} visible characters")
             )
             raise fail(key, f"{value!r} is not valid: {what}")
         out[level] = checked

@@ -10,6 +10,7 @@ help and ctrl+p, generated from the bindings, list every key in one place.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
@@ -28,12 +29,15 @@ from wsmon.core.limits import BREACH
 from wsmon.core.sanitize import visible
 from wsmon.core.state import State
 from wsmon.ui.connection_screen import ConnectionScreen
-from wsmon.ui.feed import Feed, ReplayControls
-from wsmon.ui.format import LevelSymbols
+from wsmon.ui.exports import write_new
+from wsmon.ui.feed import Feed, LiveMarkers, ReplayControls
+from wsmon.ui.format import LevelSymbols, wall_clock
 from wsmon.ui.help_screen import HelpScreen, action_name, declared_bindings, key_sections
 from wsmon.ui.layout import ROWS, hidden_note, rows_to_drop
 from wsmon.ui.replay_actions import ReplayActions
+from wsmon.ui.seek_screen import MarkerScreen
 from wsmon.ui.themes import ThemeSetup, WsmonTheme, default_catalogue
+from wsmon.ui.view_export import view_lines, view_path
 from wsmon.ui.widgets import (
     CloseCodesPanel,
     ConnectionsTable,
@@ -71,7 +75,8 @@ REPLAY_ACTIONS = frozenset(
 # The help's sections, by action; a binding whose action is not here is listed under "Other".
 KEY_SECTIONS: dict[str, str] = {
     **dict.fromkeys(
-        ("quit", "help", "filter", "back", "pause", "cycle_theme", "toggle_utc", "command_palette"), "Session"
+        ("quit", "help", "filter", "back", "pause", "marker", "cycle_theme", "toggle_utc", "command_palette"),
+        "Session",
     ),
     "panel": "Panels",
     **dict.fromkeys(REPLAY_ACTIONS, "Replay (wsmon replay FILE)"),
@@ -81,6 +86,8 @@ PANEL_HELP = (
     "maximise 1 connections, 2 close codes, 3 failures, 4 resources, 5 Redis, 6 PostgreSQL, 7 logs, 8 HTTP, "
     "9 trends; 0 all"
 )
+MARKER_TEXT = "marked on the dashboard"  # a live marker's text when none is typed
+MAX_MARKER_CHARS = 500  # as a test suite's markers (sources/markers.py)
 # Below this many rows, with the attach targets or logs shown, the lower rows shrink (see wsmon.tcss)
 # so the connections table keeps a few rows.
 CROWDED_BELOW = 48
@@ -142,6 +149,14 @@ class WsmonApp(ReplayActions):
             "bookmark",
             "Bookmark",
             tooltip="this moment, kept beside the recording; ctrl+p lists them",
+        ),
+        # m in a live session: a marker (bookmark, above, answers only in a replay).
+        Binding(
+            "m",
+            "marker",
+            "Marker",
+            tooltip="live: a marker, now, in the session and its recording, as a test suite's markers "
+            "(the report and a replay's ctrl+p list them)",
         ),
         Binding("b", "next_bookmark(1)", "Next bookmark", show=False, tooltip="jump to the next bookmark"),
         Binding(
@@ -372,6 +387,8 @@ class WsmonApp(ReplayActions):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in REPLAY_ACTIONS:
             return self._replay is not None
+        if action == "marker":
+            return isinstance(self.feed, LiveMarkers)
         return True
 
     async def action_quit(self) -> None:
@@ -390,7 +407,8 @@ class WsmonApp(ReplayActions):
             self.COMMAND_PALETTE_BINDING,
             "command_palette",
             "Commands",
-            tooltip=("wsmon's commands (panels, pause, filter, sort, themes, seek) and Textual's"),
+            tooltip="wsmon's commands (panels, pause, filter, sort, themes, export view, markers, seek) "
+            "and Textual's",
         )
         by_section: dict[str, list[Binding]] = {title: [] for title in SECTION_ORDER}
         by_section["Connections table"] = declared_bindings(ConnectionsTable)
@@ -406,6 +424,46 @@ class WsmonApp(ReplayActions):
         conn_id = self.query_one(ConnectionsTable).cursor_row
         if conn_id is not None:
             self.push_screen(ConnectionScreen(conn_id, lambda: self.feed.state))
+
+    def action_marker(self) -> None:
+        """m in a live session: a marker with the text typed (or MARKER_TEXT), into the session."""
+        feed = self.feed
+        if not isinstance(feed, LiveMarkers):
+            return
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            marked = (text.strip() or MARKER_TEXT)[:MAX_MARKER_CHARS]
+            feed.marker(marked)
+            wall = self.feed.state.last_wall
+            self.notify(
+                visible(f"marker {wall_clock(wall, self.utc_times)}: {marked}"), timeout=4, markup=False
+            )
+            self.refresh_from_state()
+
+        self.push_screen(MarkerScreen(MARKER_TEXT), done)
+
+    def action_export_view(self) -> None:
+        """ctrl+p → Export view: the table's rows as shown and the figures, as JSON Lines (view_export)."""
+        now = time.time()
+        path = view_path(Path.cwd(), now)
+        table = self.query_one(ConnectionsTable)
+        data = view_lines(
+            self.feed.state,
+            title=self.feed.title,
+            mode=self.feed.mode,
+            header=self.query_one(HeaderBar).text,
+            figures=self.query_one(LimitsStrip).figures,
+            table=table,
+            written=now,
+        )
+        problem = write_new(path, data)
+        if problem is not None:
+            self.notify(visible(f"export failed: {problem}"), severity="error", timeout=6, markup=False)
+            return
+        rows = len(table.row_ids)
+        self.notify(visible(f"view exported to {path} ({rows} rows)"), timeout=6, markup=False)
 
     def action_pause(self) -> None:
         self.feed.toggle_pause()
@@ -427,6 +485,8 @@ class WsmonApp(ReplayActions):
         self.notify(f"times in {'UTC' if self.utc_times else 'local time'}", timeout=2)
         self._stamp = None  # repaint even if nothing else changed since the last frame
         self.refresh_from_state()
+        if isinstance(self.screen, ConnectionScreen):  # z from the drill-down: its times now, too
+            self.screen.refresh_from_state()
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -474,6 +534,17 @@ class WsmonApp(ReplayActions):
         )
         yield SystemCommand("Sort connections by the next column", "s", table.action_sort)
         yield SystemCommand("Reverse the connections' order", "S", table.action_reverse_sort)
+        yield SystemCommand(
+            "Export view",
+            "the connections as filtered and sorted, and the figures, to wsmon-view-….jsonl here",
+            self.action_export_view,
+        )
+        if isinstance(self.feed, LiveMarkers):
+            yield SystemCommand(
+                "Add marker",
+                "m — now, in the session and its recording",
+                self.action_marker,
+            )
         yield SystemCommand("Help: keys and symbols", "?", self.action_help)
         yield SystemCommand("Theme: next of wsmon's", "t (kept for next time)", self.action_cycle_theme)
         for name in self._themes.cycle_names():
@@ -484,7 +555,6 @@ class WsmonApp(ReplayActions):
 
     def _set_theme(self, name: str) -> None:
         self.theme = name
-
 
 
 def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> int:

@@ -1,11 +1,13 @@
 """The drill-down: Enter on a connections-table row opens this screen with that connection's story.
 
 Its summary (core.story.summary) and its timeline (State.timelines, the newest entries the reducer
-keeps), each entry with its UTC wall-clock time. It reads the same State as the dashboard, so it follows
-a live session and a replay alike. `c` copies the summary (OSC 52) and also writes it to
-``$XDG_STATE_HOME/wsmon/copied.txt`` (default ``~/.local/state/wsmon/``), because a terminal that ignores
-OSC 52 says nothing; `e` writes the timeline as JSON Lines to ``wsmon-<conn>.jsonl`` in the current
-directory, never over an existing file.
+keeps), each entry with its wall-clock time, in local time or UTC as ``z`` chooses for the whole
+dashboard (the summary's times too; what ``c`` copies and ``e`` writes stays in UTC ISO 8601). It
+reads the same State as the dashboard, so it follows a live session and a replay alike.
+
+`c` copies the summary (OSC 52) and also writes it to ``$XDG_STATE_HOME/wsmon/copied.txt`` (default
+``~/.local/state/wsmon/``), because a terminal that ignores OSC 52 says nothing; `e` writes the
+timeline as JSON Lines to ``wsmon-<conn>.jsonl`` in the current directory, never over an existing file.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -26,10 +28,12 @@ from textual.widgets import Footer, Static
 from wsmon.core import story
 from wsmon.core.sanitize import visible
 from wsmon.core.state import State
+from wsmon.ui.exports import new_path, write_new
+from wsmon.ui.format import shows_utc, wall_clock_ms, zone_name
 
 COPIED_FILE = "copied.txt"
-# A connection id in a file name: anything but these becomes '_', so an id from the wire names no path.
-_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9._-]")
+# The summary's times as core.wallclock.iso_utc writes them, shown in the zone z chooses.
+_ISO_UTC = re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\b")
 
 
 def state_dir() -> Path:
@@ -40,17 +44,17 @@ def state_dir() -> Path:
 
 def export_path(conn_id: str, directory: Path) -> Path:
     """``wsmon-<conn>.jsonl``, or ``wsmon-<conn>-2.jsonl`` … when that exists."""
-    stem = f"wsmon-{_UNSAFE_IN_NAME.sub('_', conn_id)[:80]}"
-    path = directory / f"{stem}.jsonl"
-    n = 1
-    while path.exists():
-        n += 1
-        path = directory / f"{stem}-{n}.jsonl"
-    return path
+    return new_path(directory, f"wsmon-{conn_id[:80]}")
 
 
-def _clock(wall: float) -> str:
-    return datetime.fromtimestamp(wall, tz=UTC).strftime("%H:%M:%S.%f")[:-3] + "Z"
+def in_zone(text: str, utc: bool) -> str:
+    """Every ISO 8601 UTC time in ``text`` as a date and time in the zone z chooses."""
+
+    def shown(match: re.Match[str]) -> str:
+        moment = datetime.fromisoformat(match.group(0))
+        return wall_clock_ms(moment.timestamp(), utc, date=True)
+
+    return _ISO_UTC.sub(shown, text)
 
 
 class ConnectionScreen(Screen[None]):
@@ -74,7 +78,7 @@ class ConnectionScreen(Screen[None]):
         super().__init__()
         self.conn_id = conn_id
         self._state = state
-        self._shown_seq = -1
+        self._shown: tuple[int, bool] | None = None  # the State's seq and the zone last drawn
 
     def compose(self) -> ComposeResult:
         yield Static(id="conn-summary", markup=False)
@@ -84,26 +88,33 @@ class ConnectionScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#conn-summary").border_title = f"Connection {visible(self.conn_id)}"
-        self.query_one("#conn-timeline-box").border_title = "Timeline (UTC)"
         self.refresh_from_state()
         self.set_interval(0.5, self.refresh_from_state)
 
     @property
     def summary_text(self) -> str:
-        return visible(story.summary(self._state(), self.conn_id), keep_newlines=True)
+        summary = story.summary(self._state(), self.conn_id)
+        return visible(in_zone(summary, shows_utc(self)), keep_newlines=True)
 
     @property
     def timeline_text(self) -> str:
         entries = self._state().timelines.get(self.conn_id, [])
         if not entries:
             return "no events kept for this connection"
-        return "\n".join(f"{_clock(entry.wall)}  {visible(story.describe(entry))}" for entry in entries)
+        utc = shows_utc(self)
+        return "\n".join(
+            f"{wall_clock_ms(entry.wall, utc)}  {visible(story.describe(entry))}" for entry in entries
+        )
 
     def refresh_from_state(self) -> None:
         state = self._state()
-        if state.seq == self._shown_seq:
+        utc = shows_utc(self)
+        if (state.seq, utc) == self._shown:
             return
-        self._shown_seq = state.seq
+        self._shown = (state.seq, utc)
+        entries = state.timelines.get(self.conn_id)
+        zone = zone_name(entries[0].wall if entries else state.last_wall, utc)
+        self.query_one("#conn-timeline-box").border_title = f"Timeline ({zone}, z: local / UTC)"
         self.query_one("#conn-summary", Static).update(self.summary_text)
         self.query_one("#conn-timeline", Static).update(self.timeline_text)
 
@@ -121,12 +132,9 @@ class ConnectionScreen(Screen[None]):
 
     def action_export(self) -> None:
         path = export_path(self.conn_id, Path.cwd())
-        try:
-            # 'x': never over a file that appeared since export_path looked.
-            with path.open("xb") as out:
-                out.write(story.json_lines(self._state(), self.conn_id))
-        except OSError as exc:
-            self.notify(visible(f"export failed: {exc}"), severity="error", timeout=6, markup=False)
+        problem = write_new(path, story.json_lines(self._state(), self.conn_id))
+        if problem is not None:
+            self.notify(visible(f"export failed: {problem}"), severity="error", timeout=6, markup=False)
             return
         self.notify(visible(f"exported to {path}"), timeout=4, markup=False)
 

@@ -60,6 +60,16 @@ class Feed(Protocol):
         ...
 
 
+class LiveMarkers(abc.ABC):
+    """What a live session adds to its Feed: a marker put into it from the dashboard (m, ctrl+p), applied
+    and recorded like the markers a test suite sends (WSMON_MARKERS), so the report and a replay show it.
+    The dashboard offers the key only to a feed that is one."""
+
+    @abc.abstractmethod
+    def marker(self, text: str) -> None:
+        """A Marker event with ``text``, now, into the session (its State and its recording)."""
+
+
 class ReplayControls(abc.ABC):
     """What a replay adds to its Feed: the keys that move through the recording, and what the header
     shows of where it is. The dashboard offers these keys only to a feed that is one."""
@@ -129,6 +139,15 @@ class ReplayControls(abc.ABC):
     @abc.abstractmethod
     def next_bookmark(self, direction: int) -> float | None:
         """Pause at the next (1) or previous (-1) bookmark; its wall time, or None when there is none."""
+
+    @abc.abstractmethod
+    def markers(self) -> list[tuple[float, str]]:
+        """Every marker in the recording (a test suite's, m on a live dashboard): wall time (UTC epoch
+        seconds) and text, earliest first."""
+
+    @abc.abstractmethod
+    def goto_marker(self, index: int) -> None:
+        """Pause just after the ``index``-th marker (of ``markers()``)."""
 
     @abc.abstractmethod
     def take_notes(self) -> list[str]:

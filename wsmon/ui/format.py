@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from textual.dom import DOMNode
@@ -20,14 +21,15 @@ LEVEL_STYLES: dict[str, str] = {
 
 
 class LevelSymbols(NamedTuple):
-    """What a theme draws beside a judged figure, so levels differ by more than colour ("" for none)."""
+    """What a theme draws beside a judged figure and before an alert, so levels never differ by colour
+    alone: every theme has them (these, unless its file names its own)."""
 
-    ok: str = ""
-    warn: str = ""
-    breach: str = ""
+    ok: str = "✓"
+    warn: str = "▲"
+    breach: str = "✗"
 
     def mark(self, level: str) -> str:
-        """The level's symbol and a space, or "" where the theme has none (or there is no level)."""
+        """The level's symbol and a space, or "" for a figure with no level (a capacity target)."""
         symbol = getattr(self, level, "") if level in self._fields else ""
         return f"{symbol} " if symbol else ""
 
@@ -80,8 +82,26 @@ def clock_time(wall: float, utc: bool) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(wall) if utc else time.localtime(wall))
 
 
+def wall_date(wall: float, utc: bool) -> str:
+    """The day of a wall-clock time, 2025-06-15, in local time or UTC."""
+    return time.strftime("%Y-%m-%d", time.gmtime(wall) if utc else time.localtime(wall))
+
+
 def wall_clock(wall: float, utc: bool) -> str:
     """A wall-clock time with its zone: '14:03:07 UTC', or local with the zone's abbreviation."""
     if utc:
         return time.strftime("%H:%M:%S UTC", time.gmtime(wall))
     return time.strftime("%H:%M:%S %Z", time.localtime(wall))
+
+
+def wall_clock_ms(wall: float, utc: bool, *, date: bool = False) -> str:
+    """HH:MM:SS.mmm in local time or UTC, the zone said once beside the column (zone_name); with
+    ``date``, '2025-06-15 15:06:40.000 UTC', the date and the zone's name included."""
+    moment = datetime.fromtimestamp(wall, tz=UTC) if utc else datetime.fromtimestamp(wall).astimezone()
+    stamp = moment.strftime("%Y-%m-%d %H:%M:%S.%f" if date else "%H:%M:%S.%f")[:-3]
+    return f"{stamp} {moment.tzname()}" if date else stamp
+
+
+def zone_name(wall: float, utc: bool) -> str:
+    """'UTC', or 'local time, CET': the zone the times of a column are in (at ``wall``)."""
+    return "UTC" if utc else f"local time, {time.strftime('%Z', time.localtime(wall))}"

@@ -46,7 +46,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
         f"a figure within its limit · past {WARN_AT:.0%} of the way to it · past it "
         "(hysteresis keeps a level from flickering at the line)",
     ),
-    ("✓ ▲ ✗", "ok / warn / breach marks, with weight, in the colour-blind-safe theme and under NO_COLOR"),
+    ("✓ ▲ ✗", "ok / warn / breach, in every theme; under NO_COLOR warn is bold, breach bold and reversed"),
     ("worst · raised at", "an alert's worst value so far, and its value when it was raised"),
     ("5-sample mean", "CPU is judged on the mean of its last five samples, so one busy second is no breach"),
     ("n = 2, too few to judge", "a success ratio with fewer attempts than its minimum is not judged yet"),

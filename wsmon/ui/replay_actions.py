@@ -1,6 +1,6 @@
-"""The replay's actions and palette commands: stepping by event or by span, bookmarks, anomalies, seek
-and speed. A base class of the dashboard (ui/app.py), whose bindings call them; each does nothing when
-the feed is not a replay (``_replay`` is None).
+"""The replay's actions and palette commands: stepping by event or by span, bookmarks, the recording's
+markers, anomalies, seek and speed. A base class of the dashboard (ui/app.py), whose bindings call
+them; each does nothing when the feed is not a replay (``_replay`` is None).
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ class ReplayActions(App[int]):
             self._replay.goto_bookmark(index)
             self.refresh_from_state()
 
+    def _goto_marker(self, index: int) -> None:
+        if self._replay is not None:
+            self._replay.goto_marker(index)
+            self.refresh_from_state()
+
     def action_anomaly(self, direction: int) -> None:
         """Jump to the next (1) or previous (-1) abnormal close, delivery failure, alert or outage."""
         if self._replay is None:
@@ -107,10 +112,20 @@ class ReplayActions(App[int]):
         yield SystemCommand("Seek (replay)", ": — 50%, 1:30 or 90s", self.action_seek)
         yield SystemCommand("Next anomaly (replay)", "n", lambda: self.action_anomaly(1))
         yield SystemCommand("Previous anomaly (replay)", "N", lambda: self.action_anomaly(-1))
-        yield SystemCommand("Add bookmark (replay)", "m — kept beside the recording", self.action_bookmark)
+        yield SystemCommand(
+            "Add marker: a bookmark (replay)",
+            "m — this moment, kept beside the recording",
+            self.action_bookmark,
+        )
         for index, wall in enumerate(self._replay.bookmarks()):
             yield SystemCommand(
                 f"bookmark {wall_clock(wall, self.utc_times)}",
                 "seek there (b / B: next / previous)",
                 lambda index=index: self._goto_bookmark(index),
+            )
+        for index, (wall, text) in enumerate(self._replay.markers()):
+            yield SystemCommand(
+                visible(f"marker {wall_clock(wall, self.utc_times)}: {text}"),
+                "seek there (a test suite's marker, or m on a live dashboard)",
+                lambda index=index: self._goto_marker(index),
             )

@@ -18,11 +18,10 @@ from wsmon.ui.format import LevelSymbols
 
 DEFAULT_THEME = "dark"
 LEVELS = (OK, WARN, BREACH)
-# Under NO_COLOR every colour is dropped, so levels must differ by what is left: symbol and weight,
-# with a breach the most prominent thing on the screen.
-NO_COLOR_SYMBOLS = LevelSymbols(ok="✓", warn="▲", breach="✗")
+# Under NO_COLOR every colour is dropped, so levels must differ by what is left: symbol (every theme has
+# them) and weight, with a breach the most prominent thing on the screen.
 NO_COLOR_STYLES: Mapping[str, str] = {OK: "", WARN: "bold", BREACH: "bold reverse"}
-NO_SYMBOLS = LevelSymbols()
+STANDARD_SYMBOLS = LevelSymbols()  # ✓ ▲ ✗
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class WsmonTheme:
     theme: Theme
     colours: Mapping[str, str]  # level → colour
     styles: Mapping[str, str] = field(default_factory=dict)  # level → Textual text-style words
-    symbols: LevelSymbols = NO_SYMBOLS
+    symbols: LevelSymbols = STANDARD_SYMBOLS  # unless the theme's file names its own
     muted: str | None = None
     origin: str = "built-in"
 
@@ -41,14 +40,11 @@ class WsmonTheme:
         return self.theme.name
 
     def monochrome(self) -> WsmonTheme:
-        """The theme as NO_COLOR shows it: symbols where it had none, bold / bold reverse by level, and
-        every level in the foreground colour: greyed, a dark red breach would be a dim block."""
+        """The theme as NO_COLOR shows it: its symbols, bold / bold reverse by level, and every level in
+        the foreground colour: greyed, a dark red breach would be a dim block."""
         foreground = self.theme.to_color_system().generate()["foreground"]
-        symbols = LevelSymbols(
-            *(mine or fallback for mine, fallback in zip(self.symbols, NO_COLOR_SYMBOLS, strict=True))
-        )
         colours = dict.fromkeys(LEVELS, foreground)
-        return replace(self, colours=colours, symbols=symbols, styles=NO_COLOR_STYLES)
+        return replace(self, colours=colours, styles=NO_COLOR_STYLES)
 
     def textual_theme(self) -> Theme:
         """What the app registers: wsmon's levels become theme variables the widgets' styles name."""
@@ -72,7 +68,7 @@ def from_textual(theme: Theme) -> WsmonTheme:
 
 
 def default_theme() -> WsmonTheme:
-    """``dark``: textual-dark's colours and levels, a breach in bold, no symbols."""
+    """``dark``: textual-dark's colours and levels, a breach in bold, the levels' symbols."""
     textual_dark = BUILTIN_THEMES["textual-dark"]
     return replace(
         from_textual(textual_dark), theme=replace(textual_dark, name=DEFAULT_THEME), origin="built-in"

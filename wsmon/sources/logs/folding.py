@@ -22,6 +22,9 @@ FOLD_IDLE_S = 0.5
 # IGNORECASE: that regex cost 17 µs a line, as much as recognising the line (bench/bench_report_log.py).
 _TRACE_HEAD_WORDS = ("error", "exception", "traceback", "fatal", "panic", "econn", "etimedout")
 _NODE_FRAME = re.compile(r"^\s+at\s")
+# A line can be a _NODE_LOCATION ("/app/x.js:42", "./x.js:4", "file:///x.js:4", "C:\\x.js:4") only when it
+# starts with one of these, or with a letter; an escape code first may hide any of them.
+_NODE_FIRST = frozenset("/.\x1b")
 # _PY_TRACEBACK and _NODE_LOCATION are the parser's too (``text``): what it reads as a crash is folded as one.
 _PY_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 # Node's own crash output: "/app/server.js:42", the source line, a caret under it, a blank line, then
@@ -36,12 +39,19 @@ class LineSplitter:
         self._partial = b""
 
     def feed(self, data: bytes) -> list[str]:
-        buffer = self._partial + data
-        *complete, self._partial = buffer.split(b"\n")
+        buffer = self._partial + data if self._partial else data
+        end = buffer.rfind(b"\n")
+        self._partial = buffer[end + 1 :]
+        # The complete lines decoded at once, then split: the same text as decoding each line, since
+        # a newline byte is never part of a UTF-8 sequence (tests/test_logfile.py compares the two).
+        lines = buffer[:end].decode("utf-8", "replace").split("\n") if end >= 0 else []
         if len(self._partial) > MAX_LINE_BYTES:
-            complete.append(self._partial)
+            lines.append(self._partial.decode("utf-8", "replace"))
             self._partial = b""
-        return [line.decode("utf-8", "replace").rstrip("\r") for line in complete]
+        for line in lines:
+            if line.endswith("\r"):
+                return [line.rstrip("\r") for line in lines]
+        return lines
 
     def flush(self) -> list[str]:
         """The held partial line, for the end of a stream or a file that was truncated or replaced."""
@@ -92,6 +102,31 @@ class StackFolder:
             self.held_since = time.monotonic()
         else:
             out.append(line)
+        return out
+
+    def feed_many(self, lines: list[str]) -> list[str]:
+        """``feed`` for each line, the blocks they complete in order: lines that cannot start a trace
+        while nothing is held (most lines) pass at once, without ``feed``'s per-line work."""
+        out: list[str] = []
+        append = out.append
+        for line in lines:
+            first = line[:1]
+            if (
+                not self._block
+                and first not in _NODE_FIRST
+                and (
+                    not first.isalpha()  # colour codes further in cannot make it a location then
+                    or ("\x1b" not in line and line[1:3] != ":\\" and not line.startswith("file://"))
+                )
+            ):
+                lowered = line.lower()
+                for word in _TRACE_HEAD_WORDS:
+                    if word in lowered:
+                        break
+                else:
+                    append(line)  # what feed does with it: nothing held, no trace can start here
+                    continue
+            out += self.feed(line)
         return out
 
     def _continues(self, line: str) -> bool:

@@ -85,7 +85,7 @@ class _Line:
     def words(self) -> _Words:
         """What the message says in the vocabulary's terms, worked out on first use."""
         if self._words is None:
-            self._words = _Words(self.message, self.lowered)
+            self._words = _words_seen(self.message)  # lowered is message.lower() (__post_init__)
         return self._words
 
     def may_have(self, role: str) -> bool:
@@ -151,15 +151,19 @@ def _from_text(block: str) -> _Line:
         message, flat = message[: len(message) - len(tail[0])].rstrip(), tail[1]
     elif "=" in message:
         flat = vocab.key_values(message)
-        first = vocab.first_key_value(message)
-        if first > 0 and not any(k in flat for k in ("msg", "message", "event")):
-            message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
+        if "msg" not in flat and "message" not in flat and "event" not in flat:
+            first = vocab.first_key_value(message)
+            if first > 0:
+                message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
         level = _level_said(head, head.lower()) or "info"
     said = ""
     if flat:
-        said = next((flat[k] for k in ("msg", "message", "event") if flat.get(k)), "")
+        for key in _SAID_KEYS:
+            said = flat.get(key) or ""
+            if said:
+                break
     skip = _SKIP_SAID if said else _SKIP_LEVEL
     if crash:
         level = at_least(level, "fatal" if node_crash else "error")
@@ -167,7 +171,8 @@ def _from_text(block: str) -> _Line:
     return _Line(said or message, level, block, flat, skip, crash=crash)
 
 
-_SKIP_SAID = frozenset({"msg", "message", "event", "level"})
+_SAID_KEYS = ("msg", "message", "event")
+_SKIP_SAID = frozenset({*_SAID_KEYS, "level"})
 _SKIP_LEVEL = frozenset({"level"})
 
 

@@ -41,7 +41,7 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
-    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES):
+    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES):
         memo.clear()
 
 

@@ -18,9 +18,10 @@ Custom rules (``rules``) are tried before the built-in recognisers. This module 
 itself (``LogParser``: the pre-filter, the order of the recognisers, what each one makes); a line is
 decoded in ``lines``, what it says is read in ``text`` and ``fields``, and remembered in ``memos``.
 """
+
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,18 +97,30 @@ class LogParser:
     def parse(self, line: str) -> list[ev.Event]:
         return self._explain(line)[0]
 
+    def parse_many(self, blocks: Iterable[str]) -> list[ev.Event]:
+        """The events of several lines (a read chunk's), in their order: ``parse`` for each, in one call,
+        all stamped with one reading of the clock (the lines were read at one time)."""
+        events: list[ev.Event] = []
+        explain = self._explain
+        at = self.clock()
+        for block in blocks:
+            events += explain(block, at=at)[0]
+        return events
+
     def explain(self, line: str) -> Explanation:
         events, why = self._explain(line)
         return Explanation(events, why)
 
-    def _explain(self, line: str, *, shortcuts: bool = True) -> tuple[list[ev.Event], str]:
+    def _explain(
+        self, line: str, *, shortcuts: bool = True, at: tuple[float, float] | None = None
+    ) -> tuple[list[ev.Event], str]:
         """(events, why): ``parse`` needs no Explanation made for each line. Without ``shortcuts`` (the
         pre-filter and the quiet JSON line) every line goes through the recognisers: the full path the
-        fast one is tested against (tests/test_logparse_fastpath.py)."""
+        fast one is tested against (tests/test_logparse_fastpath.py). ``at``: the clock, read already."""
         block = line.rstrip("\r\n")
         if not block or block.isspace():
             return [], "blank"
-        wall, mono = self.clock()
+        wall, mono = self.clock() if at is None else at
         try:
             if shortcuts and "\n" not in block and not self.rules:
                 if block[0] == "{":
@@ -169,7 +182,7 @@ class LogParser:
         """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
         plain = strip_ansi(block)
         lowered = plain.lower()
-        if vocab.has_cue(lowered) or "warn" in lowered or "err" in lowered or "crit" in lowered:
+        if "warn" in lowered or "err" in lowered or "crit" in lowered or vocab.line_has_cue(lowered):
             return None
         level = _level_said(plain, lowered) or "info"
         log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)

@@ -29,7 +29,8 @@ READ_CHUNK = 256 * 1024
 
 
 class _Lines:
-    """Bytes → lines → folded blocks → events."""
+    """Bytes → lines → folded blocks → events, a read chunk at a time: its lines are folded and
+    recognised in one call each, and its events handed on in their order."""
 
     def __init__(self, parser: LogParser, emit: Emit) -> None:
         self.parser = parser
@@ -38,22 +39,21 @@ class _Lines:
         self.folder = StackFolder()
 
     def feed(self, data: bytes) -> None:
-        for line in self.splitter.feed(data):
-            self._blocks(self.folder.feed(line))
+        self._hand_on(self.folder.feed_many(self.splitter.feed(data)))
 
     def flush_if_idle(self) -> None:
         if self.folder.idle():
-            self._blocks(self.folder.flush())
+            self._hand_on(self.folder.flush())
 
     def flush(self) -> None:
-        for line in self.splitter.flush():
-            self._blocks(self.folder.feed(line))
-        self._blocks(self.folder.flush())
+        self._hand_on(self.folder.feed_many(self.splitter.flush()))
+        self._hand_on(self.folder.flush())
 
-    def _blocks(self, blocks: list[str]) -> None:
-        for block in blocks:
-            for event in self.parser.parse(block):
-                self.emit(event)
+    def _hand_on(self, blocks: list[str]) -> None:
+        if blocks:
+            emit = self.emit
+            for event in self.parser.parse_many(blocks):
+                emit(event)
 
 
 class LogFileSource(Source):

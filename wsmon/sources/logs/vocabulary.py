@@ -119,6 +119,37 @@ def has_cue(lowered: str) -> bool:
     return _CUE.search(lowered) is not None
 
 
+# A whole text line's cues, by its words. A cue of letters alone lies within one run of the letters
+# a-z, so the line is cut into such runs (one bytes.translate and split, in C) and each run's verdict
+# is remembered: a line's words repeat line after line (its ids are digits, cut away here), and a
+# dictionary look-up per word costs a third of the regex scan of the whole line. Cues with other
+# characters ("not ", "no such") are looked for in the line itself.
+_SPACED_CUES = tuple(cue for cue in CUES if not re.fullmatch("[a-z]+", cue))
+_LETTER_CUES = re.compile(_by_first_letter(cue for cue in CUES if re.fullmatch("[a-z]+", cue)).encode())
+_LETTERS_ONLY = bytes(c if 0x61 <= c <= 0x7A else 0x20 for c in range(256))  # a-z kept, all else a space
+_RUN_CUES: dict[bytes, bool] = {}
+_RUN_MAX_BYTES = 64  # longer runs (a base64 blob) are searched, never remembered
+
+
+def line_has_cue(lowered: str) -> bool:
+    """``has_cue`` of a whole (lower-cased) text line, found word by word: the same verdict."""
+    for cue in _SPACED_CUES:
+        if cue in lowered:
+            return True
+    memo = _RUN_CUES
+    for run in lowered.encode("utf-8", "surrogatepass").translate(_LETTERS_ONLY).split():
+        found = memo.get(run)
+        if found is None:
+            found = _LETTER_CUES.search(run) is not None
+            if len(run) <= _RUN_MAX_BYTES:
+                if len(memo) >= 4096:
+                    memo.clear()
+                memo[run] = found
+        if found:
+            return True
+    return False
+
+
 # --- field names ----------------------------------------------------------------------------------
 
 
@@ -304,11 +335,11 @@ def first_key_value(text: str) -> int:
 
 def key_values(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for match in _KV.finditer(text):
-        value = match.group(2)
+    # findall: the pairs in one call, no match object each (a key=value line has a dozen of them)
+    for key, value in _KV.findall(text):
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
-        out[match.group(1)] = value
+        out[key] = value
         if len(out) >= MAX_FIELDS:
             break
     return out
@@ -419,6 +450,7 @@ __all__ = [
     "kept_fields",
     "kept_plan",
     "key_values",
+    "line_has_cue",
     "mask_text",
     "norm",
     "role_keys",

@@ -110,6 +110,21 @@ def _fit(text: str, column: Column) -> str:
     return set_cell_size(text, column.width)
 
 
+def row_cells(conn: Connection, age: str) -> tuple[str, ...]:
+    """A row's cells as the table shows them (before fitting to the columns), one a COLUMNS entry."""
+    return (
+        OWN_MARK if conn.own else " ",
+        visible(conn.id),
+        visible(conn.peer) or "—",
+        conn.state,
+        age,
+        count(conn.msgs_in),
+        count(conn.msgs_out),
+        close_code_label(conn.close_code) if conn.close_code is not None else "",
+        conn.closed_by,
+    )
+
+
 def header_text(sort: SortBy | None, reverse: bool) -> str:
     """The column titles, the sorted one with its direction (in its column, or the gap beside it)."""
     cells: list[str] = []
@@ -239,6 +254,10 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
     def row_ids(self) -> list[str]:
         """Connection ids in the order shown (after the filter)."""
         return [conn.id for conn in self._rows]
+
+    def shown_rows(self) -> list[tuple[str, ...]]:
+        """Every row in the order shown (after the filter and the sort), as its cells (row_cells)."""
+        return [row_cells(conn, row_age(conn, self._now)) for conn in self._rows]
 
     @property
     def summary(self) -> str:
@@ -473,17 +492,7 @@ class ConnectionsTable(ScrollView, can_focus=True, inherit_bindings=False):
             row_style = self._style("base")
         if cursor:
             row_style += self._style("cursor")
-        cells = (
-            OWN_MARK if conn.own else " ",
-            visible(conn.id),
-            visible(conn.peer) or "—",
-            conn.state,
-            age,
-            count(conn.msgs_in),
-            count(conn.msgs_out),
-            close_code_label(conn.close_code) if conn.close_code is not None else "",
-            conn.closed_by,
-        )
+        cells = row_cells(conn, age)
         segments: list[Segment] = []
         used = 0
         for number, (column, text) in enumerate(zip(COLUMNS, cells, strict=True)):

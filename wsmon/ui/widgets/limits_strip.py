@@ -66,6 +66,11 @@ class LimitsStrip(FittedPanel):
             (figures, alerts, symbols), lambda width: _build(figures, alerts, limits, symbols, width)
         )
 
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        """Each limit's figure as the strip shows it now: (figure, as shown, level, value)."""
+        return self._figures
+
 
 def _figure(state: State, limit: Limit) -> Figure:
     value = live_value(state, limit)
@@ -102,8 +107,7 @@ def _build(
     current = {figure: (shown, value) for figure, shown, _, value in figures}
     by_figure = {limit.figure: limit for limit in limits}
     for figure, level, message, since, worst, raised_at in alerts:
-        # A theme without level symbols marks every alert the same way.
-        mark = (f"{symbols.mark(level) or '▲ '}{level.upper()} ", LEVEL_STYLES.get(level, ""))
+        mark = (f"{symbols.mark(level)}{level.upper()} ", LEVEL_STYLES.get(level, ""))
         limit = by_figure.get(figure)
         if limit is None:  # an alert on a figure these limits do not know: all we have is its message
             lines += pack([Content.assemble(mark, f"{message or figure} for {since}")], width)

@@ -1,5 +1,6 @@
 """The replay's time bar: the recording's start, where the replay is and its end (wall-clock with the zone:
-local, or UTC after z), how far along, the span ← / → step by, and the bookmarks (⚑ on the bar).
+local, or UTC after z, and the date: once, before the start, or on all three when the recording spans more
+than one day in that zone), how far along, the span ← / → step by, and the bookmarks (⚑ on the bar).
 
 Shown only in a replay. The header keeps its percentage; this bar says *when*, which is what a reader
 compares with a report or a log ("when did the 1006s start?").
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from wsmon.ui.format import shows_utc, wall_clock
+from wsmon.ui.format import shows_utc, wall_clock, wall_date
 from wsmon.ui.widgets.fitted_panel import FittedPanel, pack
 
 # Under this many cells the bar says nothing a percentage does not: the times go on their own line.
@@ -18,6 +19,17 @@ MIN_BAR = 10
 
 def span_label(seconds: float) -> str:
     return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def dated_times(start: float, now: float, end: float, utc: bool) -> tuple[str, str, str]:
+    """Start, now and end as the bar shows them: the date before the start, and before the other two as
+    well when the recording crosses midnight (in the zone shown)."""
+    crosses = wall_date(start, utc) != wall_date(end, utc)
+
+    def dated(wall: float, date: bool) -> str:
+        return f"{wall_date(wall, utc)} {wall_clock(wall, utc)}" if date else wall_clock(wall, utc)
+
+    return dated(start, True), dated(now, crosses), dated(end, crosses)
 
 
 def track(start: float, now: float, end: float, marks: list[float], cells: int) -> str:
@@ -66,8 +78,9 @@ class ReplayBar(FittedPanel):
         if walls is None:
             return Content("empty recording   ") + keys
         start, now, end = walls
-        ends = (Content(wall_clock(start, utc)), Content(wall_clock(end, utc)))
-        here = Content.styled(f"now {wall_clock(now, utc)}", "bold")
+        first, current, last = dated_times(start, now, end, utc)
+        ends = (Content(first), Content(last))
+        here = Content.styled(f"now {current}", "bold")
         # The bar between the start and the end, a space either side; three between the groups.
         fixed = sum(part.cell_length for part in ends) + 2 + here.cell_length + keys.cell_length + 2 * 3
         cells = width - fixed if width > 0 else 40

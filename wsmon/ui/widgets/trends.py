@@ -1,9 +1,12 @@
-"""Trends (panel 9): the users' figures second by second against their limits, and closes by class.
+"""Trends (panel 9): the users' figures over the whole kept history against their limits, and closes by
+class.
 
-One column a second, newest on the right, as wide as the panel: open connections, messages/s, delivery
-p95 (seconds above its limit drawn in the breach style) and failures/s, then a strip a close class, so
-"when did the 1006s start?" is read off the screen, and printed: the first abnormal close's wall-clock
-time with its zone. Shown only when maximised (9): it needs the width, and the overview has no room.
+As many columns as the panel is wide, newest on the right, each a round number of seconds (1 s while the
+session is younger than the panel is wide, then 2 s, 5 s, … 1 min …: ui/trend_columns.py), said in the
+title: open connections, messages/s and failures/s (the busiest second of a column), delivery p95 (its
+worst; columns above the limit drawn in the breach style), then a strip a close class, so "when did the
+1006s start?" is read off the screen, and printed: the first abnormal close's wall-clock time with its
+zone. Shown only when maximised (9): it needs the width, and the overview has no room.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from textual.widget import Widget
 from wsmon.core.closecodes import EXPECTED_CLASSES, CloseClass
 from wsmon.core.limits import BREACH, DEFAULT_LIMITS, WARN, Limit, format_value
 from wsmon.core.state import State
-from wsmon.core.timeline import Bucket
+from wsmon.core.timeline import Timeline
 from wsmon.ui.format import LEVEL_STYLES, level_symbols, shows_utc, wall_clock
+from wsmon.ui.trend_columns import Chart, Column, OverLimit, chart, duration
+from wsmon.ui.widgets.replay_bar import span_label
 from wsmon.ui.widgets.resources import limit_for
 
 BLOCKS = "▁▂▃▄▅▆▇█"
@@ -71,29 +76,29 @@ class TrendsPanel(Widget):
 
 
 def trends_content(state: State, limits: tuple[Limit, ...], width: int, node: Widget) -> Content:
-    """The panel's text: ``width`` seconds up to the session's now, one column each."""
+    """The panel's text: ``width`` columns up to the session's now, covering all the history kept."""
     timeline = state.timeline
     utc = shows_utc(node)
     end = int(state.last_mono)
-    buckets = timeline.seconds(width, end)
-    breach_style = LEVEL_STYLES[BREACH]
     delivery = limit_for_figure(limits, "delivery_ms")
+    drawn = chart(timeline, width, end, delivery.value)
+    columns = drawn.columns
+    breach_style = LEVEL_STYLES[BREACH]
     capacity = limit_for(limits, "capacity")
 
-    open_counts = _carried_open(buckets, timeline.open_before(end - width + 1))
-    msgs = [float(b.msgs) if b else 0.0 for b in buckets]
-    p95 = [b.latency_p95() if b else None for b in buckets]
-    failures = [float(b.failures) if b else 0.0 for b in buckets]
+    msgs = [c.msgs for c in columns]
+    p95 = [c.p95 for c in columns]
+    failures = [c.failures for c in columns]
     above = [v is not None and v > delivery.value for v in p95]
+    last_second, this_second = timeline.seconds(2, end)
 
-    lines: list[Content] = [_heading(width, utc)]
-    lines.append(_row("open connections", str(open_counts[-1]), [float(v) for v in open_counts]))
-    lines.append(_row("messages/s", str(int(msgs[-2] if len(msgs) > 1 else msgs[-1])), msgs))
-    latest_p95 = next((v for v in reversed(p95) if v is not None), None)
+    lines: list[Content] = [_heading(drawn, utc)]
+    lines.append(_row("open connections", str(drawn.open_now), [float(c.open) for c in columns]))
+    lines.append(_row("messages/s", str(last_second.msgs if last_second else 0), msgs))
     lines.append(
         _row(
             "delivery p95",
-            format_value(latest_p95, "ms"),
+            format_value(_latest_p95(timeline, drawn.first), "ms"),
             [v or 0.0 for v in p95],
             floor=delivery.value,
             marked=lambda i: above[i],
@@ -103,15 +108,15 @@ def trends_content(state: State, limits: tuple[Limit, ...], width: int, node: Wi
     lines.append(
         _row(
             "failures/s",
-            str(int(failures[-1])),
+            str(this_second.failures if this_second else 0),
             failures,
             marked=lambda i: failures[i] > 0,
             marked_style=breach_style,
         )
     )
-    lines.extend(_close_rows(buckets))
-    lines.append(_axis(end, width, state, utc))
-    lines.extend(_notes(state, buckets, above, delivery, capacity, utc, node))
+    lines.extend(_close_rows(columns))
+    lines.append(_axis(drawn.first, end, width, state, utc))
+    lines.extend(_notes(state, drawn.over, delivery, capacity, utc, node))
     return Content("\n").join(lines)
 
 
@@ -119,21 +124,22 @@ def limit_for_figure(limits: tuple[Limit, ...], figure: str) -> Limit:
     return next(limit for limit in (*limits, *DEFAULT_LIMITS) if limit.figure == figure)
 
 
-def _carried_open(buckets: list[Bucket | None], before: int) -> list[int]:
-    """Open connections each second: a second without a change keeps the last count."""
-    out: list[int] = []
-    current = before
-    for b in buckets:
-        if b is not None:
-            current = b.open
-        out.append(current)
-    return out
+def _latest_p95(timeline: Timeline, first: int) -> float | None:
+    """The newest second's delivery p95 in the window (not a column's worst)."""
+    for b in reversed(timeline.fine):
+        if b.start < first:
+            return None
+        if b.latency:
+            return b.latency_p95()
+    return None
 
 
-def _heading(width: int, utc: bool) -> Content:
+def _heading(drawn: Chart, utc: bool) -> Content:
     zone = "UTC" if utc else "local time"
+    span = drawn.span_s
+    per_column = "a column a second" if span == 1 else f"{span_label(span)}/col, rates its busiest second"
     return Content.styled(
-        f"last {width} s, a column a second · times in {zone} (z)",
+        f"last {duration(span * len(drawn.columns))}, {per_column} · times in {zone} (z)",
         MUTED,
     )
 
@@ -170,14 +176,12 @@ def _row(
     return Content.assemble(*parts)
 
 
-def _close_rows(buckets: list[Bucket | None]) -> list[Content]:
+def _close_rows(columns: list[Column]) -> list[Content]:
     """A row a close class seen in the window, in CloseClass order; unexpected ends in the warn style."""
     per_class: dict[str, list[float]] = {}
-    for i, b in enumerate(buckets):
-        if b is None:
-            continue
-        for name, n in b.closes.items():
-            per_class.setdefault(name, [0.0] * len(buckets))[i] = float(n)
+    for i, column in enumerate(columns):
+        for name, n in column.closes.items():
+            per_class.setdefault(name, [0.0] * len(columns))[i] = n
     if not per_class:
         return [Content.assemble((f"{'closes':<{LABEL_WIDTH}}", "bold"), (f"{'none':>{VALUE_WIDTH}}", MUTED))]
     rows: list[Content] = []
@@ -188,25 +192,25 @@ def _close_rows(buckets: list[Bucket | None]) -> list[Content]:
         style = MUTED if kind in EXPECTED_CLASSES else LEVEL_STYLES[WARN]
         if kind is CloseClass.ABNORMAL:
             style = LEVEL_STYLES[BREACH]
-        total = int(sum(values))
+        total = round(sum(values))
         rows.append(
             _row(f"closes {kind.value}", str(total), values, marked=lambda _i: True, marked_style=style)
         )
     return rows
 
 
-def _axis(end: int, width: int, state: State, utc: bool) -> Content:
-    end_wall = state.last_wall - (state.last_mono - end)
-    start = wall_clock(end_wall - width + 1, utc)
-    stop = wall_clock(end_wall, utc)
+def _axis(first: int, end: int, width: int, state: State, utc: bool) -> Content:
+    def wall(second: int) -> float:
+        return state.last_wall - (state.last_mono - second)
+
+    start, stop = wall_clock(wall(first), utc), wall_clock(wall(end), utc)
     gap = max(1, width - len(start) - len(stop))
     return Content.styled(f"{'':<{PREFIX}}{start}{'':<{gap}}{stop}", MUTED)
 
 
 def _notes(
     state: State,
-    buckets: list[Bucket | None],
-    above: list[bool],
+    over: OverLimit,
     delivery: Limit,
     capacity: Limit,
     utc: bool,
@@ -216,34 +220,33 @@ def _notes(
     breach_style = LEVEL_STYLES[BREACH]
     mark = level_symbols(node).mark(BREACH)
     lines: list[Content] = []
-    over = [b for b, hot in zip(buckets, above, strict=True) if hot and b is not None]
-    if over:
+    limit_text = format_value(delivery.value, delivery.unit)
+    if over.first_wall is not None:
+        spans = [f"{over.seconds} s"] if over.seconds else []
+        spans += [f"{over.minutes} one-minute span{'s' if over.minutes > 1 else ''}"] if over.minutes else []
         lines.append(
             Content.styled(
-                f"{mark}delivery p95 over its {format_value(delivery.value, delivery.unit)} limit"
-                f" for {len(over)} s, from {wall_clock(over[0].wall, utc)}",
+                f"{mark}delivery p95 over its {limit_text} limit for {' and '.join(spans)},"
+                f" from {wall_clock(over.first_wall, utc)}",
                 breach_style,
             )
         )
     else:
-        lines.append(
-            Content.styled(
-                f"delivery p95 within its {format_value(delivery.value, delivery.unit)} limit", MUTED
-            )
-        )
+        lines.append(Content.styled(f"delivery p95 within its {limit_text} limit", MUTED))
     lines.append(
         Content.styled(
             f"open connections: peak {state.peak_open}, capacity target {capacity.describe()}",
             MUTED,
         )
     )
-    first, last = timeline.first_abnormal_wall, timeline.last_abnormal_wall
-    if first is None or last is None:
+    first_1006, last_1006 = timeline.first_abnormal_wall, timeline.last_abnormal_wall
+    if first_1006 is None or last_1006 is None:
         lines.append(Content.styled("no 1006 (abnormal) closes yet", MUTED))
     else:
         lines.append(
             Content.styled(
-                f"{mark}first 1006 (abnormal) {wall_clock(first, utc)} · latest {wall_clock(last, utc)}",
+                f"{mark}first 1006 (abnormal) {wall_clock(first_1006, utc)}"
+                f" · latest {wall_clock(last_1006, utc)}",
                 breach_style,
             )
         )
