@@ -11,6 +11,7 @@ flush with the State every half second of session time.
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import tempfile
@@ -92,15 +93,18 @@ def pipeline(chunks: list[list[Event]], tmp: Path) -> None:
 
 def best_rate(
     run: Callable[[list[list[Event]], Path], None], chunks: list[list[Event]], repeat: int
-) -> float:
+) -> tuple[float, float]:
+    """Events per second of wall time and of this process's CPU time, each the best of ``repeat``. On a
+    machine others share, the CPU figure is the steadier one: a wall figure falls with the load."""
     count = sum(len(chunk) for chunk in chunks)
-    best = float("inf")
+    best_wall = best_cpu = float("inf")
     with tempfile.TemporaryDirectory(prefix="wsmon-bench-") as tmp:
         for _ in range(repeat):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             run(chunks, Path(tmp))
-            best = min(best, time.perf_counter() - started)
-    return count / best
+            best_cpu = min(best_cpu, time.process_time() - started_cpu)
+            best_wall = min(best_wall, time.perf_counter() - started)
+    return count / best_wall, count / best_cpu
 
 
 def sizes(seconds: int) -> None:
@@ -133,6 +137,10 @@ def sizes(seconds: int) -> None:
     )
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,18 +158,24 @@ def main() -> None:
         f"{count:,} events: {args.connections} connections, {args.seconds} s,"
         f" {args.delivery_ratio} delivery samples/connection/s; best of {args.repeat}"
     )
-    bare = best_rate(reference, chunks, args.repeat)
-    bare_per_event = best_rate(reference_per_event, chunks, args.repeat)
-    reduce = best_rate(reducer_only, chunks, args.repeat)
-    full = best_rate(pipeline, chunks, args.repeat)
-    print(f"  reference (trivial fold + msgspec + zstd) {bare:>12,.0f} events/s")
-    print(f"  reference, encoding event by event        {bare_per_event:>12,.0f} events/s")
-    print(f"  reducer alone                             {reduce:>12,.0f} events/s")
+    print(f"  load average {_load()}; events/s of wall time (of CPU time)")
+    bare, bare_cpu = best_rate(reference, chunks, args.repeat)
+    bare_per_event, bare_per_event_cpu = best_rate(reference_per_event, chunks, args.repeat)
+    reduce, reduce_cpu = best_rate(reducer_only, chunks, args.repeat)
+    full, full_cpu = best_rate(pipeline, chunks, args.repeat)
+    print(f"  reference (trivial fold + msgspec + zstd) {bare:>12,.0f} ({bare_cpu:,.0f}) events/s")
     print(
-        f"  reducer + recorder (file, keyframes)      {full:>12,.0f} events/s"
+        f"  reference, encoding event by event        {bare_per_event:>12,.0f}"
+        f" ({bare_per_event_cpu:,.0f}) events/s"
+    )
+    print(f"  reducer alone                             {reduce:>12,.0f} ({reduce_cpu:,.0f}) events/s")
+    print(
+        f"  reducer + recorder (file, keyframes)      {full:>12,.0f} ({full_cpu:,.0f}) events/s"
         f"   ratio to the references {full / bare:.2f} / {full / bare_per_event:.2f}"
     )
-    print(f"  goal: >= 500,000 events/s: {'ok' if full >= 500_000 else 'UNDER'}")
+    verdict = "ok" if full >= 500_000 else f"UNDER (CPU time: {'ok' if full_cpu >= 500_000 else 'UNDER'})"
+    print(f"  goal: >= 500,000 events/s: {verdict}")
+    print(f"  load average {_load()}")
     sizes(args.size_seconds)
 
 

@@ -98,6 +98,7 @@ def typical_seconds(
                     kind="delivery",
                     ms=rng.lognormvariate(1.5, 0.5),
                     target="ws",
+                    conn=open_ids[bits(30) % len(open_ids)],  # the tap's pairing names the sender
                 )
             )
         for _ in range(PINGS_PER_SECOND):

@@ -13,7 +13,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
+import zstandard
 from helpers import write_recording
 
 from wsmon.core import events as ev
@@ -28,6 +30,7 @@ from wsmon.store import (
     export_jsonl,
     new_header,
 )
+from wsmon.store.format import BatchDecoder
 
 WALL0 = 1_760_000_000.0
 MONO0 = 5_000.0
@@ -77,7 +80,6 @@ def sample_events(count: int, start: int = 0) -> list[ev.Event]:
             case _:
                 out.append(ev.AlertRaised(**t, figure="cpu_percent", level="warn", value=45.0, limit=50.0))
     return out
-
 
 
 def test_round_trip_keeps_every_event_the_header_and_the_state(tmp_path: Path) -> None:
@@ -414,3 +416,14 @@ def test_export_writes_the_header_then_one_named_event_a_line(
     assert header["targets"] == [{"name": "ws", "kind": "websocket", "address": "ws://h/"}]
     assert [from_dict(json.loads(line)) for line in lines[1:]] == events
     assert json.loads(lines[1])["type"] == "conn.open"
+
+
+def test_a_delivery_sample_recorded_before_it_named_its_connections_still_reads() -> None:
+    """Recordings made before LatencySample carried ``conn`` and ``ack_conn`` hold 8-element arrays."""
+    old = ["latency", 1.0, 2.0, "delivery", 12.5, "tap", "m-1", False]
+    blob = zstandard.ZstdCompressor().compress(msgspec.msgpack.encode([old]))
+    (sample,) = BatchDecoder().decode(blob, expected_count=1)
+    assert sample == ev.LatencySample(wall=1.0, mono=2.0, kind="delivery", ms=12.5, target="tap", ref="m-1")
+    assert isinstance(sample, ev.LatencySample) and (sample.conn, sample.ack_conn) == ("", "")
+    state = fold([ev.ConnectionOpened(wall=0.5, mono=1.5, conn="c1"), sample])
+    assert state.delivered == 1 and [entry.kind for entry in state.timelines["c1"]] == ["open"]

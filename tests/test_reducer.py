@@ -13,6 +13,7 @@ from wsmon.core import events as ev
 from wsmon.core.percentiles import exact_percentile
 from wsmon.core.reducer import Reducer, fold
 from wsmon.core.state import MAX_CLOSED_KEPT, ConnState, State, decode_state, encode_state
+from wsmon.core.timeline import Timeline
 
 
 def test_connection_life_cycle_moves_through_every_state_and_counts_open_once() -> None:
@@ -131,6 +132,23 @@ def test_messages_per_second_and_peak_count_complete_seconds_in_both_directions(
     assert state.messages_per_s(5) == (100 * 4 + 300) / 5  # seconds 5..9; second 10 is still filling
     assert state.peak_msgs_per_s == 300
     assert state.connections["a"].msgs_in == 801
+
+
+def test_a_keyframe_written_before_the_per_second_series_still_gives_messages_per_second() -> None:
+    """Such a keyframe holds the counts in msgs_by_second and no timeline; one of this session's first
+    builds holds both, counting the same messages: neither is lost, nor counted twice."""
+    traffic = [ev.Traffic(**at(s + 0.5), conn="a", msgs_in=100) for s in range(4)]
+    opened: list[ev.Event] = [ev.ConnectionOpened(**at(0.0), conn="a")]
+    old = fold(opened + traffic[:3])
+    before = msgspec.structs.replace(old, msgs_by_second={s: 100 for s in range(3)}, timeline=Timeline())
+    both = msgspec.structs.replace(old, msgs_by_second={s: 100 for s in range(3)})
+    for keyframe in (before, both):
+        state = fold(
+            [*traffic[3:], ev.Traffic(**at(4.5), conn="a", msgs_in=250)], decode_state(encode_state(keyframe))
+        )
+        assert state.messages_per_s(4) == 100.0  # seconds 0..3
+        assert state.peak_msgs_per_s == 100
+        assert fold([ev.Traffic(**at(5.5), conn="a", msgs_in=1)], state).peak_msgs_per_s == 250
 
 
 def test_target_down_and_up_accumulate_down_time() -> None:

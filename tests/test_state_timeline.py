@@ -9,7 +9,7 @@ from helpers import T0, at
 from wsmon.core import events as ev
 from wsmon.core import story
 from wsmon.core.reducer import fold
-from wsmon.core.state import MAX_CLOSED_KEPT, State, decode_state, encode_state
+from wsmon.core.state import MAX_CLOSED_KEPT, State, TimelineEntry, decode_state, encode_state
 
 
 def _kinds(state: State, conn: str) -> list[str]:
@@ -35,8 +35,8 @@ def test_a_connections_story_in_order_with_facts() -> None:
     entries = state.timelines["c1"]
     assert entries[0].wall == T0 + 1.0 and entries[0].data["handshake_ms"] == 12.5
     # Traffic within a minute is one entry: the sums of its events.
-    assert entries[1].data["msgs_in"] == 3 and entries[1].data["bytes_in"] == 60
-    assert entries[1].data["until"] == T0 + 3.0
+    assert story.facts(entries[1])["msgs_in"] == 3 and story.facts(entries[1])["bytes_in"] == 60
+    assert story.facts(entries[1])["until"] == T0 + 3.0
     assert entries[2].data == {"message_id": "m-7", "reason": "recipient gone"}
     assert entries[3].data["text"] == "write failed for c1"  # "user": "c1" is not a connection field
     assert entries[4].data == {"code": 4000, "reason": "bye 4000", "closed_by": "server"}
@@ -57,6 +57,44 @@ def test_traffic_after_a_minute_or_another_event_starts_a_new_entry() -> None:
         ]
     )
     assert _kinds(state, "c1") == ["open", "traffic", "traffic", "delivery_failed", "traffic"]
+
+
+def _delivered(t: float, conn: str, ms: float, ack_conn: str = "") -> ev.LatencySample:
+    return ev.LatencySample(**at(t), kind="delivery", ms=ms, ref=f"m{t}", conn=conn, ack_conn=ack_conn)
+
+
+def test_successful_deliveries_are_summed_a_window_at_a_time_and_each_failure_told() -> None:
+    state = fold(
+        [
+            ev.ConnectionOpened(**at(0.0), conn="c1"),
+            ev.ConnectionOpened(**at(0.0), conn="c2"),
+            _delivered(1.0, "c1", 8.4),
+            ev.Traffic(**at(1.5), conn="c1", msgs_in=3),  # traffic and deliveries interleave: both sum on
+            _delivered(2.0, "c1", 3.1, ack_conn="c2"),
+            ev.Traffic(**at(2.5), conn="c1", msgs_in=2),
+            _delivered(3.0, "c1", 5.0, ack_conn="c2"),
+            ev.DeliveryFailed(**at(4.0), message_id="lost", conn="c1", reason="no acknowledgement"),
+            _delivered(5.0, "c1", 7.0),  # after the failure: a new window, so the story stays in order
+            _delivered(70.0, "c1", 1.0, ack_conn="c2"),  # a minute later: a new window
+            _delivered(71.0, "c1", 2.0, ack_conn="c3"),
+            _delivered(72.0, "nobody", 2.0),  # a connection State does not keep: no story
+            ev.LatencySample(**at(73.0), kind="delivery", ms=4.0),  # no connection named: counted only
+        ]
+    )
+    kinds = ["open", "deliveries", "traffic", "delivery_failed", "deliveries", "deliveries"]
+    assert _kinds(state, "c1") == kinds
+    first = state.timelines["c1"][1]
+    assert story.facts(first) == {
+        "count": 3, "min_ms": 3.1, "max_ms": 8.4, "until": T0 + 3.0, "acked_elsewhere": 2, "ack_conn": "c2"
+    }  # fmt: skip
+    assert story.facts(state.timelines["c1"][2])["msgs_in"] == 5
+    lines = [story.describe(entry) for entry in state.timelines["c1"]]
+    assert lines[1] == "delivered 3 msgs, 3.1–8.4 ms, 2 acked on c2"
+    assert lines[4] == "delivered 1 msg, 7.0 ms"
+    assert lines[5] == "delivered 2 msgs, 1.0–2.0 ms, acked on other connections"
+    assert "nobody" not in state.timelines and state.delivered == 8
+    only_elsewhere = fold([ev.ConnectionOpened(**at(0.0), conn="a"), _delivered(1.0, "a", 2.5, "b")])
+    assert story.describe(only_elsewhere.timelines["a"][-1]) == "delivered 1 msg, 2.5 ms, acked on b"
 
 
 def test_a_log_line_about_the_servers_view_joins_the_tapped_rows_timeline() -> None:
@@ -98,6 +136,12 @@ def test_the_timeline_survives_a_keyframe_and_old_keyframes_read() -> None:
     state = fold(STORY)
     assert decode_state(encode_state(state)).timelines == state.timelines
     assert decode_state(encode_state(State())).timelines == {}
+    # Keyframes written before the summing entries held Structs keep a traffic entry's facts as a map.
+    before = State(
+        timelines={"c1": [TimelineEntry(T0, "traffic", {"msgs_in": 2, "bytes_in": 40, "until": T0 + 5.0})]}
+    )
+    (entry,) = decode_state(encode_state(before)).timelines["c1"]
+    assert story.describe(entry) == "traffic in 2 msgs 40 B over 5 s"
 
 
 def test_json_lines_and_summary() -> None:

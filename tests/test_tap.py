@@ -22,6 +22,7 @@ from websockets.asyncio.server import Request, Response, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wsmon.core import events as ev
+from wsmon.core import story
 from wsmon.core.reducer import fold
 from wsmon.sources.tap import TapSource
 
@@ -491,6 +492,64 @@ async def test_delivery_pairs_acks_across_connections_and_reports_failures() -> 
     assert "secret-payload-XYZ" not in repr(recorder.events)  # payloads are read, never kept
     state = fold(recorder.events)
     assert (state.delivered, state.delivery_failed) == (2, 2)
+
+
+async def test_a_connections_story_counts_the_deliveries_its_client_saw_acked() -> None:
+    """Device a sends messages: some acked by the server on a's own connection, some routed to b and
+    acked by b (the ack crosses b's connection first), some refused. a tallies the acks it gets back;
+    a's story in the folded State must count as many deliveries, and name b's connection."""
+    devices: dict[str, ServerConnection] = {}
+    rng = random.Random(12)
+
+    async def router(ws: ServerConnection) -> None:
+        devices[ws.request.path.strip("/") if ws.request else ""] = ws
+        async for raw in ws:
+            message = json.loads(raw)
+            if message.get("type") == "ack" or message["id"].startswith("route"):
+                await devices[message["to"]].send(raw)
+            else:
+                status = "failed" if message["id"].startswith("fail") else "delivered"
+                ack = {"type": "ack", "originalMessageId": message["id"], "status": status}
+                await ws.send(json.dumps(ack))
+
+    async def device_b(ws: ClientConnection) -> None:
+        async for raw in ws:
+            message = json.loads(raw)
+            await ws.send(json.dumps({"type": "ack", "to": "a", "originalMessageId": message["id"]}))
+
+    tally = {"own": 0, "routed": 0, "failed": 0}
+    async with (
+        ws_server(router) as upstream,
+        tapped(f"ws://127.0.0.1:{upstream}") as (tap, recorder),
+        connect(f"ws://127.0.0.1:{tap.port}/a") as a,
+        connect(f"ws://127.0.0.1:{tap.port}/b") as b,
+    ):
+        responder = asyncio.create_task(device_b(b))
+        for i in range(60):
+            kind = rng.choice(["own", "route", "route", "fail"])
+            await a.send(json.dumps({"id": f"{kind}-{i}", "to": "b"}))
+            ack = json.loads(await a.recv())
+            assert ack["originalMessageId"] == f"{kind}-{i}"
+            tally["failed" if ack.get("status") == "failed" else "routed" if kind == "route" else "own"] += 1
+        acked = tally["own"] + tally["routed"]
+        await recorder.until(
+            lambda r: (
+                sum(e.kind == "delivery" for e in r.of(ev.LatencySample)) == acked
+                and len(r.of(ev.DeliveryFailed)) == tally["failed"]
+            )
+        )
+        responder.cancel()
+
+    conn_of = {e.path: e.conn for e in recorder.of(ev.ConnectionOpened)}
+    state = fold(recorder.events)
+    entries = state.timelines[conn_of["/a"]]
+    summed = [story.facts(entry) for entry in entries if entry.kind == "deliveries"]
+    assert sum(d["count"] for d in summed) == tally["own"] + tally["routed"] == state.delivered
+    assert sum(d["acked_elsewhere"] for d in summed) == tally["routed"] > 0
+    assert {d["ack_conn"] for d in summed if d["ack_conn"]} == {conn_of["/b"]}
+    assert sum(entry.kind == "delivery_failed" for entry in entries) == tally["failed"] > 0
+    assert all(0 <= d["min_ms"] <= d["max_ms"] < 1000 for d in summed)
+    assert not any(entry.kind == "deliveries" for entry in state.timelines[conn_of["/b"]])
 
 
 async def test_plain_http_passes_through_and_is_not_a_websocket_failure() -> None:

@@ -24,6 +24,8 @@ EVENTS: list[ev.Event] = [
     ev.ConnectionOpened(**at(1.0), conn="c1", peer="10.0.0.1:1", handshake_ms=8.0),
     ev.ConnectionOpened(**at(2.0), conn="c2", peer="10.0.0.2:2", handshake_ms=9.5),
     ev.Traffic(**at(3.0), conn="c2", msgs_in=4, bytes_in=400),
+    ev.LatencySample(**at(3.2), kind="delivery", ms=3.1, ref="m-0", conn="c2", ack_conn="c1"),
+    ev.LatencySample(**at(3.4), kind="delivery", ms=8.4, ref="m-2", conn="c2", ack_conn="c1"),
     ev.DeliveryFailed(**at(4.0), message_id="m-1", conn="c2", reason="recipient gone"),
     ev.LogLine(**at(4.5), level="error", text="c2: write \x1b[31mfailed", fields={"conn": "c2"}),
     ev.ConnectionClosed(**at(5.0), conn="c2", code=4000, reason="bye 4000", closed_by="server"),
@@ -49,6 +51,7 @@ async def _drill(app: WsmonApp, pilot: Pilot[int], tmp_path: Path, toasts: list[
     )
     assert "bye 4000" in shown and "4000 Application-defined" in shown
     assert "recipient gone" in shown and "9.5 ms" in shown
+    assert "delivered 2 msgs, 3.1–8.4 ms, acked on c1" in shown
     assert "\x1b" not in shown and "failed" in shown  # the log line, made visible
     await pilot.press("c")
     await pilot.pause()
@@ -61,7 +64,8 @@ async def _drill(app: WsmonApp, pilot: Pilot[int], tmp_path: Path, toasts: list[
     first, second = tmp_path / "wsmon-c2.jsonl", tmp_path / "wsmon-c2-2.jsonl"
     assert first.read_bytes() == second.read_bytes()  # the second export did not overwrite the first
     lines = [json.loads(line) for line in first.read_text().splitlines()]
-    assert [line["kind"] for line in lines] == ["open", "traffic", "delivery_failed", "log", "close"]
+    kinds = ["open", "traffic", "deliveries", "delivery_failed", "log", "close"]
+    assert [line["kind"] for line in lines] == kinds
     assert {line["conn"] for line in lines} == {"c2"}
     assert any(first.name in toast for toast in toasts)
     await pilot.press("escape")

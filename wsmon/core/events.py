@@ -138,6 +138,10 @@ class LatencySample(Event, tag="latency", frozen=True):
     target: str = ""
     ref: str = ""  # the message a delivery sample is about: two witnesses of one delivery count once
     own: bool = False  # measured on wsmon's own probe connection: reported apart from the users' figures
+    # A delivery's sending connection, and the one its ack came back on when that is another ("" when
+    # it is the same one, or not known): the connection's story counts the delivery (core.story).
+    conn: str = ""
+    ack_conn: str = ""
 
 
 class ProcessSample(Event, tag="process", frozen=True):

@@ -168,7 +168,8 @@ def _capacity_figure(state: State, limit: Limit, fig: Figure) -> None:
         fig.count = state.msgs_in + state.msgs_out
         # The last complete second counts too, though no later traffic arrived to complete it live.
         now = int(state.last_mono)
-        complete = [count for second, count in state.msgs_by_second.items() if second < now]
+        seconds = {b.start for b in state.timeline.fine} | set(state.msgs_by_second)
+        complete = [state.msgs_in_second(second) for second in seconds if second < now]
         peak = float(max([state.peak_msgs_per_s, *complete]))
     if not seen:
         return

@@ -17,6 +17,7 @@ _FLOOR_MS = 0.001  # below a microsecond the bucket index is meaningless
 WINDOW_S = 60.0
 WINDOW_TRIM_AT = 1_000
 WINDOW_MAX_SAMPLES = 200_000
+_TRIM_AFTER_S = 1.05 * WINDOW_S
 
 
 def bucket_of(ms: float) -> int:
@@ -61,8 +62,10 @@ class Distribution(msgspec.Struct, gc=False):
         times = self.window_t
         times.append(mono)
         self.window_v.append(ms)
-        # Trim in chunks, not per sample: deleting from the head of a long list is a memmove.
-        if len(times) > WINDOW_TRIM_AT and times[0] < mono - 1.25 * WINDOW_S:
+        # Trim in chunks, not per sample: deleting from the head of a long list is a memmove. A short
+        # overhang (5 %, at least WINDOW_TRIM_AT samples), because every keyframe carries the window
+        # and a float sample is all but incompressible: it was 25 %, a fifth of a keyframe's bytes.
+        if len(times) > WINDOW_TRIM_AT and times[0] < mono - _TRIM_AFTER_S:
             self.trim(mono)
         if len(times) > WINDOW_MAX_SAMPLES:
             # Beyond this rate the window holds the newest samples only (it covers less than a minute).

@@ -316,40 +316,54 @@ def _connect_failed(state: State, e: ev.ConnectFailed) -> None:
 
 
 def _traffic(state: State, e: ev.Traffic) -> None:
+    # Runs for most events: each field is read once into a local.
+    msgs_in, msgs_out, bytes_in, bytes_out = e.msgs_in, e.msgs_out, e.bytes_in, e.bytes_out
     conn = state.connections.get(e.conn)
     if conn is not None:
-        conn.msgs_in += e.msgs_in
-        conn.msgs_out += e.msgs_out
-        conn.bytes_in += e.bytes_in
-        conn.bytes_out += e.bytes_out
+        conn.msgs_in += msgs_in
+        conn.msgs_out += msgs_out
+        conn.bytes_in += bytes_in
+        conn.bytes_out += bytes_out
         conn.updated_seq = state.seq
-        story.traffic(state, e.conn, e.wall, e.msgs_in, e.msgs_out, e.bytes_in, e.bytes_out)
-    if e.own or (conn is not None and not conn.counted):
+        story.traffic(state, e.conn, e.wall, msgs_in, msgs_out, bytes_in, bytes_out)
+        if not conn.counted:
+            return
+    if e.own:
         return
-    state.msgs_in += e.msgs_in
-    state.msgs_out += e.msgs_out
-    state.bytes_in += e.bytes_in
-    state.bytes_out += e.bytes_out
-    second = int(e.mono)
+    state.msgs_in += msgs_in
+    state.msgs_out += msgs_out
+    state.bytes_in += bytes_in
+    state.bytes_out += bytes_out
+    mono = e.mono
+    second = int(mono)
+    msgs = msgs_in + msgs_out
     timeline = state.timeline
     fine = timeline.fine
     # The common case inline: this runs for every traffic report.
     bucket = (
-        fine[-1] if fine and fine[-1].start == second else timeline.bucket(e.mono, e.wall, state.open_count)
+        fine[-1] if fine and fine[-1].start == second else timeline.bucket(mono, e.wall, state.open_count)
     )
-    bucket.msgs += e.msgs_in + e.msgs_out
-    per_second = state.msgs_by_second
-    count = per_second.get(second, 0) + e.msgs_in + e.msgs_out
-    per_second[second] = count
-    if len(per_second) > 1200:
-        for old in [s for s in per_second if s < second - 600]:
-            del per_second[old]
+    bucket.msgs += msgs
+    # A second's count is its bucket's (core.timeline); msgs_by_second only holds what a keyframe
+    # written before brought (State.msgs_in_second). An event older than the fine ring lands in its
+    # oldest bucket: it counts alone.
+    if bucket.start == second:
+        count = bucket.msgs
+        before = fine[-2] if bucket is fine[-1] and len(fine) > 1 else timeline.at(second - 1)
+    else:
+        count, before = msgs, None
+    previous = before.msgs if before is not None and before.start == second - 1 else 0
+    legacy = state.msgs_by_second
+    if legacy:
+        count = max(count, legacy.get(second, 0))
+        previous = max(previous, legacy.get(second - 1, 0))
     # A second counts towards the peak only once it is complete: the one before this event's, or this
-    # event's own second when the event arrived late (the session's now has already moved past it).
-    previous = per_second.get(second - 1, 0)
-    if previous > state.peak_msgs_per_s:
-        state.peak_msgs_per_s = previous
-    if second < int(state.last_mono) and count > state.peak_msgs_per_s:
+    # event's own second when the event arrived late (the session's now has already moved past it:
+    # int(last_mono) > second, which for these positive times is last_mono >= second + 1).
+    peak = state.peak_msgs_per_s
+    if previous > peak:
+        state.peak_msgs_per_s = peak = previous
+    if count > peak and state.last_mono >= second + 1:
         state.peak_msgs_per_s = count
 
 
@@ -396,6 +410,8 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     key = dist.add(e.mono, e.ms)
     if e.kind == "delivery":
         state.delivered += 1
+        if e.conn and e.conn in state.connections:
+            story.delivered(state, e.conn, e.wall, e.ms, e.ack_conn)
         timeline = state.timeline
         fine = timeline.fine
         second = int(e.mono)

@@ -38,7 +38,9 @@ SERIES_LEN = 600
 PROBE_CONNECT = "probe_connect"
 
 
-class Connection(msgspec.Struct, gc=False):
+class Connection(msgspec.Struct, gc=False, omit_defaults=True):
+    # omit_defaults here, in LogEntry and in timeline.Bucket: most of their fields hold the default,
+    # and every keyframe carries every row (a keyframe with all fields still decodes the same).
     id: str
     state: ConnState = ConnState.OPEN
     peer: str = ""
@@ -148,7 +150,7 @@ class ActiveAlert(msgspec.Struct, gc=False):
     message: str = ""
 
 
-class LogEntry(msgspec.Struct, gc=False):
+class LogEntry(msgspec.Struct, gc=False, omit_defaults=True):
     mono: float
     level: str
     text: str
@@ -156,12 +158,39 @@ class LogEntry(msgspec.Struct, gc=False):
     fields: dict[str, str] = {}  # the line's structured fields (LogLine.fields): ids, the error text
 
 
+class TrafficSums(msgspec.Struct, array_like=True, tag="t", gc=False):
+    """A ``traffic`` entry's facts: a window's Traffic events summed (core.story). A Struct of ints,
+    not a dict, because it is added to for every Traffic event and every keyframe carries it:
+    attributes are cheaper to add to than dict items, and an array of small ints a fraction of the
+    bytes of a map of floats. ``span_ms`` is from the entry's time to the last event summed."""
+
+    msgs_in: int = 0
+    msgs_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    span_ms: int = 0
+
+
+class DeliverySums(msgspec.Struct, array_like=True, tag="d", gc=False):
+    """A ``deliveries`` entry's facts: a window's successful deliveries of messages a connection sent,
+    the least and most latency in microseconds; ``acked_elsewhere`` of them were acked on another
+    connection, ``ack_conn`` (or ``*``: several)."""
+
+    count: int = 0
+    min_us: int = 0
+    max_us: int = 0
+    span_ms: int = 0
+    acked_elsewhere: int = 0
+    ack_conn: str = ""
+
+
 class TimelineEntry(msgspec.Struct, gc=False):
-    """One event of a connection's story (core.story): what happened, and its facts."""
+    """One event of a connection's story (core.story): what happened, and its facts. The summing
+    entries hold a Struct (recordings made before hold a traffic entry's facts as a dict)."""
 
     wall: float
-    kind: str  # connecting, open, traffic, delivery_failed, log, closing, close
-    data: dict[str, str | int | float | None] = {}
+    kind: str  # connecting, open, traffic, deliveries, delivery_failed, log, closing, close
+    data: dict[str, str | int | float | None] | TrafficSums | DeliverySums = {}
 
 
 class MarkerEntry(msgspec.Struct, gc=False):
@@ -253,6 +282,8 @@ class State(msgspec.Struct, gc=False):
     msgs_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    # Messages a second as keyframes written before the per-second series kept them; nothing adds to it
+    # now (a second's count is its timeline bucket's msgs), so it only fills from such a keyframe.
     msgs_by_second: dict[int, int] = {}
     peak_msgs_per_s: int = 0
 
@@ -289,11 +320,17 @@ class State(msgspec.Struct, gc=False):
 
     def messages_per_s(self, window_s: int = 5) -> float:
         """Mean over the last complete seconds; the current second is still filling."""
-        if not self.msgs_by_second:
-            return 0.0
         now = int(self.last_mono)
-        total = sum(self.msgs_by_second.get(s, 0) for s in range(now - window_s, now))
-        return total / window_s
+        return sum(self.msgs_in_second(s) for s in range(now - window_s, now)) / window_s
+
+    def msgs_in_second(self, second: int) -> int:
+        """Messages counted in ``second`` (of the last ten minutes): its timeline bucket's, or what a
+        keyframe written before the per-second series holds (the larger: a keyframe of this session's
+        first builds holds both, counting the same messages)."""
+        bucket = self.timeline.at(second)
+        count = bucket.msgs if bucket is not None else 0
+        legacy = self.msgs_by_second
+        return max(count, legacy.get(second, 0)) if legacy else count
 
     def delivery_success(self) -> float:
         attempts = self.delivered + self.delivery_failed

@@ -26,7 +26,7 @@ COARSE_BUCKETS = 1440
 _TRIM_SLACK = 60
 
 
-class Bucket(msgspec.Struct, gc=False):
+class Bucket(msgspec.Struct, gc=False, omit_defaults=True):
     """One span of the session: ``start`` is the monotonic second it begins at, ``wall`` that instant's
     wall-clock time. ``open`` is the open connections at the span's last change (carried forward by the
     reader across spans with no change)."""
@@ -162,6 +162,13 @@ class Timeline(msgspec.Struct, gc=False):
         happened (and for seconds older than the fine ring)."""
         by_second = {b.start: b for b in self.fine[-last:] if end - last < b.start <= end}
         return [by_second.get(s) for s in range(end - last + 1, end + 1)]
+
+    def at(self, second: int) -> Bucket | None:
+        """The one-second bucket of ``second``, None when nothing happened in it (or it left the ring)."""
+        for b in reversed(self.fine):
+            if b.start <= second:
+                return b if b.start == second else None
+        return None
 
     def open_before(self, second: int) -> int:
         """Open connections at the last change before ``second`` (0 when none is kept)."""

@@ -71,8 +71,9 @@ class DeliveryRules:
 @dataclass(frozen=True)
 class Delivered:
     message_id: str
-    conn: str
+    conn: str  # where the message was sent
     ms: float
+    ack_conn: str = ""  # where its ack came back
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class DeliveryMatcher:
                 return []
             pending = self._pop(ack_id)
             if pending is not None:
-                return [self._result(ack_id, pending, (message,), mono)]
+                return [self._result(ack_id, pending, (message,), conn, mono)]
             # An ack path naming no outstanding id (a session id, a forwarded copy): look further.
         if by_value and is_ack and direction in rules.ack_directions:
             found = self._scan_values(message)
@@ -209,7 +210,7 @@ class DeliveryMatcher:
                 for message_id, chain in found.items():
                     pending = self._pop(message_id)
                     if pending is not None:
-                        results.append(self._result(message_id, pending, chain, mono))
+                        results.append(self._result(message_id, pending, chain, conn, mono))
                 return results
         if ack_id is None and direction in rules.pending_directions and self._wants_ack(message):
             message_id = _first_id(message, self._ids)
@@ -232,12 +233,14 @@ class DeliveryMatcher:
         scan.walk_object(message, (), 1)
         return scan.found
 
-    def _result(self, message_id: str, pending: _Pending, chain: Chain, mono: float) -> DeliveryResult:
+    def _result(
+        self, message_id: str, pending: _Pending, chain: Chain, ack_conn: str, mono: float
+    ) -> DeliveryResult:
         self.acks_seen += 1
         reason = self._failure_reason(chain)
         if reason is not None:
             return Failed(message_id, pending.conn, reason)
-        return Delivered(message_id, pending.conn, max(0.0, (mono - pending.mono) * 1000.0))
+        return Delivered(message_id, pending.conn, max(0.0, (mono - pending.mono) * 1000.0), ack_conn)
 
     def expire(self, mono: float) -> list[DeliveryResult]:
         """Failures for every pending message older than the timeout at ``mono``."""

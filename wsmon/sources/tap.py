@@ -212,6 +212,8 @@ class TapSource(Source):
                         ms=result.ms,
                         target=self.target,
                         ref=result.message_id,
+                        conn=result.conn,
+                        ack_conn="" if result.ack_conn == result.conn else result.ack_conn,
                     )
                 )
             else:

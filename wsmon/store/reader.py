@@ -32,7 +32,7 @@ from wsmon.store.format import (
 from wsmon.store.writer import MAX_BATCH_EVENTS
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_MAX_KEYFRAME_CHAIN = 64  # a writer makes chains of 8; anything longer is a damaged file
+_MAX_KEYFRAME_CHAIN = 64  # a writer makes chains of 16 (8 before); anything longer is a damaged file
 IndexRow = tuple[int, int, int, float, float, float, float]
 
 

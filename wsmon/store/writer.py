@@ -31,7 +31,10 @@ from wsmon.store.format import (
 )
 
 MAX_BATCH_EVENTS = 16_384  # bigger batches compress no better and make a seek decode more
-FULL_KEYFRAME_EVERY = 8  # keyframes in a chain of deltas: a seek decompresses at most this many
+# Keyframes in a chain of deltas: a seek decompresses at most this many. A delta of a 1,000-connection
+# State (~2 MiB) decompresses in 0.8 ms, so 16 cost a seek ~13 ms more than 8 did, and a full keyframe
+# (~700 KB against a delta's ~290 KB) half as often is 0.25 B/event less (bench/bench_pipeline.py).
+FULL_KEYFRAME_EVERY = 16
 # Measured (bench/bench_seek.py, 10 M events in an hour): 50,000 gives 16.5 B/event and 77 ms worst
 # seek, 80,000 gives 14.9 B/event and 119-210 ms (the machine busy), 100,000 gives 14.3 B/event and
 # 146 ms. A seek folds up to this many events at about a million a second: 64,000 keeps a margin.
