@@ -19,8 +19,6 @@ FRAME_S = 0.05
 
 
 class ReplayFeed(ReplayControls):
-    mode = "replay"
-    notice = ""
 
     def __init__(self, path: Path, *, speed: float = 1.0, limits: tuple[Limit, ...] | None = None) -> None:
         self.reader = RecordingReader(path)
@@ -30,7 +28,8 @@ class ReplayFeed(ReplayControls):
         self.limits = limits or recorded
         self.title = f"replay · {path.name}"
         self._stopping = asyncio.Event()
-        self._anomalies: list[tuple[int, float, str]] | None = None
+        self._anomalies: list[tuple[int, float, str]] = []
+        self._anomalies_scanned = 0  # events looked at for anomalies so far
         self.path = path
         self._span_s = SPANS_S[0]
         self._bookmarks, warning = load_bookmarks(path)
@@ -41,6 +40,14 @@ class ReplayFeed(ReplayControls):
     @property
     def state(self) -> State:
         return self.engine.state
+
+    @property
+    def mode(self) -> str:
+        return "replay"
+
+    @property
+    def notice(self) -> str:
+        return ""
 
     @property
     def paused(self) -> bool:
@@ -60,15 +67,16 @@ class ReplayFeed(ReplayControls):
         self.engine.slower()
 
     def anomalies(self) -> list[tuple[int, float, str]]:
-        """(events applied after it, its time, label) of every anomaly; read once, on first use."""
-        if self._anomalies is None:
-            found = []
-            for seq, event in enumerate(self.reader.iter_events(), 1):
-                label = describe_anomaly(event)
+        """(events applied after it, its time, label) of every anomaly; read on first use, and then
+        only the batches a writer added since (a followed recording grows)."""
+        found, scanned = self._anomalies, self._anomalies_scanned
+        for first_seq, events in self.reader.iter_batches(scanned):
+            for seq, event in enumerate(events, first_seq + 1):
+                label = describe_anomaly(event) if seq > scanned else None
                 if label is not None:
                     found.append((seq, event.mono, label))
-            self._anomalies = found
-        return self._anomalies
+        self._anomalies_scanned = self.reader.event_count
+        return found
 
     def next_anomaly(self, direction: int) -> str | None:
         """Seek to the next (1) or previous (-1) anomaly and pause there; its label, or None."""

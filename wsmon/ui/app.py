@@ -237,7 +237,9 @@ class WsmonApp(ReplayActions):
             self._update_replay_bar(replay)
         # A live pause freezes the screen (as in top); the session and the recording go on.
         frozen = feed.paused and replay is None
-        stamp = (None if frozen else state.seq, feed.paused, speed, progress, self._stopping)
+        # The mode and notice too: a followed recording's "no new events for N s" changes with no event.
+        seen = (feed.paused, speed, progress, feed.mode, feed.notice, self._stopping)
+        stamp = (None if frozen else state.seq, *seen)
         if stamp == self._stamp and not self._behind:
             return  # nothing happened since the last frame: do nothing at all
         self._stamp = stamp
