@@ -73,7 +73,7 @@ class Served(NamedTuple):
 
 
 @contextlib.contextmanager
-def serving(*args: str, cwd: Path | None = None) -> Iterator[Served]:
+def serving(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Iterator[Served]:
     """`wsmon serve ARGS` running; yields the address it printed. Leaving stops it as Ctrl+C would
     (SIGINT to its process group), then waits for it."""
     proc = subprocess.Popen(
@@ -83,6 +83,7 @@ def serving(*args: str, cwd: Path | None = None) -> Iterator[Served]:
         text=True,
         start_new_session=True,
         cwd=cwd,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -202,6 +203,19 @@ def test_serve_live_shows_the_attached_targets_in_the_browser() -> None:
 
 EVENTS = re.compile(r"events ([0-9][0-9,.]*k?)")
 CONN_ID = re.compile(r"(?:tap:|probe)\d+(?:#\d+)?")  # the demo's clients seen through the tap; wsmon's probes
+
+
+@pytest.mark.slow
+def test_serve_without_record_deletes_its_temporary_recording_when_it_stops(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with serving("--demo", "--clients", "2", env=clean_env(tmp_path, TMPDIR=str(scratch))) as served:
+        wait_until(lambda: len(list(scratch.glob("wsmon-serve-*/shared.wsmon"))) == 1, 15, "the recording")
+        (recording,) = scratch.glob("wsmon-serve-*/shared.wsmon")
+        wait_until(lambda: RecordingReader(recording).refresh() > 0, 30, "recorded events")
+    out, err = served.proc.communicate(timeout=30)
+    assert served.proc.returncode in (0, 1) and "Close codes" in out  # the session's report
+    assert "recorded to" not in err and list(scratch.iterdir()) == []
 
 
 def table_row(line: str) -> str:
