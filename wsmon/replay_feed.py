@@ -19,8 +19,6 @@ FRAME_S = 0.05
 
 
 class ReplayFeed(ReplayControls):
-    mode = "replay"
-    notice = ""
 
     def __init__(self, path: Path, *, speed: float = 1.0, limits: tuple[Limit, ...] | None = None) -> None:
         self.reader = RecordingReader(path)
@@ -30,7 +28,9 @@ class ReplayFeed(ReplayControls):
         self.limits = limits or recorded
         self.title = f"replay · {path.name}"
         self._stopping = asyncio.Event()
-        self._index: tuple[list[tuple[int, float, str]], list[tuple[int, float, str]]] | None = None
+        self._anomalies: list[tuple[int, float, str]] = []
+        self._markers: list[tuple[int, float, str]] = []  # (events applied after it, wall, text)
+        self._scanned = 0  # events looked at for anomalies and markers so far
         self.path = path
         self._span_s = SPANS_S[0]
         self._bookmarks, warning = load_bookmarks(path)
@@ -41,6 +41,14 @@ class ReplayFeed(ReplayControls):
     @property
     def state(self) -> State:
         return self.engine.state
+
+    @property
+    def mode(self) -> str:
+        return "replay"
+
+    @property
+    def notice(self) -> str:
+        return ""
 
     @property
     def paused(self) -> bool:
@@ -60,22 +68,24 @@ class ReplayFeed(ReplayControls):
         self.engine.slower()
 
     def anomalies(self) -> list[tuple[int, float, str]]:
-        """(events applied after it, its time, label) of every anomaly; read once, on first use."""
+        """(events applied after it, its time, label) of every anomaly."""
         return self._indexed()[0]
 
     def _indexed(self) -> tuple[list[tuple[int, float, str]], list[tuple[int, float, str]]]:
-        """The anomalies (n / N) and the markers (the palette), from one pass over the recording."""
-        if self._index is None:
-            found: list[tuple[int, float, str]] = []
-            markers: list[tuple[int, float, str]] = []  # (events applied after it, wall, text)
-            for seq, event in enumerate(self.reader.iter_events(), 1):
+        """The anomalies (n / N) and the markers (the palette): read on first use, and then only the
+        batches a writer added since (a followed recording grows)."""
+        scanned = self._scanned
+        for first_seq, events in self.reader.iter_batches(scanned):
+            for seq, event in enumerate(events, first_seq + 1):
+                if seq <= scanned:
+                    continue
                 label = describe_anomaly(event)
                 if label is not None:
-                    found.append((seq, event.mono, label))
+                    self._anomalies.append((seq, event.mono, label))
                 if isinstance(event, ev.Marker):
-                    markers.append((seq, event.wall, event.text))
-            self._index = (found, markers)
-        return self._index
+                    self._markers.append((seq, event.wall, event.text))
+        self._scanned = self.reader.event_count
+        return self._anomalies, self._markers
 
     def markers(self) -> list[tuple[float, str]]:
         return [(wall, text) for _, wall, text in self._indexed()[1]]

@@ -127,6 +127,8 @@ class Session(LiveMarkers):
                 command=self.command,
                 targets=[RecordedTarget(**target) for target in self.targets],
                 limits=list(self.limits),
+                # What a follower's dashboard (wsmon replay --follow, wsmon serve) calls the session.
+                extra={"title": self.title},
             )
             try:
                 self.writer = RecordingWriter(self.record_path, header)

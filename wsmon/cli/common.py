@@ -115,18 +115,23 @@ def watch_live(
     code = EXIT_OK
     if headless:
         run_headless(session.run, session.stop)
-        from wsmon.core.report import build_report
-        from wsmon.render.report import render_text
-
-        report = build_report(session.state, session.limits, source=source)
-        click.echo(render_text(report))
-        code = report.exit_code
+        code = print_live_report(session, source)
     else:
         run_dashboard(session, theme)  # no verdict printed, so none to exit with
     if after is not None:
         after()
     # A recording that could not be written (disk full) is exit 2, whatever the verdict.
     return recording_exit(session, record) or code
+
+
+def print_live_report(session: Any, source: str) -> int:
+    """The report of a live session that has ended, on stdout; its exit code."""
+    from wsmon.core.report import build_report
+    from wsmon.render.report import render_text
+
+    report = build_report(session.state, session.limits, source=source)
+    click.echo(render_text(report))
+    return report.exit_code
 
 
 def report_of(reader: Any, state: Any, limits: Any, *, source: str) -> Any:

@@ -8,7 +8,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 import msgspec
@@ -123,6 +123,48 @@ def demo(
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
     it, exactly as wsmon watches any server. Faults are injected at a visible rate.
     """
+    live = demo_session(
+        clients=clients,
+        duration=duration,
+        record=record,
+        fault_rate=fault_rate,
+        no_tap=no_tap,
+        slow_acks=slow_acks,
+        rate=rate,
+        limit_flags=limit_flags,
+        alert_cmd=alert_cmd,
+        alert_webhook=alert_webhook,
+        prometheus=prometheus,
+        theme=theme,
+    )
+    sys.exit(watch_live(live.session, headless, record, source="demo", after=live.after, theme=live.theme))
+
+
+class LiveSession(NamedTuple):
+    """A live session built from a command's options, ready to run: what `wsmon serve` runs once for
+    every viewer, and what `demo` and `attach` run in the dashboard or headless."""
+
+    session: Any
+    theme: str | None
+    after: Callable[[], None] | None = None  # what the command prints once the session ended
+
+
+def demo_session(
+    *,
+    clients: int,
+    duration: float | None,
+    record: Path | None,
+    fault_rate: float,
+    no_tap: bool,
+    slow_acks: float | None,
+    rate: float,
+    limit_flags: tuple[str, ...],
+    alert_cmd: str | None,
+    alert_webhook: str | None,
+    prometheus: str | None,
+    theme: str | None,
+) -> LiveSession:
+    """`wsmon demo`'s session from its options; a bad one is a one-line error and exit 2."""
     from wsmon.demo.runner import build_demo_session, load_generator_of
 
     settings = settings_or_fail(limit_flags)
@@ -145,8 +187,7 @@ def demo(
         if load is not None:
             click.echo(load.tally_line())
 
-    chosen = theme_choice(theme, lambda: settings)
-    sys.exit(watch_live(session, headless, record, source="demo", after=tally, theme=chosen))
+    return LiveSession(session, theme_choice(theme, lambda: settings), tally)
 
 
 @main.command()
@@ -163,6 +204,16 @@ def attach(
     Every target is optional; whatever is given gets its own panel and goes into the recording. A
     target that is down shows DOWN and is retried; wsmon keeps running.
     """
+    live = attach_session(
+        record=record, headless=headless, duration=duration, limit_flags=limit_flags, **flags
+    )
+    sys.exit(watch_live(live.session, headless, record, source="attach", theme=live.theme))
+
+
+def attach_session(
+    *, record: Path | None, headless: bool, duration: float | None, limit_flags: tuple[str, ...], **flags: Any
+) -> LiveSession:
+    """`wsmon attach`'s session from its options; a bad one is a one-line error and exit 2."""
     from wsmon.attach import build_attach_session
 
     settings = settings_or_fail(limit_flags)
@@ -173,7 +224,7 @@ def attach(
     session.command = command_line()
     add_outputs(session, flags.pop("alert_cmd"), flags.pop("alert_webhook"), flags.pop("prometheus"))
     _end_with_finite_logs(session, options, headless)
-    sys.exit(watch_live(session, headless, record, source="attach", theme=options.theme))
+    return LiveSession(session, options.theme)
 
 
 @main.command()

@@ -38,7 +38,12 @@ from wsmon.config import ConfigError, Settings, baseline_tolerances, log_rules
 @click.option(
     "--speed", default=1.0, show_default=True, type=click.FloatRange(0.25, 16), help="Replay speed factor."
 )
-@click.option("--follow", is_flag=True, help="A log: read it to its end, then keep reading it as it grows.")
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="Keep reading FILE as it grows: a recording another wsmon is writing (from its latest state), "
+    "or a log (from its start).",
+)
 @theme_option
 def replay(
     file: Path, more_logs: tuple[Path, ...], headless: bool, speed: float, follow: bool, theme: str | None
@@ -47,14 +52,18 @@ def replay(
 
     FILE may be a server's saved log (plain or gzip, JSON lines or text; more logs after it are merged
     by time): it is replayed on its own timestamps, and ends at its end unless --follow.
+
+    With --follow, FILE may be a recording that another wsmon is still writing (`wsmon attach --headless
+    --record FILE`): the dashboard starts at its latest state and shows each batch as it is committed;
+    going back (space, ←, n, :) replays, and space again returns to the live edge.
     """
     from wsmon.store.format import RecordingError
 
     if _saved_logs(file, more_logs):
         _replay_log([file, *more_logs], headless=headless, speed=speed, follow=follow, theme=theme)
         return
-    if follow:
-        fail(f"{file}: --follow follows a log, and this is a recording")
+    if follow and headless:
+        fail("--follow follows a recording in the dashboard (not with --headless)")
     try:
         if headless:
             from wsmon.store.reader import RecordingReader
@@ -71,9 +80,10 @@ def replay(
             text, code = rendered_with_nodes(reader, engine.state, report, limits, "text")
             click.echo(text)
             sys.exit(code)
+        from wsmon.follow_feed import FollowFeed
         from wsmon.replay_feed import ReplayFeed
 
-        feed = ReplayFeed(file, speed=speed)
+        feed = FollowFeed(file) if follow else ReplayFeed(file, speed=speed)
     except RecordingError as exc:
         fail(str(exc))
     print_warnings(feed.reader.warnings)

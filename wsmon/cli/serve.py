@@ -1,15 +1,16 @@
 """`wsmon serve`: the dashboard in a browser (textual-serve), for sharing a screen during an incident.
 
-textual-serve runs one command per browser connection, so every viewer gets a dashboard process of their
-own: for a FILE, `wsmon replay FILE`; with --demo, `wsmon demo` with the same options, so each viewer has
-a demo server and load generator of their own on free ports; for live targets, `wsmon attach` with the
-same options. The live
-viewers therefore watch the same targets, each with its own probes and its own State, and nothing
-starts, listens or records once per viewer: options that would (a server command, a tap, Prometheus,
-a recording, alerts, stdin as a log) are refused, whether they come from a flag, a variable or
-wsmon.toml (a demo viewer's recording, alerts and Prometheus port likewise). The options after `serve` are
-parsed by `attach`, `replay` or `demo` themselves before the web server starts, so a bad option or FILE
-gets the very error that command gives.
+For live targets and --demo, serve runs ONE session, headless, in its own event loop beside the web
+server, recording to the user's --record FILE or to a temporary file; every browser viewer runs
+`wsmon replay --follow` on that recording (wsmon.follow_feed), so all of them see the same session, the
+same connection ids and counts, and the options that start, listen or record something (--server,
+--tap, --prometheus, --record, alerts) do so once. When serve stops (Ctrl+C), the viewers end, then the
+session; its report is printed as `attach --headless` prints it, and a temporary recording is deleted.
+
+For a FILE, textual-serve runs `wsmon replay FILE` per viewer: a replay is each viewer's to move through.
+
+The options after `serve` are parsed by `attach`, `replay` or `demo` themselves before the web server
+starts, so a bad option or FILE gets the very error that command gives.
 """
 
 from __future__ import annotations
@@ -17,29 +18,23 @@ from __future__ import annotations
 import shlex
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
 
-from wsmon.cli.common import fail, main, settings_or_fail
-from wsmon.cli.live import attach, attach_options, demo
+from wsmon.cli.common import fail, main, print_live_report, recording_exit
+from wsmon.cli.live import LiveSession, attach, attach_session, demo, demo_session
 from wsmon.cli.recordings import replay
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+HEADLESS = "--headless (a browser shows the dashboard)"
 
-# What a viewer's attach would do once per viewer: start a second server, bind a taken port, write one
-# file from several processes, send every alert once per viewer, or wait on a stdin it does not have.
-NOT_PER_VIEWER = {
-    "server": "--server (each viewer would start the server again)",
-    "taps": "--tap (only one viewer could listen on its port)",
-    "prometheus": "--prometheus (only one viewer could listen on its port)",
-    "record": "--record (every viewer would write the same file)",
-    "alert_cmd": "--alert-cmd (every viewer would run it for each alert)",
-    "alert_webhook": "--alert-webhook (every viewer would post each alert)",
-    "headless": "--headless (a browser shows the dashboard)",
-    "publish": "--publish (every viewer would publish the node's events again)",
-}
+
+class SessionFailed(Exception):
+    """The shared session could not start recording, so no viewer could follow it."""
 
 
 @main.command(
@@ -62,7 +57,7 @@ NOT_PER_VIEWER = {
     "--demo",
     "serve_demo",
     is_flag=True,
-    help="Serve `wsmon demo` (its options may follow): each viewer gets its own demo server and clients.",
+    help="Serve `wsmon demo` (its options may follow): one demo server and load generator, shared.",
 )
 @click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="[ATTACH OPTIONS | FILE | DEMO OPTIONS]")
 @click.pass_context
@@ -72,28 +67,47 @@ def serve(
     """Serve the dashboard to a browser on 127.0.0.1: of live targets (same options as attach), of FILE,
     or of the demo (--demo).
 
-    Every browser connection runs its own dashboard: `wsmon replay FILE`; `wsmon demo` with these
-    options, its own demo server and load generator on free ports; or `wsmon attach` with these options,
-    watching the same targets and recording nothing. Anyone who can reach the address sees what the
-    dashboard shows; to share it, use an SSH tunnel rather than --public.
+    Live targets and the demo run as one session, recorded (to --record FILE, else a temporary file
+    deleted at the end), and every browser tab follows that recording: all see the same session. When
+    serve stops (Ctrl+C), the session's report is printed. A FILE is replayed by each tab on its own.
+    Anyone who can reach the address sees what the dashboard shows; to share it, use an SSH tunnel
+    rather than --public.
     """
     if web_host not in LOOPBACK and not public:
         fail(f"--web-host {web_host}: not a loopback address; add --public to expose the dashboard there")
-    each = "each browser tab runs its own"
-    if serve_demo:
-        verb, title = "demo", "wsmon demo"
-        each += " demo server and load generator, on free ports"
-        _check_demo(ctx, args)
-    elif _is_file(args):
-        verb, title = "replay", f"wsmon replay {args[0]}"
-        _check_replay(ctx, args)
-    else:
-        verb, title = "attach", "wsmon attach"  # not its options: a URL may carry a password
-        _check_attach(ctx, args)
     port = web_port or _free_port(web_host)
-    command = shlex.join([sys.executable, "-m", "wsmon", verb, *args])
     address = f"http://{_url_host(web_host)}:{port}"
-    click.echo(f"wsmon serve: {title} on {address} ({each}; Ctrl+C stops)")
+    if not serve_demo and _is_file(args):
+        _check_replay(ctx, args)
+        command = shlex.join([sys.executable, "-m", "wsmon", "replay", *args])
+        title = f"wsmon replay {args[0]}"
+        _announce(title, address, web_host, "each browser tab replays it on its own")
+        _serve_dashboard(command, host=web_host, port=port, title=title, public_url=address)
+        return
+    with tempfile.TemporaryDirectory(prefix="wsmon-serve-") as folder:
+        source = "demo" if serve_demo else "attach"
+        live, record, kept = _live_session(ctx, args, serve_demo, Path(folder) / "shared.wsmon")
+        viewer = [sys.executable, "-m", "wsmon", "replay", "--follow", str(record)]
+        if live.theme is not None:
+            viewer += ["--theme", live.theme]
+        title = f"wsmon {live.session.title}"  # redacted: never a password from a target's URL
+        _announce(title, address, web_host, "one session, shared by every browser tab")
+        try:
+            _serve_dashboard(
+                shlex.join(viewer), host=web_host, port=port, title=title, public_url=address, session=live
+            )
+        except SessionFailed as exc:
+            fail(str(exc))
+        code = print_live_report(live.session, source)
+        if live.after is not None:
+            live.after()
+        code = recording_exit(live.session, kept) or code
+    sys.exit(code)
+
+
+def _announce(title: str, address: str, web_host: str, how: str) -> None:
+    """The address, then a one-line warning about what it exposes."""
+    click.echo(f"wsmon serve: {title} on {address} ({how}; Ctrl+C stops)")
     exposed = web_host not in LOOPBACK
     where = (
         f"on {web_host}, open to the network"
@@ -105,7 +119,6 @@ def serve(
         f"and can press its keys; it listens {where}",
         err=True,
     )
-    _serve_dashboard(command, host=web_host, port=port, title=title, public_url=address)
 
 
 def _is_file(args: Sequence[str]) -> bool:
@@ -122,7 +135,7 @@ def _check_replay(ctx: click.Context, args: tuple[str, ...]) -> None:
     with replay.make_context("replay", list(args), parent=ctx.parent) as sub:
         params = sub.params
     if params["headless"]:
-        fail(NOT_PER_VIEWER["headless"] + ": not with serve")
+        fail(HEADLESS + ": not with serve")
     paths = [params["file"], *params["more_logs"]]
     if is_log_file(paths[0]):
         for path in paths:
@@ -134,36 +147,28 @@ def _check_replay(ctx: click.Context, args: tuple[str, ...]) -> None:
         return
     if len(paths) > 1:
         fail(f"{paths[0]}: only logs can be merged, and this is not one (a recording?)")
-    if params["follow"]:
-        fail(f"{paths[0]}: --follow follows a log, and this is a recording")
     try:
         RecordingReader(paths[0]).close()
     except RecordingError as exc:
         fail(str(exc))
 
 
-def _check_attach(ctx: click.Context, args: tuple[str, ...]) -> None:
-    """What `wsmon attach` checks before it starts, and what cannot run once per viewer."""
-    with attach.make_context("attach", list(args), parent=ctx.parent) as sub:
+def _live_session(
+    ctx: click.Context, args: tuple[str, ...], serve_demo: bool, scratch: Path
+) -> tuple[LiveSession, Path, Path | None]:
+    """The one session, built as `attach` or `demo` builds it from these options (their errors, word for
+    word), recording to --record FILE or else to ``scratch``; with the recording's path, and the user's
+    own (kept) or None."""
+    command = demo if serve_demo else attach
+    with command.make_context(command.name or "", list(args), parent=ctx.parent) as sub:
         params: dict[str, Any] = dict(sub.params)
-    settings = settings_or_fail(params.pop("limit_flags"))
-    options = attach_options(settings, params)
-    chosen = {**params, "server": options.server, "taps": options.taps}
-    for key, why in NOT_PER_VIEWER.items():
-        if chosen.get(key):
-            fail(f"{why}: not with serve; run `wsmon attach` for that, and serve the rest")
-    if "-" in options.logs:
-        fail("--log -: a browser's dashboard has no stdin to read; give the log's file")
-
-
-def _check_demo(ctx: click.Context, args: tuple[str, ...]) -> None:
-    """What `wsmon demo` checks before it starts, and what its viewers would each do once too many."""
-    with demo.make_context("demo", list(args), parent=ctx.parent) as sub:
-        params: dict[str, Any] = dict(sub.params)
-    settings_or_fail(params["limit_flags"])
-    for key in ("record", "alert_cmd", "alert_webhook", "prometheus", "headless"):
-        if params.get(key):
-            fail(f"{NOT_PER_VIEWER[key]}: not with serve --demo; run `wsmon demo` for that")
+    if params.pop("headless"):
+        fail(HEADLESS + ": not with serve")
+    kept: Path | None = params["record"]
+    params["record"] = kept or scratch
+    # As headless: an attach that reads only saved logs ends at their end (the viewers say so).
+    live = demo_session(**params) if serve_demo else attach_session(headless=True, **params)
+    return live, params["record"], kept
 
 
 def _free_port(host: str) -> int:
@@ -182,13 +187,18 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _serve_dashboard(command: str, *, host: str, port: int, title: str, public_url: str) -> None:
+def _serve_dashboard(
+    command: str, *, host: str, port: int, title: str, public_url: str, session: LiveSession | None = None
+) -> None:
+    """Serve ``command`` to every browser viewer until stopped; with ``session``, run that session in
+    the same event loop from before the first viewer until after the last one has gone."""
     # Imported here: aiohttp would slow every other command's start.
     import asyncio
 
     from textual_serve.server import Server
 
     viewers: set[asyncio.Task[Any]] = set()
+    running: list[asyncio.Task[None]] = []
 
     class DashboardServer(Server):
         """textual-serve's server without its banner, which prints the command (and so any password in a
@@ -201,7 +211,15 @@ def _serve_dashboard(command: str, *, host: str, port: int, title: str, public_u
             logging.basicConfig(level=logging.WARNING, format="wsmon serve: %(message)s")
 
         async def on_startup(self, app: Any) -> None:
-            return None
+            if session is None:
+                return
+            shared = session.session
+            running.append(asyncio.create_task(shared.run(), name="shared session"))
+            await asyncio.sleep(0)  # run() opens its recording before it first waits
+            if shared.writer is None:
+                shared.stop()
+                await asyncio.gather(running[0], return_exceptions=True)
+                raise SessionFailed(shared.recording_error or "the session could not start recording")
 
         async def handle_websocket(self, request: Any) -> Any:
             viewer = asyncio.current_task()
@@ -216,5 +234,10 @@ def _serve_dashboard(command: str, *, host: str, port: int, title: str, public_u
             # A cancelled viewer's handler tells its dashboard to quit and waits for it (textual-serve).
             for viewer in viewers:
                 viewer.cancel()
+            # Then the session: its sources stop in order and its recording is closed (kept or not, a
+            # follower that is still open sees it end).
+            if session is not None and running:
+                session.session.stop()
+                await asyncio.gather(running[0], return_exceptions=True)
 
     DashboardServer(command, host=host, port=port, title=title, public_url=public_url).serve()

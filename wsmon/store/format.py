@@ -23,6 +23,8 @@ from wsmon.core.limits import DEFAULT_LIMITS, Limit
 
 FORMAT_VERSION = 1
 SUFFIX = ".wsmon"
+# The meta key a writer's close() adds (its value: the wall time, as text): the recording is complete.
+CLOSED_KEY = "closed_wall"
 # SQLite's application_id (bytes 68-71 of the file): tells a wsmon recording from any other database.
 APPLICATION_ID = 0x77736D6E  # "wsmn"
 ZSTD_LEVEL = 3  # measured: levels 1-3 cost the same size here; 6+ halves the speed for 5 % less

@@ -21,6 +21,7 @@ from wsmon.core.reducer import Reducer
 from wsmon.core.state import State, decode_state
 from wsmon.store.format import (
     APPLICATION_ID,
+    CLOSED_KEY,
     FORMAT_VERSION,
     SCHEMA_SQL,
     BatchDecoder,
@@ -64,6 +65,9 @@ class RecordingReader:
         self._last_walls: list[float] = []
         self._cached: tuple[int, list[Event]] | None = None
         self._application_id = 0
+        # Whether a writer had it open (a -wal beside it) when it was opened: one that nothing was
+        # writing then never grows (``refresh`` finds nothing new).
+        self.opened_while_written = False
         self._check_file()
         self._db = self._connect()
         try:
@@ -109,6 +113,7 @@ class RecordingReader:
         # user). Without one the recording is finished and immutable: no locks, no -wal/-shm left
         # beside it, and it can be read from a read-only directory.
         live = os.path.exists(self.path + "-wal")
+        self.opened_while_written = live
         uri = Path(os.path.abspath(self.path)).as_uri() + ("?mode=ro" if live else "?mode=ro&immutable=1")
         try:
             db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
@@ -198,6 +203,15 @@ class RecordingReader:
         for row in rows:
             self._add_index_row(row)
         return self.event_count
+
+    def closed_wall(self) -> float | None:
+        """When its writer closed the recording (the meta row ``close()`` adds), as UTC epoch seconds;
+        None while it is being written, and for one whose writer was killed or predates the row."""
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (CLOSED_KEY,)).fetchone()
+            return float(row[0]) if row is not None else None
+        except (sqlite3.Error, ValueError, TypeError):
+            return None
 
     def _rows_one_by_one(self, after: int) -> list[IndexRow]:
         rows: list[IndexRow] = []

@@ -7,6 +7,8 @@ the nearest keyframe, so a seek, a step back and a fresh fold of the same events
 
 from __future__ import annotations
 
+import math
+
 from wsmon.core.events import Event
 from wsmon.core.reducer import Reducer
 from wsmon.core.state import State
@@ -115,7 +117,19 @@ class ReplayEngine:
         if self.paused or self.at_end:
             return 0
         self.clock += elapsed_real_s * self._speed
-        clock = self.clock
+        return self._apply_until(self.clock)
+
+    def catch_up(self) -> int:
+        """Apply every event the reader knows of (a followed recording's newly committed batches),
+        paused or not; the clock goes to the latest of them. Returns events applied."""
+        applied = self._apply_until(math.inf)
+        last = self.reader.last_mono
+        if last is not None and last > self.clock:
+            self.clock = last
+        return applied
+
+    def _apply_until(self, clock: float) -> int:
+        """Apply events in order while their time is at most ``clock``."""
         applied = 0
         while not self.at_end:
             if not self._load_batch():

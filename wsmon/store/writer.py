@@ -19,6 +19,7 @@ from wsmon.core.events import Event
 from wsmon.core.state import State, encode_state
 from wsmon.store.format import (
     APPLICATION_ID,
+    CLOSED_KEY,
     FORMAT_VERSION,
     SCHEMA_SQL,
     ZSTD_LEVEL,
@@ -210,12 +211,20 @@ class RecordingWriter:
         return row, raw
 
     def close(self, state: State | None = None) -> None:
-        """Flush, keep a final keyframe of ``state``, and fold the WAL back into the file."""
+        """Flush, keep a final keyframe of ``state``, mark the recording closed, and fold the WAL back
+        into the file."""
         if getattr(self, "_db", None) is None:
             return
         try:
             self.flush(state, force_keyframe=True)
             assert self._db is not None
+            try:
+                # What tells a follower (`wsmon replay --follow`) that no more events will come.
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (CLOSED_KEY, repr(time.time()))
+                )
+            except sqlite3.Error as exc:
+                raise RecordingWriteError(self.path, _reason(exc)) from exc
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             self.abandon()
