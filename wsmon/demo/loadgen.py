@@ -63,6 +63,7 @@ STEADY_RAMP_PER_SECOND = 250.0
 # Once stopping, steady clients send nothing new for this long and keep reading and acking, so every
 # message and ack in flight arrives before the close: the tally then counts what a tap saw.
 STEADY_DRAIN_S = 1.0
+STEADY_TARGET_TRIES = 8
 # Churn that falls this far behind its schedule (a busy machine) starts afresh rather than bursting.
 CHURN_MAX_LAG_S = 1.0
 
@@ -393,10 +394,15 @@ class LoadGen:
             return self.rng.choice(fresh)
         if len(self.clients) < 2:
             return None
-        other = self.rng.randrange(len(self.clients) - 1)
-        if other >= sender:
-            other += 1
-        return f"dev-{other}"
+        # A steady load's messages go to devices that are registered (not to ones still connecting
+        # during the ramp), so that every one of them is a delivery, not an "unknown device" error.
+        for _ in range(STEADY_TARGET_TRIES if self.steady else 1):
+            other = self.rng.randrange(len(self.clients) - 1)
+            if other >= sender:
+                other += 1
+            if not self.steady or self.clients[other].healthy:
+                return f"dev-{other}"
+        return None
 
     async def open_connection(self) -> ClientConnection | None:
         backoff = 0.2
