@@ -14,6 +14,11 @@ server on another, and a database of its own on the machine's PostgreSQL (create
 and dropped here; no other database is touched).
 
     python bench/bench_attach.py [--seconds 30] [--load-seconds 20] [--pg-dsn postgresql://postgres@127.0.0.1:5432]
+                                 [--ws-load steady --ws-clients 1000 | --ws-load churn --connect-rate 200]
+
+`--ws-load` puts the demo's load generator on the demo server for the whole run (docs/demo.md): `steady`,
+`--ws-clients` held open at `--ws-rate` msg/s each; `churn`, `--connect-rate` connections/s opened and
+closed. wsmon attach sees that load through the server's process (CPU, TCP states) and its probes.
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ HEARTBEAT_ACK = "heartbeat_ack"
 WINDOW_START_MARGIN_S = 1.5
 WINDOW_END_MARGIN_S = 0.2
 STATS_FLUSH_S = 2.5  # PostgreSQL flushes a backend's counters within a second of its last transaction
+# Room for any --ws-load and the probes; the demo server refuses connections over it with 1013.
+WS_SERVER_CAPACITY = 5000
 
 
 def free_port() -> int:
@@ -120,8 +127,9 @@ class Targets:
 
 
 @contextlib.contextmanager
-def private_targets(tmp: Path, pg_base: str) -> Iterator[Targets]:
-    """A redis-server and a demo server on free ports and a fresh database; all gone on exit."""
+def private_targets(tmp: Path, pg_base: str, ws_load: Sequence[str] = ()) -> Iterator[Targets]:
+    """A redis-server and a demo server on free ports and a fresh database, and the demo's load
+    generator run with ``ws_load`` if given; all gone on exit."""
     started: list[subprocess.Popen[bytes]] = []
     targets = Targets(free_port(), free_port(), pg_base, f"wsmon_bench_{int(time.time())}")
     created = False
@@ -135,12 +143,16 @@ def private_targets(tmp: Path, pg_base: str) -> Iterator[Targets]:
         )  # fmt: skip
         started.append(
             spawn(
-                [sys.executable, "-u", "-m", "wsmon.demo.server", "--port", str(targets.ws_port)],
+                [sys.executable, "-u", "-m", "wsmon.demo.server", "--port", str(targets.ws_port),
+                 "--max-connections", str(WS_SERVER_CAPACITY)],
                 tmp / "demo-server.log",
             )
-        )
+        )  # fmt: skip
         for port, name in ((targets.redis_port, "redis-server"), (targets.ws_port, "demo server")):
             wait_until(lambda port=port: accepts(port), 15, f"{name} on port {port}")
+        if ws_load:
+            loadgen = [sys.executable, "-m", "wsmon.demo.loadgen", "--url", targets.ws_url, *ws_load]
+            started.append(spawn(loadgen, tmp / "loadgen.log"))
         run(["createdb", *targets.pg_args(), targets.database])
         created = True
         run(["pgbench", "-i", "-q", "-s", "1", *targets.pg_args(), targets.database])
@@ -157,6 +169,22 @@ def private_targets(tmp: Path, pg_base: str) -> Iterator[Targets]:
             )  # fmt: skip
             if result.returncode != 0:
                 print(f"warning: could not drop {targets.database}: {result.stderr.strip()}", file=sys.stderr)
+
+
+def ws_load_flags(args: argparse.Namespace) -> list[str]:
+    if args.ws_load == "steady":
+        return ["--load", "steady", "--clients", str(args.ws_clients), "--rate", f"{args.ws_rate:g}"]
+    if args.ws_load == "churn":
+        return ["--load", "churn", "--connect-rate", f"{args.connect_rate:g}"]
+    return []
+
+
+def ws_load_label(args: argparse.Namespace) -> str:
+    if args.ws_load == "steady":
+        return f"steady {args.ws_clients} clients × {args.ws_rate:g} msg/s on the demo server"
+    if args.ws_load == "churn":
+        return f"churn {args.connect_rate:g} connections/s on the demo server"
+    return "no load"
 
 
 def spawn(argv: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
@@ -491,11 +519,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pg-dsn", default="postgresql://postgres@127.0.0.1:5432", help="server for the bench db"
     )
+    parser.add_argument("--ws-load", choices=["none", "steady", "churn"], default="none")
+    parser.add_argument("--ws-clients", type=int, default=1000, help="steady: connections held open")
+    parser.add_argument("--ws-rate", type=float, default=1.0, help="steady: msg/s per connection")
+    parser.add_argument("--connect-rate", type=float, default=200.0, help="churn: connections/s")
     args = parser.parse_args(argv)
+    label = ws_load_label(args)
 
     with tempfile.TemporaryDirectory(prefix="wsmon-bench-attach-") as tmp_name:
         tmp = Path(tmp_name)
-        with private_targets(tmp, args.pg_dsn.rstrip("/")) as targets:
+        with private_targets(tmp, args.pg_dsn.rstrip("/"), ws_load_flags(args)) as targets:
             print(
                 f"== targets: {targets.ws_url} (demo server), {targets.redis_url} (private redis-server), "
                 f"{targets.postgres_url} (database made for this run)"
@@ -503,12 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("== accuracy: wsmon attach --headless --record, with redis-benchmark and pgbench at once")
             agreed, probe = accuracy_run(targets, tmp, args.load_seconds)
             print(f"  ws probe under load: {probe}")
-            print("== cost: wsmon attach, all targets, headless, 1 s interval (no load)")
+            print(f"== cost: wsmon attach, all targets, headless, 1 s interval ({label})")
             headless_row, probe_idle = cost_headless(targets, tmp, args)
             print(f"  {probe_idle}")
-            print("== cost: wsmon attach, all targets, dashboard in tmux, 1 s interval (no load)")
+            print(f"== cost: wsmon attach, all targets, dashboard in tmux, 1 s interval ({label})")
             costs = [headless_row, cost_dashboard(targets, tmp, args)]
     print_tables(agreed, costs)
+    print(f"WebSocket load during the cost rows: {label}.")
     verdicts = [a.verdict for a in agreed] + [c.verdict for c in costs]
     return 0 if "FAIL" not in verdicts else 1
 

@@ -6,7 +6,11 @@ fixed window after a warm-up; the demo server and the load generator are its chi
 beside it so a reader can tell whether the machine was saturated while measuring.
 
     python bench/bench_dashboard_cpu.py [--seconds 30] [--warmup 5] [--clients 50 1000] [--rate-1000 0.5]
-                                        [--panel 9]
+                                        [--panel 9] [--load demo|steady|churn] [--connect-rate 200]
+
+`--load` chooses the demo's load (docs/demo.md): `demo`, its misbehaving clients (the default);
+`steady`, the clients held open at their rate, e.g. `--load steady --clients 1000 --rate-1000 1`;
+`churn`, `--connect-rate` connections/s opened and closed (`--clients` is then only the case's label).
 
 `--panel DIGIT` presses that digit once the dashboard is up, so the window measures that panel maximised:
 9 is the Trends charts, which are drawn only maximised ("the charts on" of issue 12).
@@ -356,8 +360,23 @@ def goal_for(clients: int) -> float:
     return 5.0 if clients <= 50 else 10.0
 
 
-def demo_argv(clients: int, rate: float, tap: bool) -> list[str]:
-    return [WSMON, "demo", "--clients", str(clients), "--rate", str(rate), *([] if tap else ["--no-tap"])]
+def demo_argv(clients: int, rate: float, tap: bool, load: Sequence[str] = ()) -> list[str]:
+    return [
+        WSMON,
+        "demo",
+        "--clients",
+        str(clients),
+        "--rate",
+        str(rate),
+        *load,
+        *([] if tap else ["--no-tap"]),
+    ]
+
+
+def load_flags(args: argparse.Namespace) -> list[str]:
+    if args.load == "churn":
+        return ["--load", "churn", "--connect-rate", f"{args.connect_rate:g}"]
+    return [] if args.load == "demo" else ["--load", args.load]
 
 
 def demo_has_no_tap() -> bool:
@@ -366,16 +385,19 @@ def demo_has_no_tap() -> bool:
     return "--no-tap" in usage.stdout
 
 
-def case_name(kind: str, clients: int, rate: float, tap: bool | None) -> str:
+def case_name(kind: str, clients: int, rate: float, tap: bool | None, args: argparse.Namespace) -> str:
     via = {True: ", tap", False: ", --no-tap", None: ""}[tap]
-    return f"{kind}, {clients} clients, rate {rate:g}{via}"
+    if args.load == "churn":
+        return f"{kind}, churn {args.connect_rate:g} conn/s{via}"
+    return f"{kind}, {clients} clients, rate {rate:g}{', steady' if args.load == 'steady' else ''}{via}"
 
 
 def run_dashboard_case(
     clients: int, rate: float, tap: bool | None, args: argparse.Namespace, tmp: Path
 ) -> Row:
     name = f"demo{clients}{'' if tap is not False else 'notap'}"
-    with dashboard(name, demo_argv(clients, rate, tap is not False), tmp, "demo") as (term, watched):
+    argv = demo_argv(clients, rate, tap is not False, load_flags(args))
+    with dashboard(name, argv, tmp, "demo") as (term, watched):
         if args.panel is not None:
             wait_until(lambda: "wsmon" in term.capture(), 15, "the dashboard to draw")
             term.send_keys(args.panel)
@@ -393,14 +415,19 @@ def run_dashboard_case(
     if "LIVE" not in screen and "wsmon" not in screen:
         raise RuntimeError("the dashboard did not draw (no header on the captured screen)")
     kind = "dashboard" if args.panel is None else f"dashboard, panel {args.panel} maximised"
-    return Row(case_name(kind, clients, rate, tap), result, goal_for(clients))
+    return Row(case_name(kind, clients, rate, tap, args), result, goal_for(clients))
 
 
 def run_headless_case(
     clients: int, rate: float, tap: bool | None, args: argparse.Namespace, tmp: Path
 ) -> Row:
     duration = args.warmup + args.seconds + 30  # a bound only: it is stopped (SIGINT) after the window
-    argv = [*demo_argv(clients, rate, tap is not False), "--headless", "--duration", f"{duration:g}"]
+    argv = [
+        *demo_argv(clients, rate, tap is not False, load_flags(args)),
+        "--headless",
+        "--duration",
+        f"{duration:g}",
+    ]
     log = tmp / f"headless-{clients}-{tap}.log"
     with headless(argv, tmp, log) as (proc, watched):
         time.sleep(args.warmup)
@@ -408,7 +435,7 @@ def run_headless_case(
         result = measure(proc.pid, args.seconds, label_children(proc.pid))
     first = next((ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()), "")
     print(f"  headless report, first line: {first.strip()}")
-    return Row(case_name("headless", clients, rate, tap), result, None)
+    return Row(case_name("headless", clients, rate, tap, args), result, None)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -451,6 +478,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--panel", choices=list("123456789"), help="maximise this panel (9: the Trends charts) for the window"
     )
     parser.add_argument("--no-headless", action="store_true", help="skip the headless comparison runs")
+    parser.add_argument("--load", choices=["demo", "steady", "churn"], default="demo", help="the demo's load")
+    parser.add_argument(
+        "--connect-rate", type=float, default=200.0, help="churn: connections opened a second"
+    )
     parser.add_argument("--tap-only", action="store_true", help="skip the --no-tap runs")
     args = parser.parse_args(argv)
 
@@ -463,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for clients in args.clients:
             rate = 1.0 if clients <= 50 else args.rate_1000
             for tap in modes:
-                flags = " ".join(demo_argv(clients, rate, tap is not False)[2:])
+                flags = " ".join(demo_argv(clients, rate, tap is not False, load_flags(args))[2:])
                 print(f"== wsmon demo {flags}: dashboard in tmux")
                 rows.append(run_dashboard_case(clients, rate, tap, args, tmp))
                 if not args.no_headless:

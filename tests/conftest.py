@@ -34,6 +34,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 SERIAL_FILES = frozenset(
     {
         "test_cli_attach.py",
+        "test_demo_loads.py",
         "test_demo_ratio_alerts.py",
         "test_fleet.py",
         "test_memory.py",

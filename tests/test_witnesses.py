@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from wsmon.core import events as ev
 from wsmon.core.reducer import fold
-from wsmon.core.state import State
+from wsmon.core.state import MAX_OWN_PEERS, State
 
 at = Clock(wall0=1_700_000_000.0)
 CODES = (1000, 1001, 1005, 1006, 1008, 1013)
@@ -220,3 +220,37 @@ def test_a_reused_port_is_another_connection() -> None:
     assert state.connections["tap:2"].counted
     assert state.connections["c2"].mirror_of == "tap:2"
     assert state.connections["tap:2"].server_conn == "c2"
+
+
+def test_thousands_of_tapped_connections_each_find_their_log_row_through_the_index() -> None:
+    """Issue 13: a tapped open used to scan every connection for its log row. Through the peer index,
+    with 6,000 connections open at once (log first for half, tap first for the rest) and 6,000 more
+    churned past what the State keeps of closed ones, every log row is its tap row's, counted once,
+    and the indexes stay bounded."""
+    n = 6_000
+    events: list[ev.Event] = [ev.TargetAdded(**at(0.0), target="tap", kind="tap", covers=["server"])]
+
+    def both_open(i: int, t: float) -> list[ev.Event]:
+        local = f"127.0.0.1:{10_000 + i}"
+        tap = ev.ConnectionOpened(**at(t), conn=f"tap:{i}", peer=f"10.1.0.1:{i}", source="tap", local=local)
+        log = ev.ConnectionOpened(**at(t + 0.001), conn=f"c{i}", peer=local, source="server")
+        return [log, tap] if i % 2 else [tap, log]
+
+    def both_closed(i: int, t: float) -> list[ev.Event]:
+        return [
+            ev.ConnectionClosed(**at(t), conn=f"tap:{i}", code=1000, closed_by="client", source="tap"),
+            ev.ConnectionClosed(**at(t + 0.001), conn=f"c{i}", code=1000, source="server"),
+        ]
+
+    for i in range(n):
+        events += both_open(i, 1.0 + i * 0.01)
+    for i in range(n, 2 * n):  # churn: the first n close one by one as as many new ones open
+        t = 100.0 + (i - n) * 0.01
+        events += both_closed(i - n, t) + both_open(i, t + 0.005)
+    state = fold(events)
+    assert (state.opened_total, state.open_count, state.close_codes) == (2 * n, n, {1000: n})
+    for i in range(n, 2 * n):
+        assert state.connections[f"c{i}"].mirror_of == f"tap:{i}"
+        assert state.connections[f"tap:{i}"].server_conn == f"c{i}"
+    assert all(row.mirror_of for row in state.connections.values() if row.source == "server")
+    assert len(state.relayed_peers) <= 2 * MAX_OWN_PEERS and len(state.log_peers) <= 2 * MAX_OWN_PEERS

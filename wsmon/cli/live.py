@@ -99,6 +99,33 @@ def announce_server(options: Any) -> None:
     type=click.FloatRange(0, 1),
     help="Share of clients that ack 100–600 ms late (default 0.1).",
 )
+@click.option(
+    "--load",
+    type=click.Choice(["demo", "steady", "churn"]),
+    default="demo",
+    show_default=True,
+    help="demo: clients that misbehave; steady: --clients held open at --rate each, no faults; "
+    "churn: --connect-rate connections/s opened and closed.",
+)
+@click.option(
+    "--connect-rate",
+    default=50.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 5000),
+    help="Churn: connections opened a second.",
+)
+@click.option(
+    "--hold",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 600),
+    help="Churn: seconds each connection stays open.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    help="The demo server refuses more with 1013 (default: what the load needs).",
+)
 @click.option("--no-tap", is_flag=True, help="Clients connect to the server directly, not through the tap.")
 @limit_option
 @output_options
@@ -112,6 +139,10 @@ def demo(
     no_tap: bool,
     slow_acks: float | None,
     rate: float,
+    load: str,
+    connect_rate: float,
+    hold: float,
+    max_connections: int | None,
     limit_flags: tuple[str, ...],
     alert_cmd: str | None,
     alert_webhook: str | None,
@@ -121,7 +152,8 @@ def demo(
     """Run the reference server and its simulated clients, and watch them.
 
     The server logs to its stdout (read by wsmon), psutil samples it and wsmon's probes connect to
-    it, exactly as wsmon watches any server. Faults are injected at a visible rate.
+    it, exactly as wsmon watches any server. Faults are injected at a visible rate; --load steady or
+    churn gives a load that means one thing (docs/demo.md).
     """
     live = demo_session(
         clients=clients,
@@ -178,6 +210,10 @@ def demo_session(
         rate=rate,
         through_tap=not no_tap,
         slow_acks=slow_acks,
+        load=load,
+        connect_rate=connect_rate,
+        hold=hold,
+        max_connections=max_connections,
     )
     session.command = command_line()
     add_outputs(session, alert_cmd, alert_webhook, prometheus)

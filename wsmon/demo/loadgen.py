@@ -5,9 +5,18 @@ sends messages to other devices and acks what it receives; a fault scheduler mak
 the way real clients do (vanish, close without a status, go silent, ...), so that every close code and
 failure the dashboard knows about shows up within seconds. docs/demo.md lists the faults and their rates.
 
+Three loads (``--load``), so that a figure measured under one means one thing:
+
+- ``demo`` (the default): the devices above, with their faults and reconnects — something to look at;
+- ``steady``: ``--clients`` connections held open, each sending ``--rate`` messages/s at an even pace,
+  no faults, no late acks; a connection reconnects only if it is dropped. On stop the clients stop
+  sending, let what is in flight arrive, then close with 1000;
+- ``churn``: ``--connect-rate`` connections a second opened, registered, held ``--hold`` seconds and
+  closed with 1000 — connection set-up and tear-down alone.
+
 Run: ``python -m wsmon.demo.loadgen --url ws://127.0.0.1:PORT/ --clients 50``.
 
-One file of a little over 500 lines, on purpose: a stand-alone program is read, run and copied beside
+One file of about 650 lines, on purpose: a stand-alone program is read, run and copied beside
 a server under test as one file, and its parts (the simulated device, the load and fault scheduler, the
 tally its last line reports) are one protocol with the demo server, read together.
 """
@@ -47,6 +56,16 @@ VANISHED_TARGET_WINDOW = (0.05, 1.2)
 # per vanish whatever the population, not one in a small run and dozens in a big one.
 FAILURES_PER_VANISH = 5.0
 CONNECT_TIMEOUT = 5.0
+LOADS = ("demo", "steady", "churn")
+# A steady population connects at this many connections a second, so its start is not a burst of
+# refusals and timeouts (1,000 clients take 4 s).
+STEADY_RAMP_PER_SECOND = 250.0
+# Once stopping, steady clients send nothing new for this long and keep reading and acking, so every
+# message and ack in flight arrives before the close: the tally then counts what a tap saw.
+STEADY_DRAIN_S = 1.0
+STEADY_TARGET_TRIES = 8
+# Churn that falls this far behind its schedule (a busy machine) starts afresh rather than bursting.
+CHURN_MAX_LAG_S = 1.0
 
 
 async def send_empty_close(ws: ClientConnection) -> None:
@@ -64,7 +83,8 @@ async def send_empty_close(ws: ClientConnection) -> None:
 
 
 class Tally:
-    """What the clients themselves saw: connections opened (handshake done), closes by code, refusals.
+    """What the clients themselves saw: connections opened (handshake done), closes by code, refusals,
+    and the messages (data frames) they sent and read on connections that opened.
 
     A close's code is the one of the first close frame on the wire, as a tap in between sees it: the one
     this client received when the server closed first, the one it sent when it closed first, 1006 when
@@ -76,6 +96,8 @@ class Tally:
     def __init__(self) -> None:
         self.opened = 0
         self.refused = 0
+        self.sent = 0
+        self.received = 0
         self.closes: dict[int, int] = {}
         self.live: set[ClientConnection] = set()
         self.watchers: set[asyncio.Task[None]] = set()
@@ -104,7 +126,8 @@ class Tally:
 
     def line(self) -> str:
         closes = {str(code): n for code, n in sorted(self.closes.items())}
-        return self.PREFIX + json.dumps({"opened": self.opened, "closes": closes, "refused": self.refused})
+        counts = {"opened": self.opened, "closes": closes, "refused": self.refused}
+        return self.PREFIX + json.dumps({**counts, "sent": self.sent, "received": self.received})
 
 
 def first_close_code(ws: ClientConnection) -> int:
@@ -147,8 +170,8 @@ class SimClient:
 
     async def run(self) -> None:
         rng = self.gen.rng
-        # Spread the first connections over a short ramp so the server log is not one burst.
-        await self.gen.sleep(rng.uniform(0, 0.5))
+        # Spread the first connections over a ramp so the server log is not one burst.
+        await self.gen.sleep(rng.uniform(0, self.gen.ramp_s))
         while not self.gen.stopping.is_set():
             ws = await self.gen.open_connection()
             if ws is None:
@@ -169,9 +192,9 @@ class SimClient:
         self.garbage_due = False
         self.silent = False
         try:
-            await ws.send(json.dumps({"type": "register", "device": self.device}))
+            await self.gen.send(ws, json.dumps({"type": "register", "device": self.device}))
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                reply = json.loads(await ws.recv())
+                reply = json.loads(await self.gen.recv(ws))
             if not isinstance(reply, dict) or reply.get("type") != "registered":
                 await ws.close(1000, "unexpected reply")
                 return "refused"
@@ -223,6 +246,8 @@ class SimClient:
             waiters = {receiver, fault_wait, stop_wait}
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if stop_wait.done():
+                if self.gen.steady:
+                    await self.drain(receiver)
                 await ws.close(1000, "load generator stopping")
                 return "stop"
             if receiver.done():
@@ -231,10 +256,10 @@ class SimClient:
                 return await self.misbehave(ws, self.fault or "", receiver)
             if self.garbage_due:
                 self.garbage_due = False
-                await ws.send("this is not {json")
+                await self.gen.send(ws, "this is not {json")
             now = time.monotonic()
             if now >= next_heartbeat:
-                await ws.send('{"type":"heartbeat"}')
+                await self.gen.send(ws, '{"type":"heartbeat"}')
                 next_heartbeat = now + HEARTBEAT_INTERVAL
             if now >= next_message:
                 target = self.gen.pick_target(self.index)
@@ -247,8 +272,18 @@ class SimClient:
                         "to": target,
                         "body": body,
                     }
-                    await ws.send(json.dumps(msg))
+                    await self.gen.send(ws, json.dumps(msg))
+                    if self.gen.steady:
+                        # A message keeps the connection alive as well as a heartbeat does: a steady
+                        # load's messages/s are its messages, not keep-alives.
+                        next_heartbeat = now + HEARTBEAT_INTERVAL
                 next_message = now + self.gen.next_message_gap()
+
+    async def drain(self, receiver: asyncio.Task[None]) -> None:
+        """Send nothing new, keep reading and acking, until what is in flight has arrived."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STEADY_DRAIN_S):
+                await asyncio.shield(receiver)
 
     async def misbehave(self, ws: ClientConnection, kind: str, receiver: asyncio.Task[None]) -> str:
         if kind == "vanish":
@@ -274,6 +309,7 @@ class SimClient:
     async def receive(self, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
+                self.gen.tally.received += 1
                 try:
                     data = json.loads(raw)
                 except ValueError:
@@ -286,7 +322,7 @@ class SimClient:
                 if self.slow:
                     self.gen.spawn(self.ack_later(ws, msg_id, self.gen.rng.uniform(0.1, 0.6)))
                 else:
-                    await ws.send(json.dumps({"type": "ack", "id": msg_id}))
+                    await self.gen.send(ws, json.dumps({"type": "ack", "id": msg_id}))
         except (ConnectionClosed, OSError):
             pass
 
@@ -295,26 +331,32 @@ class SimClient:
         if self.silent:
             return
         with contextlib.suppress(ConnectionClosed, OSError):
-            await ws.send(json.dumps({"type": "ack", "id": msg_id}))
+            await self.gen.send(ws, json.dumps({"type": "ack", "id": msg_id}))
 
 
 class LoadGen:
     def __init__(self, args: argparse.Namespace) -> None:
         self.url: str = args.url
+        self.load: str = args.load
+        self.steady = self.load == "steady"
         self.rate: float = args.rate
-        self.fault_rate: float = args.fault_rate
+        # Only the demo's load misbehaves: steady and churn measure a server that is left alone.
+        self.fault_rate: float = args.fault_rate if self.load == "demo" else 0.0
+        self.connect_rate: float = args.connect_rate
+        self.hold: float = args.hold
         self.rng = random.Random(args.seed)
         self.stopping = asyncio.Event()
-        n = max(1, args.clients)
-        share = args.slow_acks
+        n = 0 if self.load == "churn" else max(1, args.clients)
+        self.ramp_s = max(0.5, n / STEADY_RAMP_PER_SECOND) if self.steady else 0.5
+        share = 0.0 if self.steady else args.slow_acks
         slow_count = round(n * share) if share != SLOW_ACK_SHARE else max(1, round(n * share))
-        slow = set(self.rng.sample(range(n), min(n, slow_count))) if n > 1 else set()
+        slow = set(self.rng.sample(range(n), min(n, slow_count))) if n > 1 and share > 0 else set()
         self.clients = [SimClient(self, i, i in slow) for i in range(n)]
         self.vanished: dict[str, float] = {}
         messages_in_window = (
             n * max(self.rate, 0.01) * (VANISHED_TARGET_WINDOW[1] - VANISHED_TARGET_WINDOW[0])
         )
-        self.vanished_target_share = min(0.5, FAILURES_PER_VANISH / messages_in_window)
+        self.vanished_target_share = min(0.5, FAILURES_PER_VANISH / max(messages_in_window, 1e-9))
         self.side_tasks: set[asyncio.Task[Any]] = set()
         self.fault_counts: dict[str, int] = {}
         self.bursts = 0
@@ -328,7 +370,19 @@ class LoadGen:
     def next_message_gap(self) -> float:
         if self.rate <= 0:
             return 3600.0
+        if self.steady:
+            # An even pace, a little jittered so that the clients do not fall into step.
+            return self.rng.uniform(0.9, 1.1) / self.rate
         return self.rng.expovariate(self.rate)
+
+    async def send(self, ws: ClientConnection, text: str) -> None:
+        await ws.send(text)
+        self.tally.sent += 1
+
+    async def recv(self, ws: ClientConnection) -> str | bytes:
+        data = await ws.recv()
+        self.tally.received += 1
+        return data
 
     def pick_target(self, sender: int) -> str | None:
         now = time.monotonic()
@@ -340,10 +394,15 @@ class LoadGen:
             return self.rng.choice(fresh)
         if len(self.clients) < 2:
             return None
-        other = self.rng.randrange(len(self.clients) - 1)
-        if other >= sender:
-            other += 1
-        return f"dev-{other}"
+        # A steady load's messages go to devices that are registered (not to ones still connecting
+        # during the ramp), so that every one of them is a delivery, not an "unknown device" error.
+        for _ in range(STEADY_TARGET_TRIES if self.steady else 1):
+            other = self.rng.randrange(len(self.clients) - 1)
+            if other >= sender:
+                other += 1
+            if not self.steady or self.clients[other].healthy:
+                return f"dev-{other}"
+        return None
 
     async def open_connection(self) -> ClientConnection | None:
         backoff = 0.2
@@ -371,6 +430,42 @@ class LoadGen:
             raise
         self.tally.connected(ws)
         return ws
+
+    # --- churn --------------------------------------------------------------------------------------
+
+    async def churn_loop(self) -> None:
+        """Open --connect-rate connections a second on an even schedule, each one a short session."""
+        if self.connect_rate <= 0:
+            return
+        gap = 1.0 / self.connect_rate
+        due = time.monotonic()
+        index = 0
+        while not self.stopping.is_set():
+            self.spawn(self.churn_connection(index))
+            index += 1
+            due += gap
+            lag = time.monotonic() - due
+            if lag > CHURN_MAX_LAG_S:
+                due += lag
+            await self.sleep(due - time.monotonic())
+
+    async def churn_connection(self, index: int) -> None:
+        """Connect, register, stay --hold seconds, close with 1000."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                ws = await self.connect()
+        except (OSError, InvalidHandshake, TimeoutError):
+            return
+        try:
+            await self.send(ws, json.dumps({"type": "register", "device": f"churn-{index}"}))
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await self.recv(ws)
+            await self.sleep(self.hold)
+            await ws.close(1000, "churn")
+        except (ConnectionClosed, OSError, TimeoutError):
+            pass
+        finally:
+            await _abort(ws)
 
     # --- faults -------------------------------------------------------------------------------------
 
@@ -420,7 +515,7 @@ class LoadGen:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 ws = await self.connect()
                 try:
-                    await ws.send('{"type":"register"}')
+                    await self.send(ws, '{"type":"register"}')
                     await ws.wait_closed()
                 finally:
                     await _abort(ws)
@@ -459,18 +554,16 @@ class LoadGen:
             loop.add_signal_handler(sig, self.stopping.set)
         if duration > 0:
             loop.call_later(duration, self.stopping.set)
-        print(
-            f"wsmon loadgen: {len(self.clients)} clients -> {self.url} "
-            f"(rate {self.rate}/s each, fault-rate {self.fault_rate})",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"wsmon loadgen: {self.describe()} -> {self.url}", file=sys.stderr, flush=True)
         tasks = [asyncio.create_task(c.run()) for c in self.clients]
         tasks.append(asyncio.create_task(self.fault_loop()))
+        if self.load == "churn":
+            tasks.append(asyncio.create_task(self.churn_loop()))
         await self.stopping.wait()
         # Clients close cleanly (1000) on their own once stopping is set; do not wait long on a server
         # that stopped answering (whoever sent SIGTERM may follow with SIGKILL after a few seconds).
-        _done, pending = await asyncio.wait(tasks + list(self.side_tasks), timeout=3.0)
+        grace = 3.0 + (STEADY_DRAIN_S if self.steady else 0.0)
+        _done, pending = await asyncio.wait(tasks + list(self.side_tasks), timeout=grace)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -482,6 +575,14 @@ class LoadGen:
         await asyncio.sleep(0)
         self.tally.finish()
         print(self.tally.line(), flush=True)
+
+    def describe(self) -> str:
+        if self.load == "churn":
+            return f"churn, {self.connect_rate:g} connections/s held {self.hold:g} s"
+        return (
+            f"{self.load}, {len(self.clients)} clients × {self.rate:g} msg/s"
+            f" ({len(self.clients) * self.rate:g} msg/s), fault-rate {self.fault_rate:g}"
+        )
 
 
 async def _abort(ws: ClientConnection) -> None:
@@ -497,6 +598,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description="Simulated devices for wsmon's demo server, with injected faults.",
     )
     parser.add_argument("--url", required=True, help="server URL, e.g. ws://127.0.0.1:8765/")
+    parser.add_argument(
+        "--load",
+        choices=LOADS,
+        default="demo",
+        help="demo: devices with faults; steady: --clients held open at --rate each, no faults; "
+        "churn: --connect-rate connections/s opened and closed (default demo)",
+    )
+    parser.add_argument(
+        "--connect-rate", type=float, default=50.0, help="churn: connections opened a second (default 50)"
+    )
+    parser.add_argument(
+        "--hold", type=float, default=1.0, help="churn: seconds each connection stays open (default 1)"
+    )
     parser.add_argument("--clients", type=int, default=50, help="simulated devices (default 50)")
     parser.add_argument(
         "--rate", type=float, default=1.0, help="messages per second per client (default 1.0)"

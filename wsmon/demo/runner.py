@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,61 @@ DEMO_DELIVERY_RULES = DeliveryRules(
 
 
 TALLY_PREFIX = "wsmon loadgen tally: "  # the load generator's last stdout line (loadgen.Tally)
+# A churned connection is open for its hold plus its handshakes; the server's limit leaves this much more
+# room, so that churn measures set-up and tear-down, not refusals.
+CHURN_OVERHEAD_S = 2.0
+
+
+@dataclass(frozen=True)
+class DemoLoad:
+    """What the load generator does (loadgen's --load): the demo's misbehaving devices, a steady load,
+    or churn. Each is measured apart; docs/demo.md."""
+
+    mode: str = "demo"  # demo | steady | churn
+    clients: int = 50
+    rate: float = 1.0  # messages/s per client
+    fault_rate: float = 1.0
+    slow_acks: float | None = None
+    connect_rate: float = 50.0  # churn: connections opened a second
+    hold: float = 1.0  # churn: seconds each stays open
+
+    def argv(self, url: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "wsmon.demo.loadgen",
+            "--url",
+            url,
+            "--load",
+            self.mode,
+            "--clients",
+            str(self.clients),
+            "--fault-rate",
+            str(self.fault_rate),
+            "--rate",
+            str(self.rate),
+            "--connect-rate",
+            str(self.connect_rate),
+            "--hold",
+            str(self.hold),
+            *(["--slow-acks", str(self.slow_acks)] if self.slow_acks is not None else []),
+        ]
+
+    def max_connections(self) -> int:
+        """The demo server's limit: the demo's over-capacity bursts must pass it (1013); a steady or
+        churning load must stay under it."""
+        if self.mode == "churn":
+            return math.ceil(self.connect_rate * (self.hold + CHURN_OVERHEAD_S)) + 5
+        if self.mode == "steady":
+            return self.clients + max(5, self.clients // 10)
+        return self.clients + 5
+
+    def describe(self) -> str:
+        if self.mode == "churn":
+            return f"churn, {self.connect_rate:g} connections/s held {self.hold:g} s"
+        if self.mode == "steady":
+            return f"steady, {self.clients} clients × {self.rate:g} msg/s"
+        return f"{self.clients} clients"
 
 
 def load_generator_of(session: Session) -> LoadGenerator | None:
@@ -57,32 +114,11 @@ class LoadGenerator(Source):
     stop_order = StopOrder.CLIENTS  # the clients leave first, and close normally
     stop_ends_run = True  # run() reads the tally the clients print as they leave
 
-    def __init__(
-        self,
-        url: str,
-        port: int,
-        clients: int,
-        fault_rate: float,
-        rate: float,
-        slow_acks: float | None = None,
-    ) -> None:
+    def __init__(self, url: str, port: int, load: DemoLoad) -> None:
         super().__init__()
         self.port = port
-        self.argv = [
-            sys.executable,
-            "-m",
-            "wsmon.demo.loadgen",
-            "--url",
-            url,
-            "--clients",
-            str(clients),
-            "--fault-rate",
-            str(fault_rate),
-            "--rate",
-            str(rate),
-            *(["--slow-acks", str(slow_acks)] if slow_acks is not None else []),
-        ]
-        self.clients = clients
+        self.argv = load.argv(url)
+        self.load = load
         self.process: asyncio.subprocess.Process | None = None
         self.tally: dict[str, Any] | None = None  # what the clients saw, printed by the load generator
         # Ends the clients if wsmon dies without stopping them (kill -9, a closed terminal): they
@@ -99,7 +135,7 @@ class LoadGenerator(Source):
             stderr=asyncio.subprocess.DEVNULL,
         )
         wall, mono = now()
-        emit(ev.Marker(wall=wall, mono=mono, text=f"load generator started: {self.clients} clients"))
+        emit(ev.Marker(wall=wall, mono=mono, text=f"load generator started: {self.load.describe()}"))
         try:
             assert self.process.stdout is not None
             async for raw in self.process.stdout:
@@ -123,7 +159,8 @@ class LoadGenerator(Source):
         by_code = ", ".join(f"{code}×{n}" for code, n in closes.items()) or "none"
         return (
             f"load generator's tally: {self.tally.get('opened', 0)} connections opened, "
-            f"{sum(closes.values())} closed ({by_code}), {self.tally.get('refused', 0)} refused"
+            f"{sum(closes.values())} closed ({by_code}), {self.tally.get('refused', 0)} refused, "
+            f"{self.tally.get('sent', 0)} messages sent, {self.tally.get('received', 0)} received"
         )
 
     async def stop(self) -> None:
@@ -186,7 +223,16 @@ def build_demo_session(
     through_tap: bool = True,
     slow_acks: float | None = None,
     extra_sources: list[Source] | None = None,
+    load: str = "demo",
+    connect_rate: float = 50.0,
+    hold: float = 1.0,
+    max_connections: int | None = None,
 ) -> Session:
+    """The demo: its server, the tap in front of it (unless ``through_tap`` is off), wsmon's probes and
+    process sampler, and the load generator (``load``: demo, steady or churn; DemoLoad). The server
+    refuses connections over ``max_connections`` (default: what the load needs, DemoLoad.max_connections)."""
+    spec = DemoLoad(load, clients, rate, fault_rate, slow_acks, connect_rate, hold)
+    capacity = max_connections if max_connections is not None else spec.max_connections()
     port = free_port()
     url = f"ws://127.0.0.1:{port}/"
     # The clients connect through wsmon's tap, as a user's clients would, so the demo shows the wire
@@ -216,7 +262,7 @@ def build_demo_session(
             "--port",
             str(port),
             "--max-connections",
-            str(clients + 5),
+            str(capacity),
         ],
         target="server",
     )
@@ -230,13 +276,13 @@ def build_demo_session(
         )
     )
     process = ProcessSource(lambda: server.pid, port=port, target="process", interval=interval)
-    load = LoadGenerator(client_url, port, clients, fault_rate, rate, slow_acks)
+    generator = LoadGenerator(client_url, port, spec)
     sources: list[Source] = [
         server,
         *([tap] if tap is not None else []),
         AfterListening(port, process),
         AfterListening(port, probes),
-        load,
+        generator,
         *(extra_sources or []),
     ]
     return Session(
@@ -244,7 +290,7 @@ def build_demo_session(
         title=f"demo · {url}",
         limits=limits,
         record=Path(record) if record is not None else None,
-        command=f"wsmon demo --clients {clients}",
+        command=f"wsmon demo --load {load} --clients {clients}",
         targets=[
             {"name": "server", "kind": "server", "address": "wsmon.demo.server"},
             {"name": "process", "kind": "process", "address": f"port {port}"},
