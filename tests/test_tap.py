@@ -422,10 +422,9 @@ async def test_wss_upstream_is_tapped_from_a_plain_listener(certificate: tuple[P
         async for message in ws:
             await ws.send(message)
 
-    client_tls = ssl.create_default_context(cafile=str(certificate[0]))
     async with (
         ws_server(echo, ssl=server_tls) as upstream,
-        tapped(f"wss://127.0.0.1:{upstream}", ssl_context=client_tls) as (tap, recorder),
+        tapped(f"wss://127.0.0.1:{upstream}", ca_file=str(certificate[0])) as (tap, recorder),
     ):
         async with connect(f"ws://127.0.0.1:{tap.port}/secure") as ws:
             for text in ("one", "two", "three"):
