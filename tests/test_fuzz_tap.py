@@ -1,12 +1,12 @@
 """Fuzzing the tap's passive reader (issue 10): the frame reader and the HTTP upgrade parser.
 
 The seam is the tap's per-client connection object (``TappedConnection``, the wire parser's observer),
-built as a tap worker builds it (``TapRelays.new_pair`` with the client's transport, ``upstream_made`` with the
-upstream's) and fed through the methods the socket protocols call (``from_client``, ``from_upstream``).
-The two transports are byte sinks: they keep what the tap forwards, so every example also checks that
-forwarding is untouched. Frames are made with websockets' own encoder (``Frame.serialize``, and its
-``PerMessageDeflate`` for compressed ones). One test at the end runs the same garbage through a real
-TapSource over real sockets.
+built as a tap worker builds it (``TapRelays.new_pair`` with the client's transport, ``upstream_made``
+with the upstream's) and fed through the methods the socket protocols call (``from_client``,
+``from_upstream``). The two transports are byte sinks: they keep what the tap forwards, so every
+example also checks that forwarding is untouched. Frames are made with websockets' own encoder
+(``Frame.serialize``, and its ``PerMessageDeflate`` for compressed ones). One test at the end runs the
+same garbage through a real TapSource over real sockets.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from tests.test_tap import Recorder, tapped
 from wsmon.core import events as ev
 from wsmon.sources.delivery import DeliveryRules
 from wsmon.sources.tap_ipc import Sent
-from wsmon.sources.tap_relays import TapRelays
 from wsmon.sources.tap_relay import TappedConnection
+from wsmon.sources.tap_relays import TapRelays
 from wsmon.sources.wire import MAX_HELD_FRAMES, MAX_HELD_HANDSHAKE, MAX_HTTP_HEAD, MAX_PARSED_FRAME
 
 REQUEST = (

@@ -129,7 +129,6 @@ async def test_a_response_head_over_64_kib_stops_parsing_and_forwarding_goes_on(
 # --- the real command: wsmon attach --tap as a subprocess, its RSS read from /proc -------------------
 
 
-
 def _rss_kib(pid: int) -> int:
     """The resident memory of ``pid`` and its children (wsmon's tap workers): what wsmon holds."""
     total = 0
