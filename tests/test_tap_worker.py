@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import struct
 
 import pytest
 from websockets.asyncio.client import connect
@@ -15,6 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.test_tap import needs_uvloop, tapped, ws_server
 from wsmon.core import events as ev
 from wsmon.core.reducer import fold
+from wsmon.sources.tap_ipc import BatchReader, SeenMessage, Sent, UpstreamNote, frame
 
 
 async def echo(ws: ServerConnection) -> None:
@@ -87,3 +89,20 @@ async def test_a_worker_ended_from_outside_is_an_outage_and_restarted_too() -> N
         async with connect(f"ws://127.0.0.1:{tap.port}/") as ws:
             await ws.send("again")
             assert await ws.recv() == "again"
+
+
+def test_batches_read_the_same_however_the_stream_is_split_and_garbage_is_refused() -> None:
+    batches: list[list[Sent]] = [
+        [ev.ConnectionOpened(wall=1.0, mono=2.0, conn="tap:w1.0.1", peer="127.0.0.1:5000")],
+        [UpstreamNote("reached"), SeenMessage("in", "tap:2", b'{"id": "m1"}', 3.0)],
+        [ev.Traffic(wall=1.0, mono=2.0, conn="tap:1", msgs_in=2, by_type={"text_in": 2})] * 700,
+    ]
+    stream = b"".join(frame(batch) for batch in batches)
+    for cut in (1, 3, 4, 5, 17, len(stream) // 2, len(stream)):
+        reader = BatchReader()
+        got = [b for start in range(0, len(stream), cut) for b in reader.feed(stream[start : start + cut])]
+        assert got == batches
+    with pytest.raises(ValueError, match="unreadable batch"):
+        BatchReader().feed(struct.pack("!I", 3) + b"\xc1\xc1\xc1")
+    with pytest.raises(ValueError, match="a batch of 4294967295 bytes"):
+        BatchReader().feed(b"\xff\xff\xff\xff")

@@ -285,10 +285,9 @@ class TapSource(Source):
             case "reached":
                 self.upstream_reached()
             case "unreachable":
-                self._upstream_down(note.kind, note.error)
-                self.watch_upstream()
+                self.upstream_unreachable(note.kind, note.error)
             case "reset":
-                self._restart_watch()
+                self.upstream_reset()
             case "dropped":
                 self.watch_upstream(UPSTREAM_CHECK_GRACE_S)
 
