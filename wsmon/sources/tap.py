@@ -151,11 +151,11 @@ class TapSource(Source):
             while not await self._pause(self.interval):
                 self._tick()
         finally:
-            await self._stop_workers(supervisors)
-            for sock in sockets:
+            for sock in sockets:  # the workers hold their own copies until they exit
                 sock.close()
             if self._watcher is not None:
                 self._watcher.cancel()
+            await self._stop_workers(supervisors)
 
     async def stop(self) -> None:
         """End run() as a cancellation would: the listener closes and every connection through the tap
@@ -316,12 +316,15 @@ class TapSource(Source):
         self._closing = True
         for worker in list(self.running.values()):
             worker.stop()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_WAIT_S):
-                await asyncio.gather(*supervisors, return_exceptions=True)
-        for task in supervisors:
-            task.cancel()
-        await asyncio.gather(*supervisors, return_exceptions=True)
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT_S):
+                    await asyncio.gather(*supervisors, return_exceptions=True)
+        finally:  # also when the session cancels run() before the workers are done: none is left behind
+            for worker in list(self.running.values()):
+                worker.kill()
+            for task in supervisors:
+                task.cancel()
 
     # --- the upstream's health ---------------------------------------------------------------------
 

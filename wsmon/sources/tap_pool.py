@@ -22,7 +22,9 @@ import msgspec
 from wsmon.children import die_with_parent
 from wsmon.sources.tap_ipc import BatchReader, Item, WorkerConfig
 
-STOP_WAIT_S = 3.0  # a worker asked to stop has this long to send its last closes and exit
+# A worker asked to stop has this long to send its last closes and exit: within the 2 s the session
+# gives a source whose stop() ends its run.
+STOP_WAIT_S = 1.5
 READ_SIZE = 256 * 1024
 
 

@@ -23,7 +23,7 @@ from wsmon.sources.tap_ipc import LISTEN_BACKLOG, Sent, UpstreamNote, WorkerConf
 from wsmon.sources.tap_relays import TapRelays
 
 BATCH_ITEMS = 512  # sent at once past this many, not at the next tick
-STOP_DRAIN_S = 1.0  # after cutting the connections, the longest wait for their closes to be seen
+STOP_DRAIN_S = 0.5  # after cutting the connections, the longest wait for their closes to be seen
 
 
 class _Batcher:
