@@ -1,8 +1,10 @@
 """One client's connection through the tap: forwarding both ways, and what the wire parser saw of it.
 
-Bytes go out first, the moment they are read; only then does the parser (``wire.py``) get a copy. Its
+It runs in a tap worker process (``tap_worker.py``) and reports to its ``TapRelays`` (``tap_relays.py``).
+
+Bytes go out first, the moment they are read; only then does the parser (``wire/``) get a copy. Its
 observations become events here: the connection opened (or refused), traffic per interval, close frames
-with the side that sent first, abnormal ends, and messages handed to the tap's delivery matcher. A parser
+with the side that sent first, abnormal ends, and text messages handed on for delivery pairing. A parser
 that fails stops parsing; it never stops forwarding.
 """
 
