@@ -514,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"== wsmon demo {flags} --headless")
                     rows.append(run_headless_case(clients, rate, tap, args, tmp))
     print_table(rows)
-    return 0 if all(row.verdict != "FAIL" for row in rows) else 1
+    return 0 if all("FAIL" not in (row.verdict, row.all_verdict) for row in rows) else 1
 
 
 def interrupt_on_sigterm() -> None:
