@@ -1,9 +1,11 @@
 """wsmon's own CPU and RSS while `wsmon demo` runs, in a real terminal (tmux) and headless.
 
 Goals (foundation issue): the dashboard's own process at most 5 % of one core with 50 connections and
-at most 10 % with 1,000. Only wsmon's process is measured, from /proc/PID/stat (utime + stime) over a
-fixed window after a warm-up; the demo server and the load generator are its children and are shown
-beside it so a reader can tell whether the machine was saturated while measuring.
+at most 10 % with 1,000; (issue 13) every process of wsmon's — its own and its tap workers, which
+forward and parse the tapped connections — at most 3 % at 50 clients with the tap. wsmon's processes
+are measured from /proc/PID/stat (utime + stime) over a fixed window after a warm-up, each apart; the
+demo server and the load generator are its children too and are shown beside it so a reader can tell
+whether the machine was saturated while measuring.
 
     python bench/bench_dashboard_cpu.py [--seconds 30] [--warmup 5] [--clients 50 1000] [--rate-1000 0.5]
                                         [--panel 9] [--load demo|steady|churn] [--connect-rate 200]
@@ -127,17 +129,37 @@ class Usage:
 
 @dataclass
 class Measurement:
-    wsmon: Usage
+    wsmon: Usage  # wsmon's own process: the session, and the dashboard when it has one
     others: dict[str, float] = field(default_factory=dict)  # child label -> % of one core
     machine_busy_percent: float = 0.0  # of all cores
+    workers: dict[int, float] = field(default_factory=dict)  # wsmon's tap workers: pid -> % of one core
+
+    @property
+    def workers_cpu(self) -> float:
+        return sum(self.workers.values())
+
+    @property
+    def all_cpu(self) -> float:
+        """Every process of wsmon's own: what wsmon costs, whichever process does the work."""
+        return self.wsmon.cpu_percent + self.workers_cpu
+
+
+TAP_WORKER = "wsmon.sources.tap_worker"
+
+
+def tap_workers(pid: int) -> list[int]:
+    """wsmon's tap worker processes (its children that forward and parse the tapped connections)."""
+    return [child for child in descendants(pid) if TAP_WORKER in cmdline(child)]
 
 
 def measure(pid: int, seconds: float, others: dict[str, int] | None = None) -> Measurement:
     """utime+stime of pid (and of `others`) at the start and the end of `seconds`; RSS every second."""
     others = others or {}
+    workers = tap_workers(pid)
     start_wall = time.monotonic()
     start_ticks = cpu_ticks(pid)
     other_start = {label: _ticks_or_zero(p) for label, p in others.items()}
+    worker_start = {worker: _ticks_or_zero(worker) for worker in workers}
     busy0, total0 = machine_busy_ticks()
     peak = rss_mib(pid)
     while (left := seconds - (time.monotonic() - start_wall)) > 0:
@@ -146,6 +168,7 @@ def measure(pid: int, seconds: float, others: dict[str, int] | None = None) -> M
             raise RuntimeError(f"process {pid} ended during the measurement")
         peak = max(peak, rss_mib(pid))
     end_ticks = cpu_ticks(pid)
+    worker_end = {worker: _ticks_or_zero(worker) for worker in workers}
     elapsed = time.monotonic() - start_wall
     busy1, total1 = machine_busy_ticks()
     last = rss_mib(pid)
@@ -157,6 +180,8 @@ def measure(pid: int, seconds: float, others: dict[str, int] | None = None) -> M
         wsmon=Usage(percent(end_ticks - start_ticks), last, max(peak, last)),
         others={label: percent(_ticks_or_zero(p) - other_start[label]) for label, p in others.items()},
         machine_busy_percent=100.0 * (busy1 - busy0) / max(total1 - total0, 1),
+        # A worker restarted within the window reads 0 at its end: its ticks are lost, not negative.
+        workers={w: percent(max(0, worker_end[w] - worker_start[w])) for w in workers},
     )
 
 
@@ -346,7 +371,8 @@ def screen_head(screen: str, lines: int = 6) -> str:
 class Row:
     case: str
     measured: Measurement
-    goal: float | None
+    goal: float | None  # wsmon's own process (the dashboard's), foundation issue
+    all_goal: float | None = None  # every process of wsmon's (issue 13)
     note: str = ""
 
     @property
@@ -355,9 +381,22 @@ class Row:
             return "(reference)"
         return "PASS" if self.measured.wsmon.cpu_percent <= self.goal else "FAIL"
 
+    @property
+    def all_verdict(self) -> str:
+        if self.all_goal is None:
+            return "—"
+        return "PASS" if self.measured.all_cpu <= self.all_goal else "FAIL"
+
 
 def goal_for(clients: int) -> float:
     return 5.0 if clients <= 50 else 10.0
+
+
+def all_goal_for(clients: int, tap: bool | None) -> float:
+    """Issue 13: all of wsmon's processes at 50 clients with the tap ≤ 3 %; at 1,000 ≤ 10 %, ≤ 5 % without."""
+    if clients <= 50:
+        return 3.0
+    return 5.0 if tap is False else 10.0
 
 
 def demo_argv(clients: int, rate: float, tap: bool, load: Sequence[str] = ()) -> list[str]:
@@ -415,7 +454,8 @@ def run_dashboard_case(
     if "LIVE" not in screen and "wsmon" not in screen:
         raise RuntimeError("the dashboard did not draw (no header on the captured screen)")
     kind = "dashboard" if args.panel is None else f"dashboard, panel {args.panel} maximised"
-    return Row(case_name(kind, clients, rate, tap, args), result, goal_for(clients))
+    name = case_name(kind, clients, rate, tap, args)
+    return Row(name, result, goal_for(clients), all_goal_for(clients, tap))
 
 
 def run_headless_case(
@@ -441,23 +481,28 @@ def run_headless_case(
 def print_table(rows: list[Row]) -> None:
     print()
     header = (
-        f"{'case':<62} {'wsmon CPU':>10} {'goal':>7} {'verdict':>11} {'RSS':>8} {'peak':>8} "
-        f"{'server':>8} {'loadgen':>8} {'machine':>8}"
+        f"{'case':<58} {'wsmon':>7} {'goal':>6} {'verdict':>11} {'workers':>8} {'all':>7} {'goal':>6} "
+        f"{'verdict':>7} {'RSS':>8} {'peak':>8} {'server':>7} {'loadgen':>8} {'machine':>7}"
     )
     print(header)
     print("-" * len(header))
     for row in rows:
         m = row.measured
         goal = f"≤{row.goal:g} %" if row.goal is not None else "—"
+        all_goal = f"≤{row.all_goal:g} %" if row.all_goal is not None else "—"
+        workers = f"{m.workers_cpu:>6.1f} %" if m.workers else f"{'—':>8}"
         print(
-            f"{row.case:<62} {m.wsmon.cpu_percent:>8.1f} % {goal:>7} {row.verdict:>11} "
-            f"{m.wsmon.rss_mib:>5.0f} MiB {m.wsmon.rss_peak_mib:>4.0f} MiB "
-            f"{m.others.get('demo server', 0):>6.1f} % {m.others.get('load generator', 0):>6.1f} % "
-            f"{m.machine_busy_percent:>6.0f} %"
+            f"{row.case:<58} {m.wsmon.cpu_percent:>5.1f} % {goal:>6} {row.verdict:>11} {workers} "
+            f"{m.all_cpu:>5.1f} % {all_goal:>6} {row.all_verdict:>7} "
+            f"{m.wsmon.rss_mib:>4.0f} MiB {m.wsmon.rss_peak_mib:>4.0f} MiB "
+            f"{m.others.get('demo server', 0):>5.1f} % {m.others.get('load generator', 0):>6.1f} % "
+            f"{m.machine_busy_percent:>5.0f} %"
         )
     print(
-        "\nwsmon CPU: utime+stime of wsmon's own process over the window, % of one core. server/loadgen: the "
-        "demo's child processes, % of one core. machine: busy share of all cores (2) over the window."
+        "\nwsmon: utime+stime of wsmon's own process (the session and its dashboard) over the window, "
+        "% of one core; workers: its tap worker processes, together; all: both, every process of "
+        "wsmon's. server/loadgen: the demo's child processes. machine: busy share of all cores "
+        f"({os.cpu_count()}). Load average now: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
 
@@ -485,8 +530,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tap-only", action="store_true", help="skip the --no-tap runs")
     args = parser.parse_args(argv)
 
-    # With the tap (the default) every client byte passes through wsmon's own process, so its cost is
-    # the proxy's as much as the dashboard's; the --no-tap runs show the dashboard on its own.
+    # With the tap (the default) every client byte passes through wsmon's tap workers, and its events
+    # through wsmon's own process; the --no-tap runs show the dashboard without the tap.
     modes: list[bool | None] = [True, False] if demo_has_no_tap() and not args.tap_only else [None]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="wsmon-bench-cpu-") as tmp_name:
@@ -501,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"== wsmon demo {flags} --headless")
                     rows.append(run_headless_case(clients, rate, tap, args, tmp))
     print_table(rows)
-    return 0 if all(row.verdict != "FAIL" for row in rows) else 1
+    return 0 if all("FAIL" not in (row.verdict, row.all_verdict) for row in rows) else 1
 
 
 def interrupt_on_sigterm() -> None:

@@ -440,3 +440,24 @@ def test_a_failure_from_an_ack_through_the_tap(
     assert (exit_event.code, exit_event.signal) == (0, None)  # it shut down on wsmon's SIGTERM
     assert of(events, ev.TargetDown, target="server") == []
     assert still_running_after([pid], 3.0) == []
+
+
+def tap_workers_of(pid: int) -> list[int]:
+    return [p.pid for p in psutil.Process(pid).children() if "wsmon.sources.tap_worker" in p.cmdline()]
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_wsmon_ending_ends_its_tap_worker(
+    started: tuple[Callable[..., Wsmon], list[int]], tmp_path: Path, how: str
+) -> None:
+    """The tap's worker process (it forwards the clients' bytes) never outlives wsmon, however it ends."""
+    start, pids = started
+    wsmon = start("--tap", f"127.0.0.1:{free_port()}=ws://127.0.0.1:{free_port()}", "--headless")
+    wait_until(lambda: bool(tap_workers_of(wsmon.proc.pid)), WAIT_S, "the tap worker")
+    workers = tap_workers_of(wsmon.proc.pid)
+    pids.extend(workers)
+    wsmon.proc.send_signal(signal.Signals[how])
+    wsmon.finish(10)
+    assert still_running_after(workers, 5.0) == []
+    if how == "SIGTERM":
+        assert "Traceback" not in wsmon.error_output

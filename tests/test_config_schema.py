@@ -64,6 +64,7 @@ def samples(tmp_path: Path) -> dict[str, tuple[list[str], Any, Any]]:
         "interval": (["--interval", "0.5"], 0.5, 0.5),
         "cpu_basis": (["--cpu-basis", "machine"], "machine", "machine"),
         "probes": (["--probes", "3"], 3, 3),
+        "tap_workers": (["--tap-workers", "2"], 2, 2),
         "reconnect_every": (["--reconnect-every", "0"], 0, 0.0),
         "request": (["--request", "{id}"], "{id}", "{id}"),
         "reply_contains": (["--reply-contains", "{id}"], "{id}", "{id}"),
@@ -191,6 +192,7 @@ def test_a_flag_beats_the_working_directory_which_beats_the_user_config(key: str
         "interval": 2,
         "cpu_basis": "core",
         "probes": 4,
+        "tap_workers": 3,
         "reconnect_every": 7,
         "insecure": False,
         "ca_file": pem(workdir, "other.pem"),
@@ -287,6 +289,7 @@ def test_tap_and_feed_specs_are_parsed_once_and_reach_the_sources_typed(
     tap = next(source for source in sources if isinstance(source, TapSource))
     feed = next(source for source in sources if isinstance(source, FeedSource))
     assert (tap.listen_host, tap.upstream_url) == ("::1", "ws://[::1]:3001")
+    assert tap.workers == options.tap_workers == 1
     assert feed.spec is options.feeds[0]
     assert calls == ["[::1]:9001=ws://[::1]:3001", "postgresql://db/app#events"]
 

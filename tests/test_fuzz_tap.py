@@ -1,12 +1,12 @@
 """Fuzzing the tap's passive reader (issue 10): the frame reader and the HTTP upgrade parser.
 
 The seam is the tap's per-client connection object (``TappedConnection``, the wire parser's observer),
-built as the tap builds it (``TapSource.new_pair`` with the client's transport, ``upstream_made`` with the
-upstream's) and fed through the methods the socket protocols call (``from_client``, ``from_upstream``).
-The two transports are byte sinks: they keep what the tap forwards, so every example also checks that
-forwarding is untouched. Frames are made with websockets' own encoder (``Frame.serialize``, and its
-``PerMessageDeflate`` for compressed ones). One test at the end runs the same garbage through a real
-TapSource over real sockets.
+built as a tap worker builds it (``TapRelays.new_pair`` with the client's transport, ``upstream_made``
+with the upstream's) and fed through the methods the socket protocols call (``from_client``,
+``from_upstream``). The two transports are byte sinks: they keep what the tap forwards, so every
+example also checks that forwarding is untouched. Frames are made with websockets' own encoder
+(``Frame.serialize``, and its ``PerMessageDeflate`` for compressed ones). One test at the end runs the
+same garbage through a real TapSource over real sockets.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ from websockets.frames import Close, Frame, Opcode
 from tests.fuzzing import examples, one_line
 from tests.test_tap import Recorder, tapped
 from wsmon.core import events as ev
-from wsmon.sources.tap import TapSource
+from wsmon.sources.delivery import DeliveryRules
+from wsmon.sources.tap_ipc import Sent
 from wsmon.sources.tap_relay import TappedConnection
+from wsmon.sources.tap_relays import TapRelays
 from wsmon.sources.wire import MAX_HELD_FRAMES, MAX_HELD_HANDSHAKE, MAX_HTTP_HEAD, MAX_PARSED_FRAME
 
 REQUEST = (
@@ -74,17 +76,22 @@ class Sink(asyncio.Transport):
 
 
 class Harness:
-    """A TapSource's connection object with sinks for transports; what it forwards and emits is kept."""
+    """A tap worker's connection object with sinks for transports; what it forwards and emits is kept."""
 
     def __init__(self) -> None:
-        self.tap = TapSource("127.0.0.1", 0, "ws://127.0.0.1:9")
         self.events: list[ev.Event] = []
-        self.tap._emit = self.events.append  # what run() sets: the emit callback
+        self.tap = TapRelays(
+            self.keep_event, target="tap", upstream_url="ws://127.0.0.1:9", rules=DeliveryRules()
+        )
         self.client, self.server = Sink(40000), Sink(9)
         self.pair: TappedConnection = self.tap.new_pair(self.client)
         self.pair.upstream_made(self.server)
         self.sent = {"in": bytearray(), "out": bytearray()}
         self.most_held = 0
+
+    def keep_event(self, item: Sent) -> None:
+        if isinstance(item, ev.Event):  # not the notes about the upstream, meant for the session
+            self.events.append(item)
 
     def feed(self, direction: str, data: bytes) -> None:
         self.sent[direction] += data

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import importlib.util
 import json
 import random
 import ssl
@@ -26,6 +27,9 @@ from wsmon.core import story
 from wsmon.core.reducer import fold
 from wsmon.sources.tap import TapSource
 
+needs_uvloop = pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed (pip install wsmon[fast])"
+)
 SENDABLE_CODES = [1000, 1001, 1002, 1003, *range(1007, 1015), 3000, 4000, 4999]
 Events = list[ev.Event]
 
@@ -164,7 +168,8 @@ async def send_all(ws: ClientConnection | ServerConnection, messages: list[Messa
         await ws.send(message)  # type: ignore[arg-type]
 
 
-async def test_100_connections_pass_byte_for_byte_in_order_both_ways() -> None:
+@pytest.mark.parametrize("uvloop", [False, pytest.param(True, marks=needs_uvloop)], ids=["asyncio", "uvloop"])
+async def test_100_connections_pass_byte_for_byte_in_order_both_ways(uvloop: bool) -> None:
     connections, per_direction = 100, 8
     rng = random.Random(6455)
     to_server = [random_messages(rng, per_direction) for _ in range(connections)]
@@ -200,8 +205,9 @@ async def test_100_connections_pass_byte_for_byte_in_order_both_ways() -> None:
 
     async with (
         ws_server(handler, create_connection=HashingServer, max_size=None) as upstream,
-        tapped(f"ws://127.0.0.1:{upstream}") as (tap, recorder),
+        tapped(f"ws://127.0.0.1:{upstream}", uvloop=uvloop) as (tap, recorder),
     ):
+        assert tap.uses_uvloop == uvloop
         results = await asyncio.gather(*(client(tap.port, i) for i in range(connections)))
         await asyncio.gather(*(ws.wait_closed() for ws in server_ends.values()))
         await recorder.until(lambda r: len(r.of(ev.ConnectionClosed)) == connections)
@@ -423,10 +429,9 @@ async def test_wss_upstream_is_tapped_from_a_plain_listener(certificate: tuple[P
         async for message in ws:
             await ws.send(message)
 
-    client_tls = ssl.create_default_context(cafile=str(certificate[0]))
     async with (
         ws_server(echo, ssl=server_tls) as upstream,
-        tapped(f"wss://127.0.0.1:{upstream}", ssl_context=client_tls) as (tap, recorder),
+        tapped(f"wss://127.0.0.1:{upstream}", ca_file=str(certificate[0])) as (tap, recorder),
     ):
         async with connect(f"ws://127.0.0.1:{tap.port}/secure") as ws:
             for text in ("one", "two", "three"):
@@ -442,8 +447,10 @@ async def test_wss_upstream_is_tapped_from_a_plain_listener(certificate: tuple[P
 # --- delivery figures from real traffic -------------------------------------------------------------------
 
 
-async def test_delivery_pairs_acks_across_connections_and_reports_failures() -> None:
-    """A routing server: devices send messages to each other, the recipient acks through the server."""
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_delivery_pairs_acks_across_connections_and_reports_failures(workers: int) -> None:
+    """A routing server: devices send messages to each other, the recipient acks through the server.
+    With two workers the session pairs (the two devices' connections may be in different workers)."""
     devices: dict[str, ServerConnection] = {}
 
     async def router(ws: ServerConnection) -> None:
@@ -468,7 +475,7 @@ async def test_delivery_pairs_acks_across_connections_and_reports_failures() -> 
 
     async with (
         ws_server(router) as upstream,
-        tapped(f"ws://127.0.0.1:{upstream}", delivery_timeout_s=0.3) as (tap, recorder),
+        tapped(f"ws://127.0.0.1:{upstream}", delivery_timeout_s=0.3, workers=workers) as (tap, recorder),
         connect(f"ws://127.0.0.1:{tap.port}/a") as a,
         connect(f"ws://127.0.0.1:{tap.port}/b") as b,
     ):
@@ -492,6 +499,7 @@ async def test_delivery_pairs_acks_across_connections_and_reports_failures() -> 
     assert "secret-payload-XYZ" not in repr(recorder.events)  # payloads are read, never kept
     state = fold(recorder.events)
     assert (state.delivered, state.delivery_failed) == (2, 2)
+    assert (tap.matcher is not None) == (workers > 1)
 
 
 async def test_a_connections_story_counts_the_deliveries_its_client_saw_acked() -> None:

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
-from tests.test_tap import Recorder, tapped
+from tests.test_tap import Recorder
 from wsmon.core import events as ev
-from wsmon.sources.tap import TapSource
+from wsmon.sources.delivery import DeliveryRules
+from wsmon.sources.tap_relays import TapRelays
 from wsmon.sources.wire import MAX_HELD_HANDSHAKE
 
 UPGRADE = (
@@ -73,8 +74,21 @@ async def send_through(port: int, megabytes: int, upstream: Upstream, each: Call
     return total
 
 
-def largest_held(tap: TapSource) -> int:
-    directions = (d for p in tap._pairs for d in (p.wire.inbound, p.wire.outbound))
+@contextlib.asynccontextmanager
+async def relays_in_process(upstream_port: int) -> AsyncIterator[tuple[TapRelays, int, Recorder]]:
+    """A tap worker's relays in this process, on a real listener: their parsers can be looked into."""
+    recorder = Recorder()
+    relays = TapRelays(
+        recorder, target="tap", upstream_url=f"ws://127.0.0.1:{upstream_port}", rules=DeliveryRules()
+    )
+    server = await asyncio.get_running_loop().create_server(relays.protocol, "127.0.0.1", 0)
+    async with server:
+        yield relays, server.sockets[0].getsockname()[1], recorder
+        relays.abort_all("test ends")
+
+
+def largest_held(relays: TapRelays) -> int:
+    directions = (d for p in relays.pairs for d in (p.wire.inbound, p.wire.outbound))
     return max((len(d.reader.buffer) for d in directions), default=0)
 
 
@@ -83,14 +97,14 @@ def stopped_warnings(recorder: Recorder) -> list[str]:
 
 
 async def run_case(answer: bytes, megabytes: int) -> tuple[int, int, Upstream, Recorder]:
-    async with upstream_server(answer) as upstream, tapped(f"ws://127.0.0.1:{upstream.port}") as (tap, rec):
+    async with upstream_server(answer) as upstream, relays_in_process(upstream.port) as (relays, port, rec):
         most = 0
 
         def sample() -> None:
             nonlocal most
-            most = max(most, largest_held(tap))
+            most = max(most, largest_held(relays))
 
-        total = await send_through(tap.port, megabytes, upstream, sample)
+        total = await send_through(port, megabytes, upstream, sample)
         await rec.until(lambda r: bool(stopped_warnings(r)))
         return most, total, upstream, rec
 
@@ -115,12 +129,18 @@ async def test_a_response_head_over_64_kib_stops_parsing_and_forwarding_goes_on(
 # --- the real command: wsmon attach --tap as a subprocess, its RSS read from /proc -------------------
 
 
-
-def _rss_kib(pid: int, field: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
+def _rss_kib(pid: int) -> int:
+    """The resident memory of ``pid`` and its children (wsmon's tap workers): what wsmon holds."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if int(entry.name) == pid or parent == pid:
+                status = (entry / "status").read_text().splitlines()
+                total += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return total
 
 
 async def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:

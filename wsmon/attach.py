@@ -50,11 +50,13 @@ def build_sources(options: AttachOptions) -> list[Source]:
             spec.upstream,
             target=tap_names(options)[number - 1],
             interval=options.interval,
+            ca_file=options.ca_file or "",
             rules=options.delivery_rules,
             delivery_timeout_s=options.delivery_timeout,
             # The tap fronts the server whose log wsmon reads: the tap's rows own the counts.
             covers=log_names(options),
             starting=server is not None,
+            workers=options.tap_workers,
         )
         if server is not None:
             server.exit_listeners.append(tap.upstream_exited)

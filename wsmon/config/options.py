@@ -66,6 +66,9 @@ class AttachOptions(msgspec.Struct, kw_only=True):
     taps: Annotated[list[TapSpec], _targets(
         "A pass-through in front of the server: 127.0.0.1:9001=ws://127.0.0.1:3001 (repeatable).",
         tap_specs, flag="--tap", click={"multiple": True, "metavar": "LISTEN=UPSTREAM"})] = []
+    tap_workers: Annotated[int, _targets(
+        "Processes that forward and read the tap's connections (default 1; with more, acks are paired "
+        "in wsmon's own process).", v.count, click={"type": int, "metavar": "N"})] = 1
     logs: Annotated[list[str], _targets(
         "Follow the server's log file; - for stdin.",
         v.strings, flag="--log", click={"multiple": True, "metavar": "FILE"})] = []

@@ -15,7 +15,8 @@ import msgspec
 
 SCHEMA_VERSION = 1
 
-Closer = Literal["client", "server", "neither", "unknown"]
+# "wsmon": cut by wsmon itself (its tap's worker died), not by either side of the connection.
+Closer = Literal["client", "server", "neither", "unknown", "wsmon"]
 FailKind = Literal["refused", "timeout", "rejected", "tls", "dns", "error"]
 LatencyKind = Literal["connect", "ping", "roundtrip", "delivery", "e2e", "db", "redis", "http"]
 AlertLevel = Literal["warn", "breach"]

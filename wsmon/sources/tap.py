@@ -3,37 +3,41 @@
 Clients connect to the tap's listening address; for each one the tap opens a TCP (or TLS, for wss://)
 connection to the upstream server and forwards exactly the bytes it reads, both ways, the moment it
 reads them: no re-framing, no re-compression. Only then is a copy of the bytes fed to the wire parser
-(``wire.py``, sans-I/O: the HTTP upgrade, then the frames). From what it observes come connections,
+(``wire/``, sans-I/O: the HTTP upgrade, then the frames). From what it observes come connections,
 messages and bytes per interval, close frames with the side that sent first, abnormal ends, rejected
 handshakes, and delivery figures (see ``delivery.py``).
 
-This module is the source: the listener, the upstream's health, the delivery results. Each client's
-connection (forwarding, and the parser's observer) is in ``tap_relay.py``.
+The forwarding and the parsing run in worker processes (``tap_worker.py``; ``tap_relays.py`` and
+``tap_relay.py`` inside them), so the session's process never touches a client's byte: this module is
+the source in the session. It opens the listening sockets (the workers inherit them and all accept on
+them), starts and restarts the workers (``tap_pool.py``), passes their events on, watches the
+upstream's health from what they note, and pairs acks itself when several workers share the
+connections. A worker that dies is an outage of the tap: its connections are closed as cut by wsmon.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import ssl
+import contextlib
+import functools
+import socket
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+
+import msgspec
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
 from wsmon.sources.base import CheckResult, Emit, Source, StopOrder, TargetStatus, now, retry_backoff
-from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
+from wsmon.sources.delivery import DeliveryMatcher, DeliveryRules
 from wsmon.sources.probe import classify_failure
-from wsmon.sources.tap_relay import CONNECT_TIMEOUT_S, ClientSide, TappedConnection
+from wsmon.sources.tap_ipc import LISTEN_BACKLOG, Item, SeenMessage, UpstreamNote, WorkerConfig
+from wsmon.sources.tap_pool import STOP_WAIT_S, TapWorker, uvloop_wanted
+from wsmon.sources.tap_relay import CONNECT_TIMEOUT_S, UPSTREAM_CHECK_GRACE_S
+from wsmon.sources.tap_relays import delivery_events, upstream_address
 
 HOLD_CHECK_S = 0.1  # a live server keeps a fresh connection open at least this long
-
-
-def _upstream_address(url: str) -> tuple[str, int, bool]:
-    parts = urlsplit(url)
-    secure = parts.scheme.lower() == "wss"
-    return parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80), secure
+STEADY_S = 5.0  # a worker that lived this long is restarted at once when it dies; sooner, after a backoff
 
 
 class _UpstreamStatus(TargetStatus):
@@ -57,12 +61,14 @@ class _UpstreamStatus(TargetStatus):
 
 
 class TapSource(Source):
-    """One ``--tap LISTEN=UPSTREAM``: listens, forwards, and emits what it sees; run() never raises.
+    """One ``--tap LISTEN=UPSTREAM``: listens, forwards (in its workers), and emits what it sees; run()
+    never raises.
 
     Two things report on the one target: the listener (down while it cannot listen, up once it does,
     unless wsmon starts the server itself) and the upstream (``_UpstreamStatus``: up when it holds a
     connection, down when it refuses, drops or exits). The listener's events are one-offs and do not
-    touch the upstream's state, so the upstream's first answer is news even after "listening"."""
+    touch the upstream's state, so the upstream's first answer is news even after "listening". A
+    worker's death is the target's outage too, until the restarted worker's first check holds."""
 
     stop_order = StopOrder.WATCHERS  # stopped before a server wsmon runs, so its exit is no outage
     stop_ends_run = True  # stop() ends run(): the listener closes and every tapped connection is cut
@@ -75,11 +81,13 @@ class TapSource(Source):
         *,
         target: str = "tap",
         interval: float = 1.0,
-        ssl_context: ssl.SSLContext | None = None,
+        ca_file: str = "",
         rules: DeliveryRules | None = None,
         delivery_timeout_s: float = 5.0,
         covers: Sequence[str] = (),
         starting: bool = False,
+        workers: int = 1,
+        uvloop: bool | None = None,
     ) -> None:
         self.listen_host = listen_host
         # The log sources of the server behind this tap: the reducer folds their connection rows into
@@ -92,43 +100,62 @@ class TapSource(Source):
         super().__init__(target)
         self.status: _UpstreamStatus = _UpstreamStatus(target)
         self.interval = interval
-        host, port, secure = _upstream_address(upstream_url)
-        self.upstream_host, self.upstream_port = host, port
-        if secure and ssl_context is None:
-            ssl_context = ssl.create_default_context()
-        self.ssl_context = ssl_context if secure else None
+        self.upstream_host, self.upstream_port, _secure = upstream_address(upstream_url)
         self.rules = rules if rules is not None else DeliveryRules()
-        self.matcher = DeliveryMatcher(self.rules, timeout_s=delivery_timeout_s)
+        self.workers = max(1, workers)
+        # One worker sees every connection and pairs acks itself; with several, an ack may reach another
+        # worker than its message, so the messages come here and the session pairs them.
+        self.matcher = DeliveryMatcher(self.rules, timeout_s=delivery_timeout_s) if self.workers > 1 else None
+        self._config = WorkerConfig(
+            worker=0,
+            generation=0,
+            listen_fds=[],
+            ipc_fd=-1,
+            target=target,
+            upstream_url=upstream_url,
+            rules=self.rules,
+            delivery_timeout_s=delivery_timeout_s,
+            interval=interval,
+            pair_here=self.matcher is None,
+            uvloop=uvloop_wanted(uvloop),
+            ca_file=ca_file,
+        )
         self.listening = asyncio.Event()
         self._emit: Emit = _drop
-        self._conn_ids = itertools.count(1)
-        self._pairs: set[TappedConnection] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._closing = False  # the workers are being stopped: their ends are no deaths
+        self.running: dict[int, TapWorker] = {}  # by worker number
+        # Each worker's open connections (id: when opened), to close them as cut when it dies.
+        self._open: dict[int, dict[str, float]] = {}
 
     @property
     def address(self) -> str:
         listen = f"[{self.listen_host}]" if ":" in self.listen_host else self.listen_host
         return f"{listen}:{self.port} → {redact_url(self.upstream_url)}"
 
+    @property
+    def uses_uvloop(self) -> bool:
+        return self._config.uvloop
+
     async def run(self, emit: Emit) -> None:
         self._emit = emit
         wall, mono = now()
         emit(self._added(wall, mono))
-        loop = asyncio.get_running_loop()
-        server = await self._listen(loop)
-        if server is None:
+        sockets = await self._listen()
+        if sockets is None:
             return
+        supervisors = [asyncio.create_task(self._supervise(n, sockets)) for n in range(self.workers)]
         try:
             self.watch_upstream()
             while not await self._pause(self.interval):
                 self._tick()
         finally:
-            server.close()
+            for sock in sockets:  # the workers hold their own copies until they exit
+                sock.close()
             if self._watcher is not None:
                 self._watcher.cancel()
-            for pair in list(self._pairs):
-                pair.abort("wsmon stopped")
+            await self._stop_workers(supervisors)
 
     async def stop(self) -> None:
         """End run() as a cancellation would: the listener closes and every connection through the tap
@@ -164,13 +191,13 @@ class TapSource(Source):
             return CheckResult(ok=False, error=error, kind="error")
         return CheckResult(ok=True, latency_ms=(connected - started) * 1000.0)
 
-    async def _listen(self, loop: asyncio.AbstractEventLoop) -> asyncio.Server | None:
-        """The listening server; None when stop() came first."""
+    async def _listen(self) -> list[socket.socket] | None:
+        """The listening sockets the workers will share; None when stop() came first."""
         backoff = retry_backoff(self.interval)
         while True:
             try:
-                server = await loop.create_server(
-                    lambda: ClientSide(self), self.listen_host, self.port, reuse_address=True
+                sockets = await asyncio.get_running_loop().run_in_executor(
+                    None, _listening_sockets, self.listen_host, self.port
                 )
             except OSError as error:
                 wall, mono = now()
@@ -179,7 +206,7 @@ class TapSource(Source):
                 if await self._pause(backoff.next()):
                     return None
                 continue
-            asked, self.port = self.port, server.sockets[0].getsockname()[1]
+            asked, self.port = self.port, sockets[0].getsockname()[1]
             self.listening.set()
             wall, mono = now()
             if asked != self.port:  # port 0: show the port it got
@@ -187,7 +214,7 @@ class TapSource(Source):
             if not self.starting:
                 detail = f"listening on {self.address}"
                 self._emit(ev.TargetUp(wall=wall, mono=mono, target=self.target, detail=detail))
-            return server
+            return sockets
 
     def _added(self, wall: float, mono: float) -> ev.TargetAdded:
         return ev.TargetAdded(
@@ -195,38 +222,109 @@ class TapSource(Source):
         )
 
     def _tick(self) -> None:
-        for pair in list(self._pairs):
-            pair.flush_traffic()
-        self.emit_delivery_results(self.matcher.expire(time.monotonic()))
+        if self.matcher is not None:
+            self._emit_all(delivery_events(self.matcher.expire(time.monotonic()), self.target))
 
-    def emit_delivery_results(self, results: list[DeliveryResult]) -> None:
-        """Each pairing result as an event: a delivery's latency, or its failure."""
-        for result in results:
-            wall, mono = now()
-            if isinstance(result, Delivered):
-                self._emit(
-                    ev.LatencySample(
-                        wall=wall,
-                        mono=mono,
-                        kind="delivery",
-                        ms=result.ms,
-                        target=self.target,
-                        ref=result.message_id,
-                        conn=result.conn,
-                        ack_conn="" if result.ack_conn == result.conn else result.ack_conn,
-                    )
-                )
+    def _emit_all(self, events: list[ev.Event]) -> None:
+        for event in events:
+            self._emit(event)
+
+    # --- the workers -------------------------------------------------------------------------------
+
+    async def _supervise(self, number: int, sockets: list[socket.socket]) -> None:
+        """Runs worker ``number`` for the session, restarting it whenever it dies."""
+        backoff = retry_backoff(self.interval)
+        fds = [sock.fileno() for sock in sockets]
+        generation = 0
+        while not self._closing:
+            worker = TapWorker(msgspec.structs.replace(self._config, worker=number, generation=generation))
+            started = time.monotonic()
+            try:
+                await worker.start(fds)
+            except OSError as error:
+                how = f"could not start: {error.strerror or error}"
             else:
-                self._emit(
-                    ev.DeliveryFailed(
-                        wall=wall,
-                        mono=mono,
-                        message_id=result.message_id,
-                        conn=result.conn,
-                        reason=result.reason,
-                        source="tap",
-                    )
+                self.running[number] = worker
+                self._open[number] = {}
+                try:
+                    how = await worker.run(functools.partial(self._batch, number, generation))
+                finally:
+                    worker.kill()  # cancelled, or gone on its own: never left behind
+                    del self.running[number]
+            if self._closing:
+                return
+            self._worker_died(number, how)
+            generation += 1
+            if time.monotonic() - started >= STEADY_S:
+                backoff.reset()
+                continue
+            await asyncio.sleep(backoff.next())
+
+    def _batch(self, number: int, generation: int, items: list[Item]) -> None:
+        opened = self._open[number]
+        emit = self._emit
+        for item in items:
+            if isinstance(item, SeenMessage):
+                assert self.matcher is not None  # workers send messages only when the session pairs
+                results = self.matcher.on_message(item.direction, item.conn, item.payload, item.mono)
+                self._emit_all(delivery_events(results, self.target))
+            elif isinstance(item, UpstreamNote):
+                self._note(item, generation)
+            else:
+                if isinstance(item, ev.ConnectionOpened):
+                    opened[item.conn] = item.mono
+                elif isinstance(item, ev.ConnectionClosed):
+                    opened.pop(item.conn, None)
+                emit(item)
+
+    def _note(self, note: UpstreamNote, generation: int) -> None:
+        match note.what:
+            case "ready":
+                if generation:  # a restarted worker: the outage ends when the upstream is seen again
+                    self._restart_watch()
+            case "reached":
+                self.upstream_reached()
+            case "unreachable":
+                self.upstream_unreachable(note.kind, note.error)
+            case "reset":
+                self.upstream_reset()
+            case "dropped":
+                self.watch_upstream(UPSTREAM_CHECK_GRACE_S)
+
+    def _worker_died(self, number: int, how: str) -> None:
+        """The worker's connections are gone with it: closed, as cut by wsmon; the tap is down."""
+        error = f"tap worker {number} {how}; restarting it"
+        self.status.mark_down(self._emit, error, "error")
+        reason = f"cut by wsmon: tap worker {number} {how}"
+        for conn, opened in self._open.pop(number, {}).items():
+            wall, mono = now()
+            self._emit(
+                ev.ConnectionClosed(
+                    wall=wall,
+                    mono=mono,
+                    conn=conn,
+                    code=1006,
+                    reason=reason,
+                    closed_by="wsmon",
+                    duration_s=max(0.0, mono - opened),
+                    source="tap",
                 )
+            )
+
+    async def _stop_workers(self, supervisors: list[asyncio.Task[None]]) -> None:
+        """Each worker cuts its connections and sends their closes; one that does not in time is killed."""
+        self._closing = True
+        for worker in list(self.running.values()):
+            worker.stop()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_WAIT_S):
+                    await asyncio.gather(*supervisors, return_exceptions=True)
+        finally:  # also when the session cancels run() before the workers are done: none is left behind
+            for worker in list(self.running.values()):
+                worker.kill()
+            for task in supervisors:
+                task.cancel()
 
     # --- the upstream's health ---------------------------------------------------------------------
 
@@ -283,19 +381,6 @@ class TapSource(Source):
         """Down once per outage; again only when the reason changes (e.g. dropping, then refusing)."""
         self.status.mark_down(self._emit, self._upstream_error(error), kind)
 
-    # --- connections -------------------------------------------------------------------------------
-
-    def new_pair(self, client: asyncio.Transport) -> TappedConnection:
-        pair = TappedConnection(self, f"{self.target}:{next(self._conn_ids)}", client)
-        self._pairs.add(pair)
-        return pair
-
-    def forget(self, pair: TappedConnection) -> None:
-        self._pairs.discard(pair)
-
-    def emit(self, event: ev.Event) -> None:
-        self._emit(event)
-
 
 def _drop(event: ev.Event) -> None:
     pass
@@ -311,3 +396,25 @@ async def _holds(reader: asyncio.StreamReader) -> bool:
     except OSError:
         return False
     return False
+
+
+def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """Bound, listening sockets for ``host`` (every address it resolves to, on one port)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # every address on the port the first one got
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

@@ -1,8 +1,10 @@
 """One client's connection through the tap: forwarding both ways, and what the wire parser saw of it.
 
-Bytes go out first, the moment they are read; only then does the parser (``wire.py``) get a copy. Its
+It runs in a tap worker process (``tap_worker.py``) and reports to its ``TapRelays`` (``tap_relays.py``).
+
+Bytes go out first, the moment they are read; only then does the parser (``wire/``) get a copy. Its
 observations become events here: the connection opened (or refused), traffic per interval, close frames
-with the side that sent first, abnormal ends, and messages handed to the tap's delivery matcher. A parser
+with the side that sent first, abnormal ends, and text messages handed on for delivery pairing. A parser
 that fails stops parsing; it never stops forwarding.
 """
 
@@ -13,7 +15,7 @@ import contextlib
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
@@ -33,7 +35,7 @@ from wsmon.sources.wire import (
 )
 
 if TYPE_CHECKING:
-    from wsmon.sources.tap import TapSource
+    from wsmon.sources.tap_relays import TapRelays
 
 CONNECT_TIMEOUT_S = 5.0
 MAX_EARLY_BYTES = 256 * 1024  # client bytes held while the upstream connection opens
@@ -43,13 +45,12 @@ _SO_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 class ClientSide(asyncio.Protocol):
-    def __init__(self, tap: TapSource) -> None:
+    def __init__(self, tap: TapRelays) -> None:
         self.tap = tap
         self.pair: TappedConnection | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.pair = self.tap.new_pair(transport)
+        self.pair = self.tap.new_pair(_stream(transport))
         self.pair.connect_upstream()
 
     def data_received(self, data: bytes) -> None:
@@ -80,8 +81,7 @@ class _UpstreamSide(asyncio.Protocol):
         self.tls = tls
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.pair.upstream_made(transport)
+        self.pair.upstream_made(_stream(transport))
 
     def data_received(self, data: bytes) -> None:
         self.pair.from_upstream(data)
@@ -98,6 +98,12 @@ class _UpstreamSide(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.pair.client.resume_reading()
+
+
+def _stream(transport: asyncio.BaseTransport) -> asyncio.Transport:
+    """A stream protocol's transport. Not an isinstance check: uvloop's TCP and TLS transports have every
+    method of ``asyncio.Transport`` without deriving from it, and the check dropped every connection."""
+    return cast(asyncio.Transport, transport)
 
 
 def _reset(transport: asyncio.Transport) -> None:
@@ -120,7 +126,7 @@ class TappedConnection:
     """One client's connection through the tap: both transports, the wire parser, what was seen. It is
     the parser's observer (``wire.WireObserver``): each observation becomes events or counts here."""
 
-    def __init__(self, tap: TapSource, conn_id: str, client: asyncio.Transport) -> None:
+    def __init__(self, tap: TapRelays, conn_id: str, client: asyncio.Transport) -> None:
         self.tap = tap
         self.conn_id = conn_id
         self.client = client
@@ -396,10 +402,7 @@ class TappedConnection:
         key = f"{message.kind}_{direction}"
         self.by_type[key] = self.by_type.get(key, 0) + 1
         if message.payload is not None:
-            matcher = self.tap.matcher
-            self.tap.emit_delivery_results(
-                matcher.on_message(direction, self.conn_id, message.payload, self.mono)
-            )
+            self.tap.message_seen(direction, self.conn_id, message.payload, self.mono)
 
     def on_control(self, control: ControlFrame) -> None:
         key = f"{control.kind}_{control.direction}"
