@@ -13,6 +13,7 @@ import re
 from typing import Any, NamedTuple
 
 from wsmon.core.events import Closer
+from wsmon.sources.logs import scan
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.text import (
     _LEVEL_RANK,
@@ -41,7 +42,7 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
-    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES):
+    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES, scan._WORD_FLAGS, scan._LINES):
         memo.clear()
 
 

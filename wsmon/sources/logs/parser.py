@@ -56,6 +56,7 @@ from wsmon.sources.logs.memos import (
     _quiet,
     _remember,
 )
+from wsmon.sources.logs import scan
 from wsmon.sources.logs.rules import Rule
 from wsmon.sources.logs.text import (
     _failure_from_text,
@@ -65,9 +66,11 @@ from wsmon.sources.logs.text import (
     _phrase_reason,
     at_least,
 )
+from wsmon.sources.logs.scan import scan as scan_words
 from wsmon.sources.logs.vocabulary import strip_ansi
 
 MAX_CLOSED_REMEMBERED = 10_000
+_NOT_CHATTER = scan.CUE | scan.ALARM
 MAX_TEXT_CHARS = 16_384  # a line kept as plain text after it failed to decode is cut here
 
 
@@ -182,10 +185,17 @@ class LogParser:
         """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
         plain = strip_ansi(block)
         lowered = plain.lower()
-        if "warn" in lowered or "err" in lowered or "crit" in lowered or vocab.line_has_cue(lowered):
-            return None
-        level = _level_said(plain, lowered) or "info"
-        log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
+        if plain.isascii():  # its words scanned once, each word's verdict remembered (``scan``)
+            flags, said = scan_words(lowered)
+            if flags & _NOT_CHATTER:
+                return None
+            # no word masking looks for and no URL: masking would leave the line as it is
+            text = vocab.mask_text(plain) if flags & scan.SECRET or "://" in plain else plain
+        else:
+            if "warn" in lowered or "err" in lowered or "crit" in lowered or vocab.line_has_cue(lowered):
+                return None
+            said, text = _level_said(plain, lowered), vocab.mask_text(plain)
+        log = ev.LogLine(wall=wall, mono=mono, level=said or "info", text=text, source=self.source)
         return [log], "no event in its words, below a warning: kept as it is (pre-filter)"
 
     def _recognise_record(
