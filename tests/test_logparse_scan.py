@@ -37,6 +37,7 @@ LINE_PIECES = (
     *SECRET_PIECES, *vocab.CUES, *free_text._LEVEL_WORDS_ALL, "INFO", "Warning", "ERR", "info_x", "xinfo",
     "info2", "2info", "no such", "not ", "NOT", "conn", "c-17", "msg_3", "2026-12-02 03:00:00,000",
 )  # fmt: skip
+SECRETS = (" password=hunter2", " token: abc123", " Authorization: Bearer abcdefgh", " api-key=k1")
 
 
 def assert_scan_agrees(line: str) -> None:
@@ -79,7 +80,7 @@ def test_scan_agrees_on_the_corpus_and_the_benchmarks_lines() -> None:
     assert len(lines) > 15_000
     for line in lines:
         assert_scan_agrees(line)
-        for secret in (" password=hunter2", " token: abc123", " Authorization: Bearer abcdefgh", " api-key=k1"):
+        for secret in SECRETS:
             with_secret = line + secret
             assert redact.redact_text(with_secret) != with_secret
             assert scan.scan(with_secret.lower())[0] & scan.SECRET, with_secret

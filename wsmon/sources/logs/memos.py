@@ -42,7 +42,9 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
-    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES, scan._WORD_FLAGS, scan._LINES):
+    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES):
+        memo.clear()
+    for memo in (scan._WORD_FLAGS, scan._LINES):
         memo.clear()
 
 

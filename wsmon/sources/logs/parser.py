@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from wsmon.core import events as ev
+from wsmon.sources.logs import scan
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.fields import (
     _close_code,
@@ -56,8 +57,8 @@ from wsmon.sources.logs.memos import (
     _quiet,
     _remember,
 )
-from wsmon.sources.logs import scan
 from wsmon.sources.logs.rules import Rule
+from wsmon.sources.logs.scan import scan as scan_words
 from wsmon.sources.logs.text import (
     _failure_from_text,
     _is_warning,
@@ -66,7 +67,6 @@ from wsmon.sources.logs.text import (
     _phrase_reason,
     at_least,
 )
-from wsmon.sources.logs.scan import scan as scan_words
 from wsmon.sources.logs.vocabulary import strip_ansi
 
 MAX_CLOSED_REMEMBERED = 10_000

@@ -97,7 +97,9 @@ _SERVER_CLOSED = re.compile(r"by (?:the )?server|server (?:closed|terminated|kic
 # keeps every position) they are searched in the lower-cased text without IGNORECASE, and skipped where
 # none of the words every match contains is there; non-ASCII text (where a Kelvin sign matches "k")
 # takes the patterns as they are. Same matches, a fraction of the time.
-_LEVEL_WORDS_ALL = ("trace", "debug", "info", "notice", "warn", "warning", "error", "err", "fatal", "critical")
+_LEVEL_WORDS_ALL = (
+    "trace", "debug", "info", "notice", "warn", "warning", "error", "err", "fatal", "critical"
+)  # fmt: skip
 _TEXT_LEVEL_LOWER = re.compile(rf"\b({'|'.join(_LEVEL_WORDS_ALL)})\b")
 _LEVEL_WORDS_IN = ("trace", "debug", "info", "notice", "warn", "err", "fatal", "critical")
 _CONN_KEY_VALUE_LOWER = re.compile(_CONN_KEY_VALUE.pattern)
