@@ -15,6 +15,7 @@ import msgspec
 
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.memos import _Shape, _shape_of, _Words, _words_seen
+from wsmon.sources.logs.scan import CUE, SECRET, Scanned
 from wsmon.sources.logs.text import (
     _CARET,
     _ERROR_LINE,
@@ -74,6 +75,7 @@ class _Line:
     source_line: bool = False  # a source-code line printed above a crash, on its own
     shape: _Shape | None = None  # a JSON line's keys, read
     lowered: str = ""  # the message in lower case (worked out here when not given)
+    maskless: bool = False  # known to hold nothing masking would change (its text is kept as it is)
     _words: _Words | None = None
     _roles: dict[str, Any] | None = field(default=None, init=False)
 
@@ -134,7 +136,9 @@ def _record_parts(record: dict[str, Any]) -> tuple[dict[str, Any], _Shape, str, 
     return flat, shape, message, level, _words_seen(message)
 
 
-def _from_text(block: str) -> _Line:
+def _from_text(block: str, scanned: Scanned | None = None, lowered: str = "") -> _Line:
+    """``scanned``: what ``scan.scan`` found in a one-line ASCII block, whose lower case is ``lowered``
+    (its level, cues and secret words, then not searched for again)."""
     head, _, continuation = block.partition("\n")
     if _SOURCE_LINE.match(head) and not continuation:
         return _Line(head, "info", block, {}, source_line=True)
@@ -157,7 +161,7 @@ def _from_text(block: str) -> _Line:
                 message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
-        level = _level_said(head, head.lower()) or "info"
+        level = (scanned[1] if scanned is not None else _level_said(head, head.lower())) or "info"
     said = ""
     if flat:
         for key in _SAID_KEYS:
@@ -167,8 +171,17 @@ def _from_text(block: str) -> _Line:
     skip = _SKIP_SAID if said else _SKIP_LEVEL
     if crash:
         level = at_least(level, "fatal" if node_crash else "error")
-    crash = crash or _crashed(message.lower())
-    return _Line(said or message, level, block, flat, skip, crash=crash)
+    if scanned is None:
+        crash = crash or _crashed(message.lower())
+        return _Line(said or message, level, block, flat, skip, crash=crash)
+    # no secret word and no URL in the line: masking would leave it as it is
+    maskless = not scanned[0] & SECRET and "://" not in block
+    if said or message is not head:
+        crash = _crashed(message.lower())
+        return _Line(said or message, level, block, flat, skip, crash=crash, maskless=maskless)
+    words = _words_seen(message, lowered, bool(scanned[0] & CUE))  # the words are the line's
+    return _Line(message, level, block, flat, skip, crash=words.crashed, lowered=lowered, _words=words,
+                 maskless=maskless)  # fmt: skip
 
 
 _SAID_KEYS = ("msg", "message", "event")

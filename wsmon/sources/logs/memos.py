@@ -71,10 +71,10 @@ class _Words:
     __slots__ = ("_close", "_closer", "_crashed", "_delivered", "_level_floor", "_masked", "_not_opening",
                  "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message")  # fmt: skip
 
-    def __init__(self, message: str, lowered: str) -> None:
+    def __init__(self, message: str, lowered: str, cue: bool | None = None) -> None:
         self.message = message
         self.lowered = lowered
-        self.cue = vocab.has_cue(lowered)
+        self.cue = vocab.has_cue(lowered) if cue is None else cue
         self._strong = self._weak = self._send = self._close = self._open = _UNSET
         self._not_opening = self._delivered = self._crashed = self._said_ms = _UNSET
         self._masked = self._level_floor = _UNSET
@@ -161,11 +161,12 @@ class _Words:
 _WORDS_SEEN: dict[str, _Words] = {}
 
 
-def _words_seen(message: str) -> _Words:
-    """A JSON logger's message's _Words, from the memo when it has been seen."""
+def _words_seen(message: str, lowered: str = "", cue: bool | None = None) -> _Words:
+    """A message's _Words, from the memo when it has been seen. ``lowered``: the message in lower case,
+    when known; ``cue``: whether it has a cue, when known (``scan``)."""
     words = _WORDS_SEEN.get(message)
     if words is None:
-        words = _Words(message, message.lower())
+        words = _Words(message, lowered or message.lower(), cue)
         if len(message) <= _MEMO_MAX_CHARS:
             _remember(_WORDS_SEEN, message, words)
     return words

@@ -125,6 +125,7 @@ class LogParser:
             return [], "blank"
         wall, mono = self.clock() if at is None else at
         try:
+            parsed: _Line | None = None
             if shortcuts and "\n" not in block and not self.rules:
                 if block[0] == "{":
                     chatter = self._chatter(block, wall, mono)
@@ -135,9 +136,12 @@ class LogParser:
                         return self._recognise_record(record, wall, mono)
                 else:
                     chatter = self._text_chatter(block, wall, mono)
-                    if chatter is not None:
+                    if isinstance(chatter, _Line):
+                        parsed = chatter  # not chatter: made ready with what the pre-filter found
+                    elif chatter is not None:
                         return chatter
-            parsed = self._prepare(block)
+            if parsed is None:
+                parsed = self._prepare(block)
             if self.rules:
                 ruled = self._by_rules(parsed, wall, mono)
                 if ruled is not None:
@@ -181,14 +185,18 @@ class LogParser:
         log = ev.LogLine(wall=wall, mono=mono, level=kept[0], text=kept[1], source=self.source)
         return [log], "no event in its words, below a warning: kept as its message (pre-filter)"
 
-    def _text_chatter(self, block: str, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
-        """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
+    def _text_chatter(
+        self, block: str, wall: float, mono: float
+    ) -> tuple[list[ev.Event], str] | _Line | None:
+        """The pre-filter for a plain text line: none of the recognisers' words, no level above info.
+        An ASCII line it does not keep comes back ready for recognition, with what its scan found."""
         plain = strip_ansi(block)
         lowered = plain.lower()
         if plain.isascii():  # its words scanned once, each word's verdict remembered (``scan``)
-            flags, said = scan_words(lowered)
+            scanned = scan_words(lowered)
+            flags, said = scanned
             if flags & _NOT_CHATTER:
-                return None
+                return None if block.lstrip().startswith("{") else _from_text(plain, scanned, lowered)
             # no word masking looks for and no URL: masking would leave the line as it is
             text = vocab.mask_text(plain) if flags & scan.SECRET or "://" in plain else plain
         else:
@@ -398,10 +406,10 @@ class LogParser:
             words = line.words
             floor = words.level_floor
             level = at_least(line.level, floor) if floor else line.level
-            text = words.masked
+            text = line.text if line.maskless else words.masked
         else:
             level = _level_for_text(line.level, line.text)
-            text = vocab.mask_text(line.text)
+            text = line.text if line.maskless else vocab.mask_text(line.text)
         if not line.flat:
             fields: dict[str, str] = {}
         elif line.shape is not None:

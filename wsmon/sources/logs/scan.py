@@ -23,6 +23,7 @@ CUE = 1  # a word of the vocabulary (vocab.has_cue)
 ALARM = 2  # "warn", "err", "crit": a line that may be a warning or worse
 SECRET = 4  # a word masking looks for (redact.CUE_LETTERS)
 LEVEL = 8  # a level word, whole
+Scanned = tuple[int, str | None]  # (flags, level): what ``scan`` finds
 
 _SPACED_CUES = tuple(cue for cue in CUES if not re.fullmatch("[a-z]+", cue))
 _LETTER_CUES = re.compile("|".join(re.escape(c) for c in CUES if re.fullmatch("[a-z]+", c)).encode())
@@ -36,7 +37,7 @@ _WORD_BYTES = bytes(
 _WORD_FLAGS: dict[bytes, int] = {}
 # A line's words with its digits made 0s: a logger writes a few such lines over and over (its ids and
 # times are numbers), so each one's verdict is remembered too.
-_LINES: dict[bytes, tuple[int, str | None]] = {}
+_LINES: dict[bytes, Scanned] = {}
 _LINE_MAX_BYTES = 512
 _WORD_MAX_BYTES = 64  # longer words (a base64 blob) are searched, never remembered
 _MEMO_ENTRIES = 4096
@@ -53,7 +54,7 @@ def _flags_of(word: bytes) -> int:
     return flags
 
 
-def scan(lowered: str) -> tuple[int, str | None]:
+def scan(lowered: str) -> Scanned:
     """(flags, level) of a lower-cased ASCII text line: the flags of all its words together (a spaced
     cue such as "no such" counts as CUE), and the level its first level word names, normalised (None
     when it names none): what ``text._level_said`` finds."""
@@ -71,7 +72,7 @@ def scan(lowered: str) -> tuple[int, str | None]:
     return seen
 
 
-def _scan_words(words: bytes) -> tuple[int, str | None]:
+def _scan_words(words: bytes) -> Scanned:
     found = 0
     level: str | None = None
     memo = _WORD_FLAGS
