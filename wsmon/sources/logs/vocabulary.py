@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from wsmon.core.redact import MASK, redact_text
+from wsmon.sources.logs.quickre import quick
 
 MAX_FIELDS = 32  # a kept line carries at most this many fields ...
 MAX_FIELD_CHARS = 400  # ... each cut to this many characters
@@ -29,7 +30,7 @@ def strip_ansi(text: str) -> str:
 # --- vocabulary -----------------------------------------------------------------------------------
 
 # Failing to send: phrases that say so on their own ...
-FAIL_STRONG = re.compile(
+FAIL_STRONG = quick(
     r"fail(?:ed|ure)? to (?:send|deliver|write|forward|route|relay|emit|push)"
     r"|(?:delivery|send|sending|write|forward(?:ing)?|routing|relay) (?:has |was )?(?:failed|failure|error)"
     r"|(?:could|can)\s?not (?:send|deliver|forward|route|relay)|unable to (?:send|deliver|forward|route)"
@@ -43,27 +44,27 @@ FAIL_STRONG = re.compile(
     r"(?:not connected|not found|unknown|offline|gone)"
 )
 # ... and words that mean it only where a send is in view (a message id, or "send", "deliver" ...).
-FAIL_WEAK = re.compile(
+FAIL_WEAK = quick(
     r"\bnot open\b|\bepipe\b|\beconnreset\b|write after end|broken pipe|readystate [23]\b"
     r"|(?:on|to) (?:a |the )?closed (?:socket|connection|websocket)|is (?:already )?closed"
     r"|after (?:it was |the socket was )?closed|socket hang up"
 )
 SEND_CONTEXT = re.compile(r"send|sent\b|deliver|writ|forward|recipient|relay|rout")
-CLOSE = re.compile(
+CLOSE = quick(
     r"\bdisconnect(?:ed|ing)?\b|\bclos(?:ed|ing|e)\b|\bconnection (?:lost|dropped|reset|terminated|ended)\b"
     r"|\bhung up\b|\bhang up\b|\bwent away\b|\bleft\b|\bterminated\b|\bgoodbye\b|\bdeparted\b"
 )
-OPEN = re.compile(
+OPEN = quick(
     r"\b(?:re)?connected\b|\bconnection (?:established|opened|open|accepted|ready)\b"
     r"|\bnew (?:websocket |ws |socket )?(?:connection|client|socket|session)\b"
     r"|\b(?:client|socket|device|peer|user) (?:joined|connected|attached|opened)\b|\bjoined\b|\bopened\b"
     r"|\baccepted (?:connection|websocket|client)\b|\bhandshake (?:complete|completed|done|succeeded)\b"
 )
-DELIVERED = re.compile(
+DELIVERED = quick(
     r"\bdelivered\b|\b(?:message|msg) (?:sent|forwarded|routed|relayed|acked|acknowledged)\b"
     r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
 )
-CRASH = re.compile(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+CRASH = quick(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
 # Each regex above is tried only when one of its words is in the line: a substring test costs a
 # fraction of a regex scan, and most lines have none of them.
 STRONG_GATE = ("fail", "not", "unable", "undeliver", "unknown", "missing", "unregistered", "offline",
