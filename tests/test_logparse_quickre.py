@@ -96,3 +96,40 @@ def test_the_first_characters_cover_optional_parts_and_branches() -> None:
     assert found.pattern.startswith("(?=[0-2]") is False
     lookahead = found.pattern[: found.pattern.index("])") + 1]
     assert set(re.findall(r"[a-z]", lookahead)) == {"r", "c", "x", "y", "z"}
+
+
+# key=value text: the pairs as the single pattern with a lookbehind found them, before it was split in two
+OLD_KV = re.compile(r"""(?:^|(?<=\s))([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']\S*)""")
+KV_PIECES = (
+    "a=1", "key=value", "msg=", '"', "'", "\\", '\\"', "\\'", "=", " ", "  ", "\t", "\n", "\u00a0", "\x1c",
+    "x.y@z-w=", "@t=", "_k=", "1k=", "é=", "k=é", 'm="a b"', "e='c d'", 'q="x\\"y"', "level=info",
+    "time=2026-12-02T03:00:00Z", "c-17", "=x", "k==v",
+)  # fmt: skip
+
+
+def old_key_values(text: str) -> tuple[dict[str, str], int]:
+    out: dict[str, str] = {}
+    for key, value in OLD_KV.findall(text):
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
+        out[key] = value
+        if len(out) >= vocab.MAX_FIELDS:
+            break
+    first = OLD_KV.search(text)
+    return out, first.start() if first else -1
+
+
+@settings(max_examples=3000)
+@given(st.lists(st.one_of(st.sampled_from(KV_PIECES), st.text(max_size=3)), max_size=16).map("".join))
+def test_key_values_finds_the_pairs_the_one_pattern_found(text: str) -> None:
+    expected, first = old_key_values(text)
+    assert list(vocab.key_values(text).items()) == list(expected.items()), text
+    assert vocab.first_key_value(text) == first, text
+
+
+def test_key_values_finds_the_pairs_the_one_pattern_found_in_the_benchmarks_lines() -> None:
+    import bench_logparse
+
+    for line in bench_logparse.mix("logfmt", 2_000) + bench_logparse.mix("text", 500):
+        assert list(vocab.key_values(line).items()) == list(old_key_values(line)[0].items()), line
+        assert vocab.first_key_value(line) == old_key_values(line)[1], line

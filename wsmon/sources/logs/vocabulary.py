@@ -325,19 +325,31 @@ def error_text(flat: Mapping[str, Any]) -> str:
 
 # --- key=value text (logfmt, structlog's key-value and console renderers) ------------------------
 
-_KV = re.compile(r"""(?:^|(?<=\s))([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']\S*)""")
+# A pair starts the line or follows a whitespace. The pattern that says so with a lookbehind is tried at
+# every position; these two are tried at the start and, skipping there in C, at each whitespace (which
+# the second takes up: a pair never ends with one, so no pair loses the whitespace before it). The
+# quoted values are unrolled (runs of plain characters between escapes): the same values, found faster.
+_PAIR = r"""([A-Za-z_@][\w.@-]*)=("[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*'|[^\s"']\S*)"""
+_KV_FIRST = re.compile(_PAIR)
+_KV_AFTER_SPACE = re.compile(r"\s" + _PAIR)
 
 
 def first_key_value(text: str) -> int:
     """Where the first key=value pair of a line starts, or -1."""
-    match = _KV.search(text)
-    return match.start() if match else -1
+    if _KV_FIRST.match(text):
+        return 0
+    match = _KV_AFTER_SPACE.search(text)
+    return match.start() + 1 if match else -1
 
 
 def key_values(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
+    first = _KV_FIRST.match(text)
     # findall: the pairs in one call, no match object each (a key=value line has a dozen of them)
-    for key, value in _KV.findall(text):
+    pairs = _KV_AFTER_SPACE.findall(text, first.end()) if first else _KV_AFTER_SPACE.findall(text)
+    if first:
+        pairs.insert(0, first.groups())
+    for key, value in pairs:
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
         out[key] = value
