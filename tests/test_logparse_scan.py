@@ -14,13 +14,17 @@ import random
 import sys
 from pathlib import Path
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_logparse_fastpath import assert_same
 
+from wsmon.core import events as ev
 from wsmon.core import redact
 from wsmon.sources.logs import memos, scan
 from wsmon.sources.logs import text as free_text
 from wsmon.sources.logs import vocabulary as vocab
+from wsmon.sources.logs.parser import LogParser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -85,3 +89,43 @@ def test_scan_agrees_on_the_corpus_and_the_benchmarks_lines() -> None:
             assert redact.redact_text(with_secret) != with_secret
             assert scan.scan(with_secret.lower())[0] & scan.SECRET, with_secret
             assert_scan_agrees(with_secret)
+
+
+SECRET_VALUES = ("hunter2", "s3cr3t-value", "Bearer abcdefghijkl", "ws://u:pw@host/x", "tok_0123456789abcdef")
+KV_KEYS = ("connectionId", "msg", "event", "level", "note", "url", "header", "detail", "reason", "conn")
+
+
+@st.composite
+def kv_line(draw: st.DrawFn) -> str:
+    """A key=value (or plain) line whose values and words may hold secrets, in any of masking's forms."""
+    pairs = []
+    for _ in range(draw(st.integers(1, 6))):
+        key = draw(st.sampled_from(KV_KEYS))
+        pieces = st.lists(st.sampled_from((*SECRET_PIECES, *SECRET_VALUES)), min_size=1, max_size=4)
+        value = "".join(draw(pieces))
+        quote = draw(st.sampled_from(('"', "'", "")))
+        pairs.append(f"{key}={quote}{value}{quote}")
+    head = draw(st.sampled_from(("", "2026-12-02 03:00:00,000 INFO [router] client c1 connected ")))
+    return head + " ".join(pairs)
+
+
+@settings(max_examples=1500)
+@given(st.lists(kv_line(), min_size=1, max_size=8))
+def test_a_key_value_line_kept_without_the_mask_is_what_the_full_path_makes(lines: list[str]) -> None:
+    """The fast path keeps a line (and its fields' values) without masking when its scan found no secret
+    word: the events must be the full path's, which masks everything."""
+    assert_same(lines)
+
+
+def test_a_secret_in_a_key_value_lines_words_or_values_is_masked_on_the_fast_path() -> None:
+    parser = LogParser("server", lambda: (0.0, 0.0))
+    for line in (
+        'time=2026-12-02T03:00:00Z level=info msg="conn c1 opened password=hunter2" note=x',
+        "level=info msg=\"client connected\" conn=c1 detail='Authorization: Bearer hunter2hunter2'",
+        "2026-12-02 03:00:00,000 INFO [router] client c1 connected with api-key=hunter2",
+    ):
+        [log] = [event for event in parser.parse(line) if isinstance(event, ev.LogLine)] or [None]
+        events = parser.parse(line)
+        assert events, line
+        assert "hunter2" not in str([msgspec.json.encode(event) for event in events]), line
+        assert log is None or "***" in log.text + str(log.fields), line

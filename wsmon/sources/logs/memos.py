@@ -42,7 +42,7 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
-    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES):
+    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, _KV_SHAPES, vocab._RUN_CUES):
         memo.clear()
     for memo in (scan._WORD_FLAGS, scan._LINES):
         memo.clear()
@@ -210,6 +210,30 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
         )
         if len(flat) <= _SHAPE_MAX_KEYS:
             _remember(_SHAPES, keys, shape)
+    return shape
+
+
+_KV_SHAPES: dict[tuple[tuple[str, ...], frozenset[str]], _Shape] = {}
+
+
+def _kv_shape(flat: dict[str, str], skip: frozenset[str]) -> _Shape:
+    """What a key=value text line's keys say (its message and level keys are ``skip``): what the
+    recognisers would work out from its keys line after line (roles, fields kept), worked out once."""
+    keys = (tuple(flat), skip)
+    shape = _KV_SHAPES.get(keys)
+    if shape is None:
+        roles = vocab.role_keys(flat)
+        shape = _Shape(
+            "",
+            "",
+            skip,
+            roles,
+            frozenset(role for role, _ in roles),
+            vocab.kept_plan(flat, skip),
+            any(key in flat for key in vocab.ERROR_NAMES),
+            {},
+        )
+        _remember(_KV_SHAPES, keys, shape)  # key_values reads at most MAX_FIELDS pairs
     return shape
 
 

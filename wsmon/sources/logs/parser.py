@@ -413,7 +413,7 @@ class LogParser:
         if not line.flat:
             fields: dict[str, str] = {}
         elif line.shape is not None:
-            fields = vocab.kept_by(line.flat, line.shape.kept)
+            fields = vocab.kept_by(line.flat, line.shape.kept, maskless=line.maskless)
         else:
             fields = vocab.kept_fields(line.flat.items(), line.skip)
         return ev.LogLine(

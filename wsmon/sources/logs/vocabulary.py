@@ -349,11 +349,13 @@ def key_values(text: str) -> dict[str, str]:
     pairs = _KV_AFTER_SPACE.findall(text, first.end()) if first else _KV_AFTER_SPACE.findall(text)
     if first:
         pairs.insert(0, first.groups())
+    capped = len(pairs) > MAX_FIELDS  # else the cap cannot be reached: no count at each pair
     for key, value in pairs:
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        quote = value[0]  # a value is never empty
+        if (quote == '"' or quote == "'") and len(value) >= 2 and value[-1] == quote:
             value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
         out[key] = value
-        if len(out) >= MAX_FIELDS:
+        if capped and len(out) >= MAX_FIELDS:
             break
     return out
 
@@ -418,8 +420,9 @@ def kept_plan(keys: Iterable[str], skip: frozenset[str] = frozenset()) -> KeptPl
     return KeptPlan(kept, tuple(key for key, _ in kept) if plain else None)
 
 
-def kept_by(flat: Mapping[str, Any], plan: KeptPlan) -> dict[str, str]:
-    """``kept_fields(flat.items(), skip)`` for a line whose keys ``kept_plan`` has read."""
+def kept_by(flat: Mapping[str, Any], plan: KeptPlan, *, maskless: bool = False) -> dict[str, str]:
+    """``kept_fields(flat.items(), skip)`` for a line whose keys ``kept_plan`` has read. ``maskless``:
+    the values are known to hold no colour code and nothing masking would change (``scan``)."""
     if plan.plain is None:
         return kept_fields(((key, flat[key]) for key, _ in plan.keys))
     out: dict[str, str] = {}
@@ -428,7 +431,7 @@ def kept_by(flat: Mapping[str, Any], plan: KeptPlan) -> dict[str, str]:
         kind = type(value)
         if kind is str:
             if len(value) > 12 or "\x1b" in value:  # an id is kept as it is, quickly
-                value = _cut(mask_text(strip_ansi(value)))
+                value = _cut(value if maskless else mask_text(strip_ansi(value)))
         elif kind is int or kind is float:
             value = str(value)
         elif value is None:
