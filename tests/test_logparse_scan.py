@@ -122,6 +122,8 @@ def test_a_secret_in_a_key_value_lines_words_or_values_is_masked_on_the_fast_pat
     for line in (
         'time=2026-12-02T03:00:00Z level=info msg="conn c1 opened password=hunter2" note=x',
         "level=info msg=\"client connected\" conn=c1 detail='Authorization: Bearer hunter2hunter2'",
+        'level=info msg="client connected" conn=c1 url="wss://u:hunter2@host/x?token=hunter2"',
+        '{"msg": "client connected", "conn": "c1", "path": "/ws?token=hunter2"}',
         "2026-12-02 03:00:00,000 INFO [router] client c1 connected with api-key=hunter2",
     ):
         [log] = [event for event in parser.parse(line) if isinstance(event, ev.LogLine)] or [None]

@@ -364,7 +364,7 @@ class LogParser:
             mono=mono,
             conn=conn,
             peer=_peer_of(line),
-            path=_text_of(line.flat.get("path", line.flat.get("url", ""))),
+            path=vocab.mask_text(_text_of(line.flat.get("path", line.flat.get("url", "")))),  # ?token=…
             source=self.source,
         )
         return event, f"connection opened: {match.group(0)!r}"
