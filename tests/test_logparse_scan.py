@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "fidelity"))
 
 SECRET_PIECES = (
-    *redact.CUE_LETTERS, *redact.SECRET_PARAMS, "api_key", "api-key", "x-api-key", "apiKey", "PASSWORD",
+    *redact.CUE_WORDS, *redact.CUE_ACROSS, *redact.SECRET_PARAMS, "api_key", "api-key", "x-api-key", "apiKey",
+    "API_KEY", "api", "api-", "-key", "api_", "_key", "/api/devices", "PASSWORD",
     "DB_PASSWORD", "PGPASSWORD", "Authorization", "Bearer", "BASIC", "Digest", "Cookie", "set-cookie",
     "jwt", "sessionId", "author", "signal", "design", "=", ":", ": ", " = ", '"', "'", "\"password\": ",
     " ", "-", "_", ".", ",", ";", "/", "?", "&", "0", "42", "abcdefgh1234", "s3cr3t!", "ws://u:p@h/x",

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import re
 
-from wsmon.core.redact import CUE_LETTERS
+from wsmon.core.redact import CUE_ACROSS, CUE_WORDS
 from wsmon.sources.logs.text import _LEVEL_WORDS_ALL, normalise_level
 from wsmon.sources.logs.vocabulary import CUES
 
 CUE = 1  # a word of the vocabulary (vocab.has_cue)
 ALARM = 2  # "warn", "err", "crit": a line that may be a warning or worse
-SECRET = 4  # a word masking looks for (redact.CUE_LETTERS)
+SECRET = 4  # a word masking looks for (redact.CUE_WORDS, CUE_ACROSS)
 LEVEL = 8  # a level word, whole
 Scanned = tuple[int, str | None]  # (flags, level): what ``scan`` finds
 
 _SPACED_CUES = tuple(cue for cue in CUES if not re.fullmatch("[a-z]+", cue))
 _LETTER_CUES = re.compile("|".join(re.escape(c) for c in CUES if re.fullmatch("[a-z]+", c)).encode())
-_SECRET_LETTERS = re.compile("|".join(CUE_LETTERS).encode())
+_SECRET_WORDS = re.compile("|".join(CUE_WORDS).encode())
 _ALARMS = (b"warn", b"err", b"crit")
 _LEVEL_OF: dict[bytes, str] = {word.encode(): normalise_level(word) for word in _LEVEL_WORDS_ALL}
 # Lower-case ASCII into words: a-z and _ kept, every digit a 0, everything else a space.
@@ -47,7 +47,7 @@ def _flags_of(word: bytes) -> int:
     flags = CUE if _LETTER_CUES.search(word) else 0
     if any(alarm in word for alarm in _ALARMS):
         flags |= ALARM
-    if _SECRET_LETTERS.search(word):
+    if _SECRET_WORDS.search(word):
         flags |= SECRET
     if word in _LEVEL_OF:
         flags |= LEVEL
@@ -66,10 +66,14 @@ def scan(lowered: str) -> Scanned:
             if len(_LINES) >= _MEMO_ENTRIES:
                 _LINES.clear()
             _LINES[words] = seen
+    flags = seen[0]
     for cue in _SPACED_CUES:  # spaces and punctuation are one to the words: looked for in the line
         if cue in lowered:
-            return seen[0] | CUE, seen[1]
-    return seen
+            flags |= CUE
+    for cue in CUE_ACROSS:
+        if cue in lowered:
+            flags |= SECRET
+    return seen if flags == seen[0] else (flags, seen[1])
 
 
 def _scan_words(words: bytes) -> Scanned:
