@@ -39,7 +39,8 @@ SECRET_PIECES = (
     "https://h/p?token=t", "://", "\t", "{", "}", "(", ")", "[", "]",
 )  # fmt: skip
 LINE_PIECES = (
-    *SECRET_PIECES, *vocab.CUES, *free_text._LEVEL_WORDS_ALL, "INFO", "Warning", "ERR", "info_x", "xinfo",
+    *SECRET_PIECES, *vocab.CUES, *free_text._LEVEL_WORDS_ALL, *(w for g in scan.GATES.values() for w in g),
+    "INFO", "Warning", "ERR", "info_x", "xinfo",
     "info2", "2info", "no such", "not ", "NOT", "conn", "c-17", "msg_3", "2026-12-02 03:00:00,000",
 )  # fmt: skip
 SECRETS = (" password=hunter2", " token: abc123", " Authorization: Bearer abcdefgh", " api-key=k1")
@@ -57,6 +58,8 @@ def assert_scan_agrees(line: str) -> None:
         alarm = "warn" in lowered or "err" in lowered or "crit" in lowered
         assert bool(flags & scan.ALARM) == alarm, line
         assert level == free_text._level_said(line, lowered), line
+        for bit, gate in scan.GATES.items():
+            assert scan.gate_open(flags, bit, lowered) == any(word in lowered for word in gate), (line, gate)
 
 
 @settings(max_examples=3000)

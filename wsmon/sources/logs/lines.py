@@ -15,7 +15,7 @@ import msgspec
 
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.memos import _kv_shape, _Shape, _shape_of, _Words, _words_seen
-from wsmon.sources.logs.scan import CUE, SECRET, Scanned
+from wsmon.sources.logs.scan import SECRET, Scanned
 from wsmon.sources.logs.text import (
     _CARET,
     _ERROR_LINE,
@@ -183,7 +183,7 @@ def _from_text(block: str, scanned: Scanned | None = None, lowered: str = "") ->
     if said or message is not head:
         crash = _crashed(message.lower())
         return _Line(said or message, level, block, flat, skip, crash=crash, shape=shape, maskless=maskless)
-    words = _words_seen(message, lowered, bool(scanned[0] & CUE))  # the words are the line's
+    words = _words_seen(message, lowered, scanned[0])  # the words are the line's
     return _Line(message, level, block, flat, skip, crash=words.crashed, shape=shape, lowered=lowered,
                  _words=words, maskless=maskless)  # fmt: skip
 

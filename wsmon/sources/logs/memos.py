@@ -69,27 +69,35 @@ class _Words:
     for, and a JSON line's _Words are shared by every line with the same message."""
 
     __slots__ = ("_close", "_closer", "_crashed", "_delivered", "_level_floor", "_masked", "_not_opening",
-                 "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message")  # fmt: skip
+                 "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message",
+                 "scanned")  # fmt: skip
 
-    def __init__(self, message: str, lowered: str, cue: bool | None = None) -> None:
+    def __init__(self, message: str, lowered: str, scanned: int | None = None) -> None:
         self.message = message
         self.lowered = lowered
-        self.cue = vocab.has_cue(lowered) if cue is None else cue
+        self.scanned = scanned  # the message's flags from ``scan``, when it was scanned
+        self.cue = vocab.has_cue(lowered) if scanned is None else bool(scanned & scan.CUE)
         self._strong = self._weak = self._send = self._close = self._open = _UNSET
         self._not_opening = self._delivered = self._crashed = self._said_ms = _UNSET
         self._masked = self._level_floor = _UNSET
         self._closer: Closer = _UNSET
 
+    def _gated(self, pattern: re.Pattern[str], gate: tuple[str, ...], bit: int) -> re.Match[str] | None:
+        """``vocab.gated``; for a scanned message its gate is read from the scan's flags."""
+        if self.scanned is None:
+            return vocab.gated(pattern, gate, self.lowered)
+        return pattern.search(self.lowered) if scan.gate_open(self.scanned, bit, self.lowered) else None
+
     @property
     def strong(self) -> re.Match[str] | None:
         if self._strong is _UNSET:
-            self._strong = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, self.lowered)
+            self._strong = self._gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, scan.STRONG)
         return self._strong
 
     @property
     def weak(self) -> re.Match[str] | None:
         if self._weak is _UNSET:
-            self._weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, self.lowered)
+            self._weak = self._gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, scan.WEAK)
         return self._weak
 
     @property
@@ -101,13 +109,13 @@ class _Words:
     @property
     def close(self) -> re.Match[str] | None:
         if self._close is _UNSET:
-            self._close = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, self.lowered)
+            self._close = self._gated(vocab.CLOSE, vocab.CLOSE_GATE, scan.CLOSING)
         return self._close
 
     @property
     def open(self) -> re.Match[str] | None:
         if self._open is _UNSET:
-            self._open = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, self.lowered)
+            self._open = self._gated(vocab.OPEN, vocab.OPEN_GATE, scan.OPENING)
         return self._open
 
     @property
@@ -119,7 +127,7 @@ class _Words:
     @property
     def delivered(self) -> re.Match[str] | None:
         if self._delivered is _UNSET:
-            self._delivered = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, self.lowered)
+            self._delivered = self._gated(vocab.DELIVERED, vocab.DELIVERED_GATE, scan.DELIVERED)
         return self._delivered
 
     @property
@@ -161,12 +169,12 @@ class _Words:
 _WORDS_SEEN: dict[str, _Words] = {}
 
 
-def _words_seen(message: str, lowered: str = "", cue: bool | None = None) -> _Words:
+def _words_seen(message: str, lowered: str = "", scanned: int | None = None) -> _Words:
     """A message's _Words, from the memo when it has been seen. ``lowered``: the message in lower case,
-    when known; ``cue``: whether it has a cue, when known (``scan``)."""
+    when known; ``scanned``: its flags from ``scan``, when it was scanned."""
     words = _WORDS_SEEN.get(message)
     if words is None:
-        words = _Words(message, lowered or message.lower(), cue)
+        words = _Words(message, lowered or message.lower(), scanned)
         if len(message) <= _MEMO_MAX_CHARS:
             _remember(_WORDS_SEEN, message, words)
     return words

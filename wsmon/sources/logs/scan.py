@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from wsmon.core.redact import CUE_ACROSS, CUE_WORDS
+from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.text import _LEVEL_WORDS_ALL, normalise_level
 from wsmon.sources.logs.vocabulary import CUES
 
@@ -23,6 +24,24 @@ CUE = 1  # a word of the vocabulary (vocab.has_cue)
 ALARM = 2  # "warn", "err", "crit": a line that may be a warning or worse
 SECRET = 4  # a word masking looks for (redact.CUE_WORDS, CUE_ACROSS)
 LEVEL = 8  # a level word, whole
+# The recognisers' gates (vocab.*_GATE: a pattern is searched only where one of its words is): a word
+# holding one of a gate's words of letters sets its bit; the gate's other words (with a space: "new ")
+# are looked for in the line by ``gate_open``, only when the bit is not set.
+STRONG, WEAK, CLOSING, OPENING, DELIVERED = 16, 32, 64, 128, 256
+GATES = {
+    STRONG: vocab.STRONG_GATE,
+    WEAK: vocab.WEAK_GATE,
+    CLOSING: vocab.CLOSE_GATE,
+    OPENING: vocab.OPEN_GATE,
+    DELIVERED: vocab.DELIVERED_GATE,
+}
+_WORD_GATES = tuple(
+    (bit, tuple(word.encode() for word in words if re.fullmatch("[a-z]+", word)))
+    for bit, words in GATES.items()
+)
+_SPACED_GATES = {
+    bit: tuple(word for word in words if not re.fullmatch("[a-z]+", word)) for bit, words in GATES.items()
+}
 Scanned = tuple[int, str | None]  # (flags, level): what ``scan`` finds
 
 _SPACED_CUES = tuple(cue for cue in CUES if not re.fullmatch("[a-z]+", cue))
@@ -51,7 +70,23 @@ def _flags_of(word: bytes) -> int:
         flags |= SECRET
     if word in _LEVEL_OF:
         flags |= LEVEL
+    for bit, words in _WORD_GATES:
+        for gate in words:
+            if gate in word:
+                flags |= bit
+                break
     return flags
+
+
+def gate_open(flags: int, bit: int, lowered: str) -> bool:
+    """Whether one of the gate ``bit``'s words is in a scanned line (``flags``, its lower case): what
+    ``vocab.gated`` tests before it searches."""
+    if flags & bit:
+        return True
+    for word in _SPACED_GATES[bit]:  # noqa: SIM110 - a loop is faster than any() over a generator
+        if word in lowered:
+            return True
+    return False
 
 
 def scan(lowered: str) -> Scanned:
