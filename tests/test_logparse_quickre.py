@@ -8,6 +8,7 @@ benchmark's lines.
 
 from __future__ import annotations
 
+import random
 import re
 import sys
 from pathlib import Path
@@ -133,3 +134,14 @@ def test_key_values_finds_the_pairs_the_one_pattern_found_in_the_benchmarks_line
     for line in bench_logparse.mix("logfmt", 2_000) + bench_logparse.mix("text", 500):
         assert list(vocab.key_values(line).items()) == list(old_key_values(line)[0].items()), line
         assert vocab.first_key_value(line) == old_key_values(line)[1], line
+
+
+VALUES = ("v", '"a b"', "'c'", 'x\\"y', '"q\\"r"')
+
+
+def test_key_values_keeps_the_cap_and_the_last_value_of_a_key_as_the_one_pattern_did() -> None:
+    rng = random.Random(9)
+    for count in (31, 32, 33, 40, 64):
+        for _ in range(50):
+            line = " ".join(f"k{rng.randrange(count)}={rng.choice(VALUES)}" for _ in range(count))
+            assert list(vocab.key_values(line).items()) == list(old_key_values(line)[0].items()), line

@@ -140,7 +140,8 @@ def _from_text(block: str, scanned: Scanned | None = None, lowered: str = "") ->
     """``scanned``: what ``scan.scan`` found in a one-line ASCII block, whose lower case is ``lowered``
     (its level, cues and secret words, then not searched for again)."""
     head, _, continuation = block.partition("\n")
-    if _SOURCE_LINE.match(head) and not continuation:
+    # a source line starts with a space or a caret (the pattern tries nothing else)
+    if (head[:1].isspace() or head[:1] == "^") and _SOURCE_LINE.match(head) and not continuation:
         return _Line(head, "info", block, {}, source_line=True)
     message = head
     crash = bool(continuation)

@@ -343,21 +343,30 @@ def first_key_value(text: str) -> int:
 
 
 def key_values(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
     first = _KV_FIRST.match(text)
     # findall: the pairs in one call, no match object each (a key=value line has a dozen of them)
     pairs = _KV_AFTER_SPACE.findall(text, first.end()) if first else _KV_AFTER_SPACE.findall(text)
     if first:
         pairs.insert(0, first.groups())
-    capped = len(pairs) > MAX_FIELDS  # else the cap cannot be reached: no count at each pair
+    if len(pairs) <= MAX_FIELDS:  # the cap cannot be reached: the pairs as they are, in C, then unquoted
+        out = dict(pairs)
+        if '"' in text or "'" in text:
+            for key, value in out.items():  # a value replaced, no key added: the dict may be iterated
+                quote = value[0]  # a value is never empty
+                if (quote == '"' or quote == "'") and len(value) >= 2 and value[-1] == quote:
+                    out[key] = _unquoted(value)
+        return out
+    out = {}
     for key, value in pairs:
-        quote = value[0]  # a value is never empty
-        if (quote == '"' or quote == "'") and len(value) >= 2 and value[-1] == quote:
-            value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
-        out[key] = value
-        if capped and len(out) >= MAX_FIELDS:
+        quote = value[0]
+        out[key] = _unquoted(value) if quote in "\"'" and len(value) >= 2 and value[-1] == quote else value
+        if len(out) >= MAX_FIELDS:
             break
     return out
+
+
+def _unquoted(value: str) -> str:
+    return value[1:-1].replace('\\"', '"').replace("\\'", "'")
 
 
 # --- what a kept line carries ---------------------------------------------------------------------
