@@ -133,6 +133,14 @@ _CUE = re.compile(
     r"password|passwd|secret|token|apikey|api[_-]key|credential|pwd|auth|cookie|session|jwt|sig|bearer"
     r"|basic|digest"
 )
+# Every _CUE match contains one of CUE_WORDS within a run of letters, digits and _, or is one of
+# CUE_ACROSS: a text with none of them (and no "://") is one ``redact_text`` leaves as it is. The log
+# pre-filter tests a line's words for them, remembered per word, instead of scanning the line.
+CUE_WORDS = (
+    "password", "passwd", "secret", "token", "apikey", "api_key", "credential", "pwd", "auth", "cookie",
+    "session", "jwt", "sig", "bearer", "basic", "digest",
+)  # fmt: skip
+CUE_ACROSS = ("api-key",)
 # A name that holds a secret: strong words at the end of any name (DB_PASSWORD, PGPASSWORD,
 # access_token), weaker ones only as a whole word or after a separator (auth, but not author).
 _SECRET_KEY = (

@@ -5,6 +5,8 @@
 - ``parser``      ``LogParser``: one line (or folded block) in, events out — the recognisers
 - ``text``        what free text says: levels, close codes, connection ids, crashes (regexes)
 - ``memos``       what a message or a logger's keys say, worked out once and remembered (bounded)
+- ``scan``        a text line's words in one pass: cues, level, gate words, secret words (remembered)
+- ``quickre``     patterns compiled to skip, in C, the positions where no match can start
 - ``lines``       a raw line decoded: JSON, key=value, plain text, a crash's output
 - ``fields``      the connection, message id, close code, closer, peer and latency of a line
 - ``vocabulary``  the words and field names real servers log with

@@ -14,7 +14,8 @@ from typing import Any
 import msgspec
 
 from wsmon.sources.logs import vocabulary as vocab
-from wsmon.sources.logs.memos import _Shape, _shape_of, _Words, _words_seen
+from wsmon.sources.logs.memos import _kv_shape, _Shape, _shape_of, _Words, _words_seen
+from wsmon.sources.logs.scan import SECRET, Scanned
 from wsmon.sources.logs.text import (
     _CARET,
     _ERROR_LINE,
@@ -72,8 +73,9 @@ class _Line:
     record: dict[str, Any] | None = None  # the JSON record, for custom rules
     crash: bool = False
     source_line: bool = False  # a source-code line printed above a crash, on its own
-    shape: _Shape | None = None  # a JSON line's keys, read
+    shape: _Shape | None = None  # the keys of a JSON line or a key=value one, read
     lowered: str = ""  # the message in lower case (worked out here when not given)
+    maskless: bool = False  # known to hold nothing masking would change (its text is kept as it is)
     _words: _Words | None = None
     _roles: dict[str, Any] | None = field(default=None, init=False)
 
@@ -134,9 +136,12 @@ def _record_parts(record: dict[str, Any]) -> tuple[dict[str, Any], _Shape, str, 
     return flat, shape, message, level, _words_seen(message)
 
 
-def _from_text(block: str) -> _Line:
+def _from_text(block: str, scanned: Scanned | None = None, lowered: str = "") -> _Line:
+    """``scanned``: what ``scan.scan`` found in a one-line ASCII block, whose lower case is ``lowered``
+    (its level, cues and secret words, then not searched for again)."""
     head, _, continuation = block.partition("\n")
-    if _SOURCE_LINE.match(head) and not continuation:
+    # a source line starts with a space or a caret (the pattern tries nothing else)
+    if (head[:1].isspace() or head[:1] == "^") and _SOURCE_LINE.match(head) and not continuation:
         return _Line(head, "info", block, {}, source_line=True)
     message = head
     crash = bool(continuation)
@@ -146,18 +151,20 @@ def _from_text(block: str) -> _Line:
     elif head.startswith(_PY_TRACEBACK):
         message = _python_exception_line(block) or head
     flat: dict[str, Any] = {}
+    pairs = False
     tail = _json_tail(message)
     if tail is not None:  # "info: Client connected {"connectionId":"c1"}": winston's simple format
         message, flat = message[: len(message) - len(tail[0])].rstrip(), tail[1]
     elif "=" in message:
         flat = vocab.key_values(message)
+        pairs = bool(flat)
         if "msg" not in flat and "message" not in flat and "event" not in flat:
             first = vocab.first_key_value(message)
             if first > 0:
                 message = message[:first].rstrip()  # structlog's console renderer: the words, then key=value
     level = normalise_level(flat["level"]) if "level" in flat else None
     if level is None:
-        level = _level_said(head, head.lower()) or "info"
+        level = (scanned[1] if scanned is not None else _level_said(head, head.lower())) or "info"
     said = ""
     if flat:
         for key in _SAID_KEYS:
@@ -165,10 +172,21 @@ def _from_text(block: str) -> _Line:
             if said:
                 break
     skip = _SKIP_SAID if said else _SKIP_LEVEL
+    shape = _kv_shape(flat, skip) if pairs else None  # the keys' roles, worked out once per keys
     if crash:
         level = at_least(level, "fatal" if node_crash else "error")
-    crash = crash or _crashed(message.lower())
-    return _Line(said or message, level, block, flat, skip, crash=crash)
+    if scanned is None:
+        crash = crash or _crashed(message.lower())
+        return _Line(said or message, level, block, flat, skip, crash=crash, shape=shape)
+    # no secret word, no URL and no colour code left in the line: masking would leave it and every
+    # part of it (a field's value) as they are
+    maskless = not scanned[0] & SECRET and "://" not in block and "\x1b" not in block
+    if said or message is not head:
+        crash = _crashed(message.lower())
+        return _Line(said or message, level, block, flat, skip, crash=crash, shape=shape, maskless=maskless)
+    words = _words_seen(message, lowered, scanned[0])  # the words are the line's
+    return _Line(message, level, block, flat, skip, crash=words.crashed, shape=shape, lowered=lowered,
+                 _words=words, maskless=maskless)  # fmt: skip
 
 
 _SAID_KEYS = ("msg", "message", "event")

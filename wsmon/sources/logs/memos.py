@@ -13,6 +13,7 @@ import re
 from typing import Any, NamedTuple
 
 from wsmon.core.events import Closer
+from wsmon.sources.logs import scan
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.text import (
     _LEVEL_RANK,
@@ -41,7 +42,9 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _forget() -> None:
     """Empty every memo (for tests: the full path with nothing remembered)."""
-    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, vocab._RUN_CUES):
+    for memo in (_CHATTER_SEEN, _LEVELS_SEEN, _WORDS_SEEN, _SHAPES, _KV_SHAPES, vocab._RUN_CUES):
+        memo.clear()
+    for memo in (scan._WORD_FLAGS, scan._LINES):
         memo.clear()
 
 
@@ -66,27 +69,35 @@ class _Words:
     for, and a JSON line's _Words are shared by every line with the same message."""
 
     __slots__ = ("_close", "_closer", "_crashed", "_delivered", "_level_floor", "_masked", "_not_opening",
-                 "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message")  # fmt: skip
+                 "_open", "_said_ms", "_send", "_strong", "_weak", "cue", "lowered", "message",
+                 "scanned")  # fmt: skip
 
-    def __init__(self, message: str, lowered: str) -> None:
+    def __init__(self, message: str, lowered: str, scanned: int | None = None) -> None:
         self.message = message
         self.lowered = lowered
-        self.cue = vocab.has_cue(lowered)
+        self.scanned = scanned  # the message's flags from ``scan``, when it was scanned
+        self.cue = vocab.has_cue(lowered) if scanned is None else bool(scanned & scan.CUE)
         self._strong = self._weak = self._send = self._close = self._open = _UNSET
         self._not_opening = self._delivered = self._crashed = self._said_ms = _UNSET
         self._masked = self._level_floor = _UNSET
         self._closer: Closer = _UNSET
 
+    def _gated(self, pattern: re.Pattern[str], gate: tuple[str, ...], bit: int) -> re.Match[str] | None:
+        """``vocab.gated``; for a scanned message its gate is read from the scan's flags."""
+        if self.scanned is None:
+            return vocab.gated(pattern, gate, self.lowered)
+        return pattern.search(self.lowered) if scan.gate_open(self.scanned, bit, self.lowered) else None
+
     @property
     def strong(self) -> re.Match[str] | None:
         if self._strong is _UNSET:
-            self._strong = vocab.gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, self.lowered)
+            self._strong = self._gated(vocab.FAIL_STRONG, vocab.STRONG_GATE, scan.STRONG)
         return self._strong
 
     @property
     def weak(self) -> re.Match[str] | None:
         if self._weak is _UNSET:
-            self._weak = vocab.gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, self.lowered)
+            self._weak = self._gated(vocab.FAIL_WEAK, vocab.WEAK_GATE, scan.WEAK)
         return self._weak
 
     @property
@@ -98,13 +109,13 @@ class _Words:
     @property
     def close(self) -> re.Match[str] | None:
         if self._close is _UNSET:
-            self._close = vocab.gated(vocab.CLOSE, vocab.CLOSE_GATE, self.lowered)
+            self._close = self._gated(vocab.CLOSE, vocab.CLOSE_GATE, scan.CLOSING)
         return self._close
 
     @property
     def open(self) -> re.Match[str] | None:
         if self._open is _UNSET:
-            self._open = vocab.gated(vocab.OPEN, vocab.OPEN_GATE, self.lowered)
+            self._open = self._gated(vocab.OPEN, vocab.OPEN_GATE, scan.OPENING)
         return self._open
 
     @property
@@ -116,7 +127,7 @@ class _Words:
     @property
     def delivered(self) -> re.Match[str] | None:
         if self._delivered is _UNSET:
-            self._delivered = vocab.gated(vocab.DELIVERED, vocab.DELIVERED_GATE, self.lowered)
+            self._delivered = self._gated(vocab.DELIVERED, vocab.DELIVERED_GATE, scan.DELIVERED)
         return self._delivered
 
     @property
@@ -158,11 +169,12 @@ class _Words:
 _WORDS_SEEN: dict[str, _Words] = {}
 
 
-def _words_seen(message: str) -> _Words:
-    """A JSON logger's message's _Words, from the memo when it has been seen."""
+def _words_seen(message: str, lowered: str = "", scanned: int | None = None) -> _Words:
+    """A message's _Words, from the memo when it has been seen. ``lowered``: the message in lower case,
+    when known; ``scanned``: its flags from ``scan``, when it was scanned."""
     words = _WORDS_SEEN.get(message)
     if words is None:
-        words = _Words(message, message.lower())
+        words = _Words(message, lowered or message.lower(), scanned)
         if len(message) <= _MEMO_MAX_CHARS:
             _remember(_WORDS_SEEN, message, words)
     return words
@@ -206,6 +218,30 @@ def _shape_of(record: dict[str, Any], flat: dict[str, Any]) -> _Shape:
         )
         if len(flat) <= _SHAPE_MAX_KEYS:
             _remember(_SHAPES, keys, shape)
+    return shape
+
+
+_KV_SHAPES: dict[tuple[tuple[str, ...], frozenset[str]], _Shape] = {}
+
+
+def _kv_shape(flat: dict[str, str], skip: frozenset[str]) -> _Shape:
+    """What a key=value text line's keys say (its message and level keys are ``skip``): what the
+    recognisers would work out from its keys line after line (roles, fields kept), worked out once."""
+    keys = (tuple(flat), skip)
+    shape = _KV_SHAPES.get(keys)
+    if shape is None:
+        roles = vocab.role_keys(flat)
+        shape = _Shape(
+            "",
+            "",
+            skip,
+            roles,
+            frozenset(role for role, _ in roles),
+            vocab.kept_plan(flat, skip),
+            any(key in flat for key in vocab.ERROR_NAMES),
+            {},
+        )
+        _remember(_KV_SHAPES, keys, shape)  # key_values reads at most MAX_FIELDS pairs
     return shape
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import msgspec
 
 from wsmon.core import events as ev
+from wsmon.sources.logs import scan
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.fields import (
     _close_code,
@@ -57,6 +58,7 @@ from wsmon.sources.logs.memos import (
     _remember,
 )
 from wsmon.sources.logs.rules import Rule
+from wsmon.sources.logs.scan import scan as scan_words
 from wsmon.sources.logs.text import (
     _failure_from_text,
     _is_warning,
@@ -68,6 +70,7 @@ from wsmon.sources.logs.text import (
 from wsmon.sources.logs.vocabulary import strip_ansi
 
 MAX_CLOSED_REMEMBERED = 10_000
+_NOT_CHATTER = scan.CUE | scan.ALARM
 MAX_TEXT_CHARS = 16_384  # a line kept as plain text after it failed to decode is cut here
 
 
@@ -122,6 +125,7 @@ class LogParser:
             return [], "blank"
         wall, mono = self.clock() if at is None else at
         try:
+            parsed: _Line | None = None
             if shortcuts and "\n" not in block and not self.rules:
                 if block[0] == "{":
                     chatter = self._chatter(block, wall, mono)
@@ -132,9 +136,12 @@ class LogParser:
                         return self._recognise_record(record, wall, mono)
                 else:
                     chatter = self._text_chatter(block, wall, mono)
-                    if chatter is not None:
+                    if isinstance(chatter, _Line):
+                        parsed = chatter  # not chatter: made ready with what the pre-filter found
+                    elif chatter is not None:
                         return chatter
-            parsed = self._prepare(block)
+            if parsed is None:
+                parsed = self._prepare(block)
             if self.rules:
                 ruled = self._by_rules(parsed, wall, mono)
                 if ruled is not None:
@@ -178,14 +185,25 @@ class LogParser:
         log = ev.LogLine(wall=wall, mono=mono, level=kept[0], text=kept[1], source=self.source)
         return [log], "no event in its words, below a warning: kept as its message (pre-filter)"
 
-    def _text_chatter(self, block: str, wall: float, mono: float) -> tuple[list[ev.Event], str] | None:
-        """The pre-filter for a plain text line: none of the recognisers' words, no level above info."""
+    def _text_chatter(
+        self, block: str, wall: float, mono: float
+    ) -> tuple[list[ev.Event], str] | _Line | None:
+        """The pre-filter for a plain text line: none of the recognisers' words, no level above info.
+        An ASCII line it does not keep comes back ready for recognition, with what its scan found."""
         plain = strip_ansi(block)
         lowered = plain.lower()
-        if "warn" in lowered or "err" in lowered or "crit" in lowered or vocab.line_has_cue(lowered):
-            return None
-        level = _level_said(plain, lowered) or "info"
-        log = ev.LogLine(wall=wall, mono=mono, level=level, text=vocab.mask_text(plain), source=self.source)
+        if plain.isascii():  # its words scanned once, each word's verdict remembered (``scan``)
+            scanned = scan_words(lowered)
+            flags, said = scanned
+            if flags & _NOT_CHATTER:
+                return None if block.lstrip().startswith("{") else _from_text(plain, scanned, lowered)
+            # no word masking looks for and no URL: masking would leave the line as it is
+            text = vocab.mask_text(plain) if flags & scan.SECRET or "://" in plain else plain
+        else:
+            if "warn" in lowered or "err" in lowered or "crit" in lowered or vocab.line_has_cue(lowered):
+                return None
+            said, text = _level_said(plain, lowered), vocab.mask_text(plain)
+        log = ev.LogLine(wall=wall, mono=mono, level=said or "info", text=text, source=self.source)
         return [log], "no event in its words, below a warning: kept as it is (pre-filter)"
 
     def _recognise_record(
@@ -346,7 +364,7 @@ class LogParser:
             mono=mono,
             conn=conn,
             peer=_peer_of(line),
-            path=_text_of(line.flat.get("path", line.flat.get("url", ""))),
+            path=vocab.mask_text(_text_of(line.flat.get("path", line.flat.get("url", "")))),  # ?token=…
             source=self.source,
         )
         return event, f"connection opened: {match.group(0)!r}"
@@ -388,14 +406,14 @@ class LogParser:
             words = line.words
             floor = words.level_floor
             level = at_least(line.level, floor) if floor else line.level
-            text = words.masked
+            text = line.text if line.maskless else words.masked
         else:
             level = _level_for_text(line.level, line.text)
-            text = vocab.mask_text(line.text)
+            text = line.text if line.maskless else vocab.mask_text(line.text)
         if not line.flat:
             fields: dict[str, str] = {}
         elif line.shape is not None:
-            fields = vocab.kept_by(line.flat, line.shape.kept)
+            fields = vocab.kept_by(line.flat, line.shape.kept, maskless=line.maskless)
         else:
             fields = vocab.kept_fields(line.flat.items(), line.skip)
         return ev.LogLine(

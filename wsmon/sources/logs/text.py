@@ -12,6 +12,7 @@ from typing import Any
 
 from wsmon.core.events import Closer
 from wsmon.sources.logs import vocabulary as vocab
+from wsmon.sources.logs.quickre import quick
 from wsmon.sources.logs.vocabulary import strip_ansi
 
 _PINO_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
@@ -37,8 +38,8 @@ _DELIVERY_FAILED = re.compile(
     r"(?:\s*-\s*(?P<reason>.+))?",
     re.IGNORECASE,
 )
-_MESSAGE_ID = re.compile(r"\b(msg[_-][\w.:-]+)")
-_MESSAGE_WORD = re.compile(r"\b(?:message|msg)(?:[_ -]?id)?\s*[:=#]?\s*[\"']?(?P<id>[\w.:-]*\d[\w.:-]*)")
+_MESSAGE_ID = quick(r"\b(msg[_-][\w.:-]+)")
+_MESSAGE_WORD = quick(r"\b(?:message|msg)(?:[_ -]?id)?\s*[:=#]?\s*[\"']?(?P<id>[\w.:-]*\d[\w.:-]*)")
 # "closed with code 1006", "close code: 1005", "closeCode=1011", "(1000)"; codes are 1000-4999.
 _CLOSE_CODE = re.compile(
     r"(?:\bclos\w*\s+(?:\w+\s+)?with\s+(?:close\s+)?code|\bclose[\s_-]*code)\s*[:=#]?\s*(?P<code>[1-4]\d{3})\b",
@@ -88,20 +89,23 @@ _CLOSERS: dict[str, Closer] = {
     "neither": "neither",
     "network": "neither",
 }
-_CLIENT_CLOSED = re.compile(
+_CLIENT_CLOSED = quick(
     r"by (?:the )?(?:client|peer|remote)|(?:client|peer|remote) (?:closed|hung up|left)"
 )
-_SERVER_CLOSED = re.compile(r"by (?:the )?server|server (?:closed|terminated|kicked)|\bkicked\b|\bevicted\b")
+_SERVER_CLOSED = quick(r"by (?:the )?server|server (?:closed|terminated|kicked)|\bkicked\b|\bevicted\b")
 
 # The case-insensitive patterns above cost a scan of the whole line each. For ASCII text (lower() then
 # keeps every position) they are searched in the lower-cased text without IGNORECASE, and skipped where
 # none of the words every match contains is there; non-ASCII text (where a Kelvin sign matches "k")
 # takes the patterns as they are. Same matches, a fraction of the time.
-_TEXT_LEVEL_LOWER = re.compile(r"\b(trace|debug|info|notice|warn|warning|error|err|fatal|critical)\b")
+_LEVEL_WORDS_ALL = (
+    "trace", "debug", "info", "notice", "warn", "warning", "error", "err", "fatal", "critical"
+)  # fmt: skip
+_TEXT_LEVEL_LOWER = quick(rf"\b({'|'.join(_LEVEL_WORDS_ALL)})\b")
 _LEVEL_WORDS_IN = ("trace", "debug", "info", "notice", "warn", "err", "fatal", "critical")
-_CONN_KEY_VALUE_LOWER = re.compile(_CONN_KEY_VALUE.pattern)
+_CONN_KEY_VALUE_LOWER = quick(_CONN_KEY_VALUE.pattern)
 _CONN_KEY_VALUE_WORDS = ("conn", "client", "socket", "sid")
-_CONN_WORD_LOWER = re.compile(_CONN_WORD.pattern)
+_CONN_WORD_LOWER = quick(_CONN_WORD.pattern)
 _CONN_WORD_WORDS = ("conn", "client", "socket", "peer", "session")
 _CLOSE_CONTEXT_WORDS = ("clos", "disconnect", "terminat", "hang", "hung", "left", "went away")
 _CLIENT_CLOSED_WORDS = ("client", "peer", "remote")
@@ -196,10 +200,10 @@ def _crashed(lowered: str) -> bool:
     return vocab.gated(vocab.CRASH, ("uncaught", "unhandled", "fatal", "panic"), lowered) is not None
 
 
-_TEXT_PEER = re.compile(
+_TEXT_PEER = quick(
     r"\bfrom\s+\[?(?P<peer>(?:\d{1,3}\.){3}\d{1,3}|[0-9a-fA-F:]*:[0-9a-fA-F:]+)\]?:(?P<port>\d{1,5})\b"
 )
-_TEXT_MS = re.compile(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
+_TEXT_MS = quick(r"\b(?:in|took|after|latency:?)\s+(\d+(?:\.\d+)?)\s?ms\b")
 
 
 def _level_for_text(level: str, text: str) -> str:

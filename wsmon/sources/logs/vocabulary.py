@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from wsmon.core.redact import MASK, redact_text
+from wsmon.sources.logs.quickre import quick
 
 MAX_FIELDS = 32  # a kept line carries at most this many fields ...
 MAX_FIELD_CHARS = 400  # ... each cut to this many characters
@@ -29,7 +30,7 @@ def strip_ansi(text: str) -> str:
 # --- vocabulary -----------------------------------------------------------------------------------
 
 # Failing to send: phrases that say so on their own ...
-FAIL_STRONG = re.compile(
+FAIL_STRONG = quick(
     r"fail(?:ed|ure)? to (?:send|deliver|write|forward|route|relay|emit|push)"
     r"|(?:delivery|send|sending|write|forward(?:ing)?|routing|relay) (?:has |was )?(?:failed|failure|error)"
     r"|(?:could|can)\s?not (?:send|deliver|forward|route|relay)|unable to (?:send|deliver|forward|route)"
@@ -43,27 +44,27 @@ FAIL_STRONG = re.compile(
     r"(?:not connected|not found|unknown|offline|gone)"
 )
 # ... and words that mean it only where a send is in view (a message id, or "send", "deliver" ...).
-FAIL_WEAK = re.compile(
+FAIL_WEAK = quick(
     r"\bnot open\b|\bepipe\b|\beconnreset\b|write after end|broken pipe|readystate [23]\b"
     r"|(?:on|to) (?:a |the )?closed (?:socket|connection|websocket)|is (?:already )?closed"
     r"|after (?:it was |the socket was )?closed|socket hang up"
 )
 SEND_CONTEXT = re.compile(r"send|sent\b|deliver|writ|forward|recipient|relay|rout")
-CLOSE = re.compile(
+CLOSE = quick(
     r"\bdisconnect(?:ed|ing)?\b|\bclos(?:ed|ing|e)\b|\bconnection (?:lost|dropped|reset|terminated|ended)\b"
     r"|\bhung up\b|\bhang up\b|\bwent away\b|\bleft\b|\bterminated\b|\bgoodbye\b|\bdeparted\b"
 )
-OPEN = re.compile(
+OPEN = quick(
     r"\b(?:re)?connected\b|\bconnection (?:established|opened|open|accepted|ready)\b"
     r"|\bnew (?:websocket |ws |socket )?(?:connection|client|socket|session)\b"
     r"|\b(?:client|socket|device|peer|user) (?:joined|connected|attached|opened)\b|\bjoined\b|\bopened\b"
     r"|\baccepted (?:connection|websocket|client)\b|\bhandshake (?:complete|completed|done|succeeded)\b"
 )
-DELIVERED = re.compile(
+DELIVERED = quick(
     r"\bdelivered\b|\b(?:message|msg) (?:sent|forwarded|routed|relayed|acked|acknowledged)\b"
     r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
 )
-CRASH = re.compile(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+CRASH = quick(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
 # Each regex above is tried only when one of its words is in the line: a substring test costs a
 # fraction of a regex scan, and most lines have none of them.
 STRONG_GATE = ("fail", "not", "unable", "undeliver", "unknown", "missing", "unregistered", "offline",
@@ -324,25 +325,48 @@ def error_text(flat: Mapping[str, Any]) -> str:
 
 # --- key=value text (logfmt, structlog's key-value and console renderers) ------------------------
 
-_KV = re.compile(r"""(?:^|(?<=\s))([A-Za-z_@][\w.@-]*)=("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s"']\S*)""")
+# A pair starts the line or follows a whitespace. The pattern that says so with a lookbehind is tried at
+# every position; these two are tried at the start and, skipping there in C, at each whitespace (which
+# the second takes up: a pair never ends with one, so no pair loses the whitespace before it). The
+# quoted values are unrolled (runs of plain characters between escapes): the same values, found faster.
+_PAIR = r"""([A-Za-z_@][\w.@-]*)=("[^"\\]*(?:\\.[^"\\]*)*"|'[^'\\]*(?:\\.[^'\\]*)*'|[^\s"']\S*)"""
+_KV_FIRST = re.compile(_PAIR)
+_KV_AFTER_SPACE = re.compile(r"\s" + _PAIR)
 
 
 def first_key_value(text: str) -> int:
     """Where the first key=value pair of a line starts, or -1."""
-    match = _KV.search(text)
-    return match.start() if match else -1
+    if _KV_FIRST.match(text):
+        return 0
+    match = _KV_AFTER_SPACE.search(text)
+    return match.start() + 1 if match else -1
 
 
 def key_values(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
+    first = _KV_FIRST.match(text)
     # findall: the pairs in one call, no match object each (a key=value line has a dozen of them)
-    for key, value in _KV.findall(text):
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1].replace('\\"', '"').replace("\\'", "'")
-        out[key] = value
+    pairs = _KV_AFTER_SPACE.findall(text, first.end()) if first else _KV_AFTER_SPACE.findall(text)
+    if first:
+        pairs.insert(0, first.groups())
+    if len(pairs) <= MAX_FIELDS:  # the cap cannot be reached: the pairs as they are, in C, then unquoted
+        out = dict(pairs)
+        if '"' in text or "'" in text:
+            for key, value in out.items():  # a value replaced, no key added: the dict may be iterated
+                quote = value[0]  # a value is never empty
+                if (quote == '"' or quote == "'") and len(value) >= 2 and value[-1] == quote:
+                    out[key] = _unquoted(value)
+        return out
+    out = {}
+    for key, value in pairs:
+        quote = value[0]
+        out[key] = _unquoted(value) if quote in "\"'" and len(value) >= 2 and value[-1] == quote else value
         if len(out) >= MAX_FIELDS:
             break
     return out
+
+
+def _unquoted(value: str) -> str:
+    return value[1:-1].replace('\\"', '"').replace("\\'", "'")
 
 
 # --- what a kept line carries ---------------------------------------------------------------------
@@ -405,8 +429,9 @@ def kept_plan(keys: Iterable[str], skip: frozenset[str] = frozenset()) -> KeptPl
     return KeptPlan(kept, tuple(key for key, _ in kept) if plain else None)
 
 
-def kept_by(flat: Mapping[str, Any], plan: KeptPlan) -> dict[str, str]:
-    """``kept_fields(flat.items(), skip)`` for a line whose keys ``kept_plan`` has read."""
+def kept_by(flat: Mapping[str, Any], plan: KeptPlan, *, maskless: bool = False) -> dict[str, str]:
+    """``kept_fields(flat.items(), skip)`` for a line whose keys ``kept_plan`` has read. ``maskless``:
+    the values are known to hold no colour code and nothing masking would change (``scan``)."""
     if plan.plain is None:
         return kept_fields(((key, flat[key]) for key, _ in plan.keys))
     out: dict[str, str] = {}
@@ -415,7 +440,7 @@ def kept_by(flat: Mapping[str, Any], plan: KeptPlan) -> dict[str, str]:
         kind = type(value)
         if kind is str:
             if len(value) > 12 or "\x1b" in value:  # an id is kept as it is, quickly
-                value = _cut(mask_text(strip_ansi(value)))
+                value = _cut(value if maskless else mask_text(strip_ansi(value)))
         elif kind is int or kind is float:
             value = str(value)
         elif value is None:
