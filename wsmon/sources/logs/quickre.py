@@ -18,8 +18,13 @@ from typing import Any
 
 # The standard library's own parser of patterns and the names of its parse tree's nodes (no stubs ship
 # for them, so they are imported by name); the same parser compiles every pattern.
-_parser = importlib.import_module("re._parser")
-c = importlib.import_module("re._constants")
+# A Python whose `re` is laid out otherwise gets plain patterns (slower, the same matches), never an
+# import error: these modules are private.
+try:
+    _parser: Any = importlib.import_module("re._parser")
+    c: Any = importlib.import_module("re._constants")
+except ImportError:  # pragma: no cover - CPython 3.11-3.14 have both
+    _parser = c = None
 
 _Firsts = tuple[frozenset[int] | None, bool]  # (characters a match can start with, None: any; nullable)
 
@@ -27,9 +32,12 @@ _Firsts = tuple[frozenset[int] | None, bool]  # (characters a match can start wi
 def quick(pattern: str, flags: int = 0) -> re.Pattern[str]:
     """``re.compile(pattern, flags)``, with a lookahead of its first characters when they can be told."""
     firsts: frozenset[int] | None = None
-    if not flags & (re.IGNORECASE | re.VERBOSE):
-        items = list(_parser.parse(pattern, flags))
-        firsts, nullable = _firsts(items)
+    if _parser is not None and not flags & (re.IGNORECASE | re.VERBOSE):
+        try:
+            items = list(_parser.parse(pattern, flags))
+            firsts, nullable = _firsts(items)
+        except Exception:  # a parse tree this code does not know: the plain pattern
+            firsts, nullable = None, True
         if nullable or _anchored(items):
             firsts = None  # an anchored pattern is tried at its anchor alone already
     if not firsts:
