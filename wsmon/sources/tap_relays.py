@@ -19,6 +19,7 @@ from wsmon.core import events as ev
 from wsmon.sources.base import now
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.tap_ipc import Note, SeenMessage, Sent, UpstreamNote
+from wsmon.sources.tap_lag import SaturationWatch
 from wsmon.sources.tap_relay import ClientSide, TappedConnection
 
 Sink = Callable[[Sent], None]
@@ -89,6 +90,7 @@ class TapRelays:
         self._prefix = f"{target}:{conn_prefix}"
         self._conn_ids = itertools.count(1)
         self.pairs: set[TappedConnection] = set()
+        self.saturation = SaturationWatch()  # fed the loop's lag by the worker (tap_lag.LoopLag)
 
     def protocol(self) -> ClientSide:
         return ClientSide(self)
@@ -114,8 +116,34 @@ class TapRelays:
             raw = payload.encode() if isinstance(payload, str) else bytes(payload)
             self._sink(SeenMessage(direction, conn, raw, mono))
 
+    def handshake_measured(self, mono: float, ms: float) -> None:
+        self.saturation.handshake(mono, ms)
+
+    def check_saturation(self, again: bool = False) -> None:
+        """A ``TapSaturation`` when the verdict changed (or, with ``again``, while saturated: its lag now).
+        Before the connect samples that follow it, so the session files those as measured saturated."""
+        mono = time.monotonic()
+        changed = self.saturation.update(mono)
+        if changed is None and not (again and self.saturation.saturated):
+            return
+        wall, _ = now()
+        lag = self.saturation.lag_p95(mono)
+        saturated = self.saturation.saturated
+        detail = f"event loop lag p95 {lag:.1f} ms over the last second"
+        self._sink(
+            ev.TapSaturation(
+                wall=wall,
+                mono=mono,
+                target=self.target,
+                saturated=saturated,
+                lag_ms=0.0 if lag != lag else lag,  # NaN: no lag sampled in the window
+                detail=detail,
+            )
+        )
+
     def tick(self) -> None:
         """Each interval: every connection's traffic, and the acks that did not come in time."""
+        self.check_saturation(again=True)
         for pair in list(self.pairs):
             pair.flush_traffic()
         if self.matcher is not None:
