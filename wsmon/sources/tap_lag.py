@@ -6,10 +6,11 @@ times the tap reports (and the ones its clients see) grow by the tap's own delay
 the worker times a periodic timer (``LoopLag``: how late each firing is) and judges, from the last
 second of those lags, whether its delay is a material share of what it measures (``is_saturated``):
 
-- a lag p95 of at most ``LAG_FLOOR_MS`` is never saturation (timer jitter on a shared machine);
+- a lag p95 of at most ``LAG_FLOOR_MS`` is never saturation: scheduling jitter on a shared machine
+  reaches a few milliseconds, and a delay that small moves no limit worth setting;
 - over ``LAG_LIMIT_MS`` it always is (the lag alone would move a 100 ms limit by 10 %);
 - between the two it is when the lag p95 is over ``SHARE`` of the median handshake the tap measured in
-  the same second (a 3 ms lag is material to 5 ms handshakes, not to 200 ms ones).
+  the same second (an 8 ms lag is material to 5 ms handshakes, not to 200 ms ones).
 
 ``SaturationWatch`` keeps the window and says when the verdict changes: saturated at once, recovered only
 after ``CLEAR_S`` under the threshold, so a load hovering at the edge does not flap (and figures from
@@ -25,7 +26,7 @@ import time
 
 LAG_TIMER_S = 0.02  # how often the loop's lateness is sampled
 WINDOW_S = 1.0  # the lags and handshakes a verdict looks at
-LAG_FLOOR_MS = 2.0
+LAG_FLOOR_MS = 5.0
 LAG_LIMIT_MS = 10.0
 SHARE = 0.2
 CLEAR_S = 3.0
