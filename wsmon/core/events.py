@@ -154,6 +154,8 @@ class LatencySample(Event, tag="latency", frozen=True):
     # it is the same one, or not known): the connection's story counts the delivery (core.story).
     conn: str = ""
     ack_conn: str = ""
+    # A tap's handshake timed across a stall of the tap's own event loop: its delay, not the server's.
+    stalled: bool = False
 
 
 class ProcessSample(Event, tag="process", frozen=True):

@@ -113,8 +113,8 @@ def _saturated_note(state: State, fig: Figure) -> bool:
         return False
     spell = sum(t.saturated_s(state.last_mono) for t in state.targets.values())
     fig.note = (
-        f"{dist.count:,} handshakes measured while the tap was saturated ({spell:.1f} s) are not judged: "
-        "its own delay, not the server's"
+        f"{dist.count:,} handshakes measured while the tap was saturated ({spell:.1f} s) or its loop "
+        "stalled are not judged: its own delay, not the server's"
     )
     return True
 

@@ -426,7 +426,7 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     if kind == "connect":
         if e.own:
             kind = PROBE_CONNECT
-        elif e.target and _saturated(state, e.target):
+        elif e.stalled or (e.target and _saturated(state, e.target)):
             # Measured by a tap that could not keep up: its own delay as much as the server's.
             kind = TAP_SATURATED_CONNECT
     dist = state.latency.get(kind)

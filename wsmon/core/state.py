@@ -37,7 +37,8 @@ SERIES_LEN = 600
 # (from the tap), which is what the connect_ms limit judges.
 PROBE_CONNECT = "probe_connect"
 # The latency key of the clients' handshakes a tap measured while it was saturated (its own delay a
-# material share of them): kept apart from "connect" too, shown, never judged as the server's.
+# material share of them) or across a stall of its own loop: kept apart from "connect" too, shown,
+# never judged as the server's.
 TAP_SATURATED_CONNECT = "connect_tap_saturated"
 
 
