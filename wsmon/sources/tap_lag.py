@@ -15,6 +15,12 @@ second of those lags, whether its delay is a material share of what it measures 
 ``SaturationWatch`` keeps the window and says when the verdict changes: saturated at once, recovered only
 after ``CLEAR_S`` under the threshold, so a load hovering at the edge does not flap (and figures from
 its calm moments are not trusted too early). The worker sends each change as ``events.TapSaturation``.
+
+A lone stall (a GC pass, the CPU taken by another process for 80 ms) moves no p95 of the second, yet
+every handshake it spans reads 80 ms long. So the watch also keeps the stalls it saw — a firing over
+``LAG_FLOOR_MS`` late means the loop was not known free since the firing before — and ``stalled()``
+says whether a handshake's span crossed one: the tap holds each handshake's sample until the timer has
+run after it, and marks it (``LatencySample.stalled``) so that it is not judged as the server's.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ LAG_FLOOR_MS = 5.0
 LAG_LIMIT_MS = 10.0
 SHARE = 0.2
 CLEAR_S = 3.0
+STALLS_KEPT_S = 10.0  # over the tap's longest handshake (its upstream connect times out at 5 s)
 
 
 def is_saturated(lag_p95_ms: float, handshake_median_ms: float | None) -> bool:
@@ -54,12 +61,24 @@ class SaturationWatch:
 
     def __init__(self) -> None:
         self._lags: collections.deque[tuple[float, float]] = collections.deque()
+        self._stalls: collections.deque[tuple[float, float]] = collections.deque()  # (from, to)
+        self.seen_until = -math.inf  # the last firing: the loop's state is known up to here
         self._handshakes: collections.deque[tuple[float, float]] = collections.deque()
         self.saturated = False
         self._calm_since: float | None = None  # under the threshold since, while saturated
 
-    def lag(self, mono: float, ms: float) -> None:
+    def lag(self, mono: float, ms: float, previous: float | None = None) -> None:
+        """A firing at ``mono``, ``ms`` late; the loop was last seen free at ``previous``."""
         self._lags.append((mono, ms))
+        if ms > LAG_FLOOR_MS:
+            self._stalls.append((mono - ms / 1000.0 if previous is None else previous, mono))
+        while self._stalls and self._stalls[0][1] < mono - STALLS_KEPT_S:
+            self._stalls.popleft()
+        self.seen_until = mono
+
+    def stalled(self, start: float, end: float) -> bool:
+        """Whether the loop stalled (as far as the timer could tell) between ``start`` and ``end``."""
+        return any(begun < end and ended > start for begun, ended in self._stalls)
 
     def handshake(self, mono: float, ms: float) -> None:
         self._handshakes.append((mono, ms))
@@ -114,7 +133,7 @@ class LoopLag:
 
     def _fire(self) -> None:
         now = time.monotonic()
-        self.watch.lag(now, max(0.0, now - self._due) * 1000.0)
+        self.watch.lag(now, max(0.0, now - self._due) * 1000.0, self._due - LAG_TIMER_S)
         self._due = now + LAG_TIMER_S
         self._handle = self._loop.call_later(LAG_TIMER_S, self._fire)
 

@@ -379,8 +379,8 @@ class TappedConnection:
         handshake_ms = (self.mono - started) * 1000.0
         wall, mono = now()
         tap = self.tap
-        tap.handshake_measured(mono, handshake_ms)
-        tap.emit(ev.LatencySample(wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=tap.target))
+        sample = ev.LatencySample(wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=tap.target)
+        tap.handshake_measured(sample, started, self.mono)
         tap.emit(
             ev.ConnectionOpened(
                 wall=wall,

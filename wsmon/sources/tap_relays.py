@@ -9,11 +9,15 @@ and turns what connections learn about the upstream into ``UpstreamNote``s: the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
+import math
 import ssl
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
+
+import msgspec
 
 from wsmon.core import events as ev
 from wsmon.sources.base import now
@@ -91,6 +95,7 @@ class TapRelays:
         self._conn_ids = itertools.count(1)
         self.pairs: set[TappedConnection] = set()
         self.saturation = SaturationWatch()  # fed the loop's lag by the worker (tap_lag.LoopLag)
+        self._held: collections.deque[tuple[ev.LatencySample, float, float]] = collections.deque()
 
     def protocol(self) -> ClientSide:
         return ClientSide(self)
@@ -116,12 +121,25 @@ class TapRelays:
             raw = payload.encode() if isinstance(payload, str) else bytes(payload)
             self._sink(SeenMessage(direction, conn, raw, mono))
 
-    def handshake_measured(self, mono: float, ms: float) -> None:
-        self.saturation.handshake(mono, ms)
+    def handshake_measured(self, sample: ev.LatencySample, started: float, ended: float) -> None:
+        """A handshake's sample, held until the loop's timer has run after it (``release``)."""
+        self.saturation.handshake(sample.mono, sample.ms)
+        self._held.append((sample, started, ended))
+
+    def release(self, everything: bool = False) -> None:
+        """The held samples the timer has run after (or all), marked when the loop stalled in their span.
+        Without a timer running (a test's relays) nothing is held back."""
+        watch, held = self.saturation, self._held
+        while held and (everything or held[0][2] <= watch.seen_until or watch.seen_until == -math.inf):
+            sample, started, ended = held.popleft()
+            if watch.stalled(started, ended):
+                sample = msgspec.structs.replace(sample, stalled=True)
+            self._sink(sample)
 
     def check_saturation(self, again: bool = False) -> None:
         """A ``TapSaturation`` when the verdict changed (or, with ``again``, while saturated: its lag now).
         Before the connect samples that follow it, so the session files those as measured saturated."""
+        self.release()
         mono = time.monotonic()
         changed = self.saturation.update(mono)
         if changed is None and not (again and self.saturation.saturated):

@@ -95,6 +95,7 @@ async def serve(config: WorkerConfig) -> None:
             async with asyncio.timeout(STOP_DRAIN_S):
                 while relays.pairs:
                     await asyncio.sleep(0.01)
+        relays.release(everything=True)
         batcher.flush()
         with contextlib.suppress(ConnectionError, TimeoutError):
             async with asyncio.timeout(STOP_DRAIN_S):
