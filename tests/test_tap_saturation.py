@@ -29,6 +29,7 @@ from wsmon.core.report import build_report
 from wsmon.core.state import TAP_SATURATED_CONNECT, State
 from wsmon.render.junit import render_junit
 from wsmon.sources.tap_lag import CLEAR_S, SaturationWatch, is_saturated
+from wsmon.ui.widgets.header_bar import HeaderBar
 
 CONNECT = next(limit for limit in with_overrides({"connect_ms": 20}) if limit.figure == "connect_ms")
 LIMITS = with_overrides({"connect_ms": 20})
@@ -138,6 +139,13 @@ def test_while_a_tap_is_saturated_its_connect_times_are_not_judged() -> None:
     unsaturated = fold(_session(saturate=False))  # the same figures from a tap that kept up: a breach
     [raised] = [a for a in judge(unsaturated, LIMITS, 0.0, 5.0) if getattr(a, "figure", "") == "connect_ms"]
     assert isinstance(raised, ev.AlertRaised) and raised.level == BREACH
+
+
+def test_the_header_shows_the_tap_saturated_with_its_lag() -> None:
+    state = fold(_session(saturate=True))
+    [unit] = [u.plain for u in HeaderBar._target_units(state, short=False) if u.plain.startswith("tap")]
+    assert unit.startswith("tap: SATURATED") and "lags 40 ms: connect time not judged" in unit
+    assert "tap SATURATED" in " ".join(u.plain for u in HeaderBar._target_units(state, short=True))
 
 
 def test_the_report_judges_only_what_the_tap_measured_while_keeping_up_and_says_how_long_it_did_not() -> None:
