@@ -8,18 +8,22 @@ quick turns, so its loop runs late by tens of milliseconds while clients keep co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import signal
+import sys
 import threading
 import time
+from pathlib import Path
 
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request
 
-from tests.helpers import at
+from tests.helpers import at, clean_env, free_port, wait_until
 from tests.test_tap import needs_uvloop, tapped, ws_server
 from wsmon.core import events as ev
 from wsmon.core.figures import judge_figure
@@ -144,7 +148,7 @@ def test_while_a_tap_is_saturated_its_connect_times_are_not_judged() -> None:
 def test_the_header_shows_the_tap_saturated_with_its_lag() -> None:
     state = fold(_session(saturate=True))
     [unit] = [u.plain for u in HeaderBar._target_units(state, short=False) if u.plain.startswith("tap")]
-    assert unit.startswith("tap: SATURATED") and "lags 40 ms: connect time not judged" in unit
+    assert unit.startswith("tap: SATURATED") and "lag up to 40 ms: connect time not judged" in unit
     assert "tap SATURATED" in " ".join(u.plain for u in HeaderBar._target_units(state, short=True))
 
 
@@ -260,3 +264,58 @@ async def test_a_worker_that_keeps_up_reports_no_saturation() -> None:
     assert not rec.of(ev.TapSaturation)
     state = fold(rec.events)
     assert state.latency["connect"].count >= 40 and TAP_SATURATED_CONNECT not in state.latency
+
+
+# --- wsmon itself -------------------------------------------------------------------------------------
+
+
+def _tap_worker(wsmon_pid: int) -> int:
+    """The pid of wsmon's tap worker process, once it runs."""
+    found: list[int] = []
+
+    def started() -> bool:
+        found[:] = [
+            child.pid
+            for child in psutil.Process(wsmon_pid).children(recursive=True)
+            if "wsmon.sources.tap_worker" in " ".join(child.cmdline())
+        ]
+        return bool(found)
+
+    wait_until(started, 20, "wsmon's tap worker")
+    return found[0]
+
+
+async def test_wsmon_attach_with_a_starved_tap_withholds_the_connect_verdict_and_reports_the_saturation(
+    tmp_path: Path,
+) -> None:
+    tap_port = free_port()
+    async with ws_server(_echo) as upstream:
+        wsmon = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wsmon", "attach",
+            "--tap", f"127.0.0.1:{tap_port}=ws://127.0.0.1:{upstream}",
+            "--headless", "--duration", "9", "--interval", "0.5", "--limit", "connect_ms=20",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(tmp_path),
+        )  # fmt: skip
+        worker = await asyncio.to_thread(_tap_worker, wsmon.pid)
+        starving = threading.Event()
+        starver = threading.Thread(target=_starve, args=(worker, starving), daemon=True)
+        starver.start()
+        try:
+            await asyncio.sleep(1.5)  # saturated before the first client: every handshake is the tap's
+            stop = asyncio.Event()
+            churn = asyncio.create_task(_churn(tap_port, stop))
+            await asyncio.sleep(3.0)
+            stop.set()
+            assert await churn >= 5
+        finally:
+            starving.set()
+            starver.join()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGCONT)
+        out, err = await asyncio.wait_for(wsmon.communicate(), 30)
+    text, errors = out.decode(), err.decode()
+    assert "Traceback" not in errors, errors
+    verdict = text.splitlines()[0]
+    assert "connect_ms" not in verdict.split("breached:")[-1].split("(")[0], text
+    assert f"1 {TAP_SATURATED}" in verdict, text
+    assert "tap: the tap was saturated once" in text or "the tap was saturated" in text, text

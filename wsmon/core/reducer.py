@@ -196,7 +196,7 @@ def startup_timeouts(state: State, wall: float, mono: float) -> list[ev.TargetDo
 def _tap_saturation(state: State, e: ev.TapSaturation) -> None:
     target = _target(state, e.target)
     if e.saturated:
-        target.saturated_lag_ms = e.lag_ms
+        target.saturated_lag_ms = max(target.saturated_lag_ms, e.lag_ms)
         if target.saturated_since is None:
             target.saturated_since = e.mono
             target.saturated_count += 1

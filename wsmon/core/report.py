@@ -302,7 +302,7 @@ def _saturation_notes(state: State) -> list[str]:
         lasting = f"{t.saturated_s(state.last_mono):.1f} s in all"
         still = ", still at the end" if t.saturated_since is not None else ""
         notes.append(
-            f"{t.name}: the tap was saturated {spells} ({lasting}{still}; its loop lag p95 last "
+            f"{t.name}: the tap was saturated {spells} ({lasting}{still}; its loop lag p95 up to "
             f"{t.saturated_lag_ms:.0f} ms): the connect times it measured then are not judged"
         )
     return notes

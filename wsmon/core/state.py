@@ -100,8 +100,9 @@ class TargetState(msgspec.Struct, gc=False):
     # only after that, or once start-up failed or took longer than startup_timeout_s.
     starting: bool = False
     startup_timeout_s: float = 0.0
-    # A tap that cannot keep up (events.TapSaturation): since when, its loop lag then, and how often and
-    # how long in all (the spell still running not counted until it ends; see saturated_s).
+    # A tap that cannot keep up (events.TapSaturation): since when, its worst loop lag p95 while
+    # saturated, and how often and how long in all (a spell still running counts once it ends: see
+    # saturated_s).
     saturated_since: float | None = None
     saturated_lag_ms: float = 0.0
     saturated_count: int = 0

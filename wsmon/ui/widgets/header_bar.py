@@ -133,7 +133,8 @@ def _target_parts(target: TargetState, now: float, *, short: bool) -> list[Part]
     if target.up is None:
         return [name, ("pending", "$text-muted")]
     if target.up and target.saturated_since is not None:  # a tap that cannot keep up: up, not trusted
-        lag = "" if short else f" (its loop lags {target.saturated_lag_ms:.0f} ms: connect time not judged)"
+        worst = target.saturated_lag_ms
+        lag = "" if short else f" (its loop lag up to {worst:.0f} ms: connect time not judged)"
         since = f" {coarse_age(now - target.saturated_since)}"
         return [name, ("SATURATED", "bold $warning"), since, (lag, "$warning")]
     if target.up:
