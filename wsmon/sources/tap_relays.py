@@ -23,7 +23,7 @@ from wsmon.core import events as ev
 from wsmon.sources.base import now
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.tap_ipc import Note, SeenMessage, Sent, UpstreamNote
-from wsmon.sources.tap_lag import SaturationWatch
+from wsmon.sources.tap_lag import LAG_TIMER_S, SaturationWatch
 from wsmon.sources.tap_relay import ClientSide, TappedConnection
 
 Sink = Callable[[Sent], None]
@@ -146,16 +146,14 @@ class TapRelays:
             return
         wall, _ = now()
         lag = self.saturation.lag_p95(mono)
+        if math.isnan(lag):  # no firing in the last second: the timer is that late at least, if it runs
+            seen = self.saturation.seen_until
+            lag = 0.0 if math.isinf(seen) else max(0.0, (mono - seen - LAG_TIMER_S) * 1000.0)
         saturated = self.saturation.saturated
         detail = f"event loop lag p95 {lag:.1f} ms over the last second"
         self._sink(
             ev.TapSaturation(
-                wall=wall,
-                mono=mono,
-                target=self.target,
-                saturated=saturated,
-                lag_ms=0.0 if lag != lag else lag,  # NaN: no lag sampled in the window
-                detail=detail,
+                wall=wall, mono=mono, target=self.target, saturated=saturated, lag_ms=lag, detail=detail
             )
         )
 
