@@ -25,6 +25,7 @@ from websockets.http11 import Request
 
 from tests.helpers import at, clean_env, free_port, wait_until
 from tests.test_tap import needs_uvloop, tapped, ws_server
+from tests.ui_support import ReducerFeed, settle, widget_text
 from wsmon.core import events as ev
 from wsmon.core.figures import judge_figure
 from wsmon.core.limits import BREACH, DEFAULT_LIMITS, OK, TAP_SATURATED, judge, shown_value, with_overrides
@@ -33,6 +34,8 @@ from wsmon.core.report import build_report
 from wsmon.core.state import TAP_SATURATED_CONNECT, State
 from wsmon.render.junit import render_junit
 from wsmon.sources.tap_lag import CLEAR_S, SaturationWatch, is_saturated
+from wsmon.ui.app import WsmonApp
+from wsmon.ui.widgets import LimitsStrip
 from wsmon.ui.widgets.header_bar import HeaderBar
 
 CONNECT = next(limit for limit in with_overrides({"connect_ms": 20}) if limit.figure == "connect_ms")
@@ -321,3 +324,16 @@ async def test_wsmon_attach_with_a_starved_tap_withholds_the_connect_verdict_and
     assert "connect_ms" not in verdict.split("breached:")[-1].split("(")[0], text
     assert f"1 {TAP_SATURATED}" in verdict, text
     assert "tap: the tap was saturated once" in text or "the tap was saturated" in text, text
+
+
+async def test_the_dashboard_shows_the_tap_saturated_and_the_connect_time_not_judged() -> None:
+    feed = ReducerFeed()
+    feed.apply(*_session(saturate=True))
+    app = WsmonApp(feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(app, pilot)
+        header = widget_text(app.query_one(HeaderBar))
+        assert "tap: SATURATED" in header and "connect time not judged" in header
+        strip = app.query_one(LimitsStrip).text
+        assert f"connect p95 {TAP_SATURATED}" in strip
+        assert "BREACH" not in strip
