@@ -49,6 +49,7 @@ SERIAL_FILES = frozenset(
         "test_session_shutdown.py",
         "test_soak.py",
         "test_tap_memory.py",
+        "test_tap_saturation.py",
         "test_tap_witnesses.py",
     }
 )

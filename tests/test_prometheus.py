@@ -210,3 +210,19 @@ async def test_deadlocks_are_the_running_total_of_every_sample_not_the_last_ones
     )
     text = await scrape_once(state)
     assert value(parse(text), "wsmon_postgres_deadlocks", target="postgres") == 5
+
+
+async def test_a_saturated_tap_is_scraped_as_saturated_with_its_seconds() -> None:
+    state = fold(
+        [
+            ev.TargetAdded(wall=1, mono=1, target="tap", kind="tap"),
+            ev.TargetUp(wall=1, mono=1, target="tap"),
+            ev.TapSaturation(wall=2, mono=2, target="tap", saturated=True, lag_ms=30.0),
+            ev.TapSaturation(wall=5, mono=5, target="tap", saturated=False),
+            ev.TapSaturation(wall=7, mono=7, target="tap", saturated=True, lag_ms=20.0),
+            ev.Marker(wall=8, mono=8, text="now"),
+        ]
+    )
+    samples = parse(await scrape_once(state))
+    assert value(samples, "wsmon_tap_saturated", target="tap") == 1
+    assert value(samples, "wsmon_tap_saturated_seconds_total", target="tap") == pytest.approx(4.0)

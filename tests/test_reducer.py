@@ -291,6 +291,8 @@ def mixed_session(n: int, seed: int = 1) -> list[ev.Event]:
             out.append(ev.TestRunEnded(**at(t), command="pytest -q", exit_code=1, ran=i, note=""))
         elif roll < 0.99:
             out.append(ev.Hint(**at(t), target="server", text="run as the same user"))
+            saturated = rng.random() < 0.5
+            out.append(ev.TapSaturation(**at(t), target="tap", saturated=saturated, lag_ms=25.0 * saturated))
         else:
             out.append(ev.ServerExit(**at(t), target="server", pid=7, code=1, last_lines=["boom"]))
             open_ids.clear()

@@ -57,6 +57,17 @@ class TargetUp(Event, tag="up", frozen=True):
     detail: str = ""
 
 
+class TapSaturation(Event, tag="tap.saturation", frozen=True):
+    """A tap cannot keep up (``saturated``) or keeps up again: its own delay (its event loop's lag,
+    ``lag_ms`` p95 over the last second) is then a material share of the handshakes it measures, so the
+    connect times it reports while saturated are its own delay as much as the server's, and not judged."""
+
+    target: str
+    saturated: bool
+    lag_ms: float = 0.0
+    detail: str = ""
+
+
 class Hint(Event, tag="hint", frozen=True):
     """Something the user can fix, e.g. 'run as the same user to read the process'."""
 
@@ -143,6 +154,8 @@ class LatencySample(Event, tag="latency", frozen=True):
     # it is the same one, or not known): the connection's story counts the delivery (core.story).
     conn: str = ""
     ack_conn: str = ""
+    # A tap's handshake timed across a stall of the tap's own event loop: its delay, not the server's.
+    stalled: bool = False
 
 
 class ProcessSample(Event, tag="process", frozen=True):
@@ -344,6 +357,7 @@ AnyEvent = (
     | HttpSample
     | TestEvent
     | TestRunEnded
+    | TapSaturation
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)

@@ -16,6 +16,7 @@ from wsmon.core.limits import (
     BREACH,
     CPU_AVERAGE_SAMPLES,
     OK,
+    TAP_SATURATED,
     TOO_FEW,
     Limit,
     format_value,
@@ -24,7 +25,7 @@ from wsmon.core.limits import (
     too_few,
     wilson_interval,
 )
-from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, State
+from wsmon.core.state import PROBE_CONNECT, SERIES_LEN, TAP_SATURATED_CONNECT, State
 
 NO_DATA = "no data"
 REACHED = "reached"
@@ -86,6 +87,9 @@ def judge_figure(state: State, limit: Limit) -> Figure:
 
 def _latency_figure(state: State, limit: Limit, fig: Figure) -> None:
     dist = state.latency.get(limit.latency_kind)
+    if limit.latency_kind == "connect" and _saturated_note(state, fig) and (dist is None or not dist.count):
+        fig.verdict = TAP_SATURATED  # every handshake was measured by a tap that could not keep up
+        return
     if dist is None or not dist.count:
         probe = state.latency.get(PROBE_CONNECT)
         if limit.latency_kind == "connect" and probe is not None and probe.count:
@@ -100,6 +104,19 @@ def _latency_figure(state: State, limit: Limit, fig: Figure) -> None:
     fig.max = finite_float(dist.maximum)
     fig.value = fig.p95
     fig.verdict = level_of(limit, fig.value)
+
+
+def _saturated_note(state: State, fig: Figure) -> bool:
+    """Notes the handshakes a saturated tap measured (left out of the figure); False when none were."""
+    dist = state.latency.get(TAP_SATURATED_CONNECT)
+    if dist is None or not dist.count:
+        return False
+    spell = sum(t.saturated_s(state.last_mono) for t in state.targets.values())
+    fig.note = (
+        f"{dist.count:,} handshakes measured while the tap was saturated ({spell:.1f} s) or its loop "
+        "stalled are not judged: its own delay, not the server's"
+    )
+    return True
 
 
 def _ratio_figure(state: State, limit: Limit, fig: Figure) -> None:

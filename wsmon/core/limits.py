@@ -22,7 +22,7 @@ import msgspec
 
 from wsmon.core.events import AlertCleared, AlertLevel, AlertRaised, Event
 from wsmon.core.sanitize import shown_key
-from wsmon.core.state import State
+from wsmon.core.state import State, saturated_taps
 
 OK: Final = "ok"
 WARN: Final = "warn"
@@ -37,6 +37,8 @@ RATIO_MIN_EVENTS = 100
 RATIO_MIN_EVENTS_KEY = "ratio_min_events"  # its key in [limits] and --limit
 WILSON_Z = 1.959964  # two-sided 95 % (97.5 % one-sided: the chance of a false breach per judgement)
 TOO_FEW = "too few to judge"
+# While a tap cannot keep up, the connect times it measures are its own delay as much as the server's.
+TAP_SATURATED = "tap saturated — not judged"
 _LEVEL_RANK: dict[Level, int] = {OK: 0, WARN: 1, BREACH: 2}
 
 
@@ -183,6 +185,11 @@ def too_few(limit: Limit, attempts: int) -> bool:
     return limit.kind == "ratio" and attempts < limit.min_events
 
 
+def withheld_for_tap(state: State, limit: Limit) -> bool:
+    """The clients' connect time is not judged while a tap that measures it is saturated."""
+    return limit.kind == "latency" and limit.latency_kind == "connect" and bool(saturated_taps(state))
+
+
 def too_few_text(attempts: int) -> str:
     return f"n = {attempts:,}, {TOO_FEW}"
 
@@ -191,7 +198,7 @@ def judged_value(state: State, limit: Limit) -> float | None:
     """The value a level is decided on: the live value, but for a success ratio the upper end of its
     95 % interval, and None while it has too few attempts (so it keeps whatever level it had)."""
     if limit.kind != "ratio":
-        return live_value(state, limit)
+        return None if withheld_for_tap(state, limit) else live_value(state, limit)
     successes, attempts = ratio_counts(state, limit)
     if not attempts or too_few(limit, attempts):
         return None
@@ -204,6 +211,8 @@ def shown_value(state: State, limit: Limit) -> str:
         attempts = ratio_counts(state, limit)[1]
         if attempts and too_few(limit, attempts):
             return too_few_text(attempts)
+    if withheld_for_tap(state, limit):
+        return TAP_SATURATED
     return format_value(live_value(state, limit), limit.unit)
 
 
@@ -265,6 +274,8 @@ def judge(state: State, limits: tuple[Limit, ...], wall: float, mono: float) -> 
             continue  # capacity targets are reported, not alerted on
         if limit.kind == "cpu" and len(state.cpu.values) < CPU_AVERAGE_SAMPLES:
             continue  # fewer samples than the mean needs is start-up, not load
+        if withheld_for_tap(state, limit):
+            continue  # a saturated tap's connect times are its own delay: neither raised nor cleared
         value = live_value(state, limit)
         # judged_value is the live value for all but ratios: not worked out twice (a latency's is a
         # sort of the last minute's samples, the judge's main cost on a busy log).

@@ -22,6 +22,7 @@ from wsmon.core.state import (
     MAX_SLOWLOG_KEPT,
     MAX_TESTS_KEPT,
     PROBE_CONNECT,
+    TAP_SATURATED_CONNECT,
     ActiveAlert,
     Connection,
     ConnState,
@@ -87,6 +88,7 @@ class Reducer:
                 _handles(ev.HttpSample, _http),
                 _handles(ev.TestEvent, _test),
                 _handles(ev.TestRunEnded, _test_run_ended),
+                _handles(ev.TapSaturation, _tap_saturation),
             ]
         )
 
@@ -189,6 +191,23 @@ def startup_timeouts(state: State, wall: float, mono: float) -> list[ev.TargetDo
                 ev.TargetDown(wall=wall, mono=mono, target=target.name, error=error, kind=START_TIMEOUT)
             )
     return out
+
+
+def _tap_saturation(state: State, e: ev.TapSaturation) -> None:
+    target = _target(state, e.target)
+    if e.saturated:
+        target.saturated_lag_ms = max(target.saturated_lag_ms, e.lag_ms)
+        if target.saturated_since is None:
+            target.saturated_since = e.mono
+            target.saturated_count += 1
+    elif target.saturated_since is not None:
+        target.saturated_total_s += max(0.0, e.mono - target.saturated_since)
+        target.saturated_since = None
+
+
+def _saturated(state: State, name: str) -> bool:
+    target = state.targets.get(name)
+    return target is not None and target.saturated_since is not None
 
 
 def _hint(state: State, e: ev.Hint) -> None:
@@ -403,7 +422,13 @@ def _latency(state: State, e: ev.LatencySample) -> None:
     if e.ref and e.kind == "delivery" and not _first_witness(state, e.ref):
         return
     # The probe's own handshakes are reported as the probe's, never judged as the users' connect time.
-    kind = PROBE_CONNECT if e.own and e.kind == "connect" else e.kind
+    kind = e.kind
+    if kind == "connect":
+        if e.own:
+            kind = PROBE_CONNECT
+        elif e.stalled or (e.target and _saturated(state, e.target)):
+            # Measured by a tap that could not keep up: its own delay as much as the server's.
+            kind = TAP_SATURATED_CONNECT
     dist = state.latency.get(kind)
     if dist is None:
         dist = state.latency[kind] = Distribution()

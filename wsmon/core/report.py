@@ -288,7 +288,24 @@ def _visible_strings(value: Any) -> Any:
 def _notes(state: State, figures: list[Figure]) -> list[str]:
     client = [f for f in figures if f.figure in CLIENT_FIGURES]
     seen = state.opened_total or state.delivered or state.delivery_failed
-    return [NO_CLIENT_TRAFFIC] if client and not seen else []
+    notes = [NO_CLIENT_TRAFFIC] if client and not seen else []
+    return notes + _saturation_notes(state)
+
+
+def _saturation_notes(state: State) -> list[str]:
+    """How long each tap could not keep up: what it measured then is its own delay as much as the server's."""
+    notes = []
+    for t in state.targets.values():
+        if not t.saturated_count:
+            continue
+        spells = "once" if t.saturated_count == 1 else f"{t.saturated_count} times"
+        lasting = f"{t.saturated_s(state.last_mono):.1f} s in all"
+        still = ", still at the end" if t.saturated_since is not None else ""
+        notes.append(
+            f"{t.name}: the tap was saturated {spells} ({lasting}{still}; its loop lag p95 up to "
+            f"{t.saturated_lag_ms:.0f} ms): the connect times it measured then are not judged"
+        )
+    return notes
 
 
 def _overall_verdict(figures: list[Figure]) -> str:

@@ -36,6 +36,10 @@ SERIES_LEN = 600
 # The latency key of wsmon's own probes' handshakes: kept apart from "connect", the clients' handshakes
 # (from the tap), which is what the connect_ms limit judges.
 PROBE_CONNECT = "probe_connect"
+# The latency key of the clients' handshakes a tap measured while it was saturated (its own delay a
+# material share of them) or across a stall of its own loop: kept apart from "connect" too, shown,
+# never judged as the server's.
+TAP_SATURATED_CONNECT = "connect_tap_saturated"
 
 
 class Connection(msgspec.Struct, gc=False, omit_defaults=True):
@@ -96,15 +100,29 @@ class TargetState(msgspec.Struct, gc=False):
     # only after that, or once start-up failed or took longer than startup_timeout_s.
     starting: bool = False
     startup_timeout_s: float = 0.0
+    # A tap that cannot keep up (events.TapSaturation): since when, its worst loop lag p95 while
+    # saturated, and how often and how long in all (a spell still running counts once it ends: see
+    # saturated_s).
+    saturated_since: float | None = None
+    saturated_lag_ms: float = 0.0
+    saturated_count: int = 0
+    saturated_total_s: float = 0.0
 
     @property
     def status(self) -> str:
-        """UP, DOWN, STARTING, or "" when not heard from yet."""
+        """UP, DOWN, STARTING, SATURATED (a tap up but not keeping up), or "" when not heard from yet."""
         if self.starting:
             return "STARTING"
         if self.up is None:
             return ""
+        if self.up and self.saturated_since is not None:
+            return "SATURATED"
         return "UP" if self.up else "DOWN"
+
+    def saturated_s(self, now: float) -> float:
+        """How long in all it was saturated, up to ``now``."""
+        running = 0.0 if self.saturated_since is None else max(0.0, now - self.saturated_since)
+        return self.saturated_total_s + running
 
 
 class Series(msgspec.Struct, gc=False):
@@ -339,6 +357,11 @@ class State(msgspec.Struct, gc=False):
     def connect_success(self) -> float:
         attempts = self.opened_total + self.connect_failed
         return self.opened_total / attempts if attempts else math.nan
+
+
+def saturated_taps(state: State) -> list[str]:
+    """The taps that cannot keep up now: connect times are not judged while there is one."""
+    return [t.name for t in state.targets.values() if t.saturated_since is not None]
 
 
 def decode_state(data: bytes) -> State:

@@ -84,7 +84,8 @@ async def send_empty_close(ws: ClientConnection) -> None:
 
 class Tally:
     """What the clients themselves saw: connections opened (handshake done), closes by code, refusals,
-    and the messages (data frames) they sent and read on connections that opened.
+    the messages (data frames) they sent and read on connections that opened, and how long each opening
+    took (TCP connect to the 101, as the client waits for it: ``connect_p50_ms`` / ``connect_p95_ms``).
 
     A close's code is the one of the first close frame on the wire, as a tap in between sees it: the one
     this client received when the server closed first, the one it sent when it closed first, 1006 when
@@ -99,11 +100,13 @@ class Tally:
         self.sent = 0
         self.received = 0
         self.closes: dict[int, int] = {}
+        self.connect_ms: list[float] = []
         self.live: set[ClientConnection] = set()
         self.watchers: set[asyncio.Task[None]] = set()
 
-    def connected(self, ws: ClientConnection) -> None:
+    def connected(self, ws: ClientConnection, ms: float) -> None:
         self.opened += 1
+        self.connect_ms.append(ms)
         self.live.add(ws)
         watcher = asyncio.get_running_loop().create_task(self._closed(ws))
         self.watchers.add(watcher)
@@ -127,7 +130,15 @@ class Tally:
     def line(self) -> str:
         closes = {str(code): n for code, n in sorted(self.closes.items())}
         counts = {"opened": self.opened, "closes": closes, "refused": self.refused}
-        return self.PREFIX + json.dumps({**counts, "sent": self.sent, "received": self.received})
+        ordered = sorted(self.connect_ms)
+        timing = {f"connect_p{q}_ms": _nearest_rank(ordered, q) for q in (50, 95)}
+        return self.PREFIX + json.dumps({**counts, "sent": self.sent, "received": self.received, **timing})
+
+
+def _nearest_rank(ordered: list[float], q: int) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, max(0, -(-q * len(ordered) // 100) - 1))], 3)
 
 
 def first_close_code(ws: ClientConnection) -> int:
@@ -419,6 +430,7 @@ class LoadGen:
 
     async def connect(self, **options: Any) -> ClientConnection:
         """Every connection goes through here, so the tally sees each one opened or refused."""
+        started = time.perf_counter()
         try:
             ws = await connect(self.url, proxy=None, ping_interval=None, compression=None, **options)
         except InvalidURI:
@@ -428,7 +440,7 @@ class LoadGen:
             raise
         except asyncio.CancelledError:
             raise
-        self.tally.connected(ws)
+        self.tally.connected(ws, (time.perf_counter() - started) * 1000.0)
         return ws
 
     # --- churn --------------------------------------------------------------------------------------

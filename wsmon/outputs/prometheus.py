@@ -173,12 +173,23 @@ def _target_families(state: State) -> Iterator[Metric]:
         "wsmon_target_up", "1 up, 0 down, NaN not heard from yet", labels=["target", "kind"]
     )
     downs = CounterMetricFamily("wsmon_target_down", "Times a target went down", labels=["target"])
+    saturated = GaugeMetricFamily(
+        "wsmon_tap_saturated", "1 while a tap cannot keep up (connect times not judged)", labels=["target"]
+    )
+    saturated_s = CounterMetricFamily(
+        "wsmon_tap_saturated_seconds", "Seconds a tap could not keep up", labels=["target"]
+    )
     for name, target in sorted(state.targets.items()):
         value = math.nan if target.up is None else 1.0 if target.up else 0.0
         up.add_metric([_label(name), target.kind], value)
         downs.add_metric([_label(name)], target.down_count)
+        if target.kind == "tap":
+            saturated.add_metric([_label(name)], 0.0 if target.saturated_since is None else 1.0)
+            saturated_s.add_metric([_label(name)], target.saturated_s(state.last_mono))
     yield up
     yield downs
+    yield saturated
+    yield saturated_s
 
 
 def _limit_families(state: State, limits: tuple[Limit, ...]) -> Iterator[Metric]:

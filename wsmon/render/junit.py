@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from wsmon.core.baseline import NO_DATA as NOT_COMPARED
 from wsmon.core.baseline import REGRESSION, BaselineComparison
 from wsmon.core.figures import NO_DATA, Figure
-from wsmon.core.limits import BREACH, TOO_FEW
+from wsmon.core.limits import BREACH, TAP_SATURATED, TOO_FEW
 from wsmon.core.report import Report
 from wsmon.core.testrun import FAILED_OUTCOMES, Tests
 from wsmon.render.cells import CHANGE_HEADINGS, FIGURE_HEADINGS, change_cells, figure_cells
@@ -27,7 +27,7 @@ BASELINE_CLASS = "wsmon.baseline"
 def render_junit(report: Report) -> str:
     """Capacity targets never fail, as they never fail the exit code."""
     failures = sum(1 for f in report.figures if f.verdict == BREACH)
-    skipped = sum(1 for f in report.figures if f.verdict in (NO_DATA, TOO_FEW))
+    skipped = sum(1 for f in report.figures if f.verdict in (NO_DATA, TOO_FEW, TAP_SATURATED))
     counts = {"tests": str(len(report.figures)), "failures": str(failures), "errors": "0"}
     root = ET.Element("testsuites", {"name": "wsmon", **counts})
     suite = ET.SubElement(
@@ -58,7 +58,7 @@ def render_junit(report: Report) -> str:
             failure.text = _figure_detail(figure)
         elif figure.verdict == NO_DATA:
             ET.SubElement(case, "skipped", {"message": f"{figure.label}: no data"})
-        elif figure.verdict == TOO_FEW:
+        elif figure.verdict in (TOO_FEW, TAP_SATURATED):
             ET.SubElement(case, "skipped", {"message": summary})
         else:
             ET.SubElement(case, "system-out").text = f"{figure.verdict}: {summary}"

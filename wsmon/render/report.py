@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from wsmon.core.figures import NO_DATA, NOT_REACHED, REACHED
-from wsmon.core.limits import BREACH, OK, TOO_FEW, WARN, format_value, too_few_text
+from wsmon.core.limits import BREACH, OK, TAP_SATURATED, TOO_FEW, WARN, format_value, too_few_text
 from wsmon.core.report import NO_CLIENT_TRAFFIC, Report
 from wsmon.core.testrun import FAIL, Tests
 from wsmon.render.cells import FIGURE_HEADINGS, figure_cells
@@ -77,7 +77,7 @@ def finite(value: Any) -> Any:
 
 def verdict_line(report: Report) -> str:
     c = report.counts
-    judged = [f"{c[k]} {k}" for k in (BREACH, WARN, OK, TOO_FEW, NO_DATA) if c.get(k)]
+    judged = [f"{c[k]} {k}" for k in (BREACH, WARN, OK, TOO_FEW, TAP_SATURATED, NO_DATA) if c.get(k)]
     capacity = [f"{c[k]} {k}" for k in (REACHED, NOT_REACHED) if c.get(k)]
     detail = ", ".join(judged) + (f"; capacity targets: {', '.join(capacity)}" if capacity else "")
     breached = [f.figure for f in report.figures if f.verdict == BREACH]

@@ -128,6 +128,8 @@ class TapSource(Source):
         self.running: dict[int, TapWorker] = {}  # by worker number
         # Each worker's open connections (id: when opened), to close them as cut when it dies.
         self._open: dict[int, dict[str, float]] = {}
+        # The workers that cannot keep up now (by number: their loop lag): the tap is saturated while any is.
+        self._saturated: dict[int, float] = {}
 
     @property
     def address(self) -> str:
@@ -270,6 +272,8 @@ class TapSource(Source):
                 self._emit_all(delivery_events(results, self.target))
             elif isinstance(item, UpstreamNote):
                 self._note(item, generation)
+            elif isinstance(item, ev.TapSaturation):
+                self._saturation(number, item)
             else:
                 if isinstance(item, ev.ConnectionOpened):
                     opened[item.conn] = item.mono
@@ -291,8 +295,25 @@ class TapSource(Source):
             case "dropped":
                 self.watch_upstream(UPSTREAM_CHECK_GRACE_S)
 
+    def _saturation(self, number: int, note: ev.TapSaturation) -> None:
+        """One worker's verdict; the tap's is saturated while any worker is, recovered once none is."""
+        was = bool(self._saturated)
+        if note.saturated:
+            self._saturated[number] = note.lag_ms
+        else:
+            self._saturated.pop(number, None)
+        if self._saturated:
+            lag = max(self._saturated.values())
+            self._emit(msgspec.structs.replace(note, saturated=True, lag_ms=lag))
+        elif was:
+            self._emit(note)
+
     def _worker_died(self, number: int, how: str) -> None:
         """The worker's connections are gone with it: closed, as cut by wsmon; the tap is down."""
+        if self._saturated.pop(number, None) is not None and not self._saturated:
+            wall, mono = now()
+            gone, target = f"tap worker {number} {how}", self.target
+            self._emit(ev.TapSaturation(wall=wall, mono=mono, target=target, saturated=False, detail=gone))
         error = f"tap worker {number} {how}; restarting it"
         self.status.mark_down(self._emit, error, "error")
         reason = f"cut by wsmon: tap worker {number} {how}"

@@ -142,7 +142,8 @@ class TappedConnection:
         self.first_tcp_end: tuple[str, str] | None = None  # (side, "closed" | "reset")
         self.half_open_timer: asyncio.TimerHandle | None = None
         self.mono = time.monotonic()  # when the current chunk arrived
-        # The handshake, as parsed.
+        # The handshake, as parsed. Timed from when the request's first byte went upstream (not from
+        # when it was read: the tap's own wait for its upstream connection is not the server's time).
         self.request_mono: float | None = None
         self.path = ""
         self.opened_mono: float | None = None
@@ -201,21 +202,25 @@ class TappedConnection:
             transport.writelines(self.early)
             self.early.clear()
             self.client.resume_reading()
+            if self.request_mono is None:
+                self.request_mono = time.monotonic()
         if self.client_ended:
             self._end_writing(transport)
 
     def from_client(self, data: bytes) -> None:
         upstream = self.upstream
+        forwarded = False
         if upstream is not None:
             if not self.upstream_gone:
                 upstream.write(data)
+                forwarded = True
         else:
             self.early.append(data)
             self.early_bytes += len(data)
             if self.early_bytes > MAX_EARLY_BYTES:
                 self.client.pause_reading()
         self.mono = time.monotonic()
-        if self.request_mono is None:
+        if forwarded and self.request_mono is None:
             self.request_mono = self.mono
         self.wire.from_client(data)
 
@@ -374,7 +379,8 @@ class TappedConnection:
         handshake_ms = (self.mono - started) * 1000.0
         wall, mono = now()
         tap = self.tap
-        tap.emit(ev.LatencySample(wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=tap.target))
+        sample = ev.LatencySample(wall=wall, mono=mono, kind="connect", ms=handshake_ms, target=tap.target)
+        tap.handshake_measured(sample, started, self.mono)
         tap.emit(
             ev.ConnectionOpened(
                 wall=wall,

@@ -9,16 +9,21 @@ and turns what connections learn about the upstream into ``UpstreamNote``s: the 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
+import math
 import ssl
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+import msgspec
+
 from wsmon.core import events as ev
 from wsmon.sources.base import now
 from wsmon.sources.delivery import Delivered, DeliveryMatcher, DeliveryResult, DeliveryRules
 from wsmon.sources.tap_ipc import Note, SeenMessage, Sent, UpstreamNote
+from wsmon.sources.tap_lag import LAG_TIMER_S, SaturationWatch
 from wsmon.sources.tap_relay import ClientSide, TappedConnection
 
 Sink = Callable[[Sent], None]
@@ -89,6 +94,8 @@ class TapRelays:
         self._prefix = f"{target}:{conn_prefix}"
         self._conn_ids = itertools.count(1)
         self.pairs: set[TappedConnection] = set()
+        self.saturation = SaturationWatch()  # fed the loop's lag by the worker (tap_lag.LoopLag)
+        self._held: collections.deque[tuple[ev.LatencySample, float, float]] = collections.deque()
 
     def protocol(self) -> ClientSide:
         return ClientSide(self)
@@ -114,8 +121,45 @@ class TapRelays:
             raw = payload.encode() if isinstance(payload, str) else bytes(payload)
             self._sink(SeenMessage(direction, conn, raw, mono))
 
+    def handshake_measured(self, sample: ev.LatencySample, started: float, ended: float) -> None:
+        """A handshake's sample, held until the loop's timer has run after it (``release``)."""
+        self.saturation.handshake(sample.mono, sample.ms)
+        self._held.append((sample, started, ended))
+
+    def release(self, everything: bool = False) -> None:
+        """The held samples the timer has run after (or all), marked when the loop stalled in their span.
+        Without a timer running (a test's relays) nothing is held back."""
+        watch, held = self.saturation, self._held
+        while held and (everything or held[0][2] <= watch.seen_until or watch.seen_until == -math.inf):
+            sample, started, ended = held.popleft()
+            if watch.stalled(started, ended):
+                sample = msgspec.structs.replace(sample, stalled=True)
+            self._sink(sample)
+
+    def check_saturation(self, again: bool = False) -> None:
+        """A ``TapSaturation`` when the verdict changed (or, with ``again``, while saturated: its lag now).
+        Before the connect samples that follow it, so the session files those as measured saturated."""
+        self.release()
+        mono = time.monotonic()
+        changed = self.saturation.update(mono)
+        if changed is None and not (again and self.saturation.saturated):
+            return
+        wall, _ = now()
+        lag = self.saturation.lag_p95(mono)
+        if math.isnan(lag):  # no firing in the last second: the timer is that late at least, if it runs
+            seen = self.saturation.seen_until
+            lag = 0.0 if math.isinf(seen) else max(0.0, (mono - seen - LAG_TIMER_S) * 1000.0)
+        saturated = self.saturation.saturated
+        detail = f"event loop lag p95 {lag:.1f} ms over the last second"
+        self._sink(
+            ev.TapSaturation(
+                wall=wall, mono=mono, target=self.target, saturated=saturated, lag_ms=lag, detail=detail
+            )
+        )
+
     def tick(self) -> None:
         """Each interval: every connection's traffic, and the acks that did not come in time."""
+        self.check_saturation(again=True)
         for pair in list(self.pairs):
             pair.flush_traffic()
         if self.matcher is not None:

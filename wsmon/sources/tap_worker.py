@@ -20,6 +20,7 @@ import time
 import msgspec
 
 from wsmon.sources.tap_ipc import LISTEN_BACKLOG, Sent, UpstreamNote, WorkerConfig, frame
+from wsmon.sources.tap_lag import LoopLag
 from wsmon.sources.tap_relays import TapRelays
 
 BATCH_ITEMS = 512  # sent at once past this many, not at the next tick
@@ -67,6 +68,8 @@ async def serve(config: WorkerConfig) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     batcher.add(UpstreamNote("ready"))
     batcher.flush()
+    lag = LoopLag(relays.saturation)
+    lag.start()
     session_gone = loop.create_task(reader.read())  # the session sends nothing: EOF is "stop"
     stopping = loop.create_task(stop.wait())
     next_tick = time.monotonic() + config.interval
@@ -76,12 +79,15 @@ async def serve(config: WorkerConfig) -> None:
             if time.monotonic() >= next_tick:
                 next_tick += config.interval
                 relays.tick()
+            else:
+                relays.check_saturation()  # at once, not at the next tick: it decides how samples count
             batcher.flush()
             if writer.transport.get_write_buffer_size() > 0:
                 await writer.drain()
     except ConnectionError:
         return  # the session is gone: nobody to tell
     finally:
+        lag.stop()
         for server in servers:
             server.close()
         relays.abort_all("wsmon stopped")
@@ -89,6 +95,7 @@ async def serve(config: WorkerConfig) -> None:
             async with asyncio.timeout(STOP_DRAIN_S):
                 while relays.pairs:
                     await asyncio.sleep(0.01)
+        relays.release(everything=True)
         batcher.flush()
         with contextlib.suppress(ConnectionError, TimeoutError):
             async with asyncio.timeout(STOP_DRAIN_S):

@@ -52,6 +52,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("n = 2, too few to judge", "a success ratio with fewer attempts than its minimum is not judged yet"),
     ("UP · DOWN · STOPPED", "a target answers · does not (with its error) · is a process paused by SIGSTOP"),
     ("STARTING · pending", "wsmon is starting it (not an outage) · configured, not heard from yet"),
+    ("SATURATED", "a tap that cannot keep up: the connect times it measures are not judged meanwhile"),
     ("not configured", "no Redis or PostgreSQL target was given"),
     ("LIVE · REPLAY ×2 57 %", "a live session · a recording replayed at twice its speed, 57 % of the way"),
     ("━━●── ⚑ 1", "the replay bar: played · now · to come · a bookmark (m), with the count"),

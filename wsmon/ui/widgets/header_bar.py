@@ -132,6 +132,11 @@ def _target_parts(target: TargetState, now: float, *, short: bool) -> list[Part]
         return [name, ("STARTING", "bold $warning"), since]
     if target.up is None:
         return [name, ("pending", "$text-muted")]
+    if target.up and target.saturated_since is not None:  # a tap that cannot keep up: up, not trusted
+        worst = target.saturated_lag_ms
+        lag = "" if short else f" (its loop lag up to {worst:.0f} ms: connect time not judged)"
+        since = f" {coarse_age(now - target.saturated_since)}"
+        return [name, ("SATURATED", "bold $warning"), since, (lag, "$warning")]
     if target.up:
         return [name, ("UP", "bold $success"), since]
     word = down_word(target)

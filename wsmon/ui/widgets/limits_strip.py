@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from textual.content import Content
 
-from wsmon.core.limits import Limit, alert_headline, judged_value, live_value, shown_value, worst_of
+from wsmon.core.limits import (
+    Limit,
+    alert_headline,
+    judged_value,
+    live_value,
+    shown_value,
+    withheld_for_tap,
+    worst_of,
+)
 from wsmon.core.state import State
 from wsmon.ui.format import LEVEL_STYLES, LevelSymbols, coarse_age, level_symbols
 from wsmon.ui.widgets.fitted_panel import FittedPanel, pack
@@ -77,6 +85,8 @@ def _figure(state: State, limit: Limit) -> Figure:
     # A success ratio is coloured by its judged value (the upper end of its 95 % interval), and not at
     # all while it has too few attempts: its text says "n = 2, too few to judge" instead.
     judged = judged_value(state, limit) if limit.kind == "ratio" else value
+    if withheld_for_tap(state, limit):  # "tap saturated — not judged": no colour either
+        judged = None
     # Capacity targets are reported, not judged: colouring them would cry wolf on a quiet server.
     level = "" if limit.kind == "capacity" or judged is None else current_level(state, limit, judged)
     return (limit.figure, shown_value(state, limit), level, value)

@@ -64,6 +64,8 @@ def status_parts(target: TargetState, now: float) -> list[Part]:
         return parts
     if target.up is None:
         return [("pending", "$text-muted")]
+    if target.up and target.saturated_since is not None:
+        return [("SATURATED", "bold $warning"), f" {coarse_age(now - target.saturated_since)}"]
     if target.up:
         return [("UP", "bold $success"), since]
     parts = [(down_word(target), "bold $error"), since]
