@@ -94,6 +94,7 @@ def test_baseline_renderers_show_no_control_characters(new: list[ev.Event], old:
 @settings(max_examples=examples(0.1))
 @given(scripts())
 @example([ev.Marker(wall=T0, mono=0.0, text=NASTY)])
+@example([ev.Marker(wall=T0, mono=0.0, text="a\u2028b\u2029c\x85d")])  # line breaks to Python, not to JSON
 def test_export_writes_no_control_characters_and_keeps_the_text(events: list[ev.Event]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "raw.wsmon"
@@ -103,7 +104,8 @@ def test_export_writes_no_control_characters_and_keeps_the_text(events: list[ev.
             export_jsonl(reader, out)
     output = out.getvalue()
     assert_safe(output, "export")
-    exported = [json.loads(line) for line in output.splitlines()[1:]]
+    # JSON Lines end each record at "\n" only: str.splitlines would also cut at U+2028 inside a string
+    exported = [json.loads(line) for line in output.split("\n")[1:-1]]
     assert exported == [ev.to_dict(event) for event in events]  # jq still sees the very text recorded
 
 
