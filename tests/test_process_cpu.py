@@ -101,7 +101,9 @@ async def test_the_source_emits_no_sample_before_it_can_measure_one_and_none_abo
     samples = of(events, ev.ProcessSample)
     up = of(events, ev.TargetUp)
     assert up and samples
-    assert samples[0].mono - up[0].mono >= interval * 0.99  # the first figure waited for an interval
+    # The first figure waited for an interval after the baseline reading. TargetUp is stamped after
+    # that reading, by a scheduling delay (0.29 s after it was seen in CI under load), so the bound is
+    # taken from before the source started.
     assert samples[0].mono - started >= interval
     for sample in samples:
         assert 0.0 <= sample.cpu_percent <= cpu_bound(sample.threads, sample.cores), sample
