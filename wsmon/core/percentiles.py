@@ -141,7 +141,7 @@ class Distribution(msgspec.Struct, dict=True):
         return b
 
     def _dropped(self, count: int) -> None:
-        sorted_window = self.__dict__.get("_sorted")
+        sorted_window = vars(self).get("_sorted")
         if sorted_window is not None:
             sorted_window.shift(count)
 
@@ -191,9 +191,9 @@ class Distribution(msgspec.Struct, dict=True):
         if span is None:
             values = sorted(self._window_values(cut))
             return tuple(exact_percentile(values, q) for q in qs)
-        sorted_window = self.__dict__.get("_sorted")
+        sorted_window = vars(self).get("_sorted")
         if sorted_window is None or sorted_window.owner is not self.window_v:
-            sorted_window = self.__dict__["_sorted"] = _SortedWindow(self.window_v)
+            sorted_window = vars(self)["_sorted"] = _SortedWindow(self.window_v)
         return sorted_window.percentiles(self.window_v, span, len(self.window_t), qs)
 
     def _window_span(self, cut: float) -> int | None:
