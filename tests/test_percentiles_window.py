@@ -30,7 +30,7 @@ def test_window_values_equal_a_full_scan(stamps: list[float], ordered: bool, now
 
 steps = st.lists(
     st.tuples(
-        st.floats(min_value=0, max_value=40, allow_nan=False),  # seconds until the next sample
+        st.floats(min_value=-5, max_value=40, allow_nan=False),  # to the next sample (< 0: out of order)
         st.integers(min_value=0, max_value=30),  # its value: few distinct ones, so ties are common
         st.booleans(),  # ask for the percentiles after it
     ),

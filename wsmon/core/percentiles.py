@@ -47,7 +47,7 @@ class _SortedWindow:
     (a delete is a memmove) but listed in ``dead``, and a rank is found by bisection over both.
     """
 
-    __slots__ = ("dead", "end", "owner", "start", "values")
+    __slots__ = ("ascending", "dead", "end", "owner", "start", "values")
 
     def __init__(self, owner: list[float]) -> None:
         self.owner = owner  # the list the indices refer to: a Distribution given a new list starts again
@@ -55,9 +55,22 @@ class _SortedWindow:
         self.end = 0
         self.values: list[float] = []
         self.dead: list[float] = []
+        self.ascending = 0  # how many of the window's first times are known to ascend
+
+    def span(self, times: list[float], cut: float) -> int | None:
+        """Where the window starts, when every time ascends (then it is a tail); None when not known.
+        Only the times added since the last query are checked, not the whole minute."""
+        held = len(times)
+        if self.ascending < held:
+            tail = times[max(self.ascending - 1, 0) :]
+            if tail != sorted(tail):
+                return None
+            self.ascending = held
+        return bisect.bisect_left(times, cut)
 
     def shift(self, dropped: int) -> None:
         """``dropped`` samples were deleted from the head of the window's lists."""
+        self.ascending = max(self.ascending - dropped, 0)
         self.start -= dropped
         self.end -= dropped
         if self.start < 0:  # it held samples that are gone: start again from nothing
@@ -187,13 +200,15 @@ class Distribution(msgspec.Struct, dict=True):
     def window_percentiles(self, now: float, qs: tuple[float, ...] = (50, 95, 99)) -> tuple[float, ...]:
         """Exact percentiles over the last WINDOW_S seconds before ``now``."""
         cut = now - WINDOW_S
-        span = self._window_span(cut)
-        if span is None:
-            values = sorted(self._window_values(cut))
-            return tuple(exact_percentile(values, q) for q in qs)
         sorted_window = vars(self).get("_sorted")
         if sorted_window is None or sorted_window.owner is not self.window_v:
             sorted_window = vars(self)["_sorted"] = _SortedWindow(self.window_v)
+        span = sorted_window.span(self.window_t, cut)
+        if span is None:
+            span = self._window_span(cut)
+        if span is None:
+            values = sorted(self._window_values(cut))
+            return tuple(exact_percentile(values, q) for q in qs)
         return sorted_window.percentiles(self.window_v, span, len(self.window_t), qs)
 
     def _window_span(self, cut: float) -> int | None:
