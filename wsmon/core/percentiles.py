@@ -47,7 +47,7 @@ class _SortedWindow:
     (a delete is a memmove) but listed in ``dead``, and a rank is found by bisection over both.
     """
 
-    __slots__ = ("ascending", "dead", "end", "owner", "start", "values")
+    __slots__ = ("ascending", "dead", "descent", "end", "owner", "start", "values")
 
     def __init__(self, owner: list[float]) -> None:
         self.owner = owner  # the list the indices refer to: a Distribution given a new list starts again
@@ -56,14 +56,20 @@ class _SortedWindow:
         self.values: list[float] = []
         self.dead: list[float] = []
         self.ascending = 0  # how many of the window's first times are known to ascend
+        # Out of order somewhere before this index (0: none seen): until trims have dropped that far,
+        # the times are not checked again — the caller's own check decides, as before this class.
+        self.descent = 0
 
     def span(self, times: list[float], cut: float) -> int | None:
         """Where the window starts, when every time ascends (then it is a tail); None when not known.
         Only the times added since the last query are checked, not the whole minute."""
         held = len(times)
         if self.ascending < held:
+            if self.descent > 0:
+                return None
             tail = times[max(self.ascending - 1, 0) :]
             if tail != sorted(tail):
+                self.descent = held
                 return None
             self.ascending = held
         return bisect.bisect_left(times, cut)
@@ -71,6 +77,11 @@ class _SortedWindow:
     def shift(self, dropped: int) -> None:
         """``dropped`` samples were deleted from the head of the window's lists."""
         self.ascending = max(self.ascending - dropped, 0)
+        if self.descent > 0:
+            self.descent -= dropped
+            if self.descent <= 0:  # what was out of order is gone: check the times afresh
+                self.descent = 0
+                self.ascending = 0
         self.start -= dropped
         self.end -= dropped
         if self.start < 0:  # it held samples that are gone: start again from nothing
