@@ -16,6 +16,7 @@ from websockets.streams import StreamReader
 from websockets.typing import ExtensionName
 
 from wsmon.sources.wire.http import MAX_HTTP_HEAD, parse_request, parse_response
+from wsmon.sources.wire.inplace import whole_frame
 from wsmon.sources.wire.observations import (
     SENDER,
     ControlFrame,
@@ -274,9 +275,11 @@ class _Direction:
                 yield
             head = buffer[0]
             try:
-                frame = yield from Frame.parse(
-                    read_exact, mask=mask, max_size=MAX_PARSED_FRAME, extensions=extensions
-                )
+                frame = whole_frame(buffer, mask=mask, max_size=MAX_PARSED_FRAME, extensions=extensions)
+                if frame is None:  # not wholly here yet, or not the common case: websockets reads it
+                    frame = yield from Frame.parse(
+                        read_exact, mask=mask, max_size=MAX_PARSED_FRAME, extensions=extensions
+                    )
             except PayloadTooBig as exc:
                 size = exc.size or 0
                 self._check_big_frame(head, size, bool(extensions))
