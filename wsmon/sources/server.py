@@ -23,11 +23,13 @@ from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_argv, redact_text
 from wsmon.sources.base import STOPPED, CheckResult, Emit, Source, StopOrder, now
-from wsmon.sources.logs.folding import FOLD_IDLE_S, StackFolder
+from wsmon.sources.logs.folding import FOLD_IDLE_S
 from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.source import LogLines
 from wsmon.sources.process import is_stopped, stopped_message
 
 LAST_LINES_KEPT = 20
+READ_CHUNK = 64 * 1024
 DRAIN_AFTER_EXIT_S = 1.0
 EXIT_POLL_S = 0.1
 STOPPED_POLL_S = 0.5
@@ -165,29 +167,21 @@ class ServerSource(Source):
         return self.process.returncode
 
     async def _read(self, stream: asyncio.StreamReader, parser: LogParser, emit: Emit) -> None:
+        # Read in chunks, not a line at a time: a readline (and its wait_for) per line cost more than
+        # recognising the line at a busy server's ~2,000 lines/s (docs/performance.md, issue 13).
         # A crash's stack trace is folded into the error line it follows: one event with its cause.
-        folder = StackFolder()
+        lines = LogLines(parser, emit, keep=self.last_lines)
         while True:
             try:
-                timeout = FOLD_IDLE_S if folder.held_since is not None else None
-                raw = await asyncio.wait_for(stream.readline(), timeout=timeout)
+                timeout = FOLD_IDLE_S if lines.holding() else None
+                data = await asyncio.wait_for(stream.read(READ_CHUNK), timeout=timeout)
             except TimeoutError:
-                self._emit_blocks(folder.flush(), parser, emit)
+                lines.flush_held()
                 continue
-            except ValueError:  # a line longer than the stream's limit: take what there is
-                raw = await stream.read(65536)
-            if not raw:
-                self._emit_blocks(folder.flush(), parser, emit)
+            if not data:
+                lines.flush()
                 return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.last_lines.append(line)
-            self._emit_blocks(folder.feed(line), parser, emit)
-
-    @staticmethod
-    def _emit_blocks(blocks: list[str], parser: LogParser, emit: Emit) -> None:
-        for block in blocks:
-            for event in parser.parse(block):
-                emit(event)
+            lines.feed(data)
 
     async def check(self) -> CheckResult:
         """The server is started later, by the session: what can be checked now is that its program exists."""
