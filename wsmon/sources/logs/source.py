@@ -22,9 +22,10 @@ from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.sources.base import CheckResult, Emit, Source, TargetStatus, now
-from wsmon.sources.logs.folding import FOLD_IDLE_S, MAX_LINE_BYTES, LineSplitter, StackFolder
+from wsmon.sources.logs.folding import FOLD_IDLE_S, LineSplitter, StackFolder
 from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.logs.rules import Rule
+from wsmon.sources.pipe_reader import GatheringPipes
 
 READ_CHUNK = 256 * 1024
 
@@ -277,23 +278,18 @@ class StdinLogSource(Source):
 
     @staticmethod
     async def _read_stream(pipe: BinaryIO, lines: LogLines) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-        try:
-            while True:
-                wait = FOLD_IDLE_S if lines.folder.held_since is not None else None
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK), wait)
-                except TimeoutError:
-                    lines.flush_if_idle()
-                    continue
-                if not data:
-                    return
+        # Gathered reads: a busy writer costs one wake-up a chunk, not one a write (pipe_reader.py).
+        # The fd is stdin's (or the caller's): not closed here.
+        reader = GatheringPipes([pipe.fileno()])
+        while reader.open:
+            try:
+                (data,) = await reader.read(FOLD_IDLE_S if lines.holding() else None)
+            except TimeoutError:
+                lines.flush_held()
+                continue
+            if data:
                 lines.feed(data)
-                lines.flush_if_idle()
-        finally:
-            transport.close()
+            lines.flush_if_idle()
 
 
 def _is_regular(fd: int) -> bool:
