@@ -72,8 +72,9 @@ class RecordingWriter:
         try:
             self._db = db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # Small pages: a half-second batch is a few KiB, and its last overflow page is on average half
-            # empty; at 4 KiB pages that slack alone was 2 B/event.
-            db.execute("PRAGMA page_size=1024")
+            # empty; at 4 KiB pages that slack alone was 2 B/event, at 1 KiB 0.3 B/event. 512 is SQLite's
+            # smallest: 0.1 B/event less again (1,000 connections), at no measurable cost.
+            db.execute("PRAGMA page_size=512")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
