@@ -16,7 +16,7 @@ import time
 from types import TracebackType
 
 from wsmon.core.events import Event
-from wsmon.core.state import State, encode_state
+from wsmon.core.state import State
 from wsmon.store.format import (
     APPLICATION_ID,
     CLOSED_KEY,
@@ -30,6 +30,7 @@ from wsmon.store.format import (
     compress_keyframe,
     encode_header,
 )
+from wsmon.store.keyframe import encode_keyframe
 
 MAX_BATCH_EVENTS = 16_384  # bigger batches compress no better and make a seek decode more
 # Keyframes in a chain of deltas: a seek decompresses at most this many. A delta of a 1,000-connection
@@ -200,7 +201,7 @@ class RecordingWriter:
             return None
         if not force and seq - self._last_keyframe_seq < self.keyframe_every:
             return None
-        raw = encode_state(state)
+        raw = encode_keyframe(state)
         base = self._previous_keyframe
         if base is None or self._chain_length >= FULL_KEYFRAME_EVERY - 1:
             base = None
