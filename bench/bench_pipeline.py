@@ -6,6 +6,7 @@ a typical mix. The events are fed as the live session feeds them: apply and appe
 flush with the State every half second of session time.
 
     python bench/bench_pipeline.py [--seconds 300] [--connections 1000] [--repeat 3]
+    python bench/bench_pipeline.py --size-only [--size-seconds 900]   # the recording sizes alone
 
 Then tapped churn: a connection opened and closed through a tap that covers the server, its log
 reporting it too (four events), with 1,000 and with 10,000 connections already open. A tapped open
@@ -191,7 +192,14 @@ def main() -> None:
     parser.add_argument("--delivery-ratio", type=float, default=DELIVERY_RATIO)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--size-seconds", type=int, default=900)
+    parser.add_argument(
+        "--size-only", action="store_true", help="print the recording sizes only (they do not vary by run)"
+    )
     args = parser.parse_args()
+    if args.size_only:
+        print(f"load average {_load()}")
+        sizes(args.size_seconds)
+        return
 
     chunks = half_seconds(args.connections, args.seconds, args.delivery_ratio)
     count = sum(len(chunk) for chunk in chunks)

@@ -2,9 +2,10 @@
 
 A recording is an SQLite database (WAL mode). Events are stored in batches: one zstd frame holding
 the msgpack list of the batch's events, exactly as ``wsmon.core.events`` encodes them (arrays, tag
-first). Keyframes hold the encoded State; to keep them small, most are compressed against the
-previous keyframe (its raw bytes are the zstd dictionary), because consecutive States share most of
-their bytes. docs/recording-format.md is the reference for all of this.
+first). Keyframes hold the encoded State (from format 2 with its latency windows packed apart:
+wsmon/store/keyframe.py); to keep them small, most are compressed against the previous keyframe (its
+raw bytes are the zstd dictionary), because consecutive States share most of their bytes.
+docs/recording-format.md is the reference for all of this.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import wsmon
 from wsmon.core.events import SCHEMA_VERSION, AnyEvent, Event
 from wsmon.core.limits import DEFAULT_LIMITS, Limit
 
-FORMAT_VERSION = 1
+# 2: keyframes hold their latency windows packed (wsmon/store/keyframe.py); 1 is still read.
+FORMAT_VERSION = 2
+OLDEST_FORMAT_VERSION = 1
 SUFFIX = ".wsmon"
 # The meta key a writer's close() adds (its value: the wall time, as text): the recording is complete.
 CLOSED_KEY = "closed_wall"

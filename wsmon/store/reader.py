@@ -18,11 +18,12 @@ from typing import NamedTuple
 
 from wsmon.core.events import SCHEMA_VERSION, Event
 from wsmon.core.reducer import Reducer
-from wsmon.core.state import State, decode_state
+from wsmon.core.state import State
 from wsmon.store.format import (
     APPLICATION_ID,
     CLOSED_KEY,
     FORMAT_VERSION,
+    OLDEST_FORMAT_VERSION,
     SCHEMA_SQL,
     BatchDecoder,
     RecordingError,
@@ -30,6 +31,7 @@ from wsmon.store.format import (
     decode_header,
     decompress_keyframe,
 )
+from wsmon.store.keyframe import decode_keyframe
 from wsmon.store.writer import MAX_BATCH_EVENTS
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -65,6 +67,7 @@ class RecordingReader:
         self._last_walls: list[float] = []
         self._cached: tuple[int, list[Event]] | None = None
         self._application_id = 0
+        self.format_version = FORMAT_VERSION  # the file's, once its header is read: how keyframes decode
         # Whether a writer had it open (a -wal beside it) when it was opened: one that nothing was
         # writing then never grows (``refresh`` finds nothing new).
         self.opened_while_written = False
@@ -143,8 +146,9 @@ class RecordingReader:
             raise RecordingError(
                 self.path, f"recording format {version} is newer than this wsmon reads ({FORMAT_VERSION})"
             )
-        if version < FORMAT_VERSION:
+        if version < OLDEST_FORMAT_VERSION:
             raise RecordingError(self.path, f"recording format {version} is no longer supported")
+        self.format_version = version
         try:
             header = decode_header(rows["header"])
         except Exception as exc:
@@ -374,7 +378,7 @@ class RecordingReader:
                 self._warn("keyframes are damaged; states are folded from the start")
                 return None
             try:
-                state = decode_state(self._keyframe_bytes(row[0]))
+                state = decode_keyframe(self._keyframe_bytes(row[0]), self.format_version)
                 if state.seq != row[0]:
                     raise ValueError(f"holds the State after event {state.seq}")
                 return Keyframe(row[0], float(row[1]), float(row[2]), state)

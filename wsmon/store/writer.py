@@ -16,7 +16,7 @@ import time
 from types import TracebackType
 
 from wsmon.core.events import Event
-from wsmon.core.state import State, encode_state
+from wsmon.core.state import State
 from wsmon.store.format import (
     APPLICATION_ID,
     CLOSED_KEY,
@@ -30,6 +30,7 @@ from wsmon.store.format import (
     compress_keyframe,
     encode_header,
 )
+from wsmon.store.keyframe import encode_keyframe
 
 MAX_BATCH_EVENTS = 16_384  # bigger batches compress no better and make a seek decode more
 # Keyframes in a chain of deltas: a seek decompresses at most this many. A delta of a 1,000-connection
@@ -72,8 +73,9 @@ class RecordingWriter:
         try:
             self._db = db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             # Small pages: a half-second batch is a few KiB, and its last overflow page is on average half
-            # empty; at 4 KiB pages that slack alone was 2 B/event.
-            db.execute("PRAGMA page_size=1024")
+            # empty; at 4 KiB pages that slack alone was 2 B/event, at 1 KiB 0.3 B/event. 512 is SQLite's
+            # smallest: 0.1 B/event less again (1,000 connections), at no measurable cost.
+            db.execute("PRAGMA page_size=512")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -199,7 +201,7 @@ class RecordingWriter:
             return None
         if not force and seq - self._last_keyframe_seq < self.keyframe_every:
             return None
-        raw = encode_state(state)
+        raw = encode_keyframe(state)
         base = self._previous_keyframe
         if base is None or self._chain_length >= FULL_KEYFRAME_EVERY - 1:
             base = None
