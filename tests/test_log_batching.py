@@ -21,7 +21,7 @@ from wsmon.core import events as ev
 from wsmon.sources.logs import folding
 from wsmon.sources.logs.folding import LineSplitter, StackFolder
 from wsmon.sources.logs.parser import LogParser
-from wsmon.sources.logs.source import _Lines
+from wsmon.sources.logs.source import LogLines
 
 
 class LineByLineSplitter:
@@ -160,7 +160,7 @@ def test_the_source_makes_the_events_line_by_line_made_in_their_order() -> None:
         data = server_log(rng, rng.randint(1, 120))
         expected = _line_by_line(data, LogParser("server", clock))
         got: list[ev.Event] = []
-        reader = _Lines(LogParser("server", clock), got.append)
+        reader = LogLines(LogParser("server", clock), got.append)
         at = 0
         while at < len(data):
             step = rng.choice((1, 7, 64, 500, 4096))

@@ -23,8 +23,10 @@ from wsmon.children import GroupWatchdog, start_guarded_exec
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_argv, redact_text
 from wsmon.sources.base import STOPPED, CheckResult, Emit, Source, StopOrder, now
-from wsmon.sources.logs.folding import FOLD_IDLE_S, StackFolder
+from wsmon.sources.logs.folding import FOLD_IDLE_S
 from wsmon.sources.logs.parser import LogParser
+from wsmon.sources.logs.source import LogLines
+from wsmon.sources.pipe_reader import GatheringPipes
 from wsmon.sources.process import is_stopped, stopped_message
 
 LAST_LINES_KEPT = 20
@@ -84,40 +86,49 @@ class ServerSource(Source):
             )
         )
         parser = LogParser(self.target, now, rules=self.rules)
+        # Our own pipes rather than asyncio's transports: read through GatheringPipe, a busy log costs
+        # one wake-up per gathered chunk instead of one per write (wsmon/sources/pipe_reader.py).
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
         try:
             self.process = await start_guarded_exec(
                 *self.argv,
                 watchdog=self._watchdog,
                 stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdout=out_write,
+                stderr=err_write,
                 # A Python server's stdout is a pipe here, so block-buffered: its log would arrive in
                 # lumps, or never if it is killed. Unbuffered unless the user's environment says otherwise.
                 env={"PYTHONUNBUFFERED": "1", **os.environ, **(self.env or {})},
             )
         except OSError as exc:
+            for fd in (out_read, err_read):
+                os.close(fd)
             self.status.mark_down(emit, f"could not start: {exc}", "start")
             return
+        finally:
+            # The child has its copies; with ours open the pipes would never reach their end.
+            for fd in (out_write, err_write):
+                os.close(fd)
+        pipes = GatheringPipes([out_read, err_read])
         self.started.set()
         self.status.mark_up(emit, f"pid {self.process.pid}")
         stopped_watch = asyncio.create_task(self._watch_stopped(emit, self.process.pid))
+        readers = asyncio.create_task(self._read(pipes, parser, emit))
         try:
-            assert self.process.stdout is not None and self.process.stderr is not None
-            readers = asyncio.gather(
-                self._read(self.process.stdout, parser, emit),
-                self._read(self.process.stderr, parser, emit),
-            )
             returncode = await self._exited()
             # A worker the server started can hold its output open after the server is gone: read what
             # is left for a moment, then record the exit now rather than when that worker ends.
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(readers), DRAIN_AFTER_EXIT_S)
-            except TimeoutError:
-                readers.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await readers
         finally:
             stopped_watch.cancel()
+            # Readers end before their fds close: a closed fd's number can be reused at once, and a
+            # reader still waiting on it would then remove someone else's.
+            readers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await readers
+            pipes.close()
             if self.process.returncode is None:
                 await self.stop()
             _signal_group(self.process.pid, signal.SIGKILL)  # what the server left in its group
@@ -164,30 +175,24 @@ class ServerSource(Source):
             await asyncio.sleep(EXIT_POLL_S)
         return self.process.returncode
 
-    async def _read(self, stream: asyncio.StreamReader, parser: LogParser, emit: Emit) -> None:
+    async def _read(self, pipes: GatheringPipes, parser: LogParser, emit: Emit) -> None:
+        # Whole chunks, not a line at a time: a readline (and its wait_for) per line cost more than
+        # recognising the line at a busy server's ~2,000 lines/s (docs/performance.md, issue 13).
         # A crash's stack trace is folded into the error line it follows: one event with its cause.
-        folder = StackFolder()
-        while True:
+        streams = [LogLines(parser, emit, keep=self.last_lines) for _ in pipes.fds]
+        while pipes.open:
             try:
-                timeout = FOLD_IDLE_S if folder.held_since is not None else None
-                raw = await asyncio.wait_for(stream.readline(), timeout=timeout)
+                chunks = await pipes.read(FOLD_IDLE_S if any(lines.holding() for lines in streams) else None)
             except TimeoutError:
-                self._emit_blocks(folder.flush(), parser, emit)
+                for lines in streams:
+                    lines.flush_held()
                 continue
-            except ValueError:  # a line longer than the stream's limit: take what there is
-                raw = await stream.read(65536)
-            if not raw:
-                self._emit_blocks(folder.flush(), parser, emit)
-                return
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.last_lines.append(line)
-            self._emit_blocks(folder.feed(line), parser, emit)
-
-    @staticmethod
-    def _emit_blocks(blocks: list[str], parser: LogParser, emit: Emit) -> None:
-        for block in blocks:
-            for event in parser.parse(block):
-                emit(event)
+            for lines, chunk in zip(streams, chunks, strict=True):
+                if chunk:
+                    lines.feed(chunk)
+                elif chunk is not None:  # this pipe's end
+                    lines.flush()
+                lines.flush_if_idle()
 
     async def check(self) -> CheckResult:
         """The server is started later, by the session: what can be checked now is that its program exists."""

@@ -67,9 +67,14 @@ PANELS: dict[str, tuple[str, str]] = {
     "8": ("#http", "HTTP"),
     "9": ("#trends", "Trends"),  # shown only maximised
 }
-# At the default 2 frames a second: the table every frame, the figures and the log tail once a second.
-FIGURES_EVERY = 2
-LOGS_EVERY = 2
+# Frames a second. Live, once a second, as top (3 s), htop (1.5 s) and Dolphie (1 s) do: drawing is most
+# of what the dashboard costs, and a live table changing twice a second cost 1.6 % of a core at 50
+# clients (docs/performance.md). A replay's steps and seeks are the user's own: they draw twice as often.
+# Keys draw at once either way.
+LIVE_REFRESH_HZ = 1.0
+REPLAY_REFRESH_HZ = 2.0
+# The figures and the log tail are redrawn once a second whatever the frame rate; the table every frame.
+FIGURES_EVERY_S = 1.0
 REPLAY_ACTIONS = frozenset(
     {"step", "step_time", "span", "faster", "slower", "anomaly", "seek", "bookmark", "next_bookmark"}
 )
@@ -169,11 +174,16 @@ class WsmonApp(ReplayActions):
         Binding("z", "toggle_utc", "Local/UTC", show=False, tooltip="wall-clock times in local time or UTC"),
     ]
 
-    def __init__(self, feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> None:
+    def __init__(
+        self, feed: Feed, *, refresh_hz: float | None = None, themes: ThemeSetup | None = None
+    ) -> None:
         super().__init__()
         self.feed = feed
         self._replay = feed if isinstance(feed, ReplayControls) else None
+        if refresh_hz is None:
+            refresh_hz = REPLAY_REFRESH_HZ if self._replay is not None else LIVE_REFRESH_HZ
         self.refresh_hz = refresh_hz
+        self._figures_every = max(1, round(refresh_hz * FIGURES_EVERY_S))
         # Every theme the creator found (wsmon.themes), registered so ctrl+p lists them; without any,
         # Textual's and the default. Nothing is remembered unless the creator says where.
         themes = ThemeSetup(default_catalogue()) if themes is None else themes
@@ -242,7 +252,7 @@ class WsmonApp(ReplayActions):
         self._ticks += 1
         try:
             self.refresh_from_state(
-                figures=self._ticks % FIGURES_EVERY == 0, logs=self._ticks % LOGS_EVERY == 0
+                figures=self._ticks % self._figures_every == 0, logs=self._ticks % self._figures_every == 0
             )
         except NoMatches:
             # Closing: Textual removes the screen's widgets before it stops the app's timers, and a tick
@@ -567,7 +577,7 @@ class WsmonApp(ReplayActions):
         self.theme = name
 
 
-def run_dashboard(feed: Feed, *, refresh_hz: float = 2.0, themes: ThemeSetup | None = None) -> int:
+def run_dashboard(feed: Feed, *, refresh_hz: float | None = None, themes: ThemeSetup | None = None) -> int:
     """Run the dashboard until the session ends or the user quits; returns the app's exit code."""
     app = WsmonApp(feed, refresh_hz=refresh_hz, themes=themes)
     result = app.run()

@@ -15,39 +15,58 @@ import asyncio
 import os
 import stat
 import sys
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from wsmon.core import events as ev
 from wsmon.sources.base import CheckResult, Emit, Source, TargetStatus, now
-from wsmon.sources.logs.folding import FOLD_IDLE_S, MAX_LINE_BYTES, LineSplitter, StackFolder
+from wsmon.sources.logs.folding import FOLD_IDLE_S, LineSplitter, StackFolder
 from wsmon.sources.logs.parser import LogParser
 from wsmon.sources.logs.rules import Rule
+from wsmon.sources.pipe_reader import GatheringPipes
 
 READ_CHUNK = 256 * 1024
 
 
-class _Lines:
+class LogLines:
     """Bytes → lines → folded blocks → events, a read chunk at a time: its lines are folded and
-    recognised in one call each, and its events handed on in their order."""
+    recognised in one call each, and its events handed on in their order.
 
-    def __init__(self, parser: LogParser, emit: Emit) -> None:
+    ``keep``, when given, receives the raw lines as well (a server's last lines for its exit event).
+    """
+
+    def __init__(self, parser: LogParser, emit: Emit, keep: deque[str] | None = None) -> None:
         self.parser = parser
         self.emit = emit
+        self.keep = keep
         self.splitter = LineSplitter()
         self.folder = StackFolder()
 
     def feed(self, data: bytes) -> None:
-        self._hand_on(self.folder.feed_many(self.splitter.feed(data)))
+        self._lines(self.splitter.feed(data))
+
+    def holding(self) -> bool:
+        """True while a possible stack trace's first line waits for the lines after it."""
+        return self.folder.held_since is not None
 
     def flush_if_idle(self) -> None:
         if self.folder.idle():
             self._hand_on(self.folder.flush())
 
-    def flush(self) -> None:
-        self._hand_on(self.folder.feed_many(self.splitter.flush()))
+    def flush_held(self) -> None:
+        """Hands on a held block now: no more of its trace came within ``FOLD_IDLE_S``."""
         self._hand_on(self.folder.flush())
+
+    def flush(self) -> None:
+        self._lines(self.splitter.flush())
+        self._hand_on(self.folder.flush())
+
+    def _lines(self, lines: list[str]) -> None:
+        if self.keep is not None and lines:
+            self.keep.extend(lines[-(self.keep.maxlen or len(lines)) :])
+        self._hand_on(self.folder.feed_many(lines))
 
     def _hand_on(self, blocks: list[str]) -> None:
         if blocks:
@@ -96,7 +115,7 @@ class LogFileSource(Source):
     async def run(self, emit: Emit) -> None:
         wall, mono = now()
         emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="log", address=str(self.path)))
-        lines = _Lines(LogParser(self.target, now, self.rules), emit)
+        lines = LogLines(LogParser(self.target, now, self.rules), emit)
         if not self.follow:
             await self._read_once(lines, emit)
             return
@@ -116,7 +135,7 @@ class LogFileSource(Source):
             self._mark_down(emit, f"failed: {_describe(error)}", "error")
             raise
 
-    async def _poll(self, lines: _Lines, emit: Emit) -> None:
+    async def _poll(self, lines: LogLines, emit: Emit) -> None:
         try:
             info = os.stat(self.path)
         except OSError as error:
@@ -136,7 +155,7 @@ class LogFileSource(Source):
         await self._drain(self._file, lines)
         self.status.mark_up(emit, "following")  # again, after a failure the session restarted us from
 
-    async def _read_once(self, lines: _Lines, emit: Emit) -> None:
+    async def _read_once(self, lines: LogLines, emit: Emit) -> None:
         """Without --follow: the file from its start to its end, then the source ends (a file that
         cannot be read is DOWN with why, and ends too: there is nothing to wait for)."""
         if not self._open(emit):
@@ -163,7 +182,7 @@ class LogFileSource(Source):
         self.status.mark_up(emit, "following")
         return True
 
-    async def _finish_file(self, lines: _Lines) -> None:
+    async def _finish_file(self, lines: LogLines) -> None:
         if self._file is None:
             return
         await self._drain(self._file, lines)
@@ -177,7 +196,7 @@ class LogFileSource(Source):
         if self.status.up is not False:
             self.status.mark_down(emit, error, kind)
 
-    async def _drain(self, file: BinaryIO, lines: _Lines) -> None:
+    async def _drain(self, file: BinaryIO, lines: LogLines) -> None:
         read = file.read
         while True:
             data = read(READ_CHUNK)
@@ -230,7 +249,7 @@ class StdinLogSource(Source):
         emit(ev.TargetAdded(wall=wall, mono=mono, target=self.target, kind="log", address="stdin"))
         status = TargetStatus(self.target)
         status.mark_up(emit, "reading")
-        lines = _Lines(LogParser(self.target, now, self.rules), emit)
+        lines = LogLines(LogParser(self.target, now, self.rules), emit)
         pipe = os.fdopen(self.fd, "rb", buffering=0, closefd=False)
         try:
             await self._read(pipe, lines)
@@ -241,7 +260,7 @@ class StdinLogSource(Source):
             lines.flush()
             pipe.close()
 
-    async def _read(self, pipe: BinaryIO, lines: _Lines) -> None:
+    async def _read(self, pipe: BinaryIO, lines: LogLines) -> None:
         if _is_regular(self.fd):
             # `wsmon … --log - < file`: a regular file cannot be watched by the event loop.
             while True:
@@ -258,24 +277,19 @@ class StdinLogSource(Source):
             await self._read_stream(pipe, lines)
 
     @staticmethod
-    async def _read_stream(pipe: BinaryIO, lines: _Lines) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
-        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-        try:
-            while True:
-                wait = FOLD_IDLE_S if lines.folder.held_since is not None else None
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_CHUNK), wait)
-                except TimeoutError:
-                    lines.flush_if_idle()
-                    continue
-                if not data:
-                    return
+    async def _read_stream(pipe: BinaryIO, lines: LogLines) -> None:
+        # Gathered reads: a busy writer costs one wake-up a chunk, not one a write (pipe_reader.py).
+        # The fd is stdin's (or the caller's): not closed here.
+        reader = GatheringPipes([pipe.fileno()])
+        while reader.open:
+            try:
+                (data,) = await reader.read(FOLD_IDLE_S if lines.holding() else None)
+            except TimeoutError:
+                lines.flush_held()
+                continue
+            if data:
                 lines.feed(data)
-                lines.flush_if_idle()
-        finally:
-            transport.close()
+            lines.flush_if_idle()
 
 
 def _is_regular(fd: int) -> bool:
