@@ -4,6 +4,7 @@ messages a read holds, read straight from its bytes, are observed as the generat
 
 from __future__ import annotations
 
+import zlib
 from typing import Literal
 
 from hypothesis import given, settings
@@ -139,11 +140,14 @@ class _Recorder:
         self.seen.append(full)
 
 
-def _observed(stream: bytes, cuts: list[int], *, client: bool, payloads: bool) -> list[object]:
+DEFLATE = RESPONSE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+
+
+def _observed(stream: bytes, cuts: list[int], *, client: bool, payloads: bool, deflate: bool) -> list[object]:
     recorder = _Recorder()
     wire = WireParser(recorder, payloads=payloads)
     wire.from_client(REQUEST)
-    wire.from_server(RESPONSE)
+    wire.from_server(DEFLATE if deflate else RESPONSE)
     feed = wire.from_client if client else wire.from_server
     start = 0
     for cut in [*sorted(set(cuts)), len(stream)]:
@@ -168,9 +172,16 @@ stream_frames = st.tuples(
 )
 
 
-@settings(max_examples=400, deadline=None)
+def _compressed(data: bytes) -> bytes:
+    """``data`` as permessage-deflate sends a message (RFC 7692 §7.2.1), with a fresh context."""
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+@settings(max_examples=500, deadline=None)
 @given(
     st.lists(stream_frames, max_size=8),
+    st.booleans(),
     st.booleans(),
     st.booleans(),
     st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
@@ -179,14 +190,23 @@ def test_a_stream_cut_anywhere_reads_as_it_does_byte_by_byte(
     frames_: list[tuple[Opcode, bytes, bool, tuple[bool, bool, bool], bool | None]],
     client: bool,
     payloads: bool,
+    deflate: bool,
     cuts: list[int],
 ) -> None:
     """Whole frames in a read are read by the fast path, the rest (and everything fed a byte at a time)
-    by the generator: both must observe the same, errors and the bytes counted before them included."""
+    by the generator: both must observe the same, errors and the bytes counted before them included.
+    With permessage-deflate negotiated, a frame with RSV1 carries its payload compressed (each with a
+    fresh context: the inflater's window is then wrong for some, which both paths must meet alike)."""
     stream = b"".join(
-        _serialize(opcode, data, (fin, *rsv), masked=client != bool(wrong))
+        _serialize(
+            opcode,
+            _compressed(data) if deflate and rsv[0] else data,
+            (fin, *rsv),
+            masked=client != bool(wrong),
+        )
         for opcode, data, fin, rsv, wrong in frames_
     )
-    expected = _observed(stream, list(range(len(stream))), client=client, payloads=payloads)
-    assert _observed(stream, cuts, client=client, payloads=payloads) == expected
-    assert _observed(stream, [], client=client, payloads=payloads) == expected
+    options = {"client": client, "payloads": payloads, "deflate": deflate}
+    expected = _observed(stream, list(range(len(stream))), **options)
+    assert _observed(stream, cuts, **options) == expected
+    assert _observed(stream, [], **options) == expected

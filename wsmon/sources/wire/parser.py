@@ -182,8 +182,8 @@ class _Direction:
         self.message_wire_size = 0
         self.in_message = False  # a fragmented message has begun and not yet had its final frame
         self.utf8: codecs.IncrementalDecoder | None = None  # checks a fragmented text message
-        # Frames follow, none negotiated an extension, and the generator waits at the start of a frame:
-        # with nothing buffered, ``feed`` then reads the whole messages at the head of the bytes itself.
+        # Frames follow and the generator waits at the start of one: with nothing buffered, ``feed`` then
+        # reads the whole messages at the head of the bytes itself.
         self.between_frames = False
         self.parser = self._parse()
         next(self.parser)
@@ -276,9 +276,8 @@ class _Direction:
         # Without a negotiated extension there is nothing to inflate, and RSV bits are errors anyway.
         extensions: list[Extension] = [decoder] if self.wire.extensions else []
         mask = self.mask
-        plain = not extensions
         while True:
-            self.between_frames = plain
+            self.between_frames = True
             while len(buffer) < 2:
                 yield
             head = buffer[0]
@@ -305,8 +304,10 @@ class _Direction:
         """Reads the messages of one unfragmented, whole text or binary frame each at the head of ``data``
         (as a read from a socket mostly is) straight from it, without the buffer, the generator or a
         ``Frame``; returns how many bytes they took. It stops at the first frame that is anything else
-        — not whole, a control frame, a fragment, RSV bits, a 64-bit length, the wrong masking, text that
-        is not UTF-8 — which the generator then reads as before, errors worded by websockets."""
+        — not whole, a control frame, a fragment, RSV bits (a compressed message), a 64-bit length, the
+        wrong masking, text that is not UTF-8 — which the generator then reads as before, errors worded
+        by websockets. With permessage-deflate negotiated, the messages sent uncompressed still come
+        here (servers that compress only past a size send most small ones so)."""
         if self.in_message:  # a fragmented message is being read: its continuation is the generator's
             return 0
         mask_bit = 0x80 if self.mask else 0
@@ -352,6 +353,11 @@ class _Direction:
             self.stop()
             self.observer.on_parse_error(ParseError(self.name, exc))
             return held
+        if read:
+            # What the extension's decoder would be left with after an uncompressed message (RSV1 0):
+            # a stray continuation is then not inflated on the strength of an older message.
+            self.decoder.compressed_message = False
+            self.decoder.readable = True
         return read
 
     def _skip(self, count: int) -> Generator[None, None, None]:
