@@ -4,12 +4,14 @@
   while 1,000 samples/s arrive: a full window of 70,000 samples, then 250 samples and 3 queries a tick;
 - the tap's wire parser, one short text frame per read in each direction (a masked one from the client,
   an unmasked one from the server), as at the demo's steady load;
-- a tap worker's whole Python path per frame (issue 13's worker profile): two tapped connections
+- a tap worker's whole Python path per frame (issue 13's worker profile): tapped connections
   (``TappedConnection`` in a ``TapRelays`` with the demo's delivery rules) carry the demo's exchange —
   a message in, its copy out to the other device, "accepted" out, the device's ack in, "delivered"
-  out — one frame per read; the transports are stubs, so the sockets' own cost is left out.
+  out — one frame per read; the transports are stubs, so the sockets' own cost is left out. Between
+  two connections, and spread over ``--connections`` (1,000: each message between the next two in
+  turn, so the parsers' and relays' state is as cold as in a worker carrying that many).
 
-    python bench/bench_hot_paths.py [--ticks 200] [--frames 100000]
+    python bench/bench_hot_paths.py [--ticks 200] [--frames 100000] [--connections 1000]
 
 Run it with PYTHONPATH at two checkouts in turn to compare them; the load average is printed beside.
 """
@@ -134,13 +136,16 @@ def _connection(relays: TapRelays) -> TappedConnection:
     return pair
 
 
-def relay_us_per_frame(messages: int) -> tuple[float, int]:
-    """CPU µs per frame through two tapped connections, and the deliveries paired (one per message)."""
+def relay_us_per_frame(messages: int, connections: int) -> tuple[float, int]:
+    """CPU µs per frame through ``connections`` tapped connections, and the deliveries paired (one per
+    message)."""
     sent: list[Sent] = []
     relays = TapRelays(sent.append, target="tap", upstream_url="ws://127.0.0.1:1/", rules=DEMO_DELIVERY_RULES)
-    sender, receiver = _connection(relays), _connection(relays)
+    pairs = [_connection(relays) for _ in range(max(2, connections))]
     reads: list[tuple[TappedConnection, bool, bytes]] = []
     for number in range(messages):
+        sender = pairs[2 * number % len(pairs)]
+        receiver = pairs[(2 * number + 1) % len(pairs)]
         message_id = f"msg_1_{number}"
         body = "x" * (8 + number % 193)
         text = f'{{"type": "message", "id": "{message_id}", "to": "dev-2", "body": "{body}"}}'
@@ -171,6 +176,7 @@ def main() -> None:
     )
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--connections", type=int, default=1000, help="tapped connections, for the relay")
     args = parser.parse_args()
     tick_ms = percentiles_ms_per_tick(args.ticks)
     print(f"percentiles, 3 queries over a full minute per tick: {tick_ms:.2f} ms CPU")
@@ -179,14 +185,15 @@ def main() -> None:
     frame_us = wire_us_per_frame(args.frames)
     print(f"wire parser, one {len(PAYLOAD)}-byte text frame per read: {frame_us:.2f} µs CPU")
     messages = args.frames // 5
-    runs = []
-    for _ in range(3):  # the least of three: the machine is shared
-        relay_us, deliveries = relay_us_per_frame(messages)
-        if deliveries != messages:
-            raise RuntimeError(f"paired {deliveries} deliveries of {messages}")
-        runs.append(relay_us)
-    relay_us = min(runs)
-    print(f"tap relay, the demo's 5-frame exchange, per frame: {relay_us:.2f} µs CPU")
+    for connections in sorted({2, args.connections}):
+        runs = []
+        for _ in range(3):  # the least of three: the machine is shared
+            relay_us, deliveries = relay_us_per_frame(messages, connections)
+            if deliveries != messages:
+                raise RuntimeError(f"paired {deliveries} deliveries of {messages}")
+            runs.append(relay_us)
+        label = f"tap relay, the demo's 5-frame exchange over {connections} connections, per frame"
+        print(f"{label}: {min(runs):.2f} µs CPU")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
