@@ -3,9 +3,15 @@
 - the last minute's latency percentiles, asked three times per judge tick (judge, header, limits strip)
   while 1,000 samples/s arrive: a full window of 70,000 samples, then 250 samples and 3 queries a tick;
 - the tap's wire parser, one short text frame per read in each direction (a masked one from the client,
-  an unmasked one from the server), as at the demo's steady load.
+  an unmasked one from the server), as at the demo's steady load;
+- a tap worker's whole Python path per frame (issue 13's worker profile): tapped connections
+  (``TappedConnection`` in a ``TapRelays`` with the demo's delivery rules) carry the demo's exchange —
+  a message in, its copy out to the other device, "accepted" out, the device's ack in, "delivered"
+  out — one frame per read; the transports are stubs, so the sockets' own cost is left out. Between
+  two connections, and spread over ``--connections`` (1,000: each message between the next two in
+  turn, so the parsers' and relays' state is as cold as in a worker carrying that many).
 
-    python bench/bench_hot_paths.py [--ticks 200] [--frames 100000]
+    python bench/bench_hot_paths.py [--ticks 200] [--frames 100000] [--connections 1000]
 
 Run it with PYTHONPATH at two checkouts in turn to compare them; the load average is printed beside.
 """
@@ -20,6 +26,10 @@ import time
 from websockets.frames import Frame, Opcode
 
 from wsmon.core.percentiles import Distribution
+from wsmon.demo.runner import DEMO_DELIVERY_RULES
+from wsmon.sources.tap_ipc import Sent
+from wsmon.sources.tap_relay import TappedConnection
+from wsmon.sources.tap_relays import TapRelays
 from wsmon.sources.wire import (
     CloseFrame,
     ControlFrame,
@@ -80,6 +90,9 @@ class _Counting:
     def on_message(self, message: Message) -> None:
         self.messages += 1
 
+    def on_frame_message(self, direction: str, kind: str, size: int, payload: bytes | None) -> None:
+        self.messages += 1
+
     def on_control(self, control: ControlFrame) -> None: ...
     def on_close(self, close: CloseFrame) -> None: ...
     def on_parse_error(self, error: ParseError) -> None:
@@ -106,12 +119,64 @@ def wire_us_per_frame(frames: int) -> float:
     return spent / (frames // 2 * 2) * 1e6
 
 
+class _Transport:
+    """Stands for a socket's transport: takes the bytes and drops them."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 40000) if name in ("peername", "sockname") else None
+
+
+def _connection(relays: TapRelays) -> TappedConnection:
+    pair = relays.new_pair(_Transport())  # type: ignore[arg-type]
+    pair.upstream = _Transport()  # type: ignore[assignment]
+    pair.from_client(REQUEST)
+    pair.from_upstream(RESPONSE)
+    return pair
+
+
+def relay_us_per_frame(messages: int, connections: int) -> tuple[float, int]:
+    """CPU µs per frame through ``connections`` tapped connections, and the deliveries paired (one per
+    message)."""
+    sent: list[Sent] = []
+    relays = TapRelays(sent.append, target="tap", upstream_url="ws://127.0.0.1:1/", rules=DEMO_DELIVERY_RULES)
+    pairs = [_connection(relays) for _ in range(max(2, connections))]
+    reads: list[tuple[TappedConnection, bool, bytes]] = []
+    for number in range(messages):
+        sender = pairs[2 * number % len(pairs)]
+        receiver = pairs[(2 * number + 1) % len(pairs)]
+        message_id = f"msg_1_{number}"
+        body = "x" * (8 + number % 193)
+        text = f'{{"type": "message", "id": "{message_id}", "to": "dev-2", "body": "{body}"}}'
+        forwarded = f'{{"type":"message","id":"{message_id}","from":"dev-1","body":"{body}"}}'
+        ack = f'{{"type": "ack", "id": "{message_id}"}}'
+        reads.append((sender, True, Frame(Opcode.TEXT, text.encode()).serialize(mask=True)))
+        reads.append((receiver, False, Frame(Opcode.TEXT, forwarded.encode()).serialize(mask=False)))
+        accepted = f'{{"type":"accepted","id":"{message_id}"}}'.encode()
+        reads.append((sender, False, Frame(Opcode.TEXT, accepted).serialize(mask=False)))
+        reads.append((receiver, True, Frame(Opcode.TEXT, ack.encode()).serialize(mask=True)))
+        delivered = f'{{"type":"delivered","id":"{message_id}"}}'.encode()
+        reads.append((sender, False, Frame(Opcode.TEXT, delivered).serialize(mask=False)))
+    sent.clear()
+    started = time.process_time()
+    for pair, from_client, data in reads:
+        if from_client:
+            pair.from_client(data)
+        else:
+            pair.from_upstream(data)
+    spent = time.process_time() - started
+    deliveries = sum(1 for item in sent if getattr(item, "kind", "") == "delivery")
+    return spent / len(reads) * 1e6, deliveries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--ticks", type=int, default=200)
     parser.add_argument("--frames", type=int, default=100_000)
+    parser.add_argument("--connections", type=int, default=1000, help="tapped connections, for the relay")
     args = parser.parse_args()
     tick_ms = percentiles_ms_per_tick(args.ticks)
     print(f"percentiles, 3 queries over a full minute per tick: {tick_ms:.2f} ms CPU")
@@ -119,6 +184,16 @@ def main() -> None:
     print(f"  the same with 30 % of the samples 50 ms out of order: {tick_ms:.2f} ms CPU")
     frame_us = wire_us_per_frame(args.frames)
     print(f"wire parser, one {len(PAYLOAD)}-byte text frame per read: {frame_us:.2f} µs CPU")
+    messages = args.frames // 5
+    for connections in sorted({2, args.connections}):
+        runs = []
+        for _ in range(3):  # the least of three: the machine is shared
+            relay_us, deliveries = relay_us_per_frame(messages, connections)
+            if deliveries != messages:
+                raise RuntimeError(f"paired {deliveries} deliveries of {messages}")
+            runs.append(relay_us)
+        label = f"tap relay, the demo's 5-frame exchange over {connections} connections, per frame"
+        print(f"{label}: {min(runs):.2f} µs CPU")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -69,6 +69,13 @@ class Recorder:
     def on_message(self, message: Message) -> None:
         payload = None if message.payload is None else bytes(message.payload)
         self.seen.append(Message(message.direction, message.kind, message.size, payload))
+
+    def on_frame_message(
+        self, direction: Direction, kind: Literal["text", "binary"], size: int, payload: bytes | None
+    ) -> None:
+        """Kept as the two observations it stands for, so every case reads the same either way."""
+        self.on_data_frame(DataFrame(direction, size))
+        self.on_message(Message(direction, kind, size, payload))
 
     def on_control(self, control: ControlFrame) -> None:
         self.seen.append(control)

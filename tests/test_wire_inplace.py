@@ -1,7 +1,11 @@
 """A frame read in place equals the frame websockets' Frame.parse reads from the same bytes, and a
-frame not wholly buffered, or not the common case, is left in the buffer for Frame.parse."""
+frame not wholly buffered, or not the common case, is left in the buffer for Frame.parse; the whole
+messages a read holds, read straight from its bytes, are observed as the generator observes them."""
 
 from __future__ import annotations
+
+import zlib
+from typing import Literal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +13,18 @@ from websockets.exceptions import ProtocolError
 from websockets.frames import Frame, Opcode, apply_mask
 from websockets.streams import StreamReader
 
+from wsmon.sources.wire import (
+    CloseFrame,
+    ControlFrame,
+    DataFrame,
+    Direction,
+    Message,
+    ParseError,
+    ParserFull,
+    RequestHead,
+    ResponseHead,
+    WireParser,
+)
 from wsmon.sources.wire.inplace import whole_frame
 
 MAX = 70_000
@@ -76,3 +92,121 @@ def test_in_place_equals_frame_parse(
         return
     assert got == expected
     assert len(buffer) == left
+
+
+# --- whole messages read straight from a read's bytes (WireParser's fast path) --------------------------
+
+REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+RESPONSE = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+
+
+class _Recorder:
+    """Every observation as a comparable value; a one-frame message as the two it stands for."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    def on_request(self, request: RequestHead) -> None: ...
+    def on_response(self, response: ResponseHead) -> None: ...
+    def on_data_frame(self, frame: DataFrame) -> None:
+        self.seen.append(frame)
+
+    def on_message(self, message: Message) -> None:
+        payload = None if message.payload is None else bytes(message.payload)
+        self.seen.append(("message", message.direction, message.kind, message.size, payload))
+
+    def on_frame_message(
+        self, direction: Direction, kind: Literal["text", "binary"], size: int, payload: bytes | None
+    ) -> None:
+        self.on_data_frame(DataFrame(direction, size))
+        self.on_message(Message(direction, kind, size, payload))
+
+    def on_control(self, control: ControlFrame) -> None:
+        self.seen.append(control)
+
+    def on_close(self, close: CloseFrame) -> None:
+        self.seen.append(close)
+
+    def on_parse_error(self, error: ParseError) -> None:
+        self.seen.append(("parse error", error.direction, error.description))
+
+    def on_parser_full(self, full: ParserFull) -> None:
+        self.seen.append(full)
+
+
+DEFLATE = RESPONSE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+
+
+def _observed(stream: bytes, cuts: list[int], *, client: bool, payloads: bool, deflate: bool) -> list[object]:
+    recorder = _Recorder()
+    wire = WireParser(recorder, payloads=payloads)
+    wire.from_client(REQUEST)
+    wire.from_server(DEFLATE if deflate else RESPONSE)
+    feed = wire.from_client if client else wire.from_server
+    start = 0
+    for cut in [*sorted(set(cuts)), len(stream)]:
+        if cut > start:
+            feed(stream[start:cut])
+            start = cut
+    return recorder.seen
+
+
+payload_data = st.one_of(
+    st.binary(max_size=130),
+    st.text(max_size=40).map(str.encode),  # UTF-8, multi-byte too
+    st.sampled_from([b"\xc3\x28", b"ok\xff", b"\xe2\x82"]),  # not UTF-8
+    st.binary(min_size=200, max_size=400),  # a 16-bit length
+)
+stream_frames = st.tuples(
+    st.sampled_from([Opcode.TEXT, Opcode.TEXT, Opcode.BINARY, Opcode.CONT, Opcode.PING, Opcode.CLOSE]),
+    payload_data,
+    st.booleans() | st.just(True),  # FIN, mostly
+    st.sampled_from([(False, False, False)] * 6 + [(True, False, False), (False, False, True)]),
+    st.sampled_from([None] * 12 + [True]),  # now and then the wrong masking
+)
+
+
+def _compressed(data: bytes) -> bytes:
+    """``data`` as permessage-deflate sends a message (RFC 7692 §7.2.1), with a fresh context."""
+    compressor = zlib.compressobj(wbits=-15)
+    return (compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(stream_frames, max_size=8),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.lists(st.integers(min_value=0, max_value=3000), max_size=6),
+)
+def test_a_stream_cut_anywhere_reads_as_it_does_byte_by_byte(
+    frames_: list[tuple[Opcode, bytes, bool, tuple[bool, bool, bool], bool | None]],
+    client: bool,
+    payloads: bool,
+    deflate: bool,
+    cuts: list[int],
+) -> None:
+    """Whole frames in a read are read by the fast path, the rest (and everything fed a byte at a time)
+    by the generator: both must observe the same, errors and the bytes counted before them included.
+    With permessage-deflate negotiated, a frame with RSV1 carries its payload compressed (each with a
+    fresh context: the inflater's window is then wrong for some, which both paths must meet alike)."""
+    stream = b"".join(
+        _serialize(
+            opcode,
+            _compressed(data) if deflate and rsv[0] else data,
+            (fin, *rsv),
+            masked=client != bool(wrong),
+        )
+        for opcode, data, fin, rsv, wrong in frames_
+    )
+    options = {"client": client, "payloads": payloads, "deflate": deflate}
+    expected = _observed(stream, list(range(len(stream))), **options)
+    assert _observed(stream, cuts, **options) == expected
+    assert _observed(stream, [], **options) == expected

@@ -68,16 +68,16 @@ class DeliveryRules:
     value_min_chars: int = 4
 
 
-@dataclass(frozen=True)
-class Delivered:
+# The results are frozen msgspec structs, not frozen dataclasses: one is made per acknowledged message,
+# and a frozen dataclass took ten times as long to make (0.77 µs against 0.07).
+class Delivered(msgspec.Struct, frozen=True):
     message_id: str
     conn: str  # where the message was sent
     ms: float
     ack_conn: str = ""  # where its ack came back
 
 
-@dataclass(frozen=True)
-class Failed:
+class Failed(msgspec.Struct, frozen=True):
     message_id: str
     conn: str
     reason: str
@@ -86,7 +86,7 @@ class Failed:
 DeliveryResult = Delivered | Failed
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     conn: str
     mono: float
@@ -155,6 +155,7 @@ class DeliveryMatcher:
     _reasons: tuple[Path, ...] = field(init=False, repr=False)
     _success: Path = field(init=False, repr=False)
     _type: Path = field(init=False, repr=False)
+    _typed: bool = field(init=False, repr=False)  # whether the rules tell acks or requests by type
     _names_a_field: Callable[[bytes | bytearray], object] = field(init=False, repr=False)
     _id_keys: frozenset[str] = field(init=False, repr=False)
 
@@ -167,6 +168,7 @@ class DeliveryMatcher:
         self._reasons = _split(rules.reason_paths)
         self._success = tuple(rules.success_path.split("."))
         self._type = tuple(rules.type_path.split("."))
+        self._typed = bool(rules.ack_types or rules.request_types)
         # While no id is outstanding, a message that names none of the id or ack fields is skipped
         # before JSON parsing (while ids are outstanding, any JSON object may name one by value).
         keys = sorted({path[-1] for path in (*self._ids, *self._acks)})
@@ -185,25 +187,32 @@ class DeliveryMatcher:
         self, direction: str, conn: str, payload: bytes | bytearray | str, mono: float
     ) -> list[DeliveryResult]:
         """One text message seen at ``mono``; returns the deliveries it completes (by value, several)."""
+        rules = self.rules
+        acks_here = direction in rules.ack_directions
+        waits_here = direction in rules.pending_directions
+        if not (acks_here or waits_here):  # nothing sent this way is read: no need to parse it
+            return []
         raw = payload.encode() if isinstance(payload, str) else payload
-        by_value = self._may_pair_by_value(raw)
+        by_value = bool(self._pending) and rules.match_values and len(raw) <= rules.value_max_bytes
         if not by_value and not self._names_a_field(raw):
             return []
         message = _json_object(raw)
         if message is None:
             return []
-        rules = self.rules
-        is_ack = self._is_ack_type(message)
+        # The message's type, looked up once for both questions it answers (an ack? one that waits?).
+        kind = _lookup(message, self._type) if self._typed else None
+        ack_types = rules.ack_types
+        is_ack = not ack_types or (isinstance(kind, str) and kind in ack_types)
         ack_id = _first_id(message, self._acks) if is_ack else None
         if ack_id is not None:
             # An ack is never itself pending: acks often carry an id of their own.
-            if direction not in rules.ack_directions:
+            if not acks_here:
                 return []
             pending = self._pop(ack_id)
             if pending is not None:
                 return [self._result(ack_id, pending, (message,), conn, mono)]
             # An ack path naming no outstanding id (a session id, a forwarded copy): look further.
-        if by_value and is_ack and direction in rules.ack_directions:
+        if by_value and is_ack and acks_here:
             found = self._scan_values(message)
             if found:  # an ack, perhaps of several messages at once (a batch)
                 results: list[DeliveryResult] = []
@@ -212,14 +221,14 @@ class DeliveryMatcher:
                     if pending is not None:
                         results.append(self._result(message_id, pending, chain, conn, mono))
                 return results
-        if ack_id is None and direction in rules.pending_directions and self._wants_ack(message):
+        if ack_id is not None or not waits_here:
+            return []
+        request_types = rules.request_types
+        if not request_types or (isinstance(kind, str) and kind in request_types):
             message_id = _first_id(message, self._ids)
             if message_id is not None and message_id not in self._pending:
                 self._add(message_id, conn, mono)
         return []
-
-    def _may_pair_by_value(self, raw: bytes | bytearray) -> bool:
-        return bool(self._pending) and self.rules.match_values and len(raw) <= self.rules.value_max_bytes
 
     def _scan_values(self, message: dict[str, Any]) -> dict[str, Chain]:
         rules = self.rules
@@ -261,20 +270,6 @@ class DeliveryMatcher:
             else:
                 self.unconfirmed += 1
         return expired
-
-    def _is_ack_type(self, message: dict[str, Any]) -> bool:
-        types = self.rules.ack_types
-        if not types:
-            return True
-        value = _lookup(message, self._type)
-        return isinstance(value, str) and value in types
-
-    def _wants_ack(self, message: dict[str, Any]) -> bool:
-        types = self.rules.request_types
-        if not types:
-            return True
-        value = _lookup(message, self._type)
-        return isinstance(value, str) and value in types
 
     def _add(self, message_id: str, conn: str, mono: float) -> None:
         rules = self.rules
@@ -327,10 +322,12 @@ class DeliveryMatcher:
 
 
 def _json_object(payload: bytes | bytearray) -> dict[str, Any] | None:
-    # Most traffic that is not a JSON object is ruled out by its first character, without parsing.
-    stripped = payload.lstrip()
-    if not stripped or stripped[0] != 0x7B:  # "{"
-        return None
+    # Most traffic that is not a JSON object is ruled out by its first character, without parsing;
+    # most JSON starts with its "{" (looked at first: lstrip copies the payload).
+    if not payload.startswith(b"{"):
+        stripped = payload.lstrip()
+        if not stripped or stripped[0] != 0x7B:  # "{"
+            return None
     try:
         value = _decode_json(payload)
     except (msgspec.DecodeError, UnicodeDecodeError):

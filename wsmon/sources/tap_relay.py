@@ -15,7 +15,7 @@ import contextlib
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from wsmon.core import events as ev
 from wsmon.core.redact import redact_url
@@ -26,6 +26,7 @@ from wsmon.sources.wire import (
     CloseFrame,
     ControlFrame,
     DataFrame,
+    Direction,
     Message,
     ParseError,
     ParserFull,
@@ -42,6 +43,10 @@ MAX_EARLY_BYTES = 256 * 1024  # client bytes held while the upstream connection 
 UPSTREAM_CHECK_GRACE_S = 0.5  # after an abnormal end, before checking the upstream is still there
 HALF_OPEN_TIMEOUT_S = 30.0  # one side ended and the other never did: close both after this
 _SO_LINGER_RESET = struct.pack("ii", 1, 0)
+# The per-interval counts' keys ("text_in" …), made once rather than formatted per message.
+_TYPE_KEYS: dict[tuple[str, str], str] = {
+    (kind, direction): f"{kind}_{direction}" for kind in ("text", "binary") for direction in ("in", "out")
+}
 
 
 class ClientSide(asyncio.Protocol):
@@ -405,10 +410,22 @@ class TappedConnection:
     def on_message(self, message: Message) -> None:
         direction = message.direction
         self.msgs[direction] += 1
-        key = f"{message.kind}_{direction}"
+        key = _TYPE_KEYS[message.kind, direction]
         self.by_type[key] = self.by_type.get(key, 0) + 1
         if message.payload is not None:
             self.tap.message_seen(direction, self.conn_id, message.payload, self.mono)
+
+    def on_frame_message(
+        self, direction: Direction, kind: Literal["text", "binary"], size: int, payload: bytes | None
+    ) -> None:
+        """``on_data_frame`` then ``on_message`` in one: most messages come in one frame."""
+        self.bytes[direction] += size
+        self.msgs[direction] += 1
+        key = _TYPE_KEYS[kind, direction]
+        by_type = self.by_type
+        by_type[key] = by_type.get(key, 0) + 1
+        if payload is not None:
+            self.tap.message_seen(direction, self.conn_id, payload, self.mono)
 
     def on_control(self, control: ControlFrame) -> None:
         key = f"{control.kind}_{control.direction}"

@@ -115,8 +115,9 @@ class TapRelays:
         """A text message: paired here, or sent on to the session's matcher."""
         if self.matcher is not None:
             results = self.matcher.on_message(direction, conn, payload, mono)
-            for event in delivery_events(results, self.target):
-                self._sink(event)
+            if results:  # most messages complete nothing
+                for event in delivery_events(results, self.target):
+                    self._sink(event)
         else:
             raw = payload.encode() if isinstance(payload, str) else bytes(payload)
             self._sink(SeenMessage(direction, conn, raw, mono))
