@@ -1,11 +1,13 @@
 """The key=value shortcuts read what the general path reads.
 
-Two shortcuts (issue 13): ``vocab.key_values`` reads a line with no backslash with a pattern whose
-groups hold a quoted value's text without its quotes (no unquoting step), and ``lines._from_logfmt``
+The shortcuts (issue 13): ``vocab.key_values`` reads a line with no backslash with a pattern whose
+groups hold a quoted value's text without its quotes (no unquoting step); ``lines._from_logfmt``
 makes a one-line key=value line whose pairs say its message ready with fewer steps than
-``_from_text``. Each is compared with what it replaces: the pairs read one by one and unquoted after
-(``_key_values_escaped``), and the full path of the parser (no pre-filter, no memo, ``_from_text``'s
-general steps), on lines drawn from the characters and keys that decide the parse.
+``_from_text``, its crash words read from the scan's flags; and ``parser._quiet_pairs`` keeps a line
+no recogniser can make an event of, known by its keys and message, without the recognisers. Each is
+compared with what it replaces: the pairs read one by one and unquoted after (``_key_values_escaped``),
+and the full path of the parser (no pre-filter, no memo, ``_from_text``'s general steps, every
+recogniser), on lines drawn from the characters, words and keys that decide the parse.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import msgspec
 
 from wsmon.sources.logs import vocabulary as vocab
 from wsmon.sources.logs.memos import _kv_shape, _Shape, _shape_of, _Words, _words_seen
-from wsmon.sources.logs.scan import SECRET, Scanned
+from wsmon.sources.logs.scan import CRASHING, SECRET, Scanned, gate_open
 from wsmon.sources.logs.text import (
     _CARET,
     _ERROR_LINE,
@@ -210,7 +210,8 @@ def _from_logfmt(block: str, scanned: Scanned, lowered: str) -> _Line | None:
     if level is None:
         level = scanned[1] or "info"
     maskless = not scanned[0] & SECRET and "://" not in block and "\x1b" not in block
-    shape, crash = _kv_shape(flat, _SKIP_SAID), _crashed(lowered)
+    crash = gate_open(scanned[0], CRASHING, lowered) and _crashed(lowered)  # its words known from the scan
+    shape = _kv_shape(flat, _SKIP_SAID)
     return _Line(said, level, block, flat, _SKIP_SAID, crash=crash, shape=shape, maskless=maskless)
 
 

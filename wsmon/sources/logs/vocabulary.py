@@ -65,6 +65,7 @@ DELIVERED = quick(
     r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
 )
 CRASH = quick(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+CRASH_GATE = ("uncaught", "unhandled", "fatal", "panic")
 # Each regex above is tried only when one of its words is in the line: a substring test costs a
 # fraction of a regex scan, and most lines have none of them.
 STRONG_GATE = ("fail", "not", "unable", "undeliver", "unknown", "missing", "unregistered", "offline",
@@ -487,6 +488,7 @@ def _scalar_text(value: Any) -> str:
 __all__ = [
     "CLOSE",
     "CRASH",
+    "CRASH_GATE",
     "DELIVERED",
     "FAIL_STRONG",
     "FAIL_WEAK",
