@@ -350,7 +350,6 @@ def first_key_value(text: str) -> int:
 _PAIR_PARTS = (
     r"""([A-Za-z_@][\w.@-]*)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|'([^'\\]*(?:\\.[^'\\]*)*)'|([^\s"']\S*))"""
 )
-_KV_PARTS_FIRST = re.compile(_PAIR_PARTS)
 _KV_PARTS_AFTER_SPACE = re.compile(r"\s" + _PAIR_PARTS)
 
 
@@ -358,10 +357,8 @@ def key_values(text: str) -> dict[str, str]:
     """A line's key=value pairs, quoted values unquoted, at most MAX_FIELDS of them."""
     if "\\" in text:  # an escaped quote to undo, perhaps: the pairs as they are, then unquoted
         return _key_values_escaped(text)
-    first = _KV_PARTS_FIRST.match(text)
-    pairs = _KV_PARTS_AFTER_SPACE.findall(text, first.end()) if first else _KV_PARTS_AFTER_SPACE.findall(text)
-    if first:
-        pairs.insert(0, first.groups(""))
+    # A space before the line: a pair at its start follows a whitespace too (one findall, no match)
+    pairs = _KV_PARTS_AFTER_SPACE.findall(" " + text)
     if len(pairs) > MAX_FIELDS:
         return _key_values_escaped(text)  # the cap: the pairs one by one
     return {key: double or single or bare for key, double, single, bare in pairs}
