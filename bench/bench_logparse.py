@@ -225,7 +225,9 @@ def source_rate(lines: list[str], repeats: int) -> tuple[float, str]:
     best, out = 0.0, []
     for _ in range(repeats):
         out = []
-        reader = source._Lines(LogParser("server", still_clock), out.append)
+        # LogLines since the server's output is read through it too (e4c898a); _Lines before
+        lines_of = getattr(source, "LogLines", None) or getattr(source, "_Lines")  # noqa: B009
+        reader = lines_of(LogParser("server", still_clock), out.append)
         started = time.process_time()
         for chunk in chunks:
             reader.feed(chunk)

@@ -27,13 +27,14 @@ LEVEL = 8  # a level word, whole
 # The recognisers' gates (vocab.*_GATE: a pattern is searched only where one of its words is): a word
 # holding one of a gate's words of letters sets its bit; the gate's other words (with a space: "new ")
 # are looked for in the line by ``gate_open``, only when the bit is not set.
-STRONG, WEAK, CLOSING, OPENING, DELIVERED = 16, 32, 64, 128, 256
+STRONG, WEAK, CLOSING, OPENING, DELIVERED, CRASHING = 16, 32, 64, 128, 256, 512
 GATES = {
     STRONG: vocab.STRONG_GATE,
     WEAK: vocab.WEAK_GATE,
     CLOSING: vocab.CLOSE_GATE,
     OPENING: vocab.OPEN_GATE,
     DELIVERED: vocab.DELIVERED_GATE,
+    CRASHING: vocab.CRASH_GATE,
 }
 _WORD_GATES = tuple(
     (bit, tuple(word.encode() for word in words if re.fullmatch("[a-z]+", word)))

@@ -255,7 +255,7 @@ def recognise(text: str) -> str:
 
 
 def _crashed(lowered: str) -> bool:
-    return vocab.gated(vocab.CRASH, ("uncaught", "unhandled", "fatal", "panic"), lowered) is not None
+    return vocab.gated(vocab.CRASH, vocab.CRASH_GATE, lowered) is not None
 
 
 _TEXT_PEER = quick(

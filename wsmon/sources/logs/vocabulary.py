@@ -65,6 +65,7 @@ DELIVERED = quick(
     r"|\b(?:sent|forwarded|routed|relayed) (?:message|msg)\b|\backnowledged\b|\back(?:ed)? received\b"
 )
 CRASH = quick(r"uncaught ?exception|unhandled ?rejection|unhandled exception|\bfatal\b|\bpanic\b")
+CRASH_GATE = ("uncaught", "unhandled", "fatal", "panic")
 # Each regex above is tried only when one of its words is in the line: a substring test costs a
 # fraction of a regex scan, and most lines have none of them.
 STRONG_GATE = ("fail", "not", "unable", "undeliver", "unknown", "missing", "unregistered", "offline",
@@ -342,7 +343,29 @@ def first_key_value(text: str) -> int:
     return match.start() + 1 if match else -1
 
 
+# The same pairs with a quoted value's text inside its quotes as a group of its own: each pair is
+# (key, "-quoted text, '-quoted text, bare value), one of the three matched and the others empty, so
+# the value is the first one not empty and no value is unquoted afterwards: 0.6 µs less a line of
+# eight pairs than the dict and its unquoting loop. For lines with no backslash (no escape to undo).
+_PAIR_PARTS = (
+    r"""([A-Za-z_@][\w.@-]*)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|'([^'\\]*(?:\\.[^'\\]*)*)'|([^\s"']\S*))"""
+)
+_KV_PARTS_AFTER_SPACE = re.compile(r"\s" + _PAIR_PARTS)
+
+
 def key_values(text: str) -> dict[str, str]:
+    """A line's key=value pairs, quoted values unquoted, at most MAX_FIELDS of them."""
+    if "\\" in text:  # an escaped quote to undo, perhaps: the pairs as they are, then unquoted
+        return _key_values_escaped(text)
+    # A space before the line: a pair at its start follows a whitespace too (one findall, no match)
+    pairs = _KV_PARTS_AFTER_SPACE.findall(" " + text)
+    if len(pairs) > MAX_FIELDS:
+        return _key_values_escaped(text)  # the cap: the pairs one by one
+    return {key: double or single or bare for key, double, single, bare in pairs}
+
+
+def _key_values_escaped(text: str) -> dict[str, str]:
+    """``key_values`` of any line: the pairs with their quotes, unquoted after."""
     first = _KV_FIRST.match(text)
     # findall: the pairs in one call, no match object each (a key=value line has a dozen of them)
     pairs = _KV_AFTER_SPACE.findall(text, first.end()) if first else _KV_AFTER_SPACE.findall(text)
@@ -462,6 +485,7 @@ def _scalar_text(value: Any) -> str:
 __all__ = [
     "CLOSE",
     "CRASH",
+    "CRASH_GATE",
     "DELIVERED",
     "FAIL_STRONG",
     "FAIL_WEAK",
