@@ -13,6 +13,7 @@ import struct
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20
+_TCPDIAG_GETSOCK = 18  # the inet_diag request before sock_diag: TCP of every family at once
 _NLM_F_REQUEST_DUMP = 0x1 | 0x300
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _INET_DIAG_REQ_BYTECODE = 1
@@ -53,20 +54,42 @@ def tcp_states_netlink(port: int) -> dict[str, int] | None:
     try:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as sock:
             sock.settimeout(2.0)
-            for family in (socket.AF_INET, socket.AF_INET6):
-                # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a 48-byte sockid.
-                request = (
-                    struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _ALL_STATES) + bytes(48) + attr
-                )
-                header = struct.pack(
-                    "=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0
-                )
-                sock.send(header + request)
-                if not _read_dump(sock, counts):
-                    return None
+            if not (_compat_works and _dump_both_families(sock, attr, counts)):
+                counts.clear()
+                for family in (socket.AF_INET, socket.AF_INET6):
+                    if not _dump_family(sock, family, attr, counts):
+                        return None
     except OSError:
         return None
     return {STATE_NAMES.get(state, str(state)): n for state, n in counts.items()}
+
+
+# The kernel walks its whole established-socket hash for a dump (262,144 buckets on a 24 GiB machine),
+# however few sockets there are: ~1.5 ms a walk. A SOCK_DIAG_BY_FAMILY request walks it once per family;
+# the older TCPDIAG_GETSOCK request is answered with AF_UNSPEC, both families in one walk (3.5 → 1.3 ms a
+# sample here). Kept to the per-family requests once a kernel has refused it.
+_compat_works = True
+
+
+def _dump_both_families(sock: socket.socket, attr: bytes, counts: dict[int, int]) -> bool:
+    global _compat_works
+    # struct inet_diag_req (v1): family, src_len, dst_len, ext, a 48-byte sockid, states, dbs.
+    request = struct.pack("=BBBB", socket.AF_INET, 0, 0, 0) + bytes(48) + struct.pack("=II", _ALL_STATES, 0)
+    request += attr
+    header = struct.pack("=IHHII", 16 + len(request), _TCPDIAG_GETSOCK, _NLM_F_REQUEST_DUMP, 1, 0)
+    sock.send(header + request)
+    if _read_dump(sock, counts):
+        return True
+    _compat_works = False
+    return False
+
+
+def _dump_family(sock: socket.socket, family: int, attr: bytes, counts: dict[int, int]) -> bool:
+    # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a 48-byte sockid.
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _ALL_STATES) + bytes(48) + attr
+    header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0)
+    sock.send(header + request)
+    return _read_dump(sock, counts)
 
 
 def _read_dump(sock: socket.socket, counts: dict[int, int]) -> bool:
