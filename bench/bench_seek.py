@@ -47,6 +47,14 @@ def measure(path: Path, seeks: int, seed: int) -> None:
         engine.seek_time(target)
         warm.append(time.perf_counter() - started)
         assert engine.state.seq == engine.position
+    # → in a replay: seek_time a span ahead of the replay clock, from a random moment.
+    steps_ahead: dict[float, list[float]] = {1.0: [], 10.0: []}
+    for _ in range(max(5, seeks // 2)):
+        engine.seek_time(rng.uniform(first, max(first, last - 20)))
+        for span, times in steps_ahead.items():
+            started = time.perf_counter()
+            engine.seek_time(engine.clock + span)
+            times.append(time.perf_counter() - started)
     steps_back: list[float] = []
     for _ in range(5):
         started = time.perf_counter()
@@ -66,6 +74,7 @@ def measure(path: Path, seeks: int, seed: int) -> None:
         (f"seek_time, open recording ({len(warm)} random)", warm),
         (f"open + seek_time ({len(cold)} random)", cold),
         ("step back one event (5)", steps_back),
+        *((f"→ {span:g} s ahead of the clock ({len(times)})", times) for span, times in steps_ahead.items()),
     ):
         print(f"{name:44s} worst {_ms(max(times))}  median {_ms(statistics.median(times))}")
     verdict = "ok" if max(warm) <= 0.2 else "OVER"

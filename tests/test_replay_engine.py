@@ -77,6 +77,45 @@ def test_seek_seq_and_steps_equal_a_fresh_fold(recording: tuple[RecordingReader,
     assert engine.at_end and engine.step(+1) == 0
 
 
+def test_a_seek_ahead_with_no_keyframe_between_folds_on_from_the_state_shown(
+    recording: tuple[RecordingReader, list[ev.Event]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, events = recording
+    # Two keyframes in a row, far enough apart to step between them (the fixture writes one every 150
+    # events or so, at its 64-event flushes).
+    first = reader.keyframe_seq_at_or_before(1_000)
+    assert first is not None
+    second = next(n for n in range(first + 1, 2_001) if reader.keyframe_seq_at_or_before(n) != first)
+    assert second - first >= 100
+    engine = ReplayEngine(reader)
+    loaded: list[int] = []
+    load = reader.keyframe_at_or_before
+
+    def counted(seq: int) -> object:
+        loaded.append(seq)
+        return load(seq)
+
+    monkeypatch.setattr(reader, "keyframe_at_or_before", counted)
+    engine.seek_seq(first + 5)  # a keyframe lies between the start and here: it is read
+    assert loaded == [first + 5]
+    # Ahead, in steps that cross batches (64 events) but not the next keyframe: folded on, none read.
+    for n in (first + 6, first + 40, first + 90, second - 1):
+        engine.seek_seq(n)
+        assert engine.position == n and engine.state == fold(events[:n])
+        assert engine.clock == engine.state.last_mono
+    assert loaded == [first + 5]
+    engine.seek_seq(first + 50)  # back: from the keyframe, as before
+    assert loaded == [first + 5, first + 50] and engine.state == fold(events[: first + 50])
+    target = events[first + 70].mono  # → by a span, landing before the next keyframe
+    landing = next(i for i, e in enumerate(events) if e.mono > target)
+    assert first + 50 < landing < second
+    engine.seek_time(target)
+    assert engine.position == landing and engine.state == fold(events[:landing]) and engine.clock == target
+    assert loaded == [first + 5, first + 50]
+    engine.seek_seq(1_999)  # past the next keyframe: the keyframe is the shorter way
+    assert loaded[-1] == 1_999 and engine.state == fold(events[:1_999])
+
+
 def test_seek_time_applies_every_event_up_to_the_time_and_none_after(
     recording: tuple[RecordingReader, list[ev.Event]],
 ) -> None:

@@ -361,6 +361,17 @@ class RecordingReader:
 
     # --- states ----------------------------------------------------------------------------------
 
+    def keyframe_seq_at_or_before(self, seq: int) -> int | None:
+        """Where the latest keyframe at or before ``seq`` stands, without reading it; None if none is
+        (or the table cannot be read: a seek then folds, and says so)."""
+        try:
+            row = self._db.execute(
+                "SELECT seq FROM keyframes WHERE seq <= ? ORDER BY seq DESC LIMIT 1", (seq,)
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+        return row[0] if row is not None and type(row[0]) is int else None
+
     def keyframe_at_or_before(self, seq: int) -> Keyframe | None:
         """The latest readable keyframe at or before ``seq``; None if there is none."""
         limit = seq
