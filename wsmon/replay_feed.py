@@ -129,7 +129,8 @@ class ReplayFeed(ReplayControls):
         return self._span_s
 
     def step_time(self, direction: int) -> None:
-        """Pause, then seek ``span_s`` forward or back from the replay clock (keyframe, then fold)."""
+        """Pause, then seek ``span_s`` forward or back from the replay clock (keyframe, then fold; a step
+        ahead within a keyframe interval folds on from here)."""
         self.engine.paused = True
         self.engine.seek_time(self.engine.clock + (self._span_s if direction > 0 else -self._span_s))
 

@@ -2,7 +2,8 @@
 
 Pure and synchronous: the caller owns the clock and calls ``advance(elapsed)``; the engine moves its
 replay clock by ``elapsed * speed`` and applies every event up to it. Seeking rebuilds the State from
-the nearest keyframe, so a seek, a step back and a fresh fold of the same events give equal States.
+the nearest keyframe, or folds on from the State shown when the target is ahead with no keyframe
+between, so a seek, a step back and a fresh fold of the same events give equal States.
 """
 
 from __future__ import annotations
