@@ -5,7 +5,6 @@ messages a read holds, read straight from its bytes, are observed as the generat
 from __future__ import annotations
 
 import zlib
-from typing import Literal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,18 +12,8 @@ from websockets.exceptions import ProtocolError
 from websockets.frames import Frame, Opcode, apply_mask
 from websockets.streams import StreamReader
 
-from wsmon.sources.wire import (
-    CloseFrame,
-    ControlFrame,
-    DataFrame,
-    Direction,
-    Message,
-    ParseError,
-    ParserFull,
-    RequestHead,
-    ResponseHead,
-    WireParser,
-)
+from tests.test_wire import DEFLATE, REQUEST, RESPONSE, Recorder
+from wsmon.sources.wire import WireParser
 from wsmon.sources.wire.inplace import whole_frame
 
 MAX = 70_000
@@ -96,55 +85,9 @@ def test_in_place_equals_frame_parse(
 
 # --- whole messages read straight from a read's bytes (WireParser's fast path) --------------------------
 
-REQUEST = (
-    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
-RESPONSE = (
-    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-)
-
-
-class _Recorder:
-    """Every observation as a comparable value; a one-frame message as the two it stands for."""
-
-    def __init__(self) -> None:
-        self.seen: list[object] = []
-
-    def on_request(self, request: RequestHead) -> None: ...
-    def on_response(self, response: ResponseHead) -> None: ...
-    def on_data_frame(self, frame: DataFrame) -> None:
-        self.seen.append(frame)
-
-    def on_message(self, message: Message) -> None:
-        payload = None if message.payload is None else bytes(message.payload)
-        self.seen.append(("message", message.direction, message.kind, message.size, payload))
-
-    def on_frame_message(
-        self, direction: Direction, kind: Literal["text", "binary"], size: int, payload: bytes | None
-    ) -> None:
-        self.on_data_frame(DataFrame(direction, size))
-        self.on_message(Message(direction, kind, size, payload))
-
-    def on_control(self, control: ControlFrame) -> None:
-        self.seen.append(control)
-
-    def on_close(self, close: CloseFrame) -> None:
-        self.seen.append(close)
-
-    def on_parse_error(self, error: ParseError) -> None:
-        self.seen.append(("parse error", error.direction, error.description))
-
-    def on_parser_full(self, full: ParserFull) -> None:
-        self.seen.append(full)
-
-
-DEFLATE = RESPONSE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-
 
 def _observed(stream: bytes, cuts: list[int], *, client: bool, payloads: bool, deflate: bool) -> list[object]:
-    recorder = _Recorder()
+    recorder = Recorder()
     wire = WireParser(recorder, payloads=payloads)
     wire.from_client(REQUEST)
     wire.from_server(DEFLATE if deflate else RESPONSE)
