@@ -86,7 +86,7 @@ class ServerSource(Source):
             )
         )
         parser = LogParser(self.target, now, rules=self.rules)
-        # Our own pipes rather than asyncio's transports: read through GatheringPipe, a busy log costs
+        # Our own pipes rather than asyncio's transports: read through GatheringPipes, a busy log costs
         # one wake-up per gathered chunk instead of one per write (wsmon/sources/pipe_reader.py).
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
@@ -125,9 +125,10 @@ class ServerSource(Source):
             stopped_watch.cancel()
             # Readers end before their fds close: a closed fd's number can be reused at once, and a
             # reader still waiting on it would then remove someone else's.
+            # asyncio.wait, not await: a reader that failed has said so through the wait_for above, and
+            # must not skip the closing and stopping below.
             readers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await readers
+            await asyncio.wait((readers,))
             pipes.close()
             if self.process.returncode is None:
                 await self.stop()
