@@ -68,9 +68,9 @@ PANELS: dict[str, tuple[str, str]] = {
     "9": ("#trends", "Trends"),  # shown only maximised
 }
 # Frames a second. Live, once a second, as top (3 s), htop (1.5 s) and Dolphie (1 s) do: drawing is most
-# of what the dashboard costs, and a live table changing twice a second cost 1.6 % of a core at 50
-# clients (docs/performance.md). A replay's steps and seeks are the user's own: they draw twice as often.
-# Keys draw at once either way.
+# of what the dashboard costs (1.6 % of a core at 50 clients, live against paused), and a second table
+# frame a second was 0.9 of it (docs/performance.md). A replay's steps and seeks are the user's own:
+# they draw twice as often. Keys draw at once either way.
 LIVE_REFRESH_HZ = 1.0
 REPLAY_REFRESH_HZ = 2.0
 # The figures and the log tail are redrawn once a second whatever the frame rate; the table every frame.
@@ -251,9 +251,8 @@ class WsmonApp(ReplayActions):
         # in a real terminal, docs/performance.md), and a frame that changes nothing costs nothing.
         self._ticks += 1
         try:
-            self.refresh_from_state(
-                figures=self._ticks % self._figures_every == 0, logs=self._ticks % self._figures_every == 0
-            )
+            due = self._ticks % self._figures_every == 0
+            self.refresh_from_state(figures=due, logs=due)
         except NoMatches:
             # Closing: Textual removes the screen's widgets before it stops the app's timers, and a tick
             # can fall between (seen at 10 frames a second in tests/test_follow.py).
