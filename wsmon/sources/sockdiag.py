@@ -75,10 +75,7 @@ def _dump_both_families(sock: socket.socket, attr: bytes, counts: dict[int, int]
     global _compat_works
     # struct inet_diag_req (v1): family, src_len, dst_len, ext, a 48-byte sockid, states, dbs.
     request = struct.pack("=BBBB", socket.AF_INET, 0, 0, 0) + bytes(48) + struct.pack("=II", _ALL_STATES, 0)
-    request += attr
-    header = struct.pack("=IHHII", 16 + len(request), _TCPDIAG_GETSOCK, _NLM_F_REQUEST_DUMP, 1, 0)
-    sock.send(header + request)
-    if _read_dump(sock, counts):
+    if _dump(sock, _TCPDIAG_GETSOCK, request + attr, counts):
         return True
     _compat_works = False
     return False
@@ -86,9 +83,13 @@ def _dump_both_families(sock: socket.socket, attr: bytes, counts: dict[int, int]
 
 def _dump_family(sock: socket.socket, family: int, attr: bytes, counts: dict[int, int]) -> bool:
     # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a 48-byte sockid.
-    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _ALL_STATES) + bytes(48) + attr
-    header = struct.pack("=IHHII", 16 + len(request), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0)
-    sock.send(header + request)
+    request = struct.pack("=BBBBI", family, socket.IPPROTO_TCP, 0, 0, _ALL_STATES) + bytes(48)
+    return _dump(sock, _SOCK_DIAG_BY_FAMILY, request + attr, counts)
+
+
+def _dump(sock: socket.socket, kind: int, request: bytes, counts: dict[int, int]) -> bool:
+    """One dump request of this netlink message ``kind``, its sockets' states counted."""
+    sock.send(struct.pack("=IHHII", 16 + len(request), kind, _NLM_F_REQUEST_DUMP, 1, 0) + request)
     return _read_dump(sock, counts)
 
 
