@@ -330,14 +330,19 @@ def main(args: argparse.Namespace) -> None:
             f"Load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
     finally:
-        for process in [server, *(p for p, _port in started.values())]:
-            process.terminate()
-        for process in [server, *(p for p, _port in started.values())]:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all([server, *(p for p, _port in started.values())])
+
+
+def stop_all(processes: list[subprocess.Popen[Any]]) -> None:
+    """SIGTERM to each, then SIGKILL to those still there after 5 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def run_loop(main_coroutine: Any, uvloop: bool) -> None:

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench_tap import Tree, spawn
+from bench_tap import Tree, spawn, stop_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,13 +108,7 @@ def main() -> None:
                 results[name].append(measure(route_port, Tree(process.pid), args))
                 print(f"  round {index + 1}, {name}: {results[name][-1]['all']:.1f} %", flush=True)
     finally:
-        for process in [server, *(p for p, _port in started.values())]:
-            process.terminate()
-        for process in [server, *(p for p, _port in started.values())]:
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_all([server, *(p for p, _port in started.values())])
     print()
     print(f"steady {args.clients} × {args.rate:g} msg/s through each route, % of one core", end="")
     print(f" (median of {args.rounds})")
