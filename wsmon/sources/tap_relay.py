@@ -408,15 +408,15 @@ class TappedConnection:
         self.bytes[frame.direction] += frame.size
 
     def on_message(self, message: Message) -> None:
-        direction = message.direction
-        self.msgs[direction] += 1
-        key = _TYPE_KEYS[message.kind, direction]
-        self.by_type[key] = self.by_type.get(key, 0) + 1
-        if message.payload is not None:
-            self.tap.message_seen(direction, self.conn_id, message.payload, self.mono)
+        # A fragmented message: its bytes were counted frame by frame (on_data_frame), none added here.
+        self.on_frame_message(message.direction, message.kind, 0, message.payload)
 
     def on_frame_message(
-        self, direction: Direction, kind: Literal["text", "binary"], size: int, payload: bytes | None
+        self,
+        direction: Direction,
+        kind: Literal["text", "binary"],
+        size: int,
+        payload: bytes | bytearray | None,
     ) -> None:
         """``on_data_frame`` then ``on_message`` in one: most messages come in one frame."""
         self.bytes[direction] += size
