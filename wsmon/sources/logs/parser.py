@@ -56,6 +56,8 @@ from wsmon.sources.logs.memos import (
     _chatter_kept,
     _quiet,
     _remember,
+    _Shape,
+    _Words,
 )
 from wsmon.sources.logs.rules import Rule
 from wsmon.sources.logs.scan import scan as scan_words
@@ -215,12 +217,7 @@ class LogParser:
         line with its keys and message, whatever the values (known once per keys and message), it is
         kept as a log line at once; otherwise it goes through the recognisers."""
         flat, shape, message, level, words = _record_parts(record)
-        quiet = shape.quiet.get(message)
-        if quiet is None:
-            quiet = _quiet(shape, words)
-            if len(message) <= _MEMO_MAX_CHARS:
-                _remember(shape.quiet, message, quiet)
-        if not quiet:
+        if not _quiet_memo(shape, message, words):
             line = _Line(message, level, message, flat, shape.skip, record, words.crashed, shape=shape,
                          lowered=words.lowered, _words=words)  # fmt: skip
             return self._recognise(line, wall, mono)
@@ -439,7 +436,11 @@ def _quiet_pairs(line: _Line) -> bool:
     words = line.words
     if line.crash != words.crashed:
         return False
-    message = line.message
+    return _quiet_memo(shape, line.message, words)
+
+
+def _quiet_memo(shape: _Shape, message: str, words: _Words) -> bool:
+    """``memos._quiet`` for these keys and this message, remembered in the shape (short messages)."""
     quiet = shape.quiet.get(message)
     if quiet is None:
         quiet = _quiet(shape, words)
